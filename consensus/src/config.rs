@@ -1,0 +1,187 @@
+//! Configuration of one consensus instance.
+
+use hotledger_crypto::{Digest, KeyPair};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ConsensusError, Result};
+use crate::types::{BlockInfo, QuorumCert};
+use crate::validators::ValidatorSet;
+
+/// Protocol parameters that every validator of a chain must share (they come from genesis).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Params {
+    /// Round timeout before any backoff, in milliseconds.
+    pub base_timeout_ms: u64,
+    /// The timeout doubles for each round without a QC, up to `2^max_backoff_exponent` times.
+    pub max_backoff_exponent: u32,
+    /// Largest payload a block may carry, in bytes.
+    pub max_payload_bytes: usize,
+    /// How far (ms) a block timestamp may run ahead of the receiver's clock.
+    pub max_clock_skew_ms: u64,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            base_timeout_ms: 1_000,
+            max_backoff_exponent: 6,
+            max_payload_bytes: 4 * 1024 * 1024,
+            max_clock_skew_ms: 10_000,
+        }
+    }
+}
+
+impl Params {
+    /// Names the first field that is out of range.
+    pub fn validate(&self) -> Result<()> {
+        if self.base_timeout_ms == 0 || self.base_timeout_ms > 600_000 {
+            return Err(ConsensusError::InvalidConfig(format!(
+                "base_timeout_ms = {} must be in 1..=600000",
+                self.base_timeout_ms
+            )));
+        }
+        if self.max_backoff_exponent > 16 {
+            return Err(ConsensusError::InvalidConfig(format!(
+                "max_backoff_exponent = {} must be at most 16",
+                self.max_backoff_exponent
+            )));
+        }
+        if self.max_payload_bytes == 0 || self.max_payload_bytes > 64 * 1024 * 1024 {
+            return Err(ConsensusError::InvalidConfig(format!(
+                "max_payload_bytes = {} must be in 1..=67108864",
+                self.max_payload_bytes
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Local resource bounds: how much a peer can make this node hold.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Messages for rounds more than this far ahead, without a certificate, are rejected.
+    pub max_round_ahead: u64,
+    /// Uncommitted blocks held in memory (certified chain plus forks).
+    pub max_pending_blocks: usize,
+    /// Blocks held while their ancestors are being fetched.
+    pub max_orphan_blocks: usize,
+    /// Most blocks asked for, or served, in one block request.
+    pub max_blocks_per_request: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_round_ahead: 1_000,
+            max_pending_blocks: 10_000,
+            max_orphan_blocks: 256,
+            max_blocks_per_request: 64,
+        }
+    }
+}
+
+impl Limits {
+    pub fn validate(&self) -> Result<()> {
+        let checks: [(&str, u64); 4] = [
+            ("max_round_ahead", self.max_round_ahead),
+            ("max_pending_blocks", self.max_pending_blocks as u64),
+            ("max_orphan_blocks", self.max_orphan_blocks as u64),
+            ("max_blocks_per_request", u64::from(self.max_blocks_per_request)),
+        ];
+        for (name, value) in checks {
+            if value == 0 {
+                return Err(ConsensusError::InvalidConfig(format!("{name} must be positive")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A safety rule that the simulator may switch off to prove its checkers notice. Settable only
+/// with the `fault-injection` feature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DisabledRule {
+    /// Vote or time out without the round having to increase.
+    RoundIncrease,
+    /// Vote for a block without the 2-chain extension check.
+    VoteExtension,
+}
+
+/// Everything a consensus instance needs to start.
+#[derive(Debug)]
+pub struct Config {
+    /// Binds every signature to this chain.
+    pub chain_id: String,
+    /// The genesis block every chain starts from (round 0, height 0).
+    pub genesis: BlockInfo,
+    pub validators: ValidatorSet,
+    /// This node's key; `None` for a non-validating observer.
+    pub key: Option<KeyPair>,
+    pub params: Params,
+    pub limits: Limits,
+    #[cfg(feature = "fault-injection")]
+    pub disabled_rule: Option<DisabledRule>,
+}
+
+impl Config {
+    /// A config with default parameters and limits.
+    pub fn new(
+        chain_id: impl Into<String>,
+        genesis: BlockInfo,
+        validators: ValidatorSet,
+        key: Option<KeyPair>,
+    ) -> Self {
+        Config {
+            chain_id: chain_id.into(),
+            genesis,
+            validators,
+            key,
+            params: Params::default(),
+            limits: Limits::default(),
+            #[cfg(feature = "fault-injection")]
+            disabled_rule: None,
+        }
+    }
+
+    /// The genesis block header for a chain whose genesis document hashes to `genesis_hash`.
+    pub fn genesis_block(genesis_hash: Digest, genesis_time_ms: u64) -> BlockInfo {
+        BlockInfo {
+            id: genesis_hash,
+            round: 0,
+            height: 0,
+            timestamp_ms: genesis_time_ms,
+        }
+    }
+
+    /// The certificate of the genesis block.
+    pub fn genesis_qc(&self) -> QuorumCert {
+        QuorumCert::genesis(self.genesis)
+    }
+
+    /// Checks every field; the error names the one at fault.
+    pub fn validate(&self) -> Result<()> {
+        if self.chain_id.is_empty() || self.chain_id.len() > 64 {
+            return Err(ConsensusError::InvalidConfig(format!(
+                "chain_id {:?} must be 1 to 64 bytes",
+                self.chain_id
+            )));
+        }
+        if self.genesis.round != 0 || self.genesis.height != 0 {
+            return Err(ConsensusError::InvalidConfig(
+                "genesis block must have round 0 and height 0".into(),
+            ));
+        }
+        if let Some(key) = &self.key {
+            if !self.validators.contains(&key.public()) {
+                return Err(ConsensusError::InvalidConfig(format!(
+                    "this node's key {} is not in the validator set",
+                    key.public()
+                )));
+            }
+        }
+        self.params.validate()?;
+        self.limits.validate()
+    }
+}

@@ -1,0 +1,817 @@
+//! The consensus state machine: events in, actions out.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use hotledger_crypto::{Digest, PublicKey, Signature};
+
+use crate::block_tree::{BlockTree, Inserted};
+use crate::collect::{TimeoutCollector, TimeoutOutcome, VoteCollector, VoteOutcome};
+use crate::config::{Config, Limits, Params};
+use crate::error::{ConsensusError, Result};
+use crate::safety::{SafetyData, SafetyRules};
+use crate::types::{
+    Block, BlockInfo, BlockRequest, BlockResponse, Commit, Evidence, Height, Message, Proposal,
+    QuorumCert, Round, TimeoutCert, TimeoutMsg, Vote,
+};
+use crate::validators::ValidatorSet;
+use crate::verify::Verifier;
+
+/// An input to the core. Time is passed with every event (`Consensus::handle`'s `now_ms`).
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Begin: enter the first round and arm its timer. Call once after `Consensus::new`.
+    Start,
+    /// A message from validator `from` (the transport authenticated the sender).
+    Message { from: PublicKey, message: Message },
+    /// The timer armed by `Action::ScheduleTimeout { round, .. }` fired.
+    TimeoutFired { round: Round },
+    /// The payload asked for by `Action::RequestPayload { round, .. }`.
+    PayloadReady { round: Round, payload: Vec<u8> },
+}
+
+/// An output of the core, to be carried out **in order**.
+///
+/// # Contract: persist before send
+/// `PersistSafety` must be durable (synced to disk) before any later action of the same batch is
+/// carried out. The core places it before every `Send`/`Broadcast` of a vote, timeout or proposal
+/// signed under the new safety data, so executing actions in order is enough to guarantee that a
+/// crash can never lead this node to sign two conflicting messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Durably store the safety data; the node restarts from it.
+    PersistSafety(SafetyData),
+    /// Send to one validator.
+    Send { to: PublicKey, message: Message },
+    /// Send to every other validator.
+    Broadcast(Message),
+    /// Arm a timer; answer with `Event::TimeoutFired { round }` after `after_ms`, unless the
+    /// round has been left (stale timers are ignored, so cancelling is optional).
+    ScheduleTimeout { round: Round, after_ms: u64 },
+    /// This node leads `round`: build a payload extending `parent` and answer with
+    /// `Event::PayloadReady`.
+    RequestPayload { round: Round, parent: BlockInfo },
+    /// Answer a peer's block request: send `Message::BlockResponse` with the blocks returned by
+    /// `Consensus::collect_chain(id, count, committed_lookup)`.
+    ServeBlocks { to: PublicKey, id: Digest, count: u32 },
+    /// Blocks are final; apply them in order and store them (atomically).
+    Commit(Commit),
+    /// A validator signed two conflicting messages.
+    ReportMisbehaviour(Evidence),
+}
+
+/// What the node restarts from: its safety data and the last block it committed.
+#[derive(Debug, Clone)]
+pub struct Recovery {
+    pub safety: SafetyData,
+    /// The last committed block (the genesis block on first start).
+    pub root: BlockInfo,
+    /// A QC that certifies `root` or a child of it (the genesis QC, or the last commit proof).
+    pub root_qc: QuorumCert,
+}
+
+impl Recovery {
+    /// First start of a chain.
+    pub fn genesis(config: &Config) -> Self {
+        Recovery {
+            safety: SafetyData::default(),
+            root: config.genesis,
+            root_qc: config.genesis_qc(),
+        }
+    }
+}
+
+/// Counters a host may export as metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub proposals_made: u64,
+    pub votes_sent: u64,
+    pub timeouts_sent: u64,
+    pub qcs_formed: u64,
+    pub tcs_formed: u64,
+    pub blocks_committed: u64,
+    pub rejected_messages: u64,
+}
+
+/// One validator's (or observer's) consensus state. See the crate docs for the protocol.
+#[derive(Debug)]
+pub struct Consensus {
+    chain_id: String,
+    genesis: BlockInfo,
+    validators: ValidatorSet,
+    params: Params,
+    limits: Limits,
+    safety: Option<SafetyRules>,
+    me: Option<PublicKey>,
+    tree: BlockTree,
+    round: Round,
+    high_qc: QuorumCert,
+    high_tc: Option<TimeoutCert>,
+    /// Verified QCs of blocks above the root, by block id (so each QC is verified once).
+    certified: HashMap<Digest, QuorumCert>,
+    /// The highest consecutive QC seen: its parent is committed once the chain to it is local.
+    commit_candidate: Option<QuorumCert>,
+    votes: VoteCollector,
+    timeouts: TimeoutCollector,
+    /// Signed proposal headers seen per round, for equivocation evidence.
+    proposals_seen: BTreeMap<Round, HashMap<PublicKey, (Height, Digest, Signature)>>,
+    /// Proposals for the current round waiting for their parent; voted on when it arrives.
+    awaiting_parent: BTreeMap<Round, (Digest, Option<TimeoutCert>)>,
+    /// Blocks asked for and not yet received.
+    requested: HashSet<Digest>,
+    /// The round whose payload was requested (leaders only).
+    payload_round: Option<Round>,
+    now_ms: u64,
+    stats: Stats,
+}
+
+impl Consensus {
+    /// Builds a consensus instance from validated config and recovery data.
+    pub fn new(config: Config, recovery: Recovery) -> Result<Self> {
+        config.validate()?;
+        let rb = &recovery.root_qc.data;
+        if rb.block.id != recovery.root.id && rb.parent.id != recovery.root.id {
+            return Err(ConsensusError::InvalidConfig(
+                "recovery root QC certifies neither the root nor its child".into(),
+            ));
+        }
+        let me = config.key.as_ref().map(|k| k.public());
+        let mut high_qc = recovery.root_qc.clone();
+        if let Some(qc) = &recovery.safety.high_qc {
+            if qc.round() > high_qc.round() {
+                high_qc = qc.clone();
+            }
+        }
+        let high_tc = recovery.safety.high_tc.clone();
+        #[allow(unused_mut)]
+        let mut safety = config
+            .key
+            .map(|key| SafetyRules::new(key, config.chain_id.clone(), recovery.safety));
+        #[cfg(feature = "fault-injection")]
+        if let Some(s) = safety.as_mut() {
+            s.disable(config.disabled_rule);
+        }
+        let tree = BlockTree::new(
+            recovery.root,
+            config.limits.max_pending_blocks,
+            config.limits.max_orphan_blocks,
+        );
+        let mut certified = HashMap::new();
+        certified.insert(high_qc.data.block.id, high_qc.clone());
+        Ok(Consensus {
+            chain_id: config.chain_id,
+            genesis: config.genesis,
+            validators: config.validators,
+            params: config.params,
+            limits: config.limits,
+            safety,
+            me,
+            tree,
+            round: 0,
+            high_qc,
+            high_tc,
+            certified,
+            commit_candidate: None,
+            votes: VoteCollector::default(),
+            timeouts: TimeoutCollector::default(),
+            proposals_seen: BTreeMap::new(),
+            awaiting_parent: BTreeMap::new(),
+            requested: HashSet::new(),
+            payload_round: None,
+            now_ms: 0,
+            stats: Stats::default(),
+        })
+    }
+
+    // ---- read-only views ----------------------------------------------------------------
+
+    pub fn round(&self) -> Round {
+        self.round
+    }
+
+    /// The last committed block.
+    pub fn committed(&self) -> &BlockInfo {
+        self.tree.root()
+    }
+
+    pub fn high_qc(&self) -> &QuorumCert {
+        &self.high_qc
+    }
+
+    pub fn high_tc(&self) -> Option<&TimeoutCert> {
+        self.high_tc.as_ref()
+    }
+
+    pub fn validators(&self) -> &ValidatorSet {
+        &self.validators
+    }
+
+    pub fn safety_data(&self) -> Option<&SafetyData> {
+        self.safety.as_ref().map(SafetyRules::data)
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// An uncommitted block held in memory.
+    pub fn block(&self, id: &Digest) -> Option<&Block> {
+        self.tree.get(id)
+    }
+
+    /// Number of uncommitted blocks and orphans held (for bounds checks and metrics).
+    pub fn pending_blocks(&self) -> (usize, usize) {
+        (self.tree.len(), self.tree.orphan_count())
+    }
+
+    /// Blocks for a `ServeBlocks` action: `id` and its ancestors, newest first, from memory or
+    /// from `committed` (the host's store), at most `count`.
+    pub fn collect_chain(
+        &self,
+        id: &Digest,
+        count: u32,
+        committed: impl Fn(&Digest) -> Option<Block>,
+    ) -> Vec<Block> {
+        let count = count.min(self.limits.max_blocks_per_request) as usize;
+        self.tree.collect_chain(id, count, committed)
+    }
+
+    fn verifier(&self) -> Verifier<'_> {
+        Verifier {
+            chain_id: &self.chain_id,
+            genesis: &self.genesis,
+            validators: &self.validators,
+        }
+    }
+
+    // ---- the event loop ------------------------------------------------------------------
+
+    /// Feeds one event at local time `now_ms`; returns the actions to carry out, in order.
+    ///
+    /// A rejected message yields `Err` and changes nothing that matters for safety; the host
+    /// logs it and may penalise the sender.
+    pub fn handle(&mut self, now_ms: u64, event: Event) -> Result<Vec<Action>> {
+        self.now_ms = self.now_ms.max(now_ms);
+        let mut out = Vec::new();
+        let result = match event {
+            Event::Start => {
+                let first = self.entry_round()?;
+                self.enter_round(first, &mut out);
+                // A restarted node re-sends the vote of the round it stopped in.
+                self.resend_last_vote(&mut out);
+                Ok(())
+            }
+            Event::Message { from, message } => self.on_message(from, message, &mut out),
+            Event::TimeoutFired { round } => self.on_timer(round, &mut out),
+            Event::PayloadReady { round, payload } => self.on_payload(round, payload, &mut out),
+        };
+        if result.is_err() {
+            self.stats.rejected_messages += 1;
+        }
+        result.map(|()| out)
+    }
+
+    fn entry_round(&self) -> Result<Round> {
+        let qc_next = self
+            .high_qc
+            .round()
+            .checked_add(1)
+            .ok_or(ConsensusError::Overflow)?;
+        let tc_next = match &self.high_tc {
+            Some(tc) => tc.round.checked_add(1).ok_or(ConsensusError::Overflow)?,
+            None => 0,
+        };
+        Ok(qc_next.max(tc_next))
+    }
+
+    fn resend_last_vote(&self, out: &mut Vec<Action>) {
+        let Some(vote) = self.safety_data().and_then(|s| s.last_vote.clone()) else {
+            return;
+        };
+        if vote.round() == self.round {
+            if let Some(next) = vote.round().checked_add(1) {
+                let to = self.validators.leader(next);
+                out.push(Action::Send {
+                    to,
+                    message: Message::Vote(vote),
+                });
+            }
+        }
+    }
+
+    fn on_message(&mut self, from: PublicKey, message: Message, out: &mut Vec<Action>) -> Result<()> {
+        match message {
+            Message::Proposal(p) => self.on_proposal(from, p, out),
+            Message::Vote(v) => self.on_vote(v, out),
+            Message::Timeout(t) => self.on_timeout(from, t, out),
+            Message::BlockRequest(r) => self.on_block_request(from, r, out),
+            Message::BlockResponse(r) => self.on_block_response(from, r, out),
+        }
+    }
+
+    /// Rejects rounds more than `max_round_ahead` beyond ours.
+    fn check_not_too_far(&self, round: Round) -> Result<()> {
+        if round > self.round.saturating_add(self.limits.max_round_ahead) {
+            return Err(ConsensusError::RoundTooFarAhead {
+                round,
+                current: self.round,
+            });
+        }
+        Ok(())
+    }
+
+    // ---- certificates --------------------------------------------------------------------
+
+    /// Verifies a QC unless its vote data is already known certified.
+    fn verify_qc_once(&self, qc: &QuorumCert) -> Result<()> {
+        if self.certified.get(&qc.data.block.id).map(|q| &q.data) == Some(&qc.data)
+            || (qc.data.block.id == self.tree.root().id && qc.data.block.round == self.tree.root().round)
+        {
+            return Ok(());
+        }
+        self.verifier().verify_qc(qc)
+    }
+
+    /// Verifies a TC (and its high QC) unless we already hold a TC for its round or later.
+    fn verify_tc_once(&self, tc: &TimeoutCert) -> Result<bool> {
+        if self.high_tc.as_ref().is_some_and(|h| h.round >= tc.round) {
+            return Ok(false);
+        }
+        self.verifier().verify_tc_signatures(tc)?;
+        self.verify_qc_once(&tc.high_qc)?;
+        Ok(true)
+    }
+
+    /// Takes a verified QC into account: high QC, commit candidate, round, block fetch.
+    fn process_qc(&mut self, qc: &QuorumCert, from: Option<PublicKey>, out: &mut Vec<Action>) {
+        let root = *self.tree.root();
+        if qc.data.block.height > root.height {
+            self.certified
+                .entry(qc.data.block.id)
+                .or_insert_with(|| qc.clone());
+            if qc.data.is_consecutive()
+                && qc.data.parent.height > root.height
+                && self
+                    .commit_candidate
+                    .as_ref()
+                    .is_none_or(|c| c.data.parent.height < qc.data.parent.height)
+            {
+                self.commit_candidate = Some(qc.clone());
+            }
+            if !self.tree.contains(&qc.data.block.id) {
+                if let Some(peer) = from {
+                    self.request_block(peer, qc.data.block.id, out);
+                }
+            }
+        }
+        if qc.round() > self.high_qc.round() {
+            self.high_qc = qc.clone();
+        }
+        if let Some(next) = qc.round().checked_add(1) {
+            self.enter_round(next, out);
+        }
+        self.try_commit(out);
+    }
+
+    fn process_tc(&mut self, tc: TimeoutCert, out: &mut Vec<Action>) {
+        let next = tc.round.checked_add(1);
+        if self.high_tc.as_ref().is_none_or(|h| h.round < tc.round) {
+            self.high_tc = Some(tc);
+        }
+        if let Some(next) = next {
+            self.enter_round(next, out);
+        }
+    }
+
+    /// Commits the candidate's parent and everything below it, once the chain is local
+    /// (2-chain rule: a certified block whose parent is one round below commits the parent).
+    fn try_commit(&mut self, out: &mut Vec<Action>) {
+        let Some(candidate) = &self.commit_candidate else {
+            return;
+        };
+        if candidate.data.parent.height <= self.tree.root().height {
+            self.commit_candidate = None;
+            return;
+        }
+        let Some(blocks) = self.tree.commit(&candidate.data.parent.id) else {
+            return; // the chain to the root is not local yet; fetched blocks retry this
+        };
+        let Some(proof) = self.commit_candidate.take() else {
+            return;
+        };
+        let root_height = self.tree.root().height;
+        self.certified.retain(|_, q| q.data.block.height > root_height);
+        self.stats.blocks_committed += blocks.len() as u64;
+        out.push(Action::Commit(Commit { blocks, proof }));
+    }
+
+    // ---- rounds and the pacemaker ----------------------------------------------------------
+
+    /// The timeout for the current round: doubled for every round since the last QC.
+    fn round_timeout_ms(&self) -> u64 {
+        let since_qc = self
+            .round
+            .saturating_sub(self.high_qc.round().saturating_add(1));
+        let exp = since_qc.min(u64::from(self.params.max_backoff_exponent)) as u32;
+        self.params
+            .base_timeout_ms
+            .saturating_mul(1u64.checked_shl(exp).unwrap_or(u64::MAX))
+    }
+
+    /// Moves to `round` if it is ahead: arms the timer, prunes, and asks for a payload if we lead.
+    fn enter_round(&mut self, round: Round, out: &mut Vec<Action>) {
+        if round <= self.round {
+            return;
+        }
+        self.round = round;
+        let keep_from = round.saturating_sub(1);
+        self.votes.prune_below(keep_from);
+        self.timeouts.prune_below(round);
+        self.proposals_seen = self.proposals_seen.split_off(&keep_from);
+        self.awaiting_parent = self.awaiting_parent.split_off(&round);
+        self.requested.clear();
+        out.push(Action::ScheduleTimeout {
+            round,
+            after_ms: self.round_timeout_ms(),
+        });
+        if self.me.is_some() && self.me == Some(self.validators.leader(round)) {
+            self.payload_round = Some(round);
+            out.push(Action::RequestPayload {
+                round,
+                parent: *self.high_qc.block(),
+            });
+        }
+    }
+
+    fn on_timer(&mut self, round: Round, out: &mut Vec<Action>) -> Result<()> {
+        if round != self.round {
+            return Ok(()); // stale timer
+        }
+        self.local_timeout(out)?;
+        out.push(Action::ScheduleTimeout {
+            round,
+            after_ms: self.round_timeout_ms(),
+        });
+        Ok(())
+    }
+
+    /// Signs (or re-sends) a timeout for the current round, persists, broadcasts, and counts it.
+    fn local_timeout(&mut self, out: &mut Vec<Action>) -> Result<()> {
+        let round = self.round;
+        let last_tc = self.high_tc.clone().filter(|tc| tc.round.checked_add(1) == Some(round));
+        let high_qc = self.high_qc.clone();
+        let Some(safety) = self.safety.as_mut() else {
+            return Ok(()); // observers do not time out
+        };
+        safety.record_certificates(&high_qc, self.high_tc.as_ref());
+        let timeout = safety.timeout(round, &high_qc, last_tc.as_ref())?;
+        out.push(Action::PersistSafety(safety.data().clone()));
+        out.push(Action::Broadcast(Message::Timeout(timeout.clone())));
+        self.stats.timeouts_sent += 1;
+        self.count_timeout(&timeout, out);
+        Ok(())
+    }
+
+    /// Adds a verified timeout to the collector; forms a TC, or joins a timeout that f+1 started.
+    fn count_timeout(&mut self, t: &TimeoutMsg, out: &mut Vec<Action>) {
+        let Ok(power) = self.validators.power(&t.author) else {
+            return;
+        };
+        match self.timeouts.add(t, power, self.validators.quorum()) {
+            TimeoutOutcome::Certified(tc) => {
+                self.stats.tcs_formed += 1;
+                self.process_tc(tc, out);
+            }
+            TimeoutOutcome::Counted { power } => {
+                // f+1 timed out this round, so at least one honest node did: join them rather
+                // than wait for our own timer (keeps rounds in step after a partition heals).
+                let joined = self
+                    .safety_data()
+                    .is_some_and(|s| s.highest_timeout_round >= t.round);
+                if t.round == self.round && power >= self.validators.validity() && !joined {
+                    let _ = self.local_timeout(out);
+                }
+            }
+            TimeoutOutcome::Equivocation(evidence) => {
+                out.push(Action::ReportMisbehaviour(*evidence));
+            }
+            TimeoutOutcome::Duplicate => {}
+        }
+    }
+
+    // ---- messages ---------------------------------------------------------------------------
+
+    fn on_timeout(&mut self, from: PublicKey, t: TimeoutMsg, out: &mut Vec<Action>) -> Result<()> {
+        // Certificates first: they may take us to the sender's round.
+        if let Some(tc) = &t.last_tc {
+            if self.verify_tc_once(tc)? {
+                self.process_qc(&tc.high_qc.clone(), Some(from), out);
+                self.process_tc(tc.clone(), out);
+            }
+        }
+        self.verify_qc_once(&t.high_qc)?;
+        self.process_qc(&t.high_qc, Some(from), out);
+        if t.round < self.round {
+            return Err(ConsensusError::StaleRound {
+                round: t.round,
+                current: self.round,
+            });
+        }
+        self.check_not_too_far(t.round)?;
+        self.verifier().verify_timeout(&t)?;
+        self.count_timeout(&t, out);
+        Ok(())
+    }
+
+    fn on_vote(&mut self, vote: Vote, out: &mut Vec<Action>) -> Result<()> {
+        let round = vote.round();
+        let next = round.checked_add(1).ok_or(ConsensusError::Overflow)?;
+        if self.me.is_none() || self.me != Some(self.validators.leader(next)) {
+            return Err(ConsensusError::NotNextLeader { round });
+        }
+        if next < self.round {
+            return Err(ConsensusError::StaleRound {
+                round,
+                current: self.round,
+            });
+        }
+        self.check_not_too_far(round)?;
+        self.verifier().verify_vote(&vote)?;
+        self.count_vote(vote, out);
+        Ok(())
+    }
+
+    fn count_vote(&mut self, vote: Vote, out: &mut Vec<Action>) {
+        let Ok(power) = self.validators.power(&vote.author) else {
+            return;
+        };
+        match self.votes.add(vote, power, self.validators.quorum()) {
+            VoteOutcome::Certified(qc) => {
+                self.stats.qcs_formed += 1;
+                self.process_qc(&qc, None, out);
+            }
+            VoteOutcome::Equivocation(evidence) => out.push(Action::ReportMisbehaviour(*evidence)),
+            VoteOutcome::Counted | VoteOutcome::Duplicate => {}
+        }
+    }
+
+    fn on_proposal(&mut self, from: PublicKey, p: Proposal, out: &mut Vec<Action>) -> Result<()> {
+        let block = &p.block;
+        let leader = self.validators.leader(block.round);
+        if block.author != leader {
+            return Err(ConsensusError::NotLeader {
+                round: block.round,
+                author: block.author,
+                expected: leader,
+            });
+        }
+        // A proposal may be any number of rounds ahead: its certificates, verified below, justify
+        // the jump (a node back from a long partition follows them).
+        self.verifier()
+            .verify_block(block, self.params.max_payload_bytes)?;
+        let max_ts = self.now_ms.saturating_add(self.params.max_clock_skew_ms);
+        if block.timestamp_ms > max_ts {
+            return Err(ConsensusError::BadTimestamp {
+                got: block.timestamp_ms,
+                min: block.parent().timestamp_ms,
+                max: max_ts,
+            });
+        }
+        self.check_justification(block, p.tc.as_ref())?;
+        self.verify_qc_once(&block.qc)?;
+        if let Some(tc) = &p.tc {
+            if self.verify_tc_once(tc)? {
+                self.process_qc(&tc.high_qc.clone(), Some(from), out);
+                self.process_tc(tc.clone(), out);
+            }
+        }
+        // Equivocation is reported, and the block is still processed: it may get certified by
+        // others, and the safety rules alone decide whether we vote (one vote per round).
+        self.note_proposal(block, out);
+        self.process_qc(&block.qc.clone(), Some(from), out);
+        let (block, tc) = (p.block, p.tc);
+        let (id, round) = (block.id, block.round);
+        match self.tree.insert(block)? {
+            Inserted::Added(ids) => self.after_insert(&ids, out),
+            Inserted::Known | Inserted::BelowRoot => {}
+            Inserted::Orphan { missing } => {
+                if round == self.round {
+                    self.awaiting_parent.insert(round, (id, tc.clone()));
+                }
+                self.request_block(from, missing, out);
+            }
+        }
+        if round == self.round && self.tree.get(&id).is_some() {
+            self.try_vote(&id, tc.as_ref(), out);
+        }
+        Ok(())
+    }
+
+    /// A block of round r must carry a QC of round r-1, or a TC of round r-1.
+    fn check_justification(&self, block: &Block, tc: Option<&TimeoutCert>) -> Result<()> {
+        let qc_round = block.qc.round();
+        let by_qc = qc_round.checked_add(1) == Some(block.round);
+        let by_tc = tc.is_some_and(|t| t.round.checked_add(1) == Some(block.round));
+        if by_qc || by_tc {
+            Ok(())
+        } else {
+            Err(ConsensusError::UnjustifiedRound {
+                round: block.round,
+                qc_round,
+                tc_round: tc.map(|t| t.round),
+            })
+        }
+    }
+
+    /// Records the signed header; on a second, different proposal from the same leader in the
+    /// same round, reports evidence.
+    fn note_proposal(&mut self, block: &Block, out: &mut Vec<Action>) {
+        let seen = self.proposals_seen.entry(block.round).or_default();
+        match seen.get(&block.author) {
+            Some((h, id, sig)) if *id != block.id => {
+                out.push(Action::ReportMisbehaviour(Evidence::ConflictingProposals {
+                    author: block.author,
+                    round: block.round,
+                    first: (*h, *id, *sig),
+                    second: (block.height, block.id, block.signature),
+                }));
+            }
+            Some(_) => {}
+            None => {
+                seen.insert(block.author, (block.height, block.id, block.signature));
+            }
+        }
+    }
+
+    /// Votes for `id` (in the tree, current round) if the safety rules allow; persists first.
+    fn try_vote(&mut self, id: &Digest, tc: Option<&TimeoutCert>, out: &mut Vec<Action>) {
+        let Some(block) = self.tree.get(id) else {
+            return;
+        };
+        if block.round != self.round {
+            return;
+        }
+        let high_qc = self.high_qc.clone();
+        let high_tc = self.high_tc.clone();
+        let Some(safety) = self.safety.as_mut() else {
+            return;
+        };
+        safety.record_certificates(&high_qc, high_tc.as_ref());
+        let Ok(vote) = safety.vote(block, tc) else {
+            return; // already voted or timed out this round, or unsafe: stay silent
+        };
+        out.push(Action::PersistSafety(safety.data().clone()));
+        self.stats.votes_sent += 1;
+        let Some(next) = vote.round().checked_add(1) else {
+            return;
+        };
+        let to = self.validators.leader(next);
+        if Some(to) == self.me {
+            self.count_vote(vote, out);
+        } else {
+            out.push(Action::Send {
+                to,
+                message: Message::Vote(vote),
+            });
+        }
+    }
+
+    /// After blocks entered the tree: vote for a waiting proposal, commit what became local.
+    fn after_insert(&mut self, ids: &[Digest], out: &mut Vec<Action>) {
+        if let Some((id, tc)) = self.awaiting_parent.get(&self.round).cloned() {
+            if ids.contains(&id) {
+                self.awaiting_parent.remove(&self.round);
+                self.try_vote(&id, tc.as_ref(), out);
+            }
+        }
+        self.try_commit(out);
+    }
+
+    fn on_payload(&mut self, round: Round, payload: Vec<u8>, out: &mut Vec<Action>) -> Result<()> {
+        if self.payload_round != Some(round) || round != self.round {
+            return Ok(()); // the round moved on; the payload is dropped
+        }
+        if payload.len() > self.params.max_payload_bytes {
+            return Err(ConsensusError::PayloadTooLarge {
+                got: payload.len(),
+                max: self.params.max_payload_bytes,
+            });
+        }
+        self.payload_round = None;
+        let qc = self.high_qc.clone();
+        let tc = if qc.round().checked_add(1) == Some(round) {
+            None
+        } else {
+            match &self.high_tc {
+                Some(tc) if tc.round.checked_add(1) == Some(round) => Some(tc.clone()),
+                _ => return Ok(()), // cannot justify this round; let it time out
+            }
+        };
+        let high_tc = self.high_tc.clone();
+        let Some(safety) = self.safety.as_mut() else {
+            return Ok(());
+        };
+        let parent = *qc.block();
+        let height = parent.height.checked_add(1).ok_or(ConsensusError::Overflow)?;
+        let timestamp_ms = self.now_ms.max(parent.timestamp_ms);
+        let author = safety.public();
+        let id = Block::compute_id(round, height, timestamp_ms, &author, &qc, &payload);
+        let mut block = Block {
+            id,
+            round,
+            height,
+            timestamp_ms,
+            author,
+            qc,
+            payload,
+            signature: hotledger_crypto::Signature([0; 64]),
+        };
+        safety.record_certificates(&self.high_qc, high_tc.as_ref());
+        block.signature = safety.sign_proposal(&block)?;
+        out.push(Action::PersistSafety(safety.data().clone()));
+        let proposal = Proposal { block, tc };
+        out.push(Action::Broadcast(Message::Proposal(proposal.clone())));
+        self.stats.proposals_made += 1;
+        // Our own proposal goes through the same path as anyone's (it is verified cheaply).
+        if let Some(me) = self.me {
+            self.on_proposal(me, proposal, out)?;
+        }
+        Ok(())
+    }
+
+    // ---- block retrieval ---------------------------------------------------------------------
+
+    fn request_block(&mut self, peer: PublicKey, id: Digest, out: &mut Vec<Action>) {
+        if Some(peer) == self.me || self.requested.contains(&id) {
+            return;
+        }
+        if self.requested.len() >= self.limits.max_orphan_blocks {
+            return;
+        }
+        self.requested.insert(id);
+        out.push(Action::Send {
+            to: peer,
+            message: Message::BlockRequest(BlockRequest {
+                id,
+                count: self.limits.max_blocks_per_request,
+            }),
+        });
+    }
+
+    fn on_block_request(&mut self, from: PublicKey, r: BlockRequest, out: &mut Vec<Action>) -> Result<()> {
+        if r.count == 0 || r.count > self.limits.max_blocks_per_request {
+            return Err(ConsensusError::RequestTooLarge {
+                got: r.count,
+                max: self.limits.max_blocks_per_request,
+            });
+        }
+        out.push(Action::ServeBlocks {
+            to: from,
+            id: r.id,
+            count: r.count,
+        });
+        Ok(())
+    }
+
+    fn on_block_response(&mut self, from: PublicKey, r: BlockResponse, out: &mut Vec<Action>) -> Result<()> {
+        let max = self.limits.max_blocks_per_request as usize;
+        if r.blocks.is_empty() || r.blocks.len() > max {
+            return Err(ConsensusError::BadBlockResponse("empty or larger than requested"));
+        }
+        if !self.requested.remove(&r.blocks[0].id) {
+            return Err(ConsensusError::BadBlockResponse("not requested"));
+        }
+        for pair in r.blocks.windows(2) {
+            if pair[0].parent().id != pair[1].id {
+                return Err(ConsensusError::BadBlockResponse("blocks do not chain"));
+            }
+        }
+        // Verify everything before inserting anything.
+        for block in &r.blocks {
+            self.verifier()
+                .verify_block(block, self.params.max_payload_bytes)?;
+            self.verify_qc_once(&block.qc)?;
+        }
+        let mut oldest_missing = None;
+        for block in r.blocks.into_iter().rev() {
+            let qc = block.qc.clone();
+            match self.tree.insert(block)? {
+                Inserted::Added(ids) => {
+                    self.process_qc(&qc, None, out);
+                    self.after_insert(&ids, out);
+                }
+                Inserted::Orphan { missing } => {
+                    oldest_missing.get_or_insert(missing);
+                    self.process_qc(&qc, None, out);
+                }
+                Inserted::Known | Inserted::BelowRoot => {}
+            }
+        }
+        if let Some(missing) = oldest_missing {
+            if !self.tree.contains(&missing) {
+                self.request_block(from, missing, out);
+            }
+        }
+        self.try_commit(out);
+        Ok(())
+    }
+}

@@ -1,0 +1,136 @@
+//! The one error type of the consensus core.
+//!
+//! Every way a peer's message can be rejected has its own variant with typed fields, so the host
+//! can log it, penalise the peer, and tests can `assert_eq!` on it. None of these is fatal to the
+//! node: a rejected message is dropped and the state is unchanged.
+
+use hotledger_crypto::{Digest, PublicKey};
+
+use crate::types::{Height, Round};
+
+/// Why the consensus core refused an input or a configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConsensusError {
+    // ---- configuration -------------------------------------------------------------------
+    /// The configuration is not usable; the text names the field.
+    #[error("invalid consensus configuration: {0}")]
+    InvalidConfig(String),
+
+    // ---- who sent it ---------------------------------------------------------------------
+    /// The signer is not in the validator set.
+    #[error("unknown signer {0:?}")]
+    UnknownSigner(PublicKey),
+    /// The proposal was not made by the leader of its round.
+    #[error("round {round}: {author:?} is not the leader (expected {expected:?})")]
+    NotLeader {
+        round: Round,
+        author: PublicKey,
+        expected: PublicKey,
+    },
+    /// A vote for round `round` was sent to a node that is not the leader of `round + 1`.
+    #[error("vote for round {round} sent to a node that does not lead round {round}+1")]
+    NotNextLeader { round: Round },
+
+    // ---- signatures and certificates -----------------------------------------------------
+    /// A signature did not verify.
+    #[error("bad signature from {signer:?} on a {what}")]
+    BadSignature {
+        what: &'static str,
+        signer: PublicKey,
+    },
+    /// A certificate lists the same signer twice.
+    #[error("{what} lists signer {signer:?} twice")]
+    DuplicateSigner {
+        what: &'static str,
+        signer: PublicKey,
+    },
+    /// A certificate's signers hold too little voting power.
+    #[error("{what} has voting power {got}, needs {needed}")]
+    InsufficientPower {
+        what: &'static str,
+        got: u64,
+        needed: u64,
+    },
+    /// A certificate has more entries than there are validators.
+    #[error("{what} has {got} signatures, more than the {max} validators")]
+    TooManySignatures {
+        what: &'static str,
+        got: usize,
+        max: usize,
+    },
+    /// The vote data inside a QC is inconsistent (heights or rounds do not chain).
+    #[error("malformed quorum certificate: {0}")]
+    MalformedQc(&'static str),
+    /// A timeout certificate is inconsistent.
+    #[error("malformed timeout certificate: {0}")]
+    MalformedTc(&'static str),
+    /// A genesis certificate that is not ours (another chain, or forged).
+    #[error("certificate claims genesis {got} but this chain's genesis is {expected}")]
+    WrongGenesis { expected: Digest, got: Digest },
+
+    // ---- blocks and proposals ------------------------------------------------------------
+    /// The block's id does not match its contents.
+    #[error("block id {claimed} does not match its contents ({computed})")]
+    BlockIdMismatch { claimed: Digest, computed: Digest },
+    /// The payload is larger than the configured maximum.
+    #[error("payload of {got} bytes exceeds the maximum of {max}")]
+    PayloadTooLarge { got: usize, max: usize },
+    /// The block's height is not its parent's height plus one.
+    #[error("block height {got} does not follow parent height {parent}")]
+    BadHeight { parent: Height, got: Height },
+    /// The block's timestamp goes backwards or too far ahead.
+    #[error("block timestamp {got} ms is outside [{min}, {max}] ms")]
+    BadTimestamp { got: u64, min: u64, max: u64 },
+    /// A proposal's round is not justified by its QC (consecutive) or by a TC for the previous round.
+    #[error("round {round} is not justified: qc round {qc_round}, tc round {tc_round:?}")]
+    UnjustifiedRound {
+        round: Round,
+        qc_round: Round,
+        tc_round: Option<Round>,
+    },
+
+    // ---- rounds and bounds ---------------------------------------------------------------
+    /// A message for a round too far beyond ours, without a certificate that would take us there.
+    #[error("round {round} is too far ahead of current round {current}")]
+    RoundTooFarAhead { round: Round, current: Round },
+    /// A message for a round we have already left.
+    #[error("round {round} is stale (current round {current})")]
+    StaleRound { round: Round, current: Round },
+    /// Round or height arithmetic would overflow.
+    #[error("round or height overflow")]
+    Overflow,
+    /// An in-memory structure is at its configured bound; the message is dropped.
+    #[error("{what} is full ({max} entries)")]
+    Full { what: &'static str, max: usize },
+    /// A block request asks for more than the configured maximum.
+    #[error("block request for {got} blocks exceeds the maximum of {max}")]
+    RequestTooLarge { got: u32, max: u32 },
+    /// A block response was not asked for, or does not chain.
+    #[error("unexpected or malformed block response: {0}")]
+    BadBlockResponse(&'static str),
+
+    // ---- safety rules (see `safety`) -----------------------------------------------------
+    /// Would vote or time out in a round not above the last one voted in.
+    #[error("safety: round {round} is not above the last voted round {last_voted}")]
+    RoundNotIncreasing { round: Round, last_voted: Round },
+    /// Would propose twice in one round.
+    #[error("safety: already proposed in round {round}")]
+    AlreadyProposed { round: Round },
+    /// The 2-chain voting rule forbids voting for this block.
+    #[error("safety: unsafe to vote for round {round} (qc round {qc_round}, tc {tc:?})")]
+    UnsafeToVote {
+        round: Round,
+        qc_round: Round,
+        tc: Option<(Round, Round)>,
+    },
+    /// The 2-chain timeout rule forbids timing out with this QC.
+    #[error("safety: unsafe to time out round {round} with qc round {qc_round} (locked {locked})")]
+    UnsafeToTimeout {
+        round: Round,
+        qc_round: Round,
+        locked: Round,
+    },
+}
+
+/// Shorthand for results in this crate.
+pub type Result<T, E = ConsensusError> = std::result::Result<T, E>;

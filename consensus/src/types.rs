@@ -1,0 +1,321 @@
+//! Protocol data: blocks, votes, certificates and the messages that carry them.
+//!
+//! Signed bytes are defined explicitly here (`*_signing_bytes`), fixed-width big-endian, and the
+//! crypto crate prefixes them with a per-kind domain tag and the chain id. Serde encodings are for
+//! the wire and storage only; nothing signed depends on them.
+
+use hotledger_crypto::{Digest, PublicKey, Signature};
+use serde::{Deserialize, Serialize};
+
+/// A consensus round. Strictly increasing; arithmetic on it is checked.
+pub type Round = u64;
+/// A block height: the genesis block is height 0, every block is its parent's height plus one.
+pub type Height = u64;
+
+/// The header fields of a block that votes and certificates refer to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct BlockInfo {
+    pub id: Digest,
+    pub round: Round,
+    pub height: Height,
+    pub timestamp_ms: u64,
+}
+
+impl BlockInfo {
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.id.as_bytes());
+        out.extend_from_slice(&self.round.to_be_bytes());
+        out.extend_from_slice(&self.height.to_be_bytes());
+        out.extend_from_slice(&self.timestamp_ms.to_be_bytes());
+    }
+}
+
+/// What a vote signs: a block and its parent. A QC over `VoteData` therefore proves both that the
+/// block is certified and which block it extends, which is all the 2-chain commit rule needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct VoteData {
+    pub block: BlockInfo,
+    pub parent: BlockInfo,
+}
+
+impl VoteData {
+    /// `block (56 bytes) || parent (56 bytes)`, each `id || round || height || timestamp_ms`.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(112);
+        self.block.write(&mut out);
+        self.parent.write(&mut out);
+        out
+    }
+
+    /// Digest of the signed bytes; identifies what a vote is for.
+    pub fn digest(&self) -> Digest {
+        Digest::of(&self.signing_bytes())
+    }
+
+    /// True when the certified block directly follows its parent's round: the 2-chain commit
+    /// rule then commits the parent.
+    pub fn is_consecutive(&self) -> bool {
+        self.parent.round.checked_add(1) == Some(self.block.round)
+    }
+}
+
+/// A quorum certificate: signatures of validators holding at least 2f+1 voting power over the
+/// same `VoteData`. The genesis QC has no signatures and is accepted only if it equals ours.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuorumCert {
+    pub data: VoteData,
+    pub votes: Vec<(PublicKey, Signature)>,
+}
+
+impl QuorumCert {
+    /// The certificate the chain starts from: the genesis block certified by fiat.
+    pub fn genesis(genesis: BlockInfo) -> Self {
+        QuorumCert {
+            data: VoteData {
+                block: genesis,
+                parent: genesis,
+            },
+            votes: Vec::new(),
+        }
+    }
+
+    /// The round of the certified block.
+    pub fn round(&self) -> Round {
+        self.data.block.round
+    }
+
+    /// The certified block.
+    pub fn block(&self) -> &BlockInfo {
+        &self.data.block
+    }
+}
+
+/// A block: a round's proposal, extending the block its QC certifies.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Block {
+    pub id: Digest,
+    pub round: Round,
+    pub height: Height,
+    pub timestamp_ms: u64,
+    pub author: PublicKey,
+    /// Certifies the parent block.
+    pub qc: QuorumCert,
+    /// Opaque to consensus; the application fills and checks it.
+    pub payload: Vec<u8>,
+    /// The author's signature over `proposal_signing_bytes(round, height, id)`.
+    pub signature: Signature,
+}
+
+impl Block {
+    /// The id a block with these contents must carry: SHA-256 over
+    /// `"hotledger/block/v1" || round || height || timestamp_ms || author || qc.data digest || payload digest`.
+    pub fn compute_id(
+        round: Round,
+        height: Height,
+        timestamp_ms: u64,
+        author: &PublicKey,
+        qc: &QuorumCert,
+        payload: &[u8],
+    ) -> Digest {
+        let mut h = Digest::hasher();
+        h.update(b"hotledger/block/v1")
+            .update(&round.to_be_bytes())
+            .update(&height.to_be_bytes())
+            .update(&timestamp_ms.to_be_bytes())
+            .update(author.as_bytes())
+            .update(qc.data.digest().as_bytes())
+            .update(Digest::of(payload).as_bytes());
+        h.finalize()
+    }
+
+    /// The id recomputed from this block's contents.
+    pub fn recompute_id(&self) -> Digest {
+        Self::compute_id(
+            self.round,
+            self.height,
+            self.timestamp_ms,
+            &self.author,
+            &self.qc,
+            &self.payload,
+        )
+    }
+
+    /// The header fields votes refer to.
+    pub fn info(&self) -> BlockInfo {
+        BlockInfo {
+            id: self.id,
+            round: self.round,
+            height: self.height,
+            timestamp_ms: self.timestamp_ms,
+        }
+    }
+
+    /// The parent's header, as certified by `qc`.
+    pub fn parent(&self) -> &BlockInfo {
+        &self.qc.data.block
+    }
+
+    /// What a vote for this block signs.
+    pub fn vote_data(&self) -> VoteData {
+        VoteData {
+            block: self.info(),
+            parent: *self.parent(),
+        }
+    }
+}
+
+/// `round || height || id`: what a leader signs when it proposes. Round and height are in the
+/// clear so two signed proposals for one round are self-evident evidence of equivocation.
+pub fn proposal_signing_bytes(round: Round, height: Height, id: &Digest) -> Vec<u8> {
+    let mut out = Vec::with_capacity(48);
+    out.extend_from_slice(&round.to_be_bytes());
+    out.extend_from_slice(&height.to_be_bytes());
+    out.extend_from_slice(id.as_bytes());
+    out
+}
+
+/// `round || high_qc_round`: what a validator signs when it times out. (Jolteon: the TC carries
+/// each signer's highest QC round, so the next leader can prove its QC is at least as high.)
+pub fn timeout_signing_bytes(round: Round, high_qc_round: Round) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16);
+    out.extend_from_slice(&round.to_be_bytes());
+    out.extend_from_slice(&high_qc_round.to_be_bytes());
+    out
+}
+
+/// A proposal: a block, plus the TC for the previous round when the block's QC is not for it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    pub block: Block,
+    pub tc: Option<TimeoutCert>,
+}
+
+/// A signed vote for a block, sent to the leader of the next round.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vote {
+    pub data: VoteData,
+    pub author: PublicKey,
+    pub signature: Signature,
+}
+
+impl Vote {
+    pub fn round(&self) -> Round {
+        self.data.block.round
+    }
+}
+
+/// A signed timeout: "I give up on `round`; my highest QC is `high_qc`". Broadcast to everyone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeoutMsg {
+    pub round: Round,
+    pub high_qc: QuorumCert,
+    pub author: PublicKey,
+    pub signature: Signature,
+    /// Not signed: the TC that took the sender into `round`, so laggards can follow it there.
+    pub last_tc: Option<TimeoutCert>,
+}
+
+/// One signer's entry in a timeout certificate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeoutSig {
+    pub author: PublicKey,
+    pub high_qc_round: Round,
+    pub signature: Signature,
+}
+
+/// A timeout certificate: 2f+1 voting power timed out `round`. `high_qc` is the highest QC among
+/// the signers' (its round equals the largest `high_qc_round`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeoutCert {
+    pub round: Round,
+    pub high_qc: QuorumCert,
+    pub sigs: Vec<TimeoutSig>,
+}
+
+impl TimeoutCert {
+    /// The largest QC round any signer reported.
+    pub fn max_high_qc_round(&self) -> Round {
+        self.sigs
+            .iter()
+            .map(|s| s.high_qc_round)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// Asks a peer for the block `id` and up to `count - 1` of its ancestors.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockRequest {
+    pub id: Digest,
+    pub count: u32,
+}
+
+/// Blocks answering a `BlockRequest`, newest first, each the parent of the one before.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockResponse {
+    pub blocks: Vec<Block>,
+}
+
+/// Everything validators send each other.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    Proposal(Proposal),
+    Vote(Vote),
+    Timeout(TimeoutMsg),
+    BlockRequest(BlockRequest),
+    BlockResponse(BlockResponse),
+}
+
+impl Message {
+    /// A short name for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Proposal(_) => "proposal",
+            Message::Vote(_) => "vote",
+            Message::Timeout(_) => "timeout",
+            Message::BlockRequest(_) => "block_request",
+            Message::BlockResponse(_) => "block_response",
+        }
+    }
+}
+
+/// Two signed messages from one validator that no honest validator would sign together.
+/// Each variant is self-contained: anyone can verify both signatures.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Evidence {
+    /// Two different blocks proposed for the same round.
+    ConflictingProposals {
+        author: PublicKey,
+        round: Round,
+        first: (Height, Digest, Signature),
+        second: (Height, Digest, Signature),
+    },
+    /// Two different votes in the same round.
+    ConflictingVotes { first: Vote, second: Vote },
+    /// Two different timeouts for the same round.
+    ConflictingTimeouts {
+        author: PublicKey,
+        round: Round,
+        first: (Round, Signature),
+        second: (Round, Signature),
+    },
+}
+
+impl Evidence {
+    /// The validator the evidence incriminates.
+    pub fn culprit(&self) -> &PublicKey {
+        match self {
+            Evidence::ConflictingProposals { author, .. }
+            | Evidence::ConflictingTimeouts { author, .. } => author,
+            Evidence::ConflictingVotes { first, .. } => &first.author,
+        }
+    }
+}
+
+/// A run of newly committed blocks, oldest first, with the QC that proves the last one committed
+/// (its `data.parent` is the last block and `data.is_consecutive()` holds).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Commit {
+    pub blocks: Vec<Block>,
+    pub proof: QuorumCert,
+}
