@@ -264,10 +264,21 @@ impl Consensus {
             Event::TimeoutFired { round } => self.on_timer(round, &mut out),
             Event::PayloadReady { round, payload } => self.on_payload(round, payload, &mut out),
         };
-        if result.is_err() {
-            self.stats.rejected_messages += 1;
+        match result {
+            Ok(()) => Ok(out),
+            Err(e) => {
+                self.stats.rejected_messages += 1;
+                // Handlers verify before they change state, so a rejection has no actions. Should
+                // one ever follow a change, the actions still go out: dropping a commit or a
+                // persist would desynchronise the host from the core.
+                debug_assert!(out.is_empty(), "rejected input produced actions: {e}");
+                if out.is_empty() {
+                    Err(e)
+                } else {
+                    Ok(out)
+                }
+            }
         }
-        result.map(|()| out)
     }
 
     fn entry_round(&self) -> Result<Round> {
@@ -501,24 +512,43 @@ impl Consensus {
     // ---- messages ---------------------------------------------------------------------------
 
     fn on_timeout(&mut self, from: PublicKey, t: TimeoutMsg, out: &mut Vec<Action>) -> Result<()> {
-        // Certificates first: they may take us to the sender's round.
-        if let Some(tc) = &t.last_tc {
-            if self.verify_tc_once(tc)? {
-                self.process_qc(&tc.high_qc.clone(), Some(from), out);
-                self.process_tc(tc.clone(), out);
-            }
-        }
+        // Verify everything before changing anything.
+        let new_tc = match &t.last_tc {
+            Some(tc) => self.verify_tc_once(tc)?,
+            None => false,
+        };
         self.verify_qc_once(&t.high_qc)?;
-        self.process_qc(&t.high_qc, Some(from), out);
-        if t.round < self.round {
-            return Err(ConsensusError::StaleRound {
-                round: t.round,
-                current: self.round,
-            });
+        // The round its certificates take us to: a laggard follows them there.
+        let mut reach = self.round.max(t.high_qc.round().saturating_add(1));
+        if let (true, Some(tc)) = (new_tc, &t.last_tc) {
+            reach = reach.max(tc.round.saturating_add(1));
         }
-        self.check_not_too_far(t.round)?;
-        self.verifier().verify_timeout(&t)?;
-        self.count_timeout(&t, out);
+        let stale = t.round < reach;
+        if stale {
+            if !new_tc && t.high_qc.round() <= self.high_qc.round() {
+                return Err(ConsensusError::StaleRound {
+                    round: t.round,
+                    current: self.round,
+                });
+            }
+        } else {
+            if t.round > reach.saturating_add(self.limits.max_round_ahead) {
+                return Err(ConsensusError::RoundTooFarAhead {
+                    round: t.round,
+                    current: self.round,
+                });
+            }
+            self.verifier().verify_timeout(&t)?;
+        }
+        // Apply: certificates first, they may move us to the timeout's round.
+        if let (true, Some(tc)) = (new_tc, &t.last_tc) {
+            self.process_qc(&tc.high_qc.clone(), Some(from), out);
+            self.process_tc(tc.clone(), out);
+        }
+        self.process_qc(&t.high_qc, Some(from), out);
+        if !stale && t.round >= self.round {
+            self.count_timeout(&t, out);
+        }
         Ok(())
     }
 
@@ -565,7 +595,8 @@ impl Consensus {
             });
         }
         // A proposal may be any number of rounds ahead: its certificates, verified below, justify
-        // the jump (a node back from a long partition follows them).
+        // the jump (a node back from a long partition follows them). Nothing changes until the
+        // whole proposal is verified.
         self.verifier()
             .verify_block(block, self.params.max_payload_bytes)?;
         let max_ts = self.now_ms.saturating_add(self.params.max_clock_skew_ms);
@@ -578,30 +609,32 @@ impl Consensus {
         }
         self.check_justification(block, p.tc.as_ref())?;
         self.verify_qc_once(&block.qc)?;
-        if let Some(tc) = &p.tc {
-            if self.verify_tc_once(tc)? {
-                self.process_qc(&tc.high_qc.clone(), Some(from), out);
-                self.process_tc(tc.clone(), out);
-            }
-        }
+        let new_tc = match &p.tc {
+            Some(tc) => self.verify_tc_once(tc)?,
+            None => false,
+        };
+        let (id, round) = (block.id, block.round);
+        let inserted = self.tree.insert(block.clone())?;
         // Equivocation is reported, and the block is still processed: it may get certified by
         // others, and the safety rules alone decide whether we vote (one vote per round).
-        self.note_proposal(block, out);
-        self.process_qc(&block.qc.clone(), Some(from), out);
-        let (block, tc) = (p.block, p.tc);
-        let (id, round) = (block.id, block.round);
-        match self.tree.insert(block)? {
+        self.note_proposal(&p.block, out);
+        if let (true, Some(tc)) = (new_tc, &p.tc) {
+            self.process_qc(&tc.high_qc.clone(), Some(from), out);
+            self.process_tc(tc.clone(), out);
+        }
+        self.process_qc(&p.block.qc, Some(from), out);
+        match inserted {
             Inserted::Added(ids) => self.after_insert(&ids, out),
             Inserted::Known | Inserted::BelowRoot => {}
             Inserted::Orphan { missing } => {
                 if round == self.round {
-                    self.awaiting_parent.insert(round, (id, tc.clone()));
+                    self.awaiting_parent.insert(round, (id, p.tc.clone()));
                 }
                 self.request_block(from, missing, out);
             }
         }
         if round == self.round && self.tree.get(&id).is_some() {
-            self.try_vote(&id, tc.as_ref(), out);
+            self.try_vote(&id, p.tc.as_ref(), out);
         }
         Ok(())
     }
@@ -732,8 +765,9 @@ impl Consensus {
         out.push(Action::Broadcast(Message::Proposal(proposal.clone())));
         self.stats.proposals_made += 1;
         // Our own proposal goes through the same path as anyone's (it is verified cheaply).
+        // (It cannot fail on our own signature; if the block tree is full we still sent it.)
         if let Some(me) = self.me {
-            self.on_proposal(me, proposal, out)?;
+            let _ = self.on_proposal(me, proposal, out);
         }
         Ok(())
     }
@@ -794,7 +828,10 @@ impl Consensus {
         let mut oldest_missing = None;
         for block in r.blocks.into_iter().rev() {
             let qc = block.qc.clone();
-            match self.tree.insert(block)? {
+            let Ok(inserted) = self.tree.insert(block) else {
+                break; // buffers full: keep what is in, the rest can be fetched again
+            };
+            match inserted {
                 Inserted::Added(ids) => {
                     self.process_qc(&qc, None, out);
                     self.after_insert(&ids, out);

@@ -1,0 +1,480 @@
+//! Shared harness for the consensus integration tests: a validator set with deterministic keys,
+//! builders for correctly signed blocks, proposals, votes, timeouts and certificates, and a tiny
+//! deterministic in-process network (`Sim`).
+//!
+//! Everything here goes through the public API only.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::VecDeque;
+
+use hotledger_consensus::{
+    Action, Block, BlockInfo, Config, Consensus, ConsensusError, Event, Evidence, Message,
+    Proposal, QuorumCert, Recovery, Round, SafetyData, TimeoutCert, TimeoutMsg, TimeoutSig,
+    Validator, ValidatorSet, Vote, VoteData,
+};
+use hotledger_crypto::{Digest, Domain, KeyPair, PublicKey};
+
+pub const CHAIN: &str = "hotledger-test";
+/// The local clock the single-node tests run at. Blocks built here are timestamped just above
+/// their parent (genesis time 0), so they are always within the default clock skew.
+pub const NOW: u64 = 1_000_000;
+
+/// A fixed validator set: validator `i` has key `KeyPair::from_seed([i + 1; 32])`, power 1.
+pub struct Net {
+    pub keys: Vec<KeyPair>,
+    pub set: ValidatorSet,
+    pub genesis: BlockInfo,
+}
+
+/// A key that is not in any `Net`'s validator set.
+pub fn outsider() -> KeyPair {
+    KeyPair::from_seed([200; 32])
+}
+
+impl Net {
+    pub fn new(n: usize) -> Net {
+        let keys: Vec<KeyPair> = (0..n)
+            .map(|i| KeyPair::from_seed([u8::try_from(i + 1).unwrap(); 32]))
+            .collect();
+        let set = ValidatorSet::new(
+            keys.iter()
+                .map(|k| Validator { key: k.public(), power: 1 })
+                .collect(),
+        )
+        .unwrap();
+        Net {
+            keys,
+            set,
+            genesis: Config::genesis_block(Digest::of(b"genesis"), 0),
+        }
+    }
+
+    pub fn pk(&self, i: usize) -> PublicKey {
+        self.keys[i].public()
+    }
+
+    pub fn index_of(&self, pk: &PublicKey) -> usize {
+        self.keys.iter().position(|k| k.public() == *pk).unwrap()
+    }
+
+    /// Index of the leader of `round`.
+    pub fn leader(&self, round: Round) -> usize {
+        self.index_of(&self.set.leader(round))
+    }
+
+    pub fn config(&self, i: usize) -> Config {
+        Config::new(CHAIN, self.genesis, self.set.clone(), Some(self.keys[i].clone()))
+    }
+
+    /// A node for validator `i`, built from `config` and started at `NOW`.
+    pub fn start(&self, config: Config) -> (Consensus, Vec<Action>) {
+        let recovery = Recovery::genesis(&config);
+        let mut node = Consensus::new(config, recovery).unwrap();
+        let actions = node.handle(NOW, Event::Start).unwrap();
+        (node, actions)
+    }
+
+    /// Validator `i`'s node with default config, started (in round 1).
+    pub fn node(&self, i: usize) -> Consensus {
+        self.start(self.config(i)).0
+    }
+
+    pub fn genesis_qc(&self) -> QuorumCert {
+        QuorumCert::genesis(self.genesis)
+    }
+
+    /// A block signed by `key` with a correct id (whatever the other fields say).
+    pub fn make_block(
+        key: &KeyPair,
+        chain_id: &str,
+        round: Round,
+        height: u64,
+        timestamp_ms: u64,
+        qc: &QuorumCert,
+        payload: &[u8],
+    ) -> Block {
+        let author = key.public();
+        let id = Block::compute_id(round, height, timestamp_ms, &author, qc, payload);
+        let signature = key.sign(
+            Domain::Proposal,
+            chain_id,
+            &hotledger_consensus::proposal_signing_bytes(round, height, &id),
+        );
+        Block {
+            id,
+            round,
+            height,
+            timestamp_ms,
+            author,
+            qc: qc.clone(),
+            payload: payload.to_vec(),
+            signature,
+        }
+    }
+
+    /// Re-computes the id and signature of `block` with `key` (after a test edited its fields).
+    pub fn resign(&self, key: &KeyPair, block: &mut Block) {
+        block.author = key.public();
+        block.id = block.recompute_id();
+        block.signature = key.sign(
+            Domain::Proposal,
+            CHAIN,
+            &hotledger_consensus::proposal_signing_bytes(block.round, block.height, &block.id),
+        );
+    }
+
+    /// A valid block of `round` by validator `author`, extending `qc`'s block.
+    pub fn block_by(&self, author: usize, round: Round, qc: &QuorumCert, payload: &[u8]) -> Block {
+        let parent = qc.block();
+        Self::make_block(
+            &self.keys[author],
+            CHAIN,
+            round,
+            parent.height + 1,
+            parent.timestamp_ms + 1,
+            qc,
+            payload,
+        )
+    }
+
+    /// A valid block of `round` by that round's leader, extending `qc`'s block.
+    pub fn block(&self, round: Round, qc: &QuorumCert, payload: &[u8]) -> Block {
+        self.block_by(self.leader(round), round, qc, payload)
+    }
+
+    /// A proposal of `round` by its leader extending `qc`, with `tc` attached.
+    pub fn proposal(&self, round: Round, qc: &QuorumCert, tc: Option<TimeoutCert>) -> Proposal {
+        Proposal {
+            block: self.block(round, qc, format!("payload {round}").as_bytes()),
+            tc,
+        }
+    }
+
+    pub fn vote_on(&self, i: usize, data: VoteData) -> Vote {
+        Vote {
+            data,
+            author: self.pk(i),
+            signature: self.keys[i].sign(Domain::Vote, CHAIN, &data.signing_bytes()),
+        }
+    }
+
+    pub fn vote(&self, i: usize, block: &Block) -> Vote {
+        self.vote_on(i, block.vote_data())
+    }
+
+    /// A QC on `block` signed by `signers`.
+    pub fn qc(&self, block: &Block, signers: &[usize]) -> QuorumCert {
+        self.qc_on(block.vote_data(), signers, CHAIN)
+    }
+
+    pub fn qc_on(&self, data: VoteData, signers: &[usize], chain_id: &str) -> QuorumCert {
+        QuorumCert {
+            data,
+            votes: signers
+                .iter()
+                .map(|&i| {
+                    (self.pk(i), self.keys[i].sign(Domain::Vote, chain_id, &data.signing_bytes()))
+                })
+                .collect(),
+        }
+    }
+
+    pub fn timeout(&self, i: usize, round: Round, high_qc: &QuorumCert) -> TimeoutMsg {
+        TimeoutMsg {
+            round,
+            high_qc: high_qc.clone(),
+            author: self.pk(i),
+            signature: self.keys[i].sign(
+                Domain::Timeout,
+                CHAIN,
+                &hotledger_consensus::timeout_signing_bytes(round, high_qc.round()),
+            ),
+            last_tc: None,
+        }
+    }
+
+    pub fn timeout_sig(&self, i: usize, round: Round, high_qc_round: Round) -> TimeoutSig {
+        TimeoutSig {
+            author: self.pk(i),
+            high_qc_round,
+            signature: self.keys[i].sign(
+                Domain::Timeout,
+                CHAIN,
+                &hotledger_consensus::timeout_signing_bytes(round, high_qc_round),
+            ),
+        }
+    }
+
+    /// A TC for `round` whose signers all report `high_qc`.
+    pub fn tc(&self, round: Round, high_qc: &QuorumCert, signers: &[usize]) -> TimeoutCert {
+        TimeoutCert {
+            round,
+            high_qc: high_qc.clone(),
+            sigs: signers
+                .iter()
+                .map(|&i| self.timeout_sig(i, round, high_qc.round()))
+                .collect(),
+        }
+    }
+
+    /// A certified chain of `n` blocks in rounds 1..=n, each by its round's leader; `qcs[k]`
+    /// certifies `blocks[k]` (signed by validators 0, 1, 2).
+    pub fn chain(&self, n: usize) -> (Vec<Block>, Vec<QuorumCert>) {
+        let mut blocks = Vec::new();
+        let mut qcs: Vec<QuorumCert> = Vec::new();
+        for r in 1..=n as u64 {
+            let qc = qcs.last().cloned().unwrap_or_else(|| self.genesis_qc());
+            let b = self.block(r, &qc, format!("block {r}").as_bytes());
+            qcs.push(self.qc(&b, &[0, 1, 2]));
+            blocks.push(b);
+        }
+        (blocks, qcs)
+    }
+
+    /// A timeout for `round` from validator `i` carrying the TC for `round - 1` (signed by
+    /// 0, 1, 2 with genesis high QC): feeding it moves a fresh node into `round`.
+    pub fn advance_msg(&self, i: usize, round: Round) -> Message {
+        let g = self.genesis_qc();
+        let mut t = self.timeout(i, round, &g);
+        t.last_tc = Some(self.tc(round - 1, &g, &[0, 1, 2]));
+        Message::Timeout(t)
+    }
+}
+
+/// Feeds a peer message at `NOW`.
+pub fn feed(
+    node: &mut Consensus,
+    from: PublicKey,
+    message: Message,
+) -> Result<Vec<Action>, ConsensusError> {
+    node.handle(NOW, Event::Message { from, message })
+}
+
+/// Votes this batch sends (to whom).
+pub fn sent_votes(actions: &[Action]) -> Vec<(PublicKey, Vote)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send { to, message: Message::Vote(v) } => Some((*to, v.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn evidence(actions: &[Action]) -> Vec<Evidence> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::ReportMisbehaviour(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Checks invariant 1 on one batch: every vote, timeout or proposal this node authored and sends
+/// is preceded, in the same batch, by a `PersistSafety` whose data already covers it.
+pub fn check_persist_before_send(me: &PublicKey, actions: &[Action]) -> Result<(), String> {
+    let mut persisted: Option<&SafetyData> = None;
+    for (i, a) in actions.iter().enumerate() {
+        let message = match a {
+            Action::PersistSafety(d) => {
+                persisted = Some(d);
+                continue;
+            }
+            Action::Send { message, .. } | Action::Broadcast(message) => message,
+            _ => continue,
+        };
+        let covered = match message {
+            Message::Vote(v) if v.author == *me => {
+                persisted.is_some_and(|d| d.last_voted_round >= v.round())
+            }
+            Message::Timeout(t) if t.author == *me => {
+                persisted.is_some_and(|d| d.highest_timeout_round >= t.round)
+            }
+            Message::Proposal(p) if p.block.author == *me => {
+                persisted.is_some_and(|d| d.last_proposed_round >= p.block.round)
+            }
+            _ => true,
+        };
+        if !covered {
+            return Err(format!(
+                "action {i} sends a {} not covered by an earlier PersistSafety: {actions:#?}",
+                message.kind()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A message in flight: sender index, receiver index, event.
+type Envelope = (usize, usize, Event);
+
+/// Deterministic in-process network of nodes. Messages are delivered FIFO; payload requests are
+/// answered at once (when `auto_payload`); block requests are served from the serving node's
+/// memory; timers never fire unless the test calls `fire_timers`.
+pub struct Sim {
+    pub net: Net,
+    pub nodes: Vec<Consensus>,
+    pub queue: VecDeque<Envelope>,
+    pub now: u64,
+    pub auto_payload: bool,
+    /// Messages for which this returns true are dropped (from, to, message).
+    pub drop: Box<dyn Fn(usize, usize, &Message) -> bool>,
+    /// Every block each node committed, in order.
+    pub committed: Vec<Vec<Block>>,
+    pub evidence: Vec<Vec<Evidence>>,
+    /// Every message sent: (from, to, message); a broadcast appears once per receiver.
+    pub sent: Vec<(usize, usize, Message)>,
+    /// Rejections each node returned.
+    pub errors: Vec<Vec<ConsensusError>>,
+    pub batches: usize,
+}
+
+impl Sim {
+    pub fn new(n: usize) -> Sim {
+        Self::with(n, true, Box::new(|_, _, _| false))
+    }
+
+    pub fn with(
+        n: usize,
+        auto_payload: bool,
+        drop: Box<dyn Fn(usize, usize, &Message) -> bool>,
+    ) -> Sim {
+        let net = Net::new(n);
+        let nodes = (0..n)
+            .map(|i| {
+                let config = net.config(i);
+                let recovery = Recovery::genesis(&config);
+                Consensus::new(config, recovery).unwrap()
+            })
+            .collect();
+        let mut sim = Sim {
+            net,
+            nodes,
+            queue: VecDeque::new(),
+            now: 0,
+            auto_payload,
+            drop,
+            committed: vec![Vec::new(); n],
+            evidence: vec![Vec::new(); n],
+            sent: Vec::new(),
+            errors: vec![Vec::new(); n],
+            batches: 0,
+        };
+        for i in 0..n {
+            sim.deliver(i, Event::Start);
+        }
+        sim
+    }
+
+    /// Hands `event` to node `i` and carries out the resulting actions.
+    pub fn deliver(&mut self, i: usize, event: Event) {
+        self.now += 1;
+        match self.nodes[i].handle(self.now, event) {
+            Ok(actions) => self.apply(i, actions),
+            Err(e) => self.errors[i].push(e),
+        }
+    }
+
+    fn apply(&mut self, i: usize, actions: Vec<Action>) {
+        self.batches += 1;
+        let me = self.net.pk(i);
+        if let Err(e) = check_persist_before_send(&me, &actions) {
+            panic!("node {i}: {e}");
+        }
+        for action in actions {
+            match action {
+                Action::PersistSafety(_) | Action::ScheduleTimeout { .. } => {}
+                Action::Send { to, message } => {
+                    let to = self.net.index_of(&to);
+                    self.post(i, to, message);
+                }
+                Action::Broadcast(message) => {
+                    for to in (0..self.nodes.len()).filter(|&to| to != i) {
+                        self.post(i, to, message.clone());
+                    }
+                }
+                Action::RequestPayload { round, .. } => {
+                    if self.auto_payload {
+                        let payload = format!("node {i} round {round}").into_bytes();
+                        self.queue.push_back((i, i, Event::PayloadReady { round, payload }));
+                    }
+                }
+                Action::ServeBlocks { to, id, count } => {
+                    let blocks = self.nodes[i].collect_chain(&id, count, |_| None);
+                    if !blocks.is_empty() {
+                        let to = self.net.index_of(&to);
+                        let message = Message::BlockResponse(hotledger_consensus::BlockResponse {
+                            blocks,
+                        });
+                        self.post(i, to, message);
+                    }
+                }
+                Action::Commit(c) => self.committed[i].extend(c.blocks),
+                Action::ReportMisbehaviour(e) => self.evidence[i].push(e),
+            }
+        }
+    }
+
+    fn post(&mut self, from: usize, to: usize, message: Message) {
+        self.sent.push((from, to, message.clone()));
+        if !(self.drop)(from, to, &message) {
+            let from_pk = self.net.pk(from);
+            self.queue.push_back((from, to, Event::Message { from: from_pk, message }));
+        }
+    }
+
+    /// Delivers one queued event; false when the queue is empty.
+    pub fn step(&mut self) -> bool {
+        let Some((_, to, event)) = self.queue.pop_front() else {
+            return false;
+        };
+        self.deliver(to, event);
+        true
+    }
+
+    /// Steps until `done` holds (true) or the queue empties / `max_steps` pass (false).
+    pub fn run_until(&mut self, max_steps: usize, done: impl Fn(&Sim) -> bool) -> bool {
+        for _ in 0..max_steps {
+            if done(self) {
+                return true;
+            }
+            if !self.step() {
+                return done(self);
+            }
+        }
+        done(self)
+    }
+
+    /// Fires every node's timer for its current round.
+    pub fn fire_timers(&mut self) {
+        for i in 0..self.nodes.len() {
+            let round = self.nodes[i].round();
+            self.deliver(i, Event::TimeoutFired { round });
+        }
+    }
+
+    pub fn min_committed(&self) -> usize {
+        self.committed.iter().map(Vec::len).min().unwrap_or(0)
+    }
+
+    /// Asserts every node's commit log is a contiguous chain from height 1 and that all logs
+    /// agree on their common prefix.
+    pub fn assert_consistent_commits(&self) {
+        for (i, log) in self.committed.iter().enumerate() {
+            let mut parent = self.net.genesis.id;
+            for (k, b) in log.iter().enumerate() {
+                assert_eq!(b.height, k as u64 + 1, "node {i}: heights not contiguous");
+                assert_eq!(b.parent().id, parent, "node {i}: block {k} does not chain");
+                parent = b.id;
+            }
+        }
+        let shortest = self.min_committed();
+        for log in &self.committed[1..] {
+            let ids: Vec<Digest> = log[..shortest].iter().map(|b| b.id).collect();
+            let first: Vec<Digest> = self.committed[0][..shortest].iter().map(|b| b.id).collect();
+            assert_eq!(ids, first, "nodes committed different blocks");
+        }
+    }
+}

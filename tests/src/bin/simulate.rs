@@ -1,0 +1,158 @@
+//! Runs the deterministic simulator over many seeds and prints one summary line.
+//!
+//! `cargo run --release -p hotledger-tests --bin simulate -- --validators 4 --twins 1 --seeds 1000`
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use clap::{Parser, ValueEnum};
+use hotledger_consensus::DisabledRule;
+use hotledger_tests::{run_clean, run_seed, RunReport, SimConfig};
+
+#[derive(Parser, Debug)]
+#[command(about = "Deterministic simulation of hotledger consensus with crashes, partitions and Byzantine twins")]
+struct Args {
+    /// Number of validators (equal voting power).
+    #[arg(long, default_value_t = 4)]
+    validators: usize,
+    /// Byzantine validators run as twin pairs sharing one key (f or fewer should be safe).
+    #[arg(long, default_value_t = 1)]
+    twins: usize,
+    /// Number of seeds (scenarios) to run.
+    #[arg(long, default_value_t = 100)]
+    seeds: u64,
+    /// First seed; seeds are first..first+seeds.
+    #[arg(long, default_value_t = 0)]
+    first_seed: u64,
+    /// Virtual time (ms) of global stabilisation: partitions heal, loss stops, crashed nodes return.
+    #[arg(long, default_value_t = 20_000)]
+    gst_ms: u64,
+    /// Virtual time (ms) after GST within which every honest node must commit again.
+    #[arg(long, default_value_t = 60_000)]
+    liveness_bound_ms: u64,
+    /// Worker threads.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Measure a clean network instead: messages per committed block and commit latency in
+    /// message delays, over this many virtual milliseconds.
+    #[arg(long)]
+    scale_ms: Option<u64>,
+    /// Negative control: switch off a safety rule in every honest node.
+    #[arg(long, value_enum)]
+    disable_rule: Option<Rule>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Rule {
+    RoundIncrease,
+    VoteExtension,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.validators == 0 || args.twins > args.validators || args.threads == 0 {
+        eprintln!("error: need --validators >= 1, --twins <= --validators and --threads >= 1");
+        return ExitCode::from(2);
+    }
+    let mut cfg = SimConfig::new(args.validators, args.twins);
+    cfg.gst_ms = args.gst_ms;
+    cfg.liveness_bound_ms = args.liveness_bound_ms;
+    cfg.disabled_rule = args.disable_rule.map(|r| match r {
+        Rule::RoundIncrease => DisabledRule::RoundIncrease,
+        Rule::VoteExtension => DisabledRule::VoteExtension,
+    });
+    if let Some(ms) = args.scale_ms {
+        return scale(&cfg, ms, args.first_seed);
+    }
+
+    let started = Instant::now();
+    let next = AtomicU64::new(args.first_seed);
+    let end = args.first_seed.saturating_add(args.seeds);
+    let reports: Mutex<Vec<RunReport>> = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..args.threads {
+            s.spawn(|| loop {
+                let seed = next.fetch_add(1, Ordering::Relaxed);
+                if seed >= end {
+                    break;
+                }
+                let r = run_seed(&cfg, seed);
+                if !r.verdict.safe() || !r.verdict.live() {
+                    eprintln!("seed {seed}: {}", r.verdict.describe());
+                }
+                if let Ok(mut all) = reports.lock() {
+                    all.push(r);
+                }
+            });
+        }
+    });
+    let mut reports = reports.into_inner().unwrap_or_default();
+    reports.sort_by_key(|r| r.seed);
+
+    let unsafe_runs = reports.iter().filter(|r| !r.verdict.safe()).count();
+    let stalled_runs = reports.iter().filter(|r| !r.verdict.live()).count();
+    let forks: usize = reports.iter().map(|r| r.verdict.forks).sum();
+    let votes: usize = reports.iter().map(|r| r.verdict.conflicting_votes).sum();
+    let invalid: usize = reports.iter().map(|r| r.verdict.invalid_commits).sum();
+    let commits: u64 = reports.iter().map(|r| r.verdict.committed_height).sum();
+    let evidence: usize = reports.iter().map(|r| r.verdict.evidence).sum();
+    let worst = reports
+        .iter()
+        .filter_map(|r| r.verdict.recovery_ms.map(|ms| (ms, r.seed)))
+        .max();
+    let first_bad = reports
+        .iter()
+        .find(|r| !r.verdict.safe() || !r.verdict.live())
+        .map(|r| r.seed);
+    println!(
+        "scenarios={} validators={} twins={} forks={} conflicting_votes={} invalid_commits={} \
+         stalled_runs={} commits={} evidence={} worst_recovery_after_gst_ms={} first_failing_seed={} \
+         wall_s={:.1}",
+        reports.len(),
+        args.validators,
+        args.twins,
+        forks,
+        votes,
+        invalid,
+        stalled_runs,
+        commits,
+        evidence,
+        worst.map_or("none".into(), |(ms, seed)| format!("{ms} (seed {seed})")),
+        first_bad.map_or("none".into(), |s| s.to_string()),
+        started.elapsed().as_secs_f64(),
+    );
+    if unsafe_runs > 0 || stalled_runs > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn scale(cfg: &SimConfig, duration_ms: u64, seed: u64) -> ExitCode {
+    let started = Instant::now();
+    let r = run_clean(cfg, seed, duration_ms);
+    let blocks = r.verdict.committed_height.max(1);
+    let delay = cfg.fixed_delay_ms.max(1) as f64;
+    println!(
+        "validators={} virtual_ms={} committed_blocks={} messages={} messages_per_block={:.1} \
+         messages_per_block_per_validator={:.2} commit_latency_ms={:.1} commit_latency_message_delays={:.2} \
+         forks={} wall_s={:.1}",
+        cfg.validators,
+        duration_ms,
+        r.verdict.committed_height,
+        r.messages,
+        r.messages as f64 / blocks as f64,
+        r.messages as f64 / blocks as f64 / cfg.validators as f64,
+        r.mean_commit_latency_ms,
+        r.mean_commit_latency_ms / delay,
+        r.verdict.forks,
+        started.elapsed().as_secs_f64(),
+    );
+    if r.verdict.safe() && r.verdict.committed_height > 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,155 @@
+//! Safety and liveness checkers, fed by the simulator as the run goes.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use hotledger_consensus::{Block, Height, Round, VoteData};
+use hotledger_crypto::{Digest, PublicKey};
+
+/// What the checkers found in one run.
+#[derive(Clone, Debug, Default)]
+pub struct Verdict {
+    /// Heights at which two honest nodes committed different blocks.
+    pub forks: usize,
+    /// Honest keys that signed two different votes in one round.
+    pub conflicting_votes: usize,
+    /// Committed blocks whose payload no node produced, or that do not extend the previous
+    /// commit of the same node.
+    pub invalid_commits: usize,
+    /// Honest nodes that did not commit anew within the liveness bound after GST.
+    pub stalled_nodes: usize,
+    /// Time from GST until every honest node committed a block above the GST high-water mark.
+    pub recovery_ms: Option<u64>,
+    /// Highest height committed by every honest node.
+    pub committed_height: Height,
+    /// Misbehaviour reports raised by honest nodes.
+    pub evidence: usize,
+}
+
+impl Verdict {
+    pub fn safe(&self) -> bool {
+        self.forks == 0 && self.conflicting_votes == 0 && self.invalid_commits == 0
+    }
+
+    pub fn live(&self) -> bool {
+        self.stalled_nodes == 0
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "forks={} conflicting_votes={} invalid_commits={} stalled_nodes={} recovery_ms={:?}",
+            self.forks,
+            self.conflicting_votes,
+            self.invalid_commits,
+            self.stalled_nodes,
+            self.recovery_ms
+        )
+    }
+}
+
+/// Watches an honest node's commits and signatures.
+#[derive(Debug, Default)]
+pub struct Checker {
+    /// Height → the first honest commit seen at it.
+    canonical: HashMap<Height, Digest>,
+    fork_heights: HashSet<Height>,
+    /// Per honest node: last committed (height, id).
+    tips: HashMap<usize, (Height, Digest)>,
+    /// Per honest key: round → vote data signed.
+    votes: HashMap<PublicKey, BTreeMap<Round, VoteData>>,
+    /// Payload digests produced by the application.
+    produced: HashSet<Digest>,
+    pub verdict: Verdict,
+    /// Per honest node: the time it first committed above `gst_mark`.
+    recovered_at: HashMap<usize, u64>,
+    gst_mark: Option<Height>,
+}
+
+impl Checker {
+    pub fn payload_produced(&mut self, payload: &[u8]) {
+        self.produced.insert(Digest::of(payload));
+    }
+
+    /// Validity and agreement: each block extends the node's previous commit, carries a
+    /// payload some node produced, and matches every other honest node's block at its height.
+    pub fn committed(&mut self, node: usize, block: &Block, now_ms: u64) {
+        let (tip_h, tip_id) = self.tips.get(&node).copied().unwrap_or((0, Digest::ZERO));
+        let extends = block.height == tip_h + 1 && (tip_h == 0 || block.parent().id == tip_id);
+        if !extends || !self.produced.contains(&Digest::of(&block.payload)) {
+            if std::env::var_os("SIM_DEBUG").is_some() {
+                eprintln!(
+                    "invalid commit at node {node} t={now_ms}: height {} after tip {tip_h}, parent {} vs tip {}, payload known {}",
+                    block.height,
+                    block.parent().id.short(),
+                    tip_id.short(),
+                    self.produced.contains(&Digest::of(&block.payload))
+                );
+            }
+            self.verdict.invalid_commits += 1;
+        }
+        self.tips.insert(node, (block.height, block.id));
+        match self.canonical.get(&block.height) {
+            Some(id) if *id != block.id => {
+                if self.fork_heights.insert(block.height) {
+                    self.verdict.forks += 1;
+                }
+            }
+            Some(_) => {}
+            None => {
+                self.canonical.insert(block.height, block.id);
+            }
+        }
+        if let Some(mark) = self.gst_mark {
+            if block.height > mark {
+                self.recovered_at.entry(node).or_insert(now_ms);
+            }
+        }
+    }
+
+    /// Every vote an honest key signs (seen through its persisted safety data).
+    pub fn signed_vote(&mut self, key: PublicKey, data: VoteData) {
+        let rounds = self.votes.entry(key).or_default();
+        match rounds.get(&data.block.round) {
+            Some(prev) if *prev != data => self.verdict.conflicting_votes += 1,
+            Some(_) => {}
+            None => {
+                rounds.insert(data.block.round, data);
+            }
+        }
+    }
+
+    pub fn evidence(&mut self) {
+        self.verdict.evidence += 1;
+    }
+
+    /// At GST: the height every honest node must pass to count as live again.
+    pub fn mark_gst(&mut self) {
+        let mark = self.tips.values().map(|(h, _)| *h).max().unwrap_or(0);
+        self.gst_mark = Some(mark);
+    }
+
+    /// Whether every honest node has committed above the GST mark.
+    pub fn finish_peek(&self, honest: &[usize]) -> bool {
+        honest.iter().all(|n| self.recovered_at.contains_key(n))
+    }
+
+    /// Closes the run: liveness per honest node, recovery time, common height.
+    pub fn finish(&mut self, honest: &[usize], gst_ms: u64) -> Verdict {
+        let mut worst = Some(0u64);
+        for node in honest {
+            match self.recovered_at.get(node) {
+                Some(t) => worst = worst.map(|w| w.max(t.saturating_sub(gst_ms))),
+                None => {
+                    self.verdict.stalled_nodes += 1;
+                    worst = None;
+                }
+            }
+        }
+        self.verdict.recovery_ms = worst;
+        self.verdict.committed_height = honest
+            .iter()
+            .map(|n| self.tips.get(n).map_or(0, |(h, _)| *h))
+            .min()
+            .unwrap_or(0);
+        self.verdict.clone()
+    }
+}

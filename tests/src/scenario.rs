@@ -1,0 +1,136 @@
+//! Scenarios: what goes wrong, and when, in one simulated run. Drawn from a seed, so every run
+//! is reproducible from its seed alone.
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+/// How a simulation is set up; everything else is drawn from the seed.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub validators: usize,
+    /// Byzantine validators each run as two twin instances sharing one key.
+    pub twins: usize,
+    /// Virtual milliseconds after which the network is synchronous (partitions healed, drops
+    /// stopped, crashed nodes restarted).
+    pub gst_ms: u64,
+    /// Virtual milliseconds after GST by which every honest node must commit anew.
+    pub liveness_bound_ms: u64,
+    /// Draw faults (partitions, drops, crashes, silent and equivocating leaders). Off for the
+    /// scale measurement, which wants a clean network.
+    pub faults: bool,
+    /// Fixed per-message delay when `faults` is off.
+    pub fixed_delay_ms: u64,
+    /// Switch off one safety rule in every honest node (negative control).
+    pub disabled_rule: Option<hotledger_consensus::DisabledRule>,
+    pub base_timeout_ms: u64,
+    pub max_backoff_exponent: u32,
+}
+
+impl SimConfig {
+    pub fn new(validators: usize, twins: usize) -> Self {
+        SimConfig {
+            validators,
+            twins,
+            gst_ms: 20_000,
+            liveness_bound_ms: 60_000,
+            faults: true,
+            fixed_delay_ms: 10,
+            disabled_rule: None,
+            base_timeout_ms: 400,
+            max_backoff_exponent: 4,
+        }
+    }
+
+    /// Sim nodes: one per validator, plus one extra instance per twin.
+    pub fn nodes(&self) -> usize {
+        self.validators + self.twins
+    }
+}
+
+/// The faults of one run, drawn from its seed.
+#[derive(Clone, Debug, Default)]
+pub struct Scenario {
+    pub delay_ms: u64,
+    pub jitter_ms: u64,
+    /// Probability (per mille) that a message sent before GST is lost.
+    pub drop_per_mille: u32,
+    /// `(from_ms, group of each node)`: nodes talk only within their group until the next
+    /// entry; all in one group after GST.
+    pub partitions: Vec<(u64, Vec<u8>)>,
+    /// `(node, down_at_ms, up_at_ms)`: crash, lose everything but the disk, restart.
+    pub crashes: Vec<(usize, u64, u64)>,
+    /// A twin instance that, as leader, sends conflicting proposals to two halves.
+    pub equivocator: Option<usize>,
+    /// An honest validator silent (down) from the start until GST.
+    pub silent: Option<usize>,
+}
+
+impl Scenario {
+    /// Draws a scenario. Twin instances of one key always sit in different partition groups.
+    pub fn draw(cfg: &SimConfig, rng: &mut ChaCha8Rng) -> Scenario {
+        if !cfg.faults {
+            return Scenario {
+                delay_ms: cfg.fixed_delay_ms,
+                ..Scenario::default()
+            };
+        }
+        let n = cfg.nodes();
+        let mut s = Scenario {
+            delay_ms: rng.gen_range(2..=40),
+            jitter_ms: rng.gen_range(0..=30),
+            drop_per_mille: if rng.gen_bool(0.5) { rng.gen_range(0..=50) } else { 0 },
+            ..Scenario::default()
+        };
+        // Partitions that change during the run, then heal at GST.
+        let mut t = 0;
+        while t < cfg.gst_ms {
+            let groups = if rng.gen_bool(0.25) {
+                vec![0; n]
+            } else {
+                Self::split(cfg, rng)
+            };
+            s.partitions.push((t, groups));
+            t += rng.gen_range(1_000..=6_000);
+        }
+        // Crash-restart of honest validators (never more than f down at once is not required
+        // for safety; liveness is only checked after everyone is back).
+        let honest: Vec<usize> = (cfg.twins..cfg.validators).collect();
+        let crashes = rng.gen_range(0..=2usize.min(honest.len()));
+        for _ in 0..crashes {
+            let node = honest[rng.gen_range(0..honest.len())];
+            let down = rng.gen_range(500..cfg.gst_ms);
+            let up = (down + rng.gen_range(200..8_000)).min(cfg.gst_ms);
+            s.crashes.push((node, down, up));
+        }
+        match rng.gen_range(0..4) {
+            0 if cfg.twins > 0 => s.equivocator = Some(cfg.validators), // first twin instance
+            1 if !honest.is_empty() => s.silent = Some(honest[rng.gen_range(0..honest.len())]),
+            _ => {}
+        }
+        s
+    }
+
+    /// Two (sometimes three) groups; each twin pair split across groups 0 and 1.
+    fn split(cfg: &SimConfig, rng: &mut ChaCha8Rng) -> Vec<u8> {
+        let groups: u8 = if rng.gen_bool(0.2) { 3 } else { 2 };
+        let mut g: Vec<u8> = (0..cfg.nodes()).map(|_| rng.gen_range(0..groups)).collect();
+        for t in 0..cfg.twins {
+            let a = rng.gen_range(0..2u8);
+            g[t] = a;
+            g[cfg.validators + t] = 1 - a;
+        }
+        g
+    }
+
+    /// The partition group of `node` at `now_ms`.
+    pub fn group(&self, node: usize, now_ms: u64, gst_ms: u64) -> u8 {
+        if now_ms >= gst_ms {
+            return 0;
+        }
+        self.partitions
+            .iter()
+            .take_while(|(from, _)| *from <= now_ms)
+            .last()
+            .map_or(0, |(_, g)| g[node])
+    }
+}

@@ -1,0 +1,452 @@
+//! The deterministic simulator: virtual time, a seeded network model, and the real consensus
+//! core in every node. One run is a pure function of its `SimConfig` and seed.
+
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap};
+
+use hotledger_consensus::{
+    proposal_signing_bytes, Action, Block, BlockInfo, BlockResponse, Config, Consensus, Event,
+    Message, Params, Proposal, QuorumCert, Recovery, SafetyData, Validator, ValidatorSet,
+};
+use hotledger_crypto::{Digest, Domain, KeyPair, PublicKey};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::checker::{Checker, Verdict};
+use crate::scenario::{Scenario, SimConfig};
+
+const CHAIN_ID: &str = "hotledger-sim";
+/// Hard cap on processed events per run, so every run ends by itself.
+const MAX_EVENTS: u64 = 20_000_000;
+
+/// The result of one simulated run.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    pub seed: u64,
+    pub verdict: Verdict,
+    /// Messages put on the wire (one per recipient).
+    pub messages: u64,
+    /// Mean time from proposal to commit over honest nodes' commits, in virtual ms.
+    pub mean_commit_latency_ms: f64,
+    pub events: u64,
+    pub end_ms: u64,
+}
+
+/// What survives a crash.
+#[derive(Debug)]
+struct Disk {
+    safety: SafetyData,
+    root: BlockInfo,
+    root_qc: QuorumCert,
+    blocks: HashMap<Digest, Block>,
+}
+
+#[derive(Debug)]
+struct SimNode {
+    key: KeyPair,
+    honest: bool,
+    core: Option<Consensus>,
+    disk: Disk,
+    incarnation: u64,
+}
+
+#[derive(Debug)]
+enum Ev {
+    Deliver { to: usize, from: PublicKey, msg: Message },
+    Timer { node: usize, inc: u64, round: u64 },
+    Payload { node: usize, inc: u64, round: u64 },
+    Crash { node: usize },
+    Restart { node: usize },
+    Gst,
+}
+
+#[derive(Debug)]
+struct Queued {
+    at: u64,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Queued {
+    /// Reversed: `BinaryHeap` pops the earliest event first, ties in insertion order.
+    fn cmp(&self, o: &Self) -> Ordering {
+        (o.at, o.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+/// One simulated network.
+#[derive(Debug)]
+pub struct Sim {
+    cfg: SimConfig,
+    scenario: Scenario,
+    rng: ChaCha8Rng,
+    nodes: Vec<SimNode>,
+    validators: ValidatorSet,
+    genesis: BlockInfo,
+    queue: BinaryHeap<Queued>,
+    seq: u64,
+    now: u64,
+    checker: Checker,
+    messages: u64,
+    latency_sum_ms: u64,
+    latency_count: u64,
+    payload_counter: u64,
+}
+
+impl Sim {
+    pub fn new(cfg: SimConfig, seed: u64) -> Sim {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let scenario = Scenario::draw(&cfg, &mut rng);
+        let keys: Vec<KeyPair> = (0..cfg.validators)
+            .map(|i| {
+                let mut seed = [0u8; 32];
+                seed[..8].copy_from_slice(&(i as u64 + 1).to_be_bytes());
+                KeyPair::from_seed(seed)
+            })
+            .collect();
+        let validators = ValidatorSet::new(
+            keys.iter()
+                .map(|k| Validator {
+                    key: k.public(),
+                    power: 1,
+                })
+                .collect(),
+        )
+        .unwrap_or_else(|e| panic!("simulator validator set: {e}"));
+        let genesis = Config::genesis_block(Digest::of(b"hotledger simulated genesis"), 0);
+        let nodes = (0..cfg.nodes())
+            .map(|i| {
+                let key_index = if i < cfg.validators { i } else { i - cfg.validators };
+                SimNode {
+                    key: keys[key_index].clone(),
+                    honest: key_index >= cfg.twins,
+                    core: None,
+                    disk: Disk {
+                        safety: SafetyData::default(),
+                        root: genesis,
+                        root_qc: QuorumCert::genesis(genesis),
+                        blocks: HashMap::new(),
+                    },
+                    incarnation: 0,
+                }
+            })
+            .collect();
+        let mut sim = Sim {
+            cfg,
+            scenario,
+            rng,
+            nodes,
+            validators,
+            genesis,
+            queue: BinaryHeap::new(),
+            seq: 0,
+            now: 0,
+            checker: Checker::default(),
+            messages: 0,
+            latency_sum_ms: 0,
+            latency_count: 0,
+            payload_counter: 0,
+        };
+        for node in 0..sim.nodes.len() {
+            if sim.scenario.silent != Some(node) {
+                sim.push(0, Ev::Restart { node });
+            }
+        }
+        if let Some(node) = sim.scenario.silent {
+            sim.push(sim.cfg.gst_ms, Ev::Restart { node });
+        }
+        for &(node, down, up) in &sim.scenario.crashes.clone() {
+            sim.push(down, Ev::Crash { node });
+            sim.push(up, Ev::Restart { node });
+        }
+        sim.push(sim.cfg.gst_ms, Ev::Gst);
+        sim
+    }
+
+    fn push(&mut self, at: u64, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Queued { at, seq: self.seq, ev });
+    }
+
+    fn honest(&self) -> Vec<usize> {
+        (0..self.nodes.len()).filter(|&i| self.nodes[i].honest).collect()
+    }
+
+    fn config_for(&self, node: usize) -> Config {
+        let n = &self.nodes[node];
+        let mut cfg = Config::new(
+            CHAIN_ID,
+            self.genesis,
+            self.validators.clone(),
+            Some(n.key.clone()),
+        );
+        cfg.params = Params {
+            base_timeout_ms: self.cfg.base_timeout_ms,
+            max_backoff_exponent: self.cfg.max_backoff_exponent,
+            ..Params::default()
+        };
+        if n.honest {
+            cfg.disabled_rule = self.cfg.disabled_rule;
+        }
+        cfg
+    }
+
+    /// Runs until `end_ms` (virtual), or until every honest node has recovered after GST when
+    /// `stop_when_recovered` is set.
+    pub fn run(mut self, end_ms: u64, stop_when_recovered: bool, seed: u64) -> RunReport {
+        let mut events = 0;
+        let honest = self.honest();
+        while let Some(q) = self.queue.pop() {
+            if q.at > end_ms || events >= MAX_EVENTS {
+                break;
+            }
+            self.now = q.at;
+            events += 1;
+            self.dispatch(q.ev);
+            if stop_when_recovered && events % 256 == 0 && self.now > self.cfg.gst_ms {
+                let v = self.checker.finish_peek(&honest);
+                if v {
+                    break;
+                }
+            }
+        }
+        let verdict = self.checker.finish(&honest, self.cfg.gst_ms);
+        RunReport {
+            seed,
+            verdict,
+            messages: self.messages,
+            mean_commit_latency_ms: if self.latency_count == 0 {
+                0.0
+            } else {
+                self.latency_sum_ms as f64 / self.latency_count as f64
+            },
+            events,
+            end_ms: self.now,
+        }
+    }
+
+    fn dispatch(&mut self, ev: Ev) {
+        match ev {
+            Ev::Deliver { to, from, msg } => {
+                self.step(to, Event::Message { from, message: msg });
+            }
+            Ev::Timer { node, inc, round } => {
+                if self.nodes[node].incarnation == inc {
+                    self.step(node, Event::TimeoutFired { round });
+                }
+            }
+            Ev::Payload { node, inc, round } => {
+                if self.nodes[node].incarnation == inc {
+                    self.payload_counter += 1;
+                    let payload = format!("n{node}/r{round}/p{}", self.payload_counter).into_bytes();
+                    self.checker.payload_produced(&payload);
+                    self.step(node, Event::PayloadReady { round, payload });
+                }
+            }
+            Ev::Crash { node } => {
+                if std::env::var_os("SIM_DEBUG").is_some() {
+                    eprintln!("t={} node {node} crashes", self.now);
+                }
+                let n = &mut self.nodes[node];
+                n.core = None;
+                n.incarnation += 1;
+            }
+            Ev::Restart { node } => self.restart(node),
+            Ev::Gst => {
+                self.checker.mark_gst();
+                for node in 0..self.nodes.len() {
+                    if self.nodes[node].core.is_none() {
+                        self.restart(node);
+                    }
+                }
+            }
+        }
+    }
+
+    fn restart(&mut self, node: usize) {
+        if self.nodes[node].core.is_some() {
+            return;
+        }
+        let config = self.config_for(node);
+        let d = &self.nodes[node].disk;
+        let recovery = Recovery {
+            safety: d.safety.clone(),
+            root: d.root,
+            root_qc: d.root_qc.clone(),
+        };
+        match Consensus::new(config, recovery) {
+            Ok(core) => {
+                self.nodes[node].core = Some(core);
+                self.nodes[node].incarnation += 1;
+                self.step(node, Event::Start);
+            }
+            Err(e) => panic!("node {node} cannot restart from its own disk: {e}"),
+        }
+    }
+
+    fn step(&mut self, node: usize, event: Event) {
+        let now = self.now;
+        let Some(core) = self.nodes[node].core.as_mut() else {
+            return; // down: the message is lost
+        };
+        if let Ok(actions) = core.handle(now, event) {
+            self.execute(node, actions);
+        }
+    }
+
+    fn execute(&mut self, node: usize, actions: Vec<Action>) {
+        let now = self.now;
+        let inc = self.nodes[node].incarnation;
+        for action in actions {
+            match action {
+                Action::PersistSafety(data) => {
+                    let n = &mut self.nodes[node];
+                    if n.honest {
+                        if let Some(v) = &data.last_vote {
+                            self.checker.signed_vote(n.key.public(), v.data);
+                        }
+                    }
+                    n.disk.safety = data;
+                }
+                Action::Send { to, message } => self.route(node, Some(to), message),
+                Action::Broadcast(Message::Proposal(p)) if self.scenario.equivocator == Some(node) => {
+                    self.equivocate(node, p);
+                }
+                Action::Broadcast(message) => self.route(node, None, message),
+                Action::ScheduleTimeout { round, after_ms } => {
+                    self.push(now.saturating_add(after_ms), Ev::Timer { node, inc, round });
+                }
+                Action::RequestPayload { round, .. } => {
+                    self.push(now + 1, Ev::Payload { node, inc, round });
+                }
+                Action::ServeBlocks { to, id, count } => {
+                    let n = &self.nodes[node];
+                    let blocks = match &n.core {
+                        Some(core) => core.collect_chain(&id, count, |i| n.disk.blocks.get(i).cloned()),
+                        None => Vec::new(),
+                    };
+                    if !blocks.is_empty() {
+                        self.route(node, Some(to), Message::BlockResponse(BlockResponse { blocks }));
+                    }
+                }
+                Action::Commit(commit) => {
+                    let honest = self.nodes[node].honest;
+                    if std::env::var_os("SIM_DEBUG").is_some() {
+                        let hs: Vec<String> = commit.blocks.iter().map(|b| format!("{}:{}", b.height, b.id.short())).collect();
+                        eprintln!("t={now} node {node} commits {hs:?}");
+                    }
+                    for block in &commit.blocks {
+                        if honest {
+                            self.checker.committed(node, block, now);
+                            self.latency_sum_ms += now.saturating_sub(block.timestamp_ms);
+                            self.latency_count += 1;
+                        }
+                    }
+                    let d = &mut self.nodes[node].disk;
+                    if let Some(last) = commit.blocks.last() {
+                        d.root = last.info();
+                        d.root_qc = commit.proof.clone();
+                    }
+                    for block in commit.blocks {
+                        d.blocks.insert(block.id, block);
+                    }
+                }
+                Action::ReportMisbehaviour(_) => {
+                    if self.nodes[node].honest {
+                        self.checker.evidence();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends `msg` from `from` to the nodes holding key `to` (or to every node with another key),
+    /// through the partition and loss model.
+    fn route(&mut self, from: usize, to: Option<PublicKey>, msg: Message) {
+        let sender = self.nodes[from].key.public();
+        let from_group = self.scenario.group(from, self.now, self.cfg.gst_ms);
+        for j in 0..self.nodes.len() {
+            let key = self.nodes[j].key.public();
+            let addressed = match to {
+                Some(k) => k == key && j != from,
+                None => key != sender,
+            };
+            if !addressed {
+                continue;
+            }
+            self.send_one(from_group, j, sender, msg.clone());
+        }
+    }
+
+    fn send_one(&mut self, from_group: u8, to: usize, sender: PublicKey, msg: Message) {
+        let before_gst = self.now < self.cfg.gst_ms;
+        if before_gst {
+            if self.scenario.group(to, self.now, self.cfg.gst_ms) != from_group {
+                return;
+            }
+            let drop = self.scenario.drop_per_mille;
+            if drop > 0 && self.rng.gen_range(0..1000) < drop {
+                return;
+            }
+        }
+        let jitter = if self.scenario.jitter_ms > 0 {
+            self.rng.gen_range(0..=self.scenario.jitter_ms)
+        } else {
+            0
+        };
+        let at = self.now + self.scenario.delay_ms.max(1) + jitter;
+        self.messages += 1;
+        self.push(at, Ev::Deliver { to, from: sender, msg });
+    }
+
+    /// A Byzantine leader: the real proposal to half the nodes, a conflicting one (same round,
+    /// different payload, validly signed) to the other half.
+    fn equivocate(&mut self, node: usize, p: Proposal) {
+        let key = self.nodes[node].key.clone();
+        let mut other = p.clone();
+        let b = &mut other.block;
+        b.payload.extend_from_slice(b"/conflicting");
+        self.checker.payload_produced(&b.payload);
+        b.id = Block::compute_id(b.round, b.height, b.timestamp_ms, &b.author, &b.qc, &b.payload);
+        b.signature = key.sign(
+            Domain::Proposal,
+            CHAIN_ID,
+            &proposal_signing_bytes(b.round, b.height, &b.id),
+        );
+        let sender = key.public();
+        let from_group = self.scenario.group(node, self.now, self.cfg.gst_ms);
+        for j in 0..self.nodes.len() {
+            if self.nodes[j].key.public() == sender {
+                continue;
+            }
+            let msg = if j % 2 == 0 { p.clone() } else { other.clone() };
+            self.send_one(from_group, j, sender, Message::Proposal(msg));
+        }
+    }
+}
+
+/// Runs one seed of a scenario run (faults, GST, liveness bound), stopping early once every
+/// honest node has recovered.
+pub fn run_seed(cfg: &SimConfig, seed: u64) -> RunReport {
+    let end = cfg.gst_ms + cfg.liveness_bound_ms;
+    Sim::new(cfg.clone(), seed).run(end, true, seed)
+}
+
+/// Runs a clean network for `duration_ms` of virtual time (for the scale measurement).
+pub fn run_clean(cfg: &SimConfig, seed: u64, duration_ms: u64) -> RunReport {
+    let mut cfg = cfg.clone();
+    cfg.faults = false;
+    cfg.gst_ms = 0;
+    Sim::new(cfg, seed).run(duration_ms, false, seed)
+}
