@@ -189,3 +189,211 @@ impl BlockTree {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::collections::HashMap;
+
+    use hotledger_crypto::{KeyPair, PublicKey, Signature};
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::types::{QuorumCert, VoteData};
+
+    fn author() -> PublicKey {
+        thread_local!(static KEY: PublicKey = KeyPair::from_seed([1; 32]).public());
+        KEY.with(|k| *k)
+    }
+
+    fn genesis() -> BlockInfo {
+        BlockInfo {
+            id: Digest::of(b"genesis"),
+            round: 0,
+            height: 0,
+            timestamp_ms: 0,
+        }
+    }
+
+    /// An (unsigned) block of `round` extending `parent`; `tag` tells siblings apart.
+    fn child(parent: &BlockInfo, round: u64, tag: u64) -> Block {
+        let qc = QuorumCert {
+            data: VoteData {
+                block: *parent,
+                parent: *parent,
+            },
+            votes: Vec::new(),
+        };
+        let payload = tag.to_be_bytes().to_vec();
+        let height = parent.height + 1;
+        Block {
+            id: Block::compute_id(round, height, 0, &author(), &qc, &payload),
+            round,
+            height,
+            timestamp_ms: 0,
+            author: author(),
+            qc,
+            payload,
+            signature: Signature([0; 64]),
+        }
+    }
+
+    /// `n` blocks extending `from`, rounds following its round.
+    fn chain_from(from: &BlockInfo, n: usize, tag: u64) -> Vec<Block> {
+        let mut out: Vec<Block> = Vec::new();
+        for _ in 0..n {
+            let parent = out.last().map_or(*from, Block::info);
+            out.push(child(&parent, parent.round + 1, tag));
+        }
+        out
+    }
+
+    #[test]
+    fn orphans_are_held_then_inserted_with_their_parent() {
+        let chain = chain_from(&genesis(), 3, 0);
+        let mut tree = BlockTree::new(genesis(), 100, 100);
+        assert_eq!(
+            tree.insert(chain[2].clone()),
+            Ok(Inserted::Orphan { missing: chain[1].id })
+        );
+        assert_eq!(
+            tree.insert(chain[2].clone()),
+            Ok(Inserted::Orphan { missing: chain[1].id }),
+            "a repeated orphan is not stored twice"
+        );
+        assert_eq!(tree.orphan_count(), 1);
+        assert_eq!(
+            tree.insert(chain[1].clone()),
+            Ok(Inserted::Orphan { missing: chain[0].id })
+        );
+        assert_eq!(
+            tree.insert(chain[0].clone()),
+            Ok(Inserted::Added(chain.iter().map(|b| b.id).collect()))
+        );
+        assert_eq!((tree.len(), tree.orphan_count()), (3, 0));
+        assert_eq!(tree.insert(chain[1].clone()), Ok(Inserted::Known));
+        assert_eq!(
+            tree.path_from_root(&chain[2].id).unwrap(),
+            chain.iter().collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn blocks_at_or_below_the_root_are_refused() {
+        let chain = chain_from(&genesis(), 3, 0);
+        let mut tree = BlockTree::new(genesis(), 100, 100);
+        for b in &chain {
+            tree.insert(b.clone()).unwrap();
+        }
+        tree.commit(&chain[0].id).unwrap();
+        assert_eq!(tree.insert(chain[0].clone()), Ok(Inserted::BelowRoot));
+        // A sibling of the new root's child on a dead fork: parent unknown at root height.
+        let dead = child(&child(&genesis(), 1, 9).info(), 2, 9);
+        assert_eq!(tree.insert(dead), Ok(Inserted::BelowRoot));
+        assert_eq!(tree.orphan_count(), 0);
+    }
+
+    #[test]
+    fn bounds_are_enforced() {
+        let chain = chain_from(&genesis(), 4, 0);
+        let mut tree = BlockTree::new(genesis(), 2, 1);
+        tree.insert(chain[0].clone()).unwrap();
+        tree.insert(chain[1].clone()).unwrap();
+        assert_eq!(
+            tree.insert(chain[2].clone()),
+            Err(ConsensusError::Full { what: "block tree", max: 2 })
+        );
+        let far = chain_from(&chain[3].info(), 2, 0);
+        tree.insert(far[0].clone()).unwrap();
+        assert_eq!(
+            tree.insert(far[1].clone()),
+            Err(ConsensusError::Full { what: "orphan block buffer", max: 1 })
+        );
+        assert_eq!((tree.len(), tree.orphan_count()), (2, 1));
+    }
+
+    #[test]
+    fn collect_chain_walks_parents_newest_first() {
+        let chain = chain_from(&genesis(), 5, 0);
+        let mut tree = BlockTree::new(genesis(), 100, 100);
+        for b in &chain {
+            tree.insert(b.clone()).unwrap();
+        }
+        let committed = tree.commit(&chain[1].id).unwrap();
+        let store: HashMap<Digest, Block> = committed.into_iter().map(|b| (b.id, b)).collect();
+        let ids = |v: Vec<Block>| v.into_iter().map(|b| b.round).collect::<Vec<_>>();
+        assert_eq!(ids(tree.collect_chain(&chain[4].id, 2, |_| None)), vec![5, 4]);
+        assert_eq!(ids(tree.collect_chain(&chain[4].id, 10, |_| None)), vec![5, 4, 3]);
+        assert_eq!(
+            ids(tree.collect_chain(&chain[4].id, 10, |id| store.get(id).cloned())),
+            vec![5, 4, 3, 2, 1],
+            "stops after the genesis child"
+        );
+        assert!(tree.collect_chain(&Digest::of(b"unknown"), 10, |_| None).is_empty());
+    }
+
+    /// A main chain of `n` blocks, forks (branch height, length), a commit index and an
+    /// insertion order over all blocks.
+    fn scenario() -> impl Strategy<Value = (usize, Vec<(usize, usize)>, usize, Vec<usize>)> {
+        (2usize..12, proptest::collection::vec((0usize..12, 1usize..4), 0..5)).prop_flat_map(
+            |(n, forks)| {
+                let total = n + forks.iter().map(|f| f.1).sum::<usize>();
+                (
+                    Just(n),
+                    Just(forks),
+                    0..n,
+                    Just((0..total).collect::<Vec<_>>()).prop_shuffle(),
+                )
+            },
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn random_insertion_order_loses_nothing_and_commit_prunes_forks(
+            (n, forks, k, order) in scenario()
+        ) {
+            let main = chain_from(&genesis(), n, 0);
+            let mut all = main.clone();
+            for (f, &(at, len)) in forks.iter().enumerate() {
+                let at = at % n; // 0: forks off the root
+                let from = if at == 0 { genesis() } else { main[at - 1].info() };
+                all.extend(chain_from(&from, len, f as u64 + 1));
+            }
+            let mut tree = BlockTree::new(genesis(), 1_000, 1_000);
+            for &i in &order {
+                let got = tree.insert(all[i].clone());
+                prop_assert!(matches!(got, Ok(Inserted::Added(_) | Inserted::Orphan { .. })), "{got:?}");
+            }
+            prop_assert_eq!(tree.orphan_count(), 0);
+            prop_assert_eq!(tree.len(), all.len());
+            let path: Vec<Digest> = tree.path_from_root(&main[n - 1].id).unwrap().iter().map(|b| b.id).collect();
+            prop_assert_eq!(path, main.iter().map(|b| b.id).collect::<Vec<_>>());
+
+            let committed = tree.commit(&main[k].id).unwrap();
+            prop_assert_eq!(committed, main[..=k].to_vec());
+            prop_assert_eq!(*tree.root(), main[k].info());
+            let by_id: HashMap<Digest, &Block> = all.iter().map(|b| (b.id, b)).collect();
+            let descends = |b: &Block| {
+                let mut cursor = b;
+                loop {
+                    if cursor.parent().id == main[k].id {
+                        return true;
+                    }
+                    match by_id.get(&cursor.parent().id) {
+                        Some(p) if p.height > main[k].height => cursor = p,
+                        _ => return false,
+                    }
+                }
+            };
+            for b in &all {
+                prop_assert_eq!(tree.get(&b.id).is_some(), descends(b), "block at height {}", b.height);
+            }
+            for b in &main[k + 1..] {
+                prop_assert!(tree.get(&b.id).is_some(), "main chain block lost");
+            }
+            prop_assert_eq!(tree.orphan_count(), 0);
+        }
+    }
+}

@@ -232,3 +232,209 @@ impl Verifier<'_> {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use hotledger_crypto::{Digest, KeyPair};
+
+    use super::*;
+    use crate::types::{Round, TimeoutSig, VoteData};
+    use crate::validators::Validator;
+
+    const CHAIN: &str = "verify-test";
+
+    struct Fixture {
+        keys: Vec<KeyPair>,
+        set: ValidatorSet,
+        genesis: BlockInfo,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let keys: Vec<KeyPair> = (1..=4u8).map(|i| KeyPair::from_seed([i; 32])).collect();
+            let set = ValidatorSet::new(
+                keys.iter()
+                    .map(|k| Validator { key: k.public(), power: 1 })
+                    .collect(),
+            )
+            .unwrap();
+            let genesis = BlockInfo {
+                id: Digest::of(b"genesis"),
+                round: 0,
+                height: 0,
+                timestamp_ms: 0,
+            };
+            Fixture { keys, set, genesis }
+        }
+
+        fn verifier(&self) -> Verifier<'_> {
+            Verifier {
+                chain_id: CHAIN,
+                genesis: &self.genesis,
+                validators: &self.set,
+            }
+        }
+
+        fn data(&self, round: Round) -> VoteData {
+            VoteData {
+                block: BlockInfo {
+                    id: Digest::of(b"block"),
+                    round,
+                    height: 1,
+                    timestamp_ms: 1,
+                },
+                parent: self.genesis,
+            }
+        }
+
+        fn qc(&self, data: VoteData, signers: &[usize]) -> QuorumCert {
+            QuorumCert {
+                data,
+                votes: signers
+                    .iter()
+                    .map(|&i| {
+                        let k = &self.keys[i];
+                        (k.public(), k.sign(Domain::Vote, CHAIN, &data.signing_bytes()))
+                    })
+                    .collect(),
+            }
+        }
+
+        fn tc(&self, round: Round, high_qc: QuorumCert, signers: &[usize]) -> TimeoutCert {
+            let sigs = signers
+                .iter()
+                .map(|&i| TimeoutSig {
+                    author: self.keys[i].public(),
+                    high_qc_round: high_qc.round(),
+                    signature: self.keys[i].sign(
+                        Domain::Timeout,
+                        CHAIN,
+                        &timeout_signing_bytes(round, high_qc.round()),
+                    ),
+                })
+                .collect();
+            TimeoutCert { round, high_qc, sigs }
+        }
+    }
+
+    #[test]
+    fn qc_structure_checks() {
+        let f = Fixture::new();
+        let v = f.verifier();
+        let good = f.qc(f.data(1), &[0, 1, 2]);
+        assert_eq!(v.verify_qc(&good), Ok(()));
+
+        let mut too_many = f.qc(f.data(1), &[0, 1, 2, 3]);
+        too_many.votes.push(too_many.votes[3]);
+        assert_eq!(
+            v.verify_qc(&too_many),
+            Err(ConsensusError::TooManySignatures { what: "QC", got: 5, max: 4 })
+        );
+        let mut bad_height = f.data(1);
+        bad_height.block.height = 3;
+        assert_eq!(
+            v.verify_qc(&f.qc(bad_height, &[0, 1, 2])),
+            Err(ConsensusError::MalformedQc("block height is not parent height + 1"))
+        );
+        let mut genesis_with_votes = QuorumCert::genesis(f.genesis);
+        genesis_with_votes.votes = good.votes.clone();
+        assert_eq!(
+            v.verify_qc(&genesis_with_votes),
+            Err(ConsensusError::MalformedQc("round-0 QC is not the genesis QC"))
+        );
+        assert_eq!(v.verify_qc(&QuorumCert::genesis(f.genesis)), Ok(()));
+        // The last signature bad: the error names the right signer.
+        let mut last_bad = good.clone();
+        last_bad.votes[2].1 = f.keys[2].sign(Domain::Timeout, CHAIN, &f.data(1).signing_bytes());
+        assert_eq!(
+            v.verify_qc(&last_bad),
+            Err(ConsensusError::BadSignature { what: "QC", signer: f.keys[2].public() })
+        );
+    }
+
+    #[test]
+    fn tc_structure_checks() {
+        let f = Fixture::new();
+        let v = f.verifier();
+        let g = QuorumCert::genesis(f.genesis);
+        assert_eq!(v.verify_tc_signatures(&f.tc(3, g.clone(), &[0, 1, 2])), Ok(()));
+        assert_eq!(
+            v.verify_tc_signatures(&f.tc(0, g.clone(), &[0, 1, 2])),
+            Err(ConsensusError::MalformedTc("round 0 cannot time out"))
+        );
+        let qc2 = f.qc(f.data(2), &[0, 1, 2]);
+        assert_eq!(
+            v.verify_tc_signatures(&f.tc(2, qc2, &[0, 1, 2])),
+            Err(ConsensusError::MalformedTc("high QC is not below the TC round"))
+        );
+        let mut dup = f.tc(3, g, &[0, 1, 2]);
+        dup.sigs[1] = dup.sigs[0].clone();
+        assert_eq!(
+            v.verify_tc_signatures(&dup),
+            Err(ConsensusError::DuplicateSigner { what: "TC", signer: f.keys[0].public() })
+        );
+    }
+
+    #[test]
+    fn vote_and_timeout_structure_checks() {
+        let f = Fixture::new();
+        let v = f.verifier();
+        let k = &f.keys[0];
+        let vote = |data: VoteData| Vote {
+            data,
+            author: k.public(),
+            signature: k.sign(Domain::Vote, CHAIN, &data.signing_bytes()),
+        };
+        assert_eq!(v.verify_vote(&vote(f.data(1))), Ok(()));
+        let mut not_chaining = f.data(1);
+        not_chaining.parent.round = 1;
+        assert_eq!(
+            v.verify_vote(&vote(not_chaining)),
+            Err(ConsensusError::MalformedQc("vote data does not chain"))
+        );
+        let qc1 = f.qc(f.data(1), &[0, 1, 2]);
+        let timeout = |round: Round, high_qc: QuorumCert| TimeoutMsg {
+            round,
+            signature: k.sign(Domain::Timeout, CHAIN, &timeout_signing_bytes(round, high_qc.round())),
+            high_qc,
+            author: k.public(),
+            last_tc: None,
+        };
+        assert_eq!(v.verify_timeout(&timeout(2, qc1.clone())), Ok(()));
+        assert_eq!(
+            v.verify_timeout(&timeout(1, qc1)),
+            Err(ConsensusError::MalformedTc("timeout's high QC is not below its round"))
+        );
+        // A vote signature replayed as a timeout (domain separation).
+        let mut replayed = timeout(2, QuorumCert::genesis(f.genesis));
+        replayed.signature = k.sign(Domain::Vote, CHAIN, &timeout_signing_bytes(2, 0));
+        assert_eq!(
+            v.verify_timeout(&replayed),
+            Err(ConsensusError::BadSignature { what: "timeout", signer: k.public() })
+        );
+    }
+
+    #[test]
+    fn block_round_must_exceed_parent_round() {
+        let f = Fixture::new();
+        let k = &f.keys[0];
+        let qc = f.qc(f.data(4), &[0, 1, 2]);
+        let id = Block::compute_id(4, 2, 1, &k.public(), &qc, b"");
+        let block = Block {
+            id,
+            round: 4,
+            height: 2,
+            timestamp_ms: 1,
+            author: k.public(),
+            qc,
+            payload: Vec::new(),
+            signature: k.sign(Domain::Proposal, CHAIN, &proposal_signing_bytes(4, 2, &id)),
+        };
+        assert_eq!(
+            f.verifier().verify_block(&block, 10),
+            Err(ConsensusError::UnjustifiedRound { round: 4, qc_round: 4, tc_round: None })
+        );
+    }
+}

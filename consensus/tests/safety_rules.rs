@@ -84,7 +84,11 @@ fn data(last_voted_round: Round, locked_round: Round, last_proposed_round: Round
 }
 
 fn rules() -> SafetyRules {
-    SafetyRules::new(KeyPair::from_seed([1; 32]), CHAIN.into(), SafetyData::default())
+    SafetyRules::new(
+        KeyPair::from_seed([1; 32]),
+        CHAIN.into(),
+        SafetyData::default(),
+    )
 }
 
 // ---- rule 1 ----------------------------------------------------------------------------------
@@ -92,7 +96,13 @@ fn rules() -> SafetyRules {
 /// Rule 1: a vote or timeout needs a round strictly above `last_voted_round`.
 #[test]
 fn check_round_increase_table() {
-    for (round, last_voted, ok) in [(1, 0, true), (6, 5, true), (5, 5, false), (4, 5, false), (0, 0, false)] {
+    for (round, last_voted, ok) in [
+        (1, 0, true),
+        (6, 5, true),
+        (5, 5, false),
+        (4, 5, false),
+        (0, 0, false),
+    ] {
         let got = check_round_increase(round, &data(last_voted, 0, 0));
         let want = if ok {
             Ok(())
@@ -127,7 +137,11 @@ fn safe_to_vote_table() {
         ("QC from the future", 5, 5, None, false),
     ];
     for (name, round, qc_round, tc, ok) in cases {
-        let want = if ok { Ok(()) } else { Err(unsafe_(round, qc_round, tc)) };
+        let want = if ok {
+            Ok(())
+        } else {
+            Err(unsafe_(round, qc_round, tc))
+        };
         assert_eq!(safe_to_vote(round, qc_round, tc), want, "{name}");
     }
 }
@@ -143,7 +157,10 @@ fn safe_to_vote_at_u64_max_does_not_panic() {
     assert_eq!(safe_to_vote(max, 7, Some(&tc(max - 1, &[7]))), Ok(()));
     assert!(safe_to_timeout(max, max, Some(max), &data(0, 0, 0)).is_err());
     assert!(check_round_increase(max, &data(max, 0, 0)).is_err());
-    assert_eq!(check_proposal_round(max, &data(0, 0, max)), Err(ConsensusError::AlreadyProposed { round: max }));
+    assert_eq!(
+        check_proposal_round(max, &data(0, 0, max)),
+        Err(ConsensusError::AlreadyProposed { round: max })
+    );
 }
 
 // ---- rule 3 ----------------------------------------------------------------------------------
@@ -151,7 +168,9 @@ fn safe_to_vote_at_u64_max_does_not_panic() {
 /// Rule 3: time out round r only if r follows the QC or a TC we hold, with qc >= locked round.
 #[test]
 fn safe_to_timeout_table() {
-    let cases: [(&str, Round, Round, Option<Round>, Round, bool); 7] = [
+    // (name, round, qc_round, tc_round, locked, ok)
+    type Row = (&'static str, Round, Round, Option<Round>, Round, bool);
+    let cases: [Row; 7] = [
         ("follows QC", 5, 4, None, 0, true),
         ("follows QC, locked == qc", 5, 4, None, 4, true),
         ("follows TC", 5, 2, Some(4), 2, true),
@@ -164,9 +183,17 @@ fn safe_to_timeout_table() {
         let want = if ok {
             Ok(())
         } else {
-            Err(ConsensusError::UnsafeToTimeout { round, qc_round, locked })
+            Err(ConsensusError::UnsafeToTimeout {
+                round,
+                qc_round,
+                locked,
+            })
         };
-        assert_eq!(safe_to_timeout(round, qc_round, tc_round, &data(0, locked, 0)), want, "{name}");
+        assert_eq!(
+            safe_to_timeout(round, qc_round, tc_round, &data(0, locked, 0)),
+            want,
+            "{name}"
+        );
     }
 }
 
@@ -176,7 +203,11 @@ fn safe_to_timeout_table() {
 #[test]
 fn check_proposal_round_table() {
     for (round, last, ok) in [(1, 0, true), (3, 2, true), (2, 2, false), (1, 2, false)] {
-        let want = if ok { Ok(()) } else { Err(ConsensusError::AlreadyProposed { round }) };
+        let want = if ok {
+            Ok(())
+        } else {
+            Err(ConsensusError::AlreadyProposed { round })
+        };
         assert_eq!(check_proposal_round(round, &data(0, 0, last)), want);
     }
 }
@@ -189,7 +220,10 @@ fn no_second_vote_in_a_round() {
     let first = s.vote(&block(1, 0, 1), None).unwrap();
     assert_eq!(
         s.vote(&block(1, 0, 2), None),
-        Err(ConsensusError::RoundNotIncreasing { round: 1, last_voted: 1 })
+        Err(ConsensusError::RoundNotIncreasing {
+            round: 1,
+            last_voted: 1
+        })
     );
     // The same block again: the stored vote, byte for byte (not a fresh signature).
     assert_eq!(s.vote(&block(1, 0, 1), None), Ok(first.clone()));
@@ -202,7 +236,10 @@ fn no_vote_after_timing_out_the_round() {
     s.timeout(1, &qc(0), None).unwrap();
     assert_eq!(
         s.vote(&block(1, 0, 1), None),
-        Err(ConsensusError::RoundNotIncreasing { round: 1, last_voted: 1 })
+        Err(ConsensusError::RoundNotIncreasing {
+            round: 1,
+            last_voted: 1
+        })
     );
     // The next round is fine.
     assert!(s.vote(&block(2, 1, 1), None).is_ok());
@@ -218,8 +255,15 @@ fn repeated_timeout_returns_the_identical_signed_timeout() {
     assert_eq!(s.data(), &data_after_first, "a repeat changes nothing");
     // Even when asked with a different QC, the stored one is returned (never a second signature).
     let other = s.timeout(3, &qc(1), Some(&tc(2, &[1]))).unwrap();
-    assert_eq!((other.signature, other.high_qc.clone()), (first.signature, first.high_qc));
-    assert_eq!(other.last_tc, Some(tc(2, &[1])), "the current last_tc is attached");
+    assert_eq!(
+        (other.signature, other.high_qc.clone()),
+        (first.signature, first.high_qc)
+    );
+    assert_eq!(
+        other.last_tc,
+        Some(tc(2, &[1])),
+        "the current last_tc is attached"
+    );
 }
 
 #[test]
@@ -234,7 +278,10 @@ fn timeout_after_voting_in_the_same_round_is_allowed() {
     s.vote(&block(4, 3, 1), None).unwrap();
     assert_eq!(
         s.timeout(3, &qc(2), None),
-        Err(ConsensusError::RoundNotIncreasing { round: 3, last_voted: 4 })
+        Err(ConsensusError::RoundNotIncreasing {
+            round: 3,
+            last_voted: 4
+        })
     );
 }
 
@@ -251,7 +298,11 @@ fn locked_round_rises_with_votes_and_timeouts() {
     // And a timeout with a QC below the lock is refused.
     assert_eq!(
         s.timeout(9, &qc(4), Some(&tc(8, &[4]))),
-        Err(ConsensusError::UnsafeToTimeout { round: 9, qc_round: 4, locked: 5 })
+        Err(ConsensusError::UnsafeToTimeout {
+            round: 9,
+            qc_round: 4,
+            locked: 5
+        })
     );
 }
 
@@ -259,8 +310,14 @@ fn locked_round_rises_with_votes_and_timeouts() {
 fn sign_proposal_twice_in_a_round_is_refused() {
     let mut s = rules();
     s.sign_proposal(&block(2, 1, 1)).unwrap();
-    assert_eq!(s.sign_proposal(&block(2, 1, 2)), Err(ConsensusError::AlreadyProposed { round: 2 }));
-    assert_eq!(s.sign_proposal(&block(2, 1, 1)), Err(ConsensusError::AlreadyProposed { round: 2 }));
+    assert_eq!(
+        s.sign_proposal(&block(2, 1, 2)),
+        Err(ConsensusError::AlreadyProposed { round: 2 })
+    );
+    assert_eq!(
+        s.sign_proposal(&block(2, 1, 1)),
+        Err(ConsensusError::AlreadyProposed { round: 2 })
+    );
     assert_eq!(s.data().last_proposed_round, 2);
     assert!(s.sign_proposal(&block(3, 2, 1)).is_ok());
 }
@@ -274,17 +331,26 @@ fn restart_from_persisted_data_refuses_conflicting_vote_and_timeout() {
     let mut restarted = SafetyRules::new(KeyPair::from_seed([1; 32]), CHAIN.into(), persisted);
     assert_eq!(
         restarted.vote(&block(5, 4, 2), None),
-        Err(ConsensusError::RoundNotIncreasing { round: 5, last_voted: 5 })
+        Err(ConsensusError::RoundNotIncreasing {
+            round: 5,
+            last_voted: 5
+        })
     );
     assert_eq!(restarted.vote(&block(5, 4, 1), None), Ok(vote));
 
     let t = restarted.timeout(6, &qc(5), None).unwrap();
-    let mut again =
-        SafetyRules::new(KeyPair::from_seed([1; 32]), CHAIN.into(), restarted.data().clone());
+    let mut again = SafetyRules::new(
+        KeyPair::from_seed([1; 32]),
+        CHAIN.into(),
+        restarted.data().clone(),
+    );
     assert_eq!(again.timeout(6, &qc(5), None), Ok(t));
     assert_eq!(
         again.vote(&block(6, 5, 1), None),
-        Err(ConsensusError::RoundNotIncreasing { round: 6, last_voted: 6 })
+        Err(ConsensusError::RoundNotIncreasing {
+            round: 6,
+            last_voted: 6
+        })
     );
 }
 
@@ -294,8 +360,18 @@ fn restart_from_persisted_data_refuses_conflicting_vote_and_timeout() {
 enum Op {
     /// Vote for block `tag` of `round` extending QC `round - back`, with a TC for `round - 1`
     /// reporting `tc_high` when `with_tc`.
-    Vote { round: Round, back: Round, tag: u8, with_tc: bool, tc_high: Round },
-    Timeout { round: Round, back: Round, with_tc: bool },
+    Vote {
+        round: Round,
+        back: Round,
+        tag: u8,
+        with_tc: bool,
+        tc_high: Round,
+    },
+    Timeout {
+        round: Round,
+        back: Round,
+        with_tc: bool,
+    },
     /// Crash and restart from the persisted data.
     Restart,
 }

@@ -1,12 +1,16 @@
 //! Shared harness for the consensus integration tests: a validator set with deterministic keys,
-//! builders for correctly signed blocks, proposals, votes, timeouts and certificates, and a tiny
-//! deterministic in-process network (`Sim`).
+//! builders for correctly signed blocks, proposals, votes, timeouts and certificates, a tiny
+//! deterministic in-process network (`sim::Sim`) and the rejection-case runner (`cases`).
 //!
 //! Everything here goes through the public API only.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::VecDeque;
+pub mod cases;
+mod sim;
+
+#[allow(unused_imports)] // not every test file runs a network
+pub use sim::{DropFn, Sim};
 
 use hotledger_consensus::{
     Action, Block, BlockInfo, Config, Consensus, ConsensusError, Event, Evidence, Message,
@@ -39,7 +43,10 @@ impl Net {
             .collect();
         let set = ValidatorSet::new(
             keys.iter()
-                .map(|k| Validator { key: k.public(), power: 1 })
+                .map(|k| Validator {
+                    key: k.public(),
+                    power: 1,
+                })
                 .collect(),
         )
         .unwrap();
@@ -64,7 +71,12 @@ impl Net {
     }
 
     pub fn config(&self, i: usize) -> Config {
-        Config::new(CHAIN, self.genesis, self.set.clone(), Some(self.keys[i].clone()))
+        Config::new(
+            CHAIN,
+            self.genesis,
+            self.set.clone(),
+            Some(self.keys[i].clone()),
+        )
     }
 
     /// A node for validator `i`, built from `config` and started at `NOW`.
@@ -111,17 +123,6 @@ impl Net {
             payload: payload.to_vec(),
             signature,
         }
-    }
-
-    /// Re-computes the id and signature of `block` with `key` (after a test edited its fields).
-    pub fn resign(&self, key: &KeyPair, block: &mut Block) {
-        block.author = key.public();
-        block.id = block.recompute_id();
-        block.signature = key.sign(
-            Domain::Proposal,
-            CHAIN,
-            &hotledger_consensus::proposal_signing_bytes(block.round, block.height, &block.id),
-        );
     }
 
     /// A valid block of `round` by validator `author`, extending `qc`'s block.
@@ -174,7 +175,10 @@ impl Net {
             votes: signers
                 .iter()
                 .map(|&i| {
-                    (self.pk(i), self.keys[i].sign(Domain::Vote, chain_id, &data.signing_bytes()))
+                    (
+                        self.pk(i),
+                        self.keys[i].sign(Domain::Vote, chain_id, &data.signing_bytes()),
+                    )
                 })
                 .collect(),
         }
@@ -256,7 +260,10 @@ pub fn sent_votes(actions: &[Action]) -> Vec<(PublicKey, Vote)> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Send { to, message: Message::Vote(v) } => Some((*to, v.clone())),
+            Action::Send {
+                to,
+                message: Message::Vote(v),
+            } => Some((*to, v.clone())),
             _ => None,
         })
         .collect()
@@ -305,176 +312,4 @@ pub fn check_persist_before_send(me: &PublicKey, actions: &[Action]) -> Result<(
         }
     }
     Ok(())
-}
-
-/// A message in flight: sender index, receiver index, event.
-type Envelope = (usize, usize, Event);
-
-/// Deterministic in-process network of nodes. Messages are delivered FIFO; payload requests are
-/// answered at once (when `auto_payload`); block requests are served from the serving node's
-/// memory; timers never fire unless the test calls `fire_timers`.
-pub struct Sim {
-    pub net: Net,
-    pub nodes: Vec<Consensus>,
-    pub queue: VecDeque<Envelope>,
-    pub now: u64,
-    pub auto_payload: bool,
-    /// Messages for which this returns true are dropped (from, to, message).
-    pub drop: Box<dyn Fn(usize, usize, &Message) -> bool>,
-    /// Every block each node committed, in order.
-    pub committed: Vec<Vec<Block>>,
-    pub evidence: Vec<Vec<Evidence>>,
-    /// Every message sent: (from, to, message); a broadcast appears once per receiver.
-    pub sent: Vec<(usize, usize, Message)>,
-    /// Rejections each node returned.
-    pub errors: Vec<Vec<ConsensusError>>,
-    pub batches: usize,
-}
-
-impl Sim {
-    pub fn new(n: usize) -> Sim {
-        Self::with(n, true, Box::new(|_, _, _| false))
-    }
-
-    pub fn with(
-        n: usize,
-        auto_payload: bool,
-        drop: Box<dyn Fn(usize, usize, &Message) -> bool>,
-    ) -> Sim {
-        let net = Net::new(n);
-        let nodes = (0..n)
-            .map(|i| {
-                let config = net.config(i);
-                let recovery = Recovery::genesis(&config);
-                Consensus::new(config, recovery).unwrap()
-            })
-            .collect();
-        let mut sim = Sim {
-            net,
-            nodes,
-            queue: VecDeque::new(),
-            now: 0,
-            auto_payload,
-            drop,
-            committed: vec![Vec::new(); n],
-            evidence: vec![Vec::new(); n],
-            sent: Vec::new(),
-            errors: vec![Vec::new(); n],
-            batches: 0,
-        };
-        for i in 0..n {
-            sim.deliver(i, Event::Start);
-        }
-        sim
-    }
-
-    /// Hands `event` to node `i` and carries out the resulting actions.
-    pub fn deliver(&mut self, i: usize, event: Event) {
-        self.now += 1;
-        match self.nodes[i].handle(self.now, event) {
-            Ok(actions) => self.apply(i, actions),
-            Err(e) => self.errors[i].push(e),
-        }
-    }
-
-    fn apply(&mut self, i: usize, actions: Vec<Action>) {
-        self.batches += 1;
-        let me = self.net.pk(i);
-        if let Err(e) = check_persist_before_send(&me, &actions) {
-            panic!("node {i}: {e}");
-        }
-        for action in actions {
-            match action {
-                Action::PersistSafety(_) | Action::ScheduleTimeout { .. } => {}
-                Action::Send { to, message } => {
-                    let to = self.net.index_of(&to);
-                    self.post(i, to, message);
-                }
-                Action::Broadcast(message) => {
-                    for to in (0..self.nodes.len()).filter(|&to| to != i) {
-                        self.post(i, to, message.clone());
-                    }
-                }
-                Action::RequestPayload { round, .. } => {
-                    if self.auto_payload {
-                        let payload = format!("node {i} round {round}").into_bytes();
-                        self.queue.push_back((i, i, Event::PayloadReady { round, payload }));
-                    }
-                }
-                Action::ServeBlocks { to, id, count } => {
-                    let blocks = self.nodes[i].collect_chain(&id, count, |_| None);
-                    if !blocks.is_empty() {
-                        let to = self.net.index_of(&to);
-                        let message = Message::BlockResponse(hotledger_consensus::BlockResponse {
-                            blocks,
-                        });
-                        self.post(i, to, message);
-                    }
-                }
-                Action::Commit(c) => self.committed[i].extend(c.blocks),
-                Action::ReportMisbehaviour(e) => self.evidence[i].push(e),
-            }
-        }
-    }
-
-    fn post(&mut self, from: usize, to: usize, message: Message) {
-        self.sent.push((from, to, message.clone()));
-        if !(self.drop)(from, to, &message) {
-            let from_pk = self.net.pk(from);
-            self.queue.push_back((from, to, Event::Message { from: from_pk, message }));
-        }
-    }
-
-    /// Delivers one queued event; false when the queue is empty.
-    pub fn step(&mut self) -> bool {
-        let Some((_, to, event)) = self.queue.pop_front() else {
-            return false;
-        };
-        self.deliver(to, event);
-        true
-    }
-
-    /// Steps until `done` holds (true) or the queue empties / `max_steps` pass (false).
-    pub fn run_until(&mut self, max_steps: usize, done: impl Fn(&Sim) -> bool) -> bool {
-        for _ in 0..max_steps {
-            if done(self) {
-                return true;
-            }
-            if !self.step() {
-                return done(self);
-            }
-        }
-        done(self)
-    }
-
-    /// Fires every node's timer for its current round.
-    pub fn fire_timers(&mut self) {
-        for i in 0..self.nodes.len() {
-            let round = self.nodes[i].round();
-            self.deliver(i, Event::TimeoutFired { round });
-        }
-    }
-
-    pub fn min_committed(&self) -> usize {
-        self.committed.iter().map(Vec::len).min().unwrap_or(0)
-    }
-
-    /// Asserts every node's commit log is a contiguous chain from height 1 and that all logs
-    /// agree on their common prefix.
-    pub fn assert_consistent_commits(&self) {
-        for (i, log) in self.committed.iter().enumerate() {
-            let mut parent = self.net.genesis.id;
-            for (k, b) in log.iter().enumerate() {
-                assert_eq!(b.height, k as u64 + 1, "node {i}: heights not contiguous");
-                assert_eq!(b.parent().id, parent, "node {i}: block {k} does not chain");
-                parent = b.id;
-            }
-        }
-        let shortest = self.min_committed();
-        for log in &self.committed[1..] {
-            let ids: Vec<Digest> = log[..shortest].iter().map(|b| b.id).collect();
-            let first: Vec<Digest> = self.committed[0][..shortest].iter().map(|b| b.id).collect();
-            assert_eq!(ids, first, "nodes committed different blocks");
-        }
-    }
 }
