@@ -104,6 +104,13 @@ impl BlockTree {
         let mut added = Vec::new();
         let mut stack = vec![block];
         while let Some(b) = stack.pop() {
+            if self.blocks.len() >= self.max_blocks {
+                // Full while adopting orphans: they stay orphans (still bounded by max_orphans,
+                // as they were counted there) until commits make room.
+                self.orphan_count += 1;
+                self.orphans.entry(b.parent().id).or_default().push(b);
+                continue;
+            }
             if let Some(children) = self.orphans.remove(&b.id) {
                 self.orphan_count -= children.len();
                 stack.extend(children);

@@ -1,6 +1,6 @@
 //! The consensus state machine: events in, actions out.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use hotledger_crypto::{Digest, PublicKey, Signature};
 
@@ -59,6 +59,24 @@ pub enum Action {
     ReportMisbehaviour(Evidence),
 }
 
+/// The application's check of a proposed block's payload, run before the block is accepted
+/// and voted on (for example: transactions decode, signatures verify, limits hold). Blocks
+/// fetched during catch-up are not checked: their QC shows a quorum already accepted them.
+/// The check must be deterministic for honest nodes that have the same committed state.
+pub trait PayloadCheck: Send + std::fmt::Debug {
+    fn check(&mut self, block: &Block) -> std::result::Result<(), String>;
+}
+
+/// Accepts every payload (the simulator's application).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AcceptAll;
+
+impl PayloadCheck for AcceptAll {
+    fn check(&mut self, _block: &Block) -> std::result::Result<(), String> {
+        Ok(())
+    }
+}
+
 /// What the node restarts from: its safety data and the last block it committed.
 #[derive(Debug, Clone)]
 pub struct Recovery {
@@ -95,6 +113,7 @@ pub struct Stats {
 /// One validator's (or observer's) consensus state. See the crate docs for the protocol.
 #[derive(Debug)]
 pub struct Consensus {
+    payload_check: Box<dyn PayloadCheck>,
     chain_id: String,
     genesis: BlockInfo,
     validators: ValidatorSet,
@@ -116,8 +135,9 @@ pub struct Consensus {
     proposals_seen: BTreeMap<Round, HashMap<PublicKey, (Height, Digest, Signature)>>,
     /// Proposals for the current round waiting for their parent; voted on when it arrives.
     awaiting_parent: BTreeMap<Round, (Digest, Option<TimeoutCert>)>,
-    /// Blocks asked for and not yet received.
-    requested: HashSet<Digest>,
+    /// Blocks asked for and not yet received, with when they were asked for. Entries expire
+    /// (see `request_expiry_ms`) so a request that went unanswered can be retried.
+    requested: HashMap<Digest, u64>,
     /// The round whose payload was requested (leaders only).
     payload_round: Option<Round>,
     now_ms: u64,
@@ -158,6 +178,7 @@ impl Consensus {
         let mut certified = HashMap::new();
         certified.insert(high_qc.data.block.id, high_qc.clone());
         Ok(Consensus {
+            payload_check: Box::new(AcceptAll),
             chain_id: config.chain_id,
             genesis: config.genesis,
             validators: config.validators,
@@ -175,11 +196,16 @@ impl Consensus {
             timeouts: TimeoutCollector::default(),
             proposals_seen: BTreeMap::new(),
             awaiting_parent: BTreeMap::new(),
-            requested: HashSet::new(),
+            requested: HashMap::new(),
             payload_round: None,
             now_ms: 0,
             stats: Stats::default(),
         })
+    }
+
+    /// Installs the application's payload check (the default accepts everything).
+    pub fn set_payload_check(&mut self, check: Box<dyn PayloadCheck>) {
+        self.payload_check = check;
     }
 
     // ---- read-only views ----------------------------------------------------------------
@@ -342,14 +368,16 @@ impl Consensus {
         self.verifier().verify_qc(qc)
     }
 
-    /// Verifies a TC (and its high QC) unless we already hold a TC for its round or later.
+    /// Verifies a TC and its high QC, unless it is the very TC we already hold. Returns whether
+    /// it is newer than our highest TC. Every TC the core acts on, including one that justifies
+    /// a vote, has passed this check.
     fn verify_tc_once(&self, tc: &TimeoutCert) -> Result<bool> {
-        if self.high_tc.as_ref().is_some_and(|h| h.round >= tc.round) {
+        if self.high_tc.as_ref() == Some(tc) {
             return Ok(false);
         }
         self.verifier().verify_tc_signatures(tc)?;
         self.verify_qc_once(&tc.high_qc)?;
-        Ok(true)
+        Ok(self.high_tc.as_ref().is_none_or(|h| h.round < tc.round))
     }
 
     /// Takes a verified QC into account: high QC, commit candidate, round, block fetch.
@@ -439,7 +467,6 @@ impl Consensus {
         self.timeouts.prune_below(round);
         self.proposals_seen = self.proposals_seen.split_off(&keep_from);
         self.awaiting_parent = self.awaiting_parent.split_off(&round);
-        self.requested.clear();
         out.push(Action::ScheduleTimeout {
             round,
             after_ms: self.round_timeout_ms(),
@@ -614,6 +641,11 @@ impl Consensus {
             None => false,
         };
         let (id, round) = (block.id, block.round);
+        if self.tree.get(&block.id).is_none() && Some(block.author) != self.me {
+            self.payload_check
+                .check(block)
+                .map_err(|reason| ConsensusError::InvalidPayload { reason })?;
+        }
         let inserted = self.tree.insert(block.clone())?;
         // Equivocation is reported, and the block is still processed: it may get certified by
         // others, and the safety rules alone decide whether we vote (one vote per round).
@@ -774,14 +806,25 @@ impl Consensus {
 
     // ---- block retrieval ---------------------------------------------------------------------
 
+    /// How long a block request stays outstanding before it may be retried.
+    fn request_expiry_ms(&self) -> u64 {
+        self.params.base_timeout_ms.saturating_mul(4)
+    }
+
     fn request_block(&mut self, peer: PublicKey, id: Digest, out: &mut Vec<Action>) {
-        if Some(peer) == self.me || self.requested.contains(&id) {
+        if Some(peer) == self.me {
             return;
         }
-        if self.requested.len() >= self.limits.max_orphan_blocks {
+        let expiry = self.request_expiry_ms();
+        let now = self.now_ms;
+        self.requested
+            .retain(|_, asked| now.saturating_sub(*asked) < expiry);
+        if self.requested.contains_key(&id)
+            || self.requested.len() >= self.limits.max_orphan_blocks
+        {
             return;
         }
-        self.requested.insert(id);
+        self.requested.insert(id, now);
         out.push(Action::Send {
             to: peer,
             message: Message::BlockRequest(BlockRequest {
@@ -811,7 +854,7 @@ impl Consensus {
         if r.blocks.is_empty() || r.blocks.len() > max {
             return Err(ConsensusError::BadBlockResponse("empty or larger than requested"));
         }
-        if !self.requested.remove(&r.blocks[0].id) {
+        if !self.requested.contains_key(&r.blocks[0].id) {
             return Err(ConsensusError::BadBlockResponse("not requested"));
         }
         for pair in r.blocks.windows(2) {
@@ -825,6 +868,7 @@ impl Consensus {
                 .verify_block(block, self.params.max_payload_bytes)?;
             self.verify_qc_once(&block.qc)?;
         }
+        self.requested.remove(&r.blocks[0].id);
         let mut oldest_missing = None;
         for block in r.blocks.into_iter().rev() {
             let qc = block.qc.clone();

@@ -69,6 +69,9 @@ pub enum ConsensusError {
     WrongGenesis { expected: Digest, got: Digest },
 
     // ---- blocks and proposals ------------------------------------------------------------
+    /// The application refused the block's payload; no vote.
+    #[error("invalid payload: {reason}")]
+    InvalidPayload { reason: String },
     /// The block's id does not match its contents.
     #[error("block id {claimed} does not match its contents ({computed})")]
     BlockIdMismatch { claimed: Digest, computed: Digest },

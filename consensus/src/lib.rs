@@ -60,7 +60,7 @@ mod validators;
 mod verify;
 
 pub use crate::config::{Config, DisabledRule, Limits, Params};
-pub use crate::core::{Action, Consensus, Event, Recovery, Stats};
+pub use crate::core::{AcceptAll, Action, Consensus, Event, PayloadCheck, Recovery, Stats};
 pub use crate::error::{ConsensusError, Result};
 pub use crate::safety::{SafetyData, SafetyRules};
 pub use crate::types::*;

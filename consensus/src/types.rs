@@ -151,6 +151,7 @@ impl Block {
     }
 
     /// The parent's header, as certified by `qc`.
+    #[allow(clippy::misnamed_getters)]
     pub fn parent(&self) -> &BlockInfo {
         &self.qc.data.block
     }

@@ -134,7 +134,6 @@ fn bad_block_responses_are_rejected() {
 /// and the state is unchanged"): otherwise any peer can cancel a fetch by answering first with
 /// garbage, and the honest answer is refused as unsolicited.
 #[test]
-#[ignore = "BUG: on_block_response removes the id from `requested` before validating the response"]
 fn correct_block_response_after_a_bad_one_is_accepted() {
     let net = Net::new(4);
     let (blocks, qcs) = net.chain(2);
@@ -159,7 +158,6 @@ fn correct_block_response_after_a_bad_one_is_accepted() {
 /// A proposal on an unknown parent whose QC moves the node to a new round: the parent is
 /// requested once, and the sender's answer is accepted.
 #[test]
-#[ignore = "BUG: process_qc requests the block, then enter_round clears `requested`, so the id is requested twice and the second answer is rejected"]
 fn a_missing_parent_is_requested_once_and_its_answer_accepted() {
     let net = Net::new(4);
     let (blocks, qcs) = net.chain(2);
@@ -203,7 +201,6 @@ fn a_missing_parent_is_requested_once_and_its_answer_accepted() {
 /// round 3 (otherwise a node whose rounds move faster than a round trip never catches up, and
 /// honest peers are blamed for unsolicited responses).
 #[test]
-#[ignore = "BUG: enter_round clears `requested`, so answers to requests made in an earlier round are rejected as unsolicited"]
 fn a_block_response_after_a_round_change_is_accepted() {
     let net = Net::new(4);
     let (blocks, qcs) = net.chain(2);

@@ -308,7 +308,6 @@ fn far_round_timeouts_are_bounded() {
 /// for round 2 claiming nobody knew anything above genesis. The vote rule must be checked
 /// against a verified TC; voting here breaks rule 2.
 #[test]
-#[ignore = "BUG: verify_tc_once skips verification when a TC for that round is held, and try_vote uses the unverified TC"]
 fn a_forged_tc_for_a_round_already_certified_does_not_justify_a_vote() {
     let net = Net::new(4);
     let g = net.genesis_qc();

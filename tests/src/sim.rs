@@ -214,9 +214,11 @@ impl Sim {
             self.now = q.at;
             events += 1;
             self.dispatch(q.ev);
-            if stop_when_recovered && events % 256 == 0 && self.now > self.cfg.gst_ms {
-                let v = self.checker.finish_peek(&honest);
-                if v {
+            if stop_when_recovered && events % 256 == 0 {
+                // A safety violation settles the run; so does every honest node recovering.
+                if !self.checker.verdict.safe()
+                    || (self.now > self.cfg.gst_ms && self.checker.finish_peek(&honest))
+                {
                     break;
                 }
             }
