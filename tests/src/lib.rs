@@ -22,6 +22,7 @@
 //! twins it is expected to find a fork (the negative control that proves the checkers can fail).
 
 pub mod checker;
+pub mod cluster;
 pub mod scenario;
 pub mod sim;
 

@@ -1,0 +1,107 @@
+//! The hotledger ledger: signed transfers, block payloads, deterministic execution, the
+//! authenticated state root and the mempool. A pure crate: no I/O, no clock, no async.
+//!
+//! # Accounts and transfers
+//!
+//! The state maps an Ed25519 [`PublicKey`](hotledger_crypto::PublicKey) to an [`Account`]
+//! `{ balance: u64, nonce: u64 }`, where `nonce` is the next nonce the account must use. An
+//! account exists once it is in genesis or has received funds; there are no fees and accounts
+//! are never deleted.
+//!
+//! A [`Transfer`] `{ from, to, amount, nonce }` is signed by `from` over the explicit 80 bytes
+//! `from ‖ to ‖ amount (u64 BE) ‖ nonce (u64 BE)` under `Domain::Transaction` and the chain id
+//! ([`Transfer::signing_bytes`]), so it cannot be replayed on another chain or as a consensus
+//! message. Its hash is `SHA-256("hotledger/tx/v1" ‖ signing bytes)`
+//! ([`SignedTransaction::hash`]); it does not cover the signature, so a malleated signature
+//! never makes a second transaction out of one transfer.
+//!
+//! # Ledger rules and execution order
+//!
+//! [`execute`] applies a block's transactions strictly in payload order, each seeing the
+//! effects of the ones before it. A transaction applies iff, checked in this order:
+//!
+//! 1. `amount > 0` ([`TxError::ZeroAmount`]) and `from != to` ([`TxError::SelfTransfer`]);
+//! 2. `from` has an account ([`TxError::UnknownSender`]);
+//! 3. `nonce` equals the sender's account nonce ([`TxError::BadNonce`]), so each transfer
+//!    applies at most once and a sender's transfers apply in nonce order;
+//! 4. `amount <= balance` ([`TxError::InsufficientBalance`]);
+//! 5. neither the recipient's balance nor the sender's nonce overflows ([`TxError::Overflow`]).
+//!
+//! An applied transfer moves `amount` from sender to recipient (creating the recipient's
+//! account with nonce 0 if needed) and increments the sender's nonce. A failing transaction
+//! changes nothing at all, not even the nonce, and is recorded as [`TxOutcome::Failed`]: the
+//! block stays valid, and every node records the same outcomes because execution depends only
+//! on the previous state and the payload. Signatures are not checked by [`execute`]: the node
+//! verifies each transaction once, on admission to its mempool or on receipt of a proposal
+//! (batch-verified with [`verify_transactions`], skipping those its mempool [`Mempool::contains`]).
+//!
+//! # Supply invariant
+//!
+//! The total supply (sum of all balances) is fixed at genesis and never changes: an applied
+//! transfer subtracts `amount` from one balance and adds the same `amount` to another, a failed
+//! one changes nothing, and all arithmetic is checked. [`genesis_accounts`] rejects a genesis
+//! whose supply exceeds `u64::MAX`, so with a valid genesis no balance can overflow. A property
+//! test checks the invariant over random transaction sequences.
+//!
+//! # State root
+//!
+//! The state is authenticated by a Jellyfish Merkle tree ([`jmt`], SHA-256) keyed by
+//! `SHA-256(public key)` with value `postcard(Account)`; its root depends only on the set of
+//! accounts, not on the order or history of updates. Genesis is version 0 and the block at
+//! height `h` is version `h`: [`compute_state_root`] applies an [`Execution`]'s updates on top
+//! of version `h - 1` and returns the root and the node batch, which the node writes atomically
+//! with the block ([`root`] documents the key-value layout). [`prove_account`] and
+//! [`verify_account_proof`] give and check account proofs for queries.
+//!
+//! A [`BlockPayload`] carries a *lagging* commitment: the proposer's last committed height and
+//! its state root (`state_height`, `state_root`), plus `txs_root`, the
+//! [`merkle_root`](hotledger_crypto::merkle_root) of the transaction hashes. A voter that has
+//! executed `state_height` checks the root; [`BlockPayload::decode`] bounds the size and count
+//! and rejects duplicates and a wrong `txs_root` before anything else looks at a payload.
+//!
+//! # Mempool admission rules
+//!
+//! [`Mempool::insert_batch`] admits a transaction only if:
+//!
+//! - its encoding is at most `max_tx_bytes` ([`Rejection::Oversized`]) and its hash is not
+//!   already held ([`Rejection::Duplicate`]);
+//! - `amount > 0` and `from != to` ([`Rejection::ZeroAmount`], [`Rejection::SelfTransfer`]);
+//! - the sender has a committed account ([`Rejection::UnknownSender`]) and
+//!   `account nonce <= nonce <= account nonce + max_nonce_gap` ([`Rejection::StaleNonce`],
+//!   [`Rejection::NonceTooFarAhead`]);
+//! - its signature is valid ([`Rejection::BadSignature`]); a whole batch is verified at once;
+//! - no other pending transaction of the sender has this nonce ([`Rejection::DuplicateNonce`]),
+//!   the sender has fewer than `max_per_sender` pending ([`Rejection::SenderQueueFull`]), and
+//!   the committed balance covers the sum of all its pending amounts including this one
+//!   ([`Rejection::InsufficientBalance`]);
+//! - the mempool stays within `max_txs` and `max_bytes` ([`Rejection::MempoolFull`]; nothing is
+//!   evicted, so a full mempool does not grow).
+//!
+//! [`Mempool::select`] fills a proposal in arrival order with, per sender, only consecutive
+//! nonces from the committed nonce that the committed balance covers, skipping transactions
+//! already in uncommitted ancestors. [`Mempool::remove_committed`] drops committed
+//! transactions and those made stale (or unaffordable) by the new state.
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod error;
+pub mod mempool;
+pub mod payload;
+pub mod root;
+pub mod state;
+pub mod tx;
+
+pub use error::LedgerError;
+pub use mempool::{Mempool, MempoolLimits, Rejection};
+pub use payload::{txs_root, BlockPayload};
+pub use root::{
+    account_key_hash, compute_state_root, decode_account, decode_node, decode_node_key,
+    encode_account, encode_node, encode_node_key, encode_value_key, genesis_accounts,
+    genesis_state_root, prove_account, verify_account_proof, AccountProof, MemoryTreeStore,
+    StateTree, TreeStore,
+};
+pub use state::{execute, Account, AccountReader, Execution, Overlay, TxError, TxOutcome};
+pub use tx::{verify_transactions, SignedTransaction, Transfer};
+
+/// The jmt crate, re-exported so the node names the same storage types.
+pub use jmt;

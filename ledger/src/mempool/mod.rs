@@ -1,0 +1,392 @@
+//! The mempool: verified transfers waiting for a block, bounded globally and per sender.
+
+mod select;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use hotledger_crypto::{Digest, PublicKey};
+use serde::{Deserialize, Serialize};
+
+use crate::tx::signature_flags;
+use crate::{Account, AccountReader, LedgerError, SignedTransaction};
+
+/// Local bounds of the mempool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MempoolLimits {
+    /// Most transactions held.
+    pub max_txs: usize,
+    /// Most encoded bytes held.
+    pub max_bytes: usize,
+    /// Most transactions held per sender.
+    pub max_per_sender: usize,
+    /// Largest encoded transaction accepted.
+    pub max_tx_bytes: usize,
+    /// Largest `nonce - account nonce` accepted.
+    pub max_nonce_gap: u64,
+}
+
+impl Default for MempoolLimits {
+    fn default() -> Self {
+        MempoolLimits {
+            max_txs: 100_000,
+            max_bytes: 64 * 1024 * 1024,
+            max_per_sender: 1_000,
+            max_tx_bytes: 1024,
+            max_nonce_gap: 1_000,
+        }
+    }
+}
+
+/// Why the mempool refused a transaction.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum Rejection {
+    #[error("already in the mempool")]
+    Duplicate,
+    #[error("bad signature")]
+    BadSignature,
+    #[error("stale nonce: account is at {expected}, got {got}")]
+    StaleNonce { expected: u64, got: u64 },
+    #[error("nonce too far ahead: account is at {expected}, got {got}, max gap {max_gap}")]
+    NonceTooFarAhead {
+        expected: u64,
+        got: u64,
+        max_gap: u64,
+    },
+    #[error("another transaction with nonce {nonce} is pending for this sender")]
+    DuplicateNonce { nonce: u64 },
+    #[error("unknown sender")]
+    UnknownSender,
+    #[error("insufficient balance: {balance} < {needed} (pending and this transfer)")]
+    InsufficientBalance { balance: u64, needed: u64 },
+    #[error("oversized transaction: {size} bytes, max {max}")]
+    Oversized { size: usize, max: usize },
+    #[error("mempool full")]
+    MempoolFull,
+    #[error("too many pending transactions for this sender")]
+    SenderQueueFull,
+    #[error("transfer of zero")]
+    ZeroAmount,
+    #[error("transfer to self")]
+    SelfTransfer,
+    #[error("state unavailable: {reason}")]
+    State { reason: String },
+}
+
+#[derive(Debug, Clone)]
+struct Pending {
+    hash: Digest,
+    tx: SignedTransaction,
+    size: usize,
+    seq: u64,
+}
+
+#[derive(Debug, Default)]
+struct SenderQueue {
+    by_nonce: BTreeMap<u64, Pending>,
+    /// Sum of the pending amounts; never above the sender's balance at admission.
+    total: u64,
+}
+
+/// Verified transactions by hash, per sender by nonce, and in order of arrival. Every operation
+/// is O(log n) per transaction (hash maps and B-trees).
+#[derive(Debug)]
+pub struct Mempool {
+    chain_id: String,
+    limits: MempoolLimits,
+    index: HashMap<Digest, (PublicKey, u64)>,
+    senders: HashMap<PublicKey, SenderQueue>,
+    arrival: BTreeMap<u64, (PublicKey, u64)>,
+    next_seq: u64,
+    bytes: usize,
+}
+
+/// Per-input progress through [`Mempool::insert_batch`].
+enum Stage {
+    Rejected(Rejection),
+    Candidate { hash: Digest, size: usize },
+}
+
+impl Mempool {
+    pub fn new(chain_id: String, limits: MempoolLimits) -> Self {
+        Mempool {
+            chain_id,
+            limits,
+            index: HashMap::new(),
+            senders: HashMap::new(),
+            arrival: BTreeMap::new(),
+            next_seq: 0,
+            bytes: 0,
+        }
+    }
+
+    pub fn limits(&self) -> &MempoolLimits {
+        &self.limits
+    }
+
+    /// Admits transactions; one result (the hash, or why not) per input, in order.
+    ///
+    /// Cheap checks against the committed `state` come first (size, duplicate, zero amount,
+    /// self transfer, full, sender, nonce window, balance), then the signatures of all survivors
+    /// are verified in ONE batch (one at a time only after a batch failure, to name the bad
+    /// ones), then each is checked against the sender's pending transactions (no duplicate
+    /// nonce, queue limit, balance covering all pending amounts) and the global limits.
+    pub fn insert_batch(
+        &mut self,
+        state: &impl AccountReader,
+        txs: Vec<SignedTransaction>,
+    ) -> Vec<Result<Digest, Rejection>> {
+        let mut accounts: HashMap<PublicKey, Account> = HashMap::new();
+        let stages: Vec<Stage> = txs
+            .iter()
+            .map(|tx| match self.precheck(state, &mut accounts, tx) {
+                Ok((hash, size)) => Stage::Candidate { hash, size },
+                Err(rejection) => Stage::Rejected(rejection),
+            })
+            .collect();
+        let candidates: Vec<&SignedTransaction> = txs
+            .iter()
+            .zip(&stages)
+            .filter(|(_, stage)| matches!(stage, Stage::Candidate { .. }))
+            .map(|(tx, _)| tx)
+            .collect();
+        let mut verified = signature_flags(&self.chain_id, &candidates).into_iter();
+        txs.into_iter()
+            .zip(stages)
+            .map(|(tx, stage)| match stage {
+                Stage::Rejected(rejection) => Err(rejection),
+                Stage::Candidate { hash, size } => {
+                    if verified.next().unwrap_or(false) {
+                        self.admit(&accounts, tx, hash, size)
+                    } else {
+                        Err(Rejection::BadSignature)
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// The checks that need no signature and no pending-queue state.
+    fn precheck(
+        &self,
+        state: &impl AccountReader,
+        accounts: &mut HashMap<PublicKey, Account>,
+        tx: &SignedTransaction,
+    ) -> Result<(Digest, usize), Rejection> {
+        let t = &tx.transfer;
+        let size = tx.encoded_len();
+        if size > self.limits.max_tx_bytes {
+            return Err(Rejection::Oversized {
+                size,
+                max: self.limits.max_tx_bytes,
+            });
+        }
+        let hash = tx.hash();
+        if self.index.contains_key(&hash) {
+            return Err(Rejection::Duplicate);
+        }
+        if t.amount == 0 {
+            return Err(Rejection::ZeroAmount);
+        }
+        if t.from == t.to {
+            return Err(Rejection::SelfTransfer);
+        }
+        if self.index.len() >= self.limits.max_txs {
+            return Err(Rejection::MempoolFull);
+        }
+        let account = match accounts.get(&t.from) {
+            Some(account) => *account,
+            None => match state.account(&t.from) {
+                Ok(Some(account)) => *accounts.entry(t.from).or_insert(account),
+                Ok(None) => return Err(Rejection::UnknownSender),
+                Err(err) => {
+                    return Err(Rejection::State {
+                        reason: err.to_string(),
+                    })
+                }
+            },
+        };
+        let Some(gap) = t.nonce.checked_sub(account.nonce) else {
+            return Err(Rejection::StaleNonce {
+                expected: account.nonce,
+                got: t.nonce,
+            });
+        };
+        if gap > self.limits.max_nonce_gap {
+            return Err(Rejection::NonceTooFarAhead {
+                expected: account.nonce,
+                got: t.nonce,
+                max_gap: self.limits.max_nonce_gap,
+            });
+        }
+        if t.amount > account.balance {
+            return Err(Rejection::InsufficientBalance {
+                balance: account.balance,
+                needed: t.amount,
+            });
+        }
+        Ok((hash, size))
+    }
+
+    /// The checks against pending transactions and global limits, then the insertion.
+    fn admit(
+        &mut self,
+        accounts: &HashMap<PublicKey, Account>,
+        tx: SignedTransaction,
+        hash: Digest,
+        size: usize,
+    ) -> Result<Digest, Rejection> {
+        let t = &tx.transfer;
+        if self.index.contains_key(&hash) {
+            return Err(Rejection::Duplicate);
+        }
+        let account = accounts.get(&t.from).ok_or(Rejection::UnknownSender)?;
+        let (pending, total) = self
+            .senders
+            .get(&t.from)
+            .map_or((0, 0), |q| (q.by_nonce.len(), q.total));
+        if self
+            .senders
+            .get(&t.from)
+            .is_some_and(|q| q.by_nonce.contains_key(&t.nonce))
+        {
+            return Err(Rejection::DuplicateNonce { nonce: t.nonce });
+        }
+        if pending >= self.limits.max_per_sender {
+            return Err(Rejection::SenderQueueFull);
+        }
+        let needed = total.checked_add(t.amount);
+        if needed.is_none_or(|needed| needed > account.balance) {
+            return Err(Rejection::InsufficientBalance {
+                balance: account.balance,
+                needed: needed.unwrap_or(u64::MAX),
+            });
+        }
+        let bytes = self.bytes.checked_add(size);
+        if self.index.len() >= self.limits.max_txs
+            || bytes.is_none_or(|bytes| bytes > self.limits.max_bytes)
+        {
+            return Err(Rejection::MempoolFull);
+        }
+        let seq = self.next_seq;
+        self.next_seq = seq.checked_add(1).ok_or(Rejection::MempoolFull)?;
+        let (from, nonce) = (t.from, t.nonce);
+        let queue = self.senders.entry(from).or_default();
+        queue.total = needed.unwrap_or(u64::MAX);
+        queue.by_nonce.insert(
+            nonce,
+            Pending {
+                hash,
+                tx,
+                size,
+                seq,
+            },
+        );
+        self.index.insert(hash, (from, nonce));
+        self.arrival.insert(seq, (from, nonce));
+        self.bytes = bytes.unwrap_or(usize::MAX);
+        Ok(hash)
+    }
+
+    fn pending(&self, sender: &PublicKey, nonce: u64) -> Option<&Pending> {
+        self.senders.get(sender)?.by_nonce.get(&nonce)
+    }
+
+    /// True if this node already verified this transaction (a proposal containing it needs no
+    /// signature check).
+    pub fn contains(&self, hash: &Digest) -> bool {
+        self.index.contains_key(hash)
+    }
+
+    pub fn get(&self, hash: &Digest) -> Option<&SignedTransaction> {
+        let (sender, nonce) = self.index.get(hash)?;
+        self.pending(sender, *nonce).map(|p| &p.tx)
+    }
+
+    /// Removes one transaction.
+    pub fn remove(&mut self, hash: &Digest) -> Option<SignedTransaction> {
+        let (sender, nonce) = *self.index.get(hash)?;
+        self.remove_entry(&sender, nonce)
+    }
+
+    fn remove_entry(&mut self, sender: &PublicKey, nonce: u64) -> Option<SignedTransaction> {
+        let queue = self.senders.get_mut(sender)?;
+        let pending = queue.by_nonce.remove(&nonce)?;
+        queue.total = queue.total.saturating_sub(pending.tx.transfer.amount);
+        if queue.by_nonce.is_empty() {
+            self.senders.remove(sender);
+        }
+        self.index.remove(&pending.hash);
+        self.arrival.remove(&pending.seq);
+        self.bytes = self.bytes.saturating_sub(pending.size);
+        Some(pending.tx)
+    }
+
+    /// After a commit: drops the committed transactions, then for each of their senders every
+    /// transaction made stale by the new account nonce, and the highest nonces until the
+    /// pending amounts fit the new balance (all of them if the sender has no account).
+    /// Reader errors leave that sender's queue as is; the first one is returned.
+    pub fn remove_committed(
+        &mut self,
+        state: &impl AccountReader,
+        committed: &[SignedTransaction],
+    ) -> Result<(), LedgerError> {
+        let mut senders = HashSet::new();
+        for tx in committed {
+            self.remove(&tx.hash());
+            senders.insert(tx.transfer.from);
+        }
+        let mut first_error = None;
+        for sender in senders {
+            match state.account(&sender) {
+                Ok(account) => self.prune_sender(&sender, account),
+                Err(err) => {
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn prune_sender(&mut self, sender: &PublicKey, account: Option<Account>) {
+        let Some(queue) = self.senders.get(sender) else {
+            return;
+        };
+        let Some(account) = account else {
+            let all: Vec<u64> = queue.by_nonce.keys().copied().collect();
+            for n in all {
+                self.remove_entry(sender, n);
+            }
+            return;
+        };
+        let mut drop = Vec::new();
+        let mut total = queue.total;
+        for (n, p) in queue.by_nonce.range(..account.nonce) {
+            total = total.saturating_sub(p.tx.transfer.amount);
+            drop.push(*n);
+        }
+        for (n, p) in queue.by_nonce.range(account.nonce..).rev() {
+            if total <= account.balance {
+                break;
+            }
+            total = total.saturating_sub(p.tx.transfer.amount);
+            drop.push(*n);
+        }
+        for n in drop {
+            self.remove_entry(sender, n);
+        }
+    }
+
+    /// Number of transactions held.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Sum of the encoded sizes of the transactions held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}

@@ -1,0 +1,358 @@
+//! The authenticated account state: a Jellyfish Merkle tree (jmt, SHA-256) over all accounts.
+//!
+//! # Keys, values and versions
+//!
+//! An account lives at `KeyHash = SHA-256(public key bytes)` ([`account_key_hash`]) with value
+//! `postcard(Account)` ([`encode_account`], never empty). The tree version is the block height:
+//! genesis is version 0 and the block at height `h` is applied as version `h` on top of version
+//! `h - 1`, so heights must be applied consecutively. Accounts are never deleted.
+//!
+//! # Storing the tree in a key-value store
+//!
+//! [`compute_state_root`] returns a [`TreeUpdateBatch`]; its `node_batch` must be written in
+//! the same atomic write batch as the block, with this layout (two column families):
+//!
+//! | what | key | value |
+//! |---|---|---|
+//! | nodes | [`encode_node_key`]: `version (u64 BE) ‖ postcard(nibble path)` | [`encode_node`]: `postcard(Node)` |
+//! | values | [`encode_value_key`]: `key hash (32) ‖ version (u64 BE)` | the value bytes; empty for a deletion |
+//!
+//! `TreeReader::get_node_option` is a point lookup, decoded with [`decode_node`].
+//! `TreeReader::get_value_option(max_version, key_hash)` is a reverse seek from
+//! `encode_value_key(key_hash, max_version)`: the first entry whose first 32 bytes are the key
+//! hash is the latest value at or below `max_version`. `get_rightmost_leaf` is only used by
+//! jmt's state restore and may return `Ok(None)`. Nodes listed in `stale_node_index_batch` may be
+//! deleted once no reader needs versions below their `stale_since_version`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::RwLock;
+
+use hotledger_crypto::{Digest, PublicKey};
+use jmt::storage::{LeafNode, NibblePath, Node, NodeBatch, NodeKey, TreeReader, TreeUpdateBatch};
+use jmt::{KeyHash, OwnedValue, RootHash, Sha256Jmt, Version};
+
+use crate::{Account, AccountReader, LedgerError};
+
+/// A jmt inclusion or exclusion proof for one account (serde-serializable, for JSON-RPC).
+pub type AccountProof = jmt::proof::SparseMerkleProof<sha2::Sha256>;
+
+/// Where an account lives in the tree: `SHA-256(public key bytes)`.
+pub fn account_key_hash(key: &PublicKey) -> KeyHash {
+    KeyHash::with::<sha2::Sha256>(key.as_bytes())
+}
+
+/// The tree value of an account: `postcard(Account)` (two varints, at least 2 bytes).
+pub fn encode_account(account: &Account) -> Result<Vec<u8>, LedgerError> {
+    postcard::to_allocvec(account).map_err(|e| LedgerError::Encode {
+        reason: e.to_string(),
+    })
+}
+
+/// Decodes [`encode_account`]'s output, rejecting trailing bytes.
+pub fn decode_account(bytes: &[u8]) -> Result<Account, LedgerError> {
+    decode_exact(bytes)
+}
+
+fn decode_exact<'de, T: serde::Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, LedgerError> {
+    let (value, rest) = postcard::take_from_bytes::<T>(bytes).map_err(LedgerError::decode)?;
+    if !rest.is_empty() {
+        return Err(LedgerError::TrailingBytes { count: rest.len() });
+    }
+    Ok(value)
+}
+
+/// Store key of a tree node: `version (u64 BE) ‖ postcard(nibble path)` (sorted by version, which
+/// makes pruning old versions a range delete).
+pub fn encode_node_key(key: &NodeKey) -> Result<Vec<u8>, LedgerError> {
+    let version = key.version().to_be_bytes().to_vec();
+    postcard::to_extend(key.nibble_path(), version).map_err(|e| LedgerError::Encode {
+        reason: e.to_string(),
+    })
+}
+
+/// Inverse of [`encode_node_key`].
+pub fn decode_node_key(bytes: &[u8]) -> Result<NodeKey, LedgerError> {
+    let (version, path) = bytes.split_first_chunk::<8>().ok_or(LedgerError::Decode {
+        reason: "node key shorter than 8 bytes".into(),
+    })?;
+    let path: NibblePath = decode_exact(path)?;
+    Ok(NodeKey::new(u64::from_be_bytes(*version), path))
+}
+
+/// Store value of a tree node: `postcard(Node)`.
+pub fn encode_node(node: &Node) -> Result<Vec<u8>, LedgerError> {
+    postcard::to_allocvec(node).map_err(|e| LedgerError::Encode {
+        reason: e.to_string(),
+    })
+}
+
+/// Inverse of [`encode_node`].
+pub fn decode_node(bytes: &[u8]) -> Result<Node, LedgerError> {
+    decode_exact(bytes)
+}
+
+/// Store key of a value: `key hash (32) ‖ version (u64 BE)`.
+pub fn encode_value_key(key_hash: &KeyHash, version: Version) -> [u8; 40] {
+    let version = version.to_be_bytes();
+    let mut out = [0u8; 40];
+    for (dst, src) in out.iter_mut().zip(key_hash.0.iter().chain(&version)) {
+        *dst = *src;
+    }
+    out
+}
+
+/// A tree store: jmt's reader plus a fallible batch write. The node implements it over RocksDB;
+/// [`MemoryTreeStore`] is the in-memory one for tests and the simulator.
+pub trait TreeStore: TreeReader {
+    fn write_node_batch(&self, batch: &NodeBatch) -> Result<(), LedgerError>;
+}
+
+/// Computes the root after applying `updates` as version `height` on top of version
+/// `height - 1` (read through `reader`), and the node batch to persist. Writes nothing.
+/// Fails with [`LedgerError::MissingVersion`] if version `height - 1` is not in the store.
+pub fn compute_state_root<R: TreeReader>(
+    reader: &R,
+    height: u64,
+    updates: &BTreeMap<PublicKey, Account>,
+) -> Result<(Digest, TreeUpdateBatch), LedgerError> {
+    let mut set: Vec<(KeyHash, Option<OwnedValue>)> = Vec::with_capacity(updates.len());
+    for (key, account) in updates {
+        set.push((account_key_hash(key), Some(encode_account(account)?)));
+    }
+    let tree = Sha256Jmt::new(reader);
+    // jmt treats a missing previous root as an empty tree: refuse to skip a height instead.
+    if let Some(previous) = height.checked_sub(1) {
+        if tree
+            .get_root_hash_option(previous)
+            .map_err(LedgerError::tree)?
+            .is_none()
+        {
+            return Err(LedgerError::MissingVersion { version: previous });
+        }
+    }
+    let (root, batch) = tree.put_value_set(set, height).map_err(LedgerError::tree)?;
+    Ok((Digest(root.0), batch))
+}
+
+/// The genesis accounts (nonce 0). Rejects a key listed twice and a total supply above `u64::MAX`
+/// (which also makes balance overflow impossible afterwards).
+pub fn genesis_accounts(
+    accounts: &[(PublicKey, u64)],
+) -> Result<BTreeMap<PublicKey, Account>, LedgerError> {
+    let mut map = BTreeMap::new();
+    let mut supply: u64 = 0;
+    for (key, balance) in accounts {
+        supply = supply
+            .checked_add(*balance)
+            .ok_or(LedgerError::SupplyOverflow)?;
+        let account = Account {
+            balance: *balance,
+            nonce: 0,
+        };
+        if map.insert(*key, account).is_some() {
+            return Err(LedgerError::DuplicateGenesisAccount { key: *key });
+        }
+    }
+    Ok(map)
+}
+
+/// The state root of the genesis accounts, as version 0 of an empty tree.
+pub fn genesis_state_root(
+    accounts: &[(PublicKey, u64)],
+) -> Result<(Digest, TreeUpdateBatch), LedgerError> {
+    compute_state_root(&EmptyTree, 0, &genesis_accounts(accounts)?)
+}
+
+/// A reader of the empty tree (nothing is stored before genesis).
+struct EmptyTree;
+
+impl TreeReader for EmptyTree {
+    fn get_node_option(&self, _: &NodeKey) -> anyhow::Result<Option<Node>> {
+        Ok(None)
+    }
+    fn get_value_option(&self, _: Version, _: KeyHash) -> anyhow::Result<Option<OwnedValue>> {
+        Ok(None)
+    }
+    fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
+        Ok(None)
+    }
+}
+
+/// The account at version `height` and a proof of it (or of its absence) against that root.
+pub fn prove_account<R: TreeReader>(
+    reader: &R,
+    height: u64,
+    key: &PublicKey,
+) -> Result<(Option<Account>, AccountProof), LedgerError> {
+    let (value, proof) = Sha256Jmt::new(reader)
+        .get_with_proof(account_key_hash(key), height)
+        .map_err(LedgerError::tree)?;
+    let account = value.as_deref().map(decode_account).transpose()?;
+    Ok((account, proof))
+}
+
+/// Checks that `proof` shows `key` holding `account` (`None`: absent) under `root`.
+pub fn verify_account_proof(
+    root: &Digest,
+    key: &PublicKey,
+    account: Option<&Account>,
+    proof: &AccountProof,
+) -> Result<(), LedgerError> {
+    let value = account.map(encode_account).transpose()?;
+    proof
+        .verify(RootHash(root.0), account_key_hash(key), value)
+        .map_err(LedgerError::tree)
+}
+
+/// The state at one committed height of a [`TreeStore`]: reads accounts, proves them, and
+/// applies the next height.
+#[derive(Debug)]
+pub struct StateTree<'a, S> {
+    store: &'a S,
+    height: u64,
+}
+
+impl<'a, S: TreeStore> StateTree<'a, S> {
+    /// The state at `height` (which must have been written to `store`).
+    pub fn open(store: &'a S, height: u64) -> Self {
+        StateTree { store, height }
+    }
+
+    /// Writes the genesis accounts as version 0 and returns the tree at height 0 and its root.
+    pub fn genesis(
+        store: &'a S,
+        accounts: &[(PublicKey, u64)],
+    ) -> Result<(Self, Digest), LedgerError> {
+        let (root, batch) = genesis_state_root(accounts)?;
+        store.write_node_batch(&batch.node_batch)?;
+        Ok((StateTree { store, height: 0 }, root))
+    }
+
+    pub fn height(&self) -> u64 {
+        self.height
+    }
+
+    /// The root at this height.
+    pub fn root(&self) -> Result<Digest, LedgerError> {
+        let root = Sha256Jmt::new(self.store)
+            .get_root_hash(self.height)
+            .map_err(LedgerError::tree)?;
+        Ok(Digest(root.0))
+    }
+
+    /// Applies `updates` as the next height, writes the nodes and returns the new root.
+    pub fn apply(&mut self, updates: &BTreeMap<PublicKey, Account>) -> Result<Digest, LedgerError> {
+        let next = self
+            .height
+            .checked_add(1)
+            .ok_or(LedgerError::VersionOverflow {
+                height: self.height,
+            })?;
+        let (root, batch) = compute_state_root(self.store, next, updates)?;
+        self.store.write_node_batch(&batch.node_batch)?;
+        self.height = next;
+        Ok(root)
+    }
+
+    /// [`prove_account`] at this height.
+    pub fn prove(&self, key: &PublicKey) -> Result<(Option<Account>, AccountProof), LedgerError> {
+        prove_account(self.store, self.height, key)
+    }
+}
+
+impl<S: TreeStore> AccountReader for StateTree<'_, S> {
+    fn account(&self, key: &PublicKey) -> Result<Option<Account>, LedgerError> {
+        let value = self
+            .store
+            .get_value_option(self.height, account_key_hash(key))
+            .map_err(LedgerError::tree)?;
+        value.as_deref().map(decode_account).transpose()
+    }
+}
+
+/// An in-memory [`TreeStore`] (tests and the simulator).
+#[derive(Debug, Default)]
+pub struct MemoryTreeStore {
+    inner: RwLock<MemoryInner>,
+}
+
+#[derive(Debug, Default)]
+struct MemoryInner {
+    nodes: HashMap<NodeKey, Node>,
+    values: BTreeMap<(KeyHash, Version), Option<OwnedValue>>,
+}
+
+impl MemoryTreeStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of stored nodes (all versions).
+    pub fn node_count(&self) -> usize {
+        self.inner
+            .read()
+            .map(|inner| inner.nodes.len())
+            .unwrap_or(0)
+    }
+
+    fn read(&self) -> anyhow::Result<std::sync::RwLockReadGuard<'_, MemoryInner>> {
+        self.inner
+            .read()
+            .map_err(|_| anyhow::anyhow!("memory tree store lock poisoned"))
+    }
+}
+
+impl TreeReader for MemoryTreeStore {
+    fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
+        Ok(self.read()?.nodes.get(node_key).cloned())
+    }
+
+    fn get_value_option(
+        &self,
+        max_version: Version,
+        key_hash: KeyHash,
+    ) -> anyhow::Result<Option<OwnedValue>> {
+        let inner = self.read()?;
+        let latest = inner
+            .values
+            .range((key_hash, 0)..=(key_hash, max_version))
+            .next_back();
+        Ok(latest.and_then(|(_, value)| value.clone()))
+    }
+
+    fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
+        let inner = self.read()?;
+        let rightmost = inner
+            .nodes
+            .iter()
+            .filter_map(|(key, node)| match node {
+                Node::Leaf(leaf) => Some((key.clone(), leaf.clone())),
+                _ => None,
+            })
+            .max_by_key(|(_, leaf)| leaf.key_hash());
+        Ok(rightmost)
+    }
+}
+
+impl TreeStore for MemoryTreeStore {
+    /// Writes all or nothing; rewriting a node with different content is an error.
+    fn write_node_batch(&self, batch: &NodeBatch) -> Result<(), LedgerError> {
+        let mut inner = self.inner.write().map_err(|_| LedgerError::Store {
+            reason: "memory tree store lock poisoned".into(),
+        })?;
+        for (key, node) in batch.nodes() {
+            if inner.nodes.get(key).is_some_and(|old| old != node) {
+                return Err(LedgerError::Store {
+                    reason: format!("conflicting node at version {}", key.version()),
+                });
+            }
+        }
+        for (key, node) in batch.nodes() {
+            inner.nodes.insert(key.clone(), node.clone());
+        }
+        for ((version, key_hash), value) in batch.values() {
+            inner.values.insert((*key_hash, *version), value.clone());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,122 @@
+//! `hotledger init`: a single-validator home.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use hotledger_crypto::{save_key_file, KeyPair};
+use hotledger_genesis::{generate_network, NetworkSpec};
+use hotledger_node::config::NodeConfig;
+use hotledger_node::home::Home;
+use libp2p::multiaddr::{Multiaddr, Protocol};
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Name of this node (logs, and its validator name in genesis)
+    #[arg(long, default_value = "validator-0")]
+    moniker: String,
+    /// Chain id: 1 to 64 bytes of [a-z0-9-_.]
+    #[arg(long, default_value = "hotledger-local")]
+    chain_id: String,
+    /// Balance of the funded account (its key goes to keys/account.json)
+    #[arg(long, default_value_t = 1_000_000_000)]
+    balance: u64,
+    /// Overwrite an existing home: replaces its config, genesis and keys, deletes its database
+    #[arg(long)]
+    force: bool,
+}
+
+pub fn run(home: &Home, args: InitArgs) -> Result<()> {
+    let existing = [
+        home.config_path(),
+        home.genesis_path(),
+        home.validator_key_path(),
+        home.node_key_path(),
+    ]
+    .into_iter()
+    .find(|p| p.exists());
+    if let (Some(path), false) = (&existing, args.force) {
+        bail!(
+            "{} already exists: {} holds a node home; pass --force to overwrite it \
+             (this replaces its keys and deletes its database)",
+            path.display(),
+            home.root().display()
+        );
+    }
+
+    let config = NodeConfig {
+        moniker: args.moniker.clone(),
+        ..NodeConfig::default()
+    };
+    config
+        .validate()
+        .map_err(|reason| anyhow::anyhow!("--moniker: {reason}"))?;
+    let port = tcp_port(&config.p2p.listen)
+        .with_context(|| format!("p2p.listen {:?} has no TCP port", config.p2p.listen))?;
+
+    let mut network = generate_network(&NetworkSpec {
+        validators: 1,
+        accounts: 1,
+        balance: args.balance,
+        chain_id: args.chain_id.clone(),
+        host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        p2p_ports: vec![port],
+        genesis_time_ms: super::testnet::now_ms(),
+        seed: None,
+    })
+    .context("--chain-id / --balance")?;
+    if let Some(v) = network.genesis.validators.first_mut() {
+        v.name = args.moniker.clone();
+    }
+    network
+        .genesis
+        .validate()
+        .context("--moniker is not a valid validator name")?;
+    let (Some(validator), Some(account)) =
+        (network.validators.first(), network.account_keys.first())
+    else {
+        bail!("network generation returned no validator or no account");
+    };
+
+    home.create_dirs()?;
+    if args.force {
+        let data = home.data_path(&config);
+        if data.exists() {
+            std::fs::remove_dir_all(&data)
+                .with_context(|| format!("cannot delete the old database {}", data.display()))?;
+            println!("deleted the old database {}", data.display());
+        }
+    }
+    save_key_file(&home.validator_key_path(), &validator.consensus_key, args.force)?;
+    save_key_file(
+        &home.node_key_path(),
+        &KeyPair::from_seed(validator.node_key),
+        args.force,
+    )?;
+    save_key_file(&home.account_key_path(), account, args.force)?;
+    network.genesis.save(&home.genesis_path())?;
+    config.save(&home.config_path())?;
+
+    println!("initialised {}", home.root().display());
+    println!("  chain id          {}", network.genesis.chain_id);
+    println!("  validator key     {}", validator.consensus_key.public());
+    println!("  peer id           {}", validator.peer_id);
+    println!(
+        "  funded account    {} ({} units, key in {})",
+        account.public(),
+        args.balance,
+        home.account_key_path().display()
+    );
+    println!("  rpc               http://{}", config.rpc.listen);
+    println!("start it with: hotledger start --home {}", home.root().display());
+    Ok(())
+}
+
+/// The TCP port of a multiaddr such as `/ip4/127.0.0.1/tcp/26656`.
+fn tcp_port(addr: &str) -> Option<u16> {
+    let addr: Multiaddr = addr.parse().ok()?;
+    addr.iter().find_map(|p| match p {
+        Protocol::Tcp(port) => Some(port),
+        _ => None,
+    })
+}

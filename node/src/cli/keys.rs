@@ -1,0 +1,58 @@
+//! `hotledger keys generate | show`.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use hotledger_crypto::{save_key_file, KeyPair};
+use hotledger_genesis::peer_id_from_node_key;
+use hotledger_node::home::Home;
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Generate a new ed25519 key file (mode 0600) and print its public key
+    Generate(GenerateArgs),
+    /// Show the home's validator public key and libp2p peer id
+    Show(ShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Where to write the key file
+    #[arg(long, value_name = "FILE")]
+    output: PathBuf,
+    /// Overwrite FILE if it exists
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn generate(args: GenerateArgs) -> Result<()> {
+    let key = KeyPair::generate(&mut rand::rngs::OsRng);
+    save_key_file(&args.output, &key, args.force)?;
+    println!("{}", key.public());
+    Ok(())
+}
+
+pub fn show(home: &Home, args: ShowArgs) -> Result<()> {
+    let validator = home.load_validator_key()?;
+    let node = home.load_node_key()?;
+    let peer_id = peer_id_from_node_key(*node.secret_bytes())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", home.node_key_path().display()))?;
+    if args.json {
+        super::print_json(&serde_json::json!({
+            "validator_public_key": validator.public(),
+            "peer_id": peer_id,
+        }))
+    } else {
+        println!("validator public key  {}", validator.public());
+        println!("peer id               {peer_id}");
+        Ok(())
+    }
+}

@@ -1,0 +1,143 @@
+//! Prometheus metrics (`prometheus-client`), served at `GET /metrics`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::error::NodeError;
+
+/// Every metric the node exports. Handles are cheap clones of shared atomics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub height: Gauge,
+    pub round: Gauge,
+    pub timeouts: Counter,
+    pub committed_blocks: Counter,
+    pub committed_txs: Counter,
+    pub failed_txs: Counter,
+    pub mempool_txs: Gauge,
+    pub mempool_bytes: Gauge,
+    pub peers: Gauge,
+    pub syncing: Gauge,
+    pub block_interval_seconds: Histogram,
+    pub commit_seconds: Histogram,
+    pub rejected_messages: Counter,
+    pub evidence: Counter,
+    pub rejected_txs: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("hotledger");
+        let height = Gauge::default();
+        let round = Gauge::default();
+        let timeouts = Counter::default();
+        let committed_blocks = Counter::default();
+        let committed_txs = Counter::default();
+        let failed_txs = Counter::default();
+        let mempool_txs = Gauge::default();
+        let mempool_bytes = Gauge::default();
+        let peers = Gauge::default();
+        let syncing = Gauge::default();
+        let block_interval_seconds = Histogram::new(
+            [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0].into_iter(),
+        );
+        let commit_seconds =
+            Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0].into_iter());
+        let rejected_messages = Counter::default();
+        let evidence = Counter::default();
+        let rejected_txs = Counter::default();
+        registry.register("height", "Last committed height", height.clone());
+        registry.register("round", "Current consensus round", round.clone());
+        registry.register("timeouts", "Rounds this node timed out", timeouts.clone());
+        registry.register("committed_blocks", "Blocks committed", committed_blocks.clone());
+        registry.register("committed_txs", "Transactions applied", committed_txs.clone());
+        registry.register("failed_txs", "Committed transactions that failed execution", failed_txs.clone());
+        registry.register("mempool_txs", "Transactions in the mempool", mempool_txs.clone());
+        registry.register("mempool_bytes", "Bytes in the mempool", mempool_bytes.clone());
+        registry.register("peers", "Connected validators", peers.clone());
+        registry.register("syncing", "1 while fetching missed blocks", syncing.clone());
+        registry.register(
+            "block_interval_seconds",
+            "Time between consecutive commits",
+            block_interval_seconds.clone(),
+        );
+        registry.register(
+            "commit_seconds",
+            "Time to execute and store one committed block",
+            commit_seconds.clone(),
+        );
+        registry.register(
+            "rejected_messages",
+            "Peer messages rejected by consensus or decoding",
+            rejected_messages.clone(),
+        );
+        registry.register("evidence", "Equivocations detected", evidence.clone());
+        registry.register("rejected_txs", "Transactions refused by the mempool", rejected_txs.clone());
+        Metrics {
+            registry,
+            height,
+            round,
+            timeouts,
+            committed_blocks,
+            committed_txs,
+            failed_txs,
+            mempool_txs,
+            mempool_bytes,
+            peers,
+            syncing,
+            block_interval_seconds,
+            commit_seconds,
+            rejected_messages,
+            evidence,
+            rejected_txs,
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// Serves `GET /metrics` on `addr` until the task is dropped.
+pub async fn serve(addr: SocketAddr, metrics: Arc<crate::shared::Shared>) -> Result<(), NodeError> {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let m = metrics.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    m.metrics.encode(),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| NodeError::Network(format!("metrics cannot listen on {addr}: {e}")))?;
+    tracing::info!(%addr, "metrics listening");
+    axum::serve(listener, app)
+        .await
+        .map_err(|e| NodeError::Network(format!("metrics server: {e}")))
+}

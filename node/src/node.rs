@@ -1,0 +1,714 @@
+//! The running validator: opens the home, starts the network, RPC and metrics tasks, and drives
+//! the consensus core in one loop.
+//!
+//! The loop feeds the core one event at a time and carries out its actions strictly in order:
+//! `PersistSafety` is a synced RocksDB write that completes before the next action (a send) is
+//! even queued, and every committed block is executed and written in one synced batch.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hotledger_consensus::{
+    Action, Block, BlockResponse, Commit, Config, Consensus, ConsensusError, Event, Message,
+    PayloadCheck, QuorumCert, Recovery,
+};
+use hotledger_crypto::{Digest, KeyPair, PublicKey};
+use hotledger_genesis::Genesis;
+use hotledger_ledger::{
+    compute_state_root, execute, genesis_accounts, genesis_state_root, verify_transactions,
+    BlockPayload, Mempool, MempoolLimits, SignedTransaction, TxError, TxOutcome,
+};
+use tokio::sync::mpsc;
+
+use crate::config::NodeConfig;
+use crate::error::NodeError;
+use crate::home::Home;
+use crate::metrics::Metrics;
+use crate::network::{self, NetCommand, NetEvent, NetStats, NetworkConfig, PeerInfo};
+use crate::shared::{Shared, Status};
+use crate::storage::{BlockWrite, CommitTip, Store, StoredBlock, TxRecord};
+use crate::wire::WireMessage;
+
+/// Capacity of the queues between tasks; all are bounded.
+const NET_QUEUE: usize = 8_192;
+const GOSSIP_QUEUE: usize = 1_024;
+const INGEST_QUEUE: usize = 256;
+/// Most transactions per gossip frame.
+const GOSSIP_BATCH: usize = 4_096;
+/// State roots kept in memory for checking proposals' state claims.
+const ROOT_CACHE: usize = 1_024;
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Sets up `tracing` from the config's filter (`RUST_LOG` overrides it).
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
+}
+
+/// State roots by height, shared by the loop (writer) and the payload check (reader).
+type Roots = Arc<RwLock<BTreeMap<u64, Digest>>>;
+/// Payloads of uncommitted blocks decoded once (by the payload check, or when proposing) and
+/// reused when building proposals and applying commits.
+type Decoded = Arc<Mutex<HashMap<Digest, Arc<BlockPayload>>>>;
+
+/// The application's check of proposals: the payload decodes within the genesis limits, its
+/// transactions' signatures verify (each checked once: those already in our mempool were verified
+/// on admission), and its state claim matches our own root at that height when we have it.
+#[derive(Debug)]
+struct PayloadValidator {
+    chain_id: String,
+    shared: Arc<Shared>,
+    roots: Roots,
+    decoded: Decoded,
+    max_txs: usize,
+    max_bytes: usize,
+}
+
+impl PayloadCheck for PayloadValidator {
+    fn check(&mut self, block: &Block) -> Result<(), String> {
+        let payload = BlockPayload::decode(&block.payload, self.max_txs, self.max_bytes)
+            .map_err(|e| e.to_string())?;
+        if let Ok(roots) = self.roots.read() {
+            if let Some(root) = roots.get(&payload.state_height) {
+                if *root != payload.state_root {
+                    return Err(format!(
+                        "state root claim for height {} is {}, ours is {}",
+                        payload.state_height, payload.state_root, root
+                    ));
+                }
+            }
+        }
+        let unverified: Vec<SignedTransaction> = match self.shared.mempool.lock() {
+            Ok(mp) => payload
+                .txs
+                .iter()
+                .filter(|t| !mp.contains(&t.hash()))
+                .cloned()
+                .collect(),
+            Err(_) => payload.txs.clone(),
+        };
+        verify_transactions(&self.chain_id, &unverified).map_err(|e| e.to_string())?;
+        if let Ok(mut d) = self.decoded.lock() {
+            d.insert(block.id, Arc::new(payload));
+        }
+        Ok(())
+    }
+}
+
+/// Everything `run` sets up before the loop starts.
+struct Runner {
+    core: Consensus,
+    store: Store,
+    shared: Arc<Shared>,
+    net: mpsc::Sender<NetCommand>,
+    ingest: mpsc::Sender<Vec<SignedTransaction>>,
+    roots: Roots,
+    decoded: Decoded,
+    tip: CommitTip,
+    timer: Option<(u64, tokio::time::Instant)>,
+    /// Transaction hashes of uncommitted blocks, so proposals do not repeat them.
+    block_txs: HashMap<Digest, Vec<Digest>>,
+    last_commit: Option<Instant>,
+    max_block_txs: usize,
+    max_block_bytes: usize,
+    max_message_bytes: usize,
+}
+
+/// Runs the validator in `home` until SIGINT or SIGTERM.
+pub async fn run(home: &Home) -> Result<(), NodeError> {
+    let config = home.load_config()?;
+    init_logging(&config.log_level);
+    let genesis = home.load_genesis()?;
+    let key = home.load_validator_key()?;
+    let node_key = home.load_node_key()?;
+    let genesis_hash = genesis.hash();
+    if genesis.validator_by_key(&key.public()).is_none() {
+        return Err(NodeError::Home {
+            path: home.validator_key_path(),
+            reason: format!("key {} is not a validator in genesis", key.public()),
+        });
+    }
+    let data = home.data_path(&config);
+    let store = Store::open(&data, &genesis_hash)?;
+    if store.is_fresh()? {
+        write_genesis_state(&store, &genesis)?;
+        tracing::info!(path = %data.display(), "initialised storage from genesis");
+    }
+    let tip = store.tip()?.ok_or_else(|| NodeError::Database {
+        path: data.clone(),
+        reason: "commit tip is missing".into(),
+    })?;
+    let safety = store.safety()?.unwrap_or_default();
+    tracing::info!(
+        moniker = %config.moniker,
+        chain = %genesis.chain_id,
+        height = tip.block.height,
+        last_voted_round = safety.last_voted_round,
+        "starting validator {}",
+        key.public()
+    );
+
+    let (net_tx, net_rx) = mpsc::channel(NET_QUEUE);
+    let (event_tx, event_rx) = mpsc::channel(NET_QUEUE);
+    let (gossip_tx, gossip_rx) = mpsc::channel(GOSSIP_QUEUE);
+    let (ingest_tx, ingest_rx) = mpsc::channel(INGEST_QUEUE);
+    let net_stats = Arc::new(NetStats::default());
+    let mempool = Mempool::new(genesis.chain_id.clone(), mempool_limits(&config));
+    let shared = Arc::new(Shared {
+        chain_id: genesis.chain_id.clone(),
+        store: store.clone(),
+        mempool: Mutex::new(mempool),
+        status: RwLock::new(Status {
+            moniker: config.moniker.clone(),
+            chain_id: genesis.chain_id.clone(),
+            genesis_hash,
+            validator: key.public().to_hex(),
+            validators: genesis.validators.len(),
+            ..Status::default()
+        }),
+        net: net_stats.clone(),
+        metrics: Metrics::new(),
+        gossip: gossip_tx,
+        max_batch: 10_000,
+    });
+
+    let network_config = network_config(&config, &genesis, &node_key, genesis_hash)?;
+    let net_task = tokio::spawn(network::run(network_config, net_rx, event_tx, net_stats));
+    let rpc = crate::rpc::serve(&config.rpc, shared.clone()).await?;
+    let metrics_task = config
+        .metrics
+        .enabled
+        .then(|| tokio::spawn(crate::metrics::serve(config.metrics.listen, shared.clone())));
+    let ingest_task = tokio::spawn(ingest(shared.clone(), ingest_rx));
+
+    let roots: Roots = Arc::new(RwLock::new(BTreeMap::new()));
+    if let (Ok(mut r), Some(g)) = (roots.write(), store.genesis_root()?) {
+        r.insert(0, g);
+        r.insert(tip.block.height, tip.state_root);
+    }
+    let params = genesis.consensus_params();
+    let mut ccfg = Config::new(
+        genesis.chain_id.clone(),
+        genesis.genesis_block(),
+        genesis.validator_set()?,
+        Some(key.clone()),
+    );
+    ccfg.params = params;
+    ccfg.limits = config.consensus.to_limits();
+    let recovery = Recovery {
+        safety,
+        root: tip.block,
+        root_qc: tip.qc.clone(),
+    };
+    let mut core = Consensus::new(ccfg, recovery)?;
+    let decoded: Decoded = Arc::new(Mutex::new(HashMap::new()));
+    let max_block_txs = usize::try_from(genesis.consensus.max_block_txs).unwrap_or(usize::MAX);
+    let max_block_bytes = usize::try_from(genesis.consensus.max_block_bytes).unwrap_or(usize::MAX);
+    core.set_payload_check(Box::new(PayloadValidator {
+        chain_id: genesis.chain_id.clone(),
+        shared: shared.clone(),
+        roots: roots.clone(),
+        decoded: decoded.clone(),
+        max_txs: max_block_txs,
+        max_bytes: max_block_bytes,
+    }));
+
+    let mut runner = Runner {
+        core,
+        store: store.clone(),
+        shared: shared.clone(),
+        net: net_tx,
+        ingest: ingest_tx,
+        roots,
+        decoded,
+        tip,
+        timer: None,
+        block_txs: HashMap::new(),
+        last_commit: None,
+        max_block_txs,
+        max_block_bytes,
+        max_message_bytes: config.p2p.max_message_bytes,
+    };
+    let result = runner.run_loop(event_rx, gossip_rx).await;
+
+    rpc.stop().ok();
+    net_task.abort();
+    ingest_task.abort();
+    if let Some(t) = metrics_task {
+        t.abort();
+    }
+    store.flush()?;
+    match &result {
+        Ok(()) => tracing::info!("shut down cleanly; storage flushed"),
+        Err(e) => tracing::error!("stopped on error: {e}"),
+    }
+    result
+}
+
+fn mempool_limits(config: &NodeConfig) -> MempoolLimits {
+    MempoolLimits {
+        max_txs: config.mempool.max_txs,
+        max_bytes: config.mempool.max_bytes,
+        max_per_sender: config.mempool.max_per_sender,
+        max_tx_bytes: config.mempool.max_tx_bytes,
+        ..MempoolLimits::default()
+    }
+}
+
+fn write_genesis_state(store: &Store, genesis: &Genesis) -> Result<(), NodeError> {
+    let balances: Vec<(PublicKey, u64)> = genesis
+        .accounts
+        .iter()
+        .map(|a| (a.public_key, a.balance))
+        .collect();
+    let (root, tree) = genesis_state_root(&balances)?;
+    let accounts: Vec<_> = genesis_accounts(&balances)?.into_iter().collect();
+    let block = genesis.genesis_block();
+    let tip = CommitTip {
+        block,
+        qc: QuorumCert::genesis(block),
+        state_root: root,
+        committed_txs: 0,
+    };
+    store.init_genesis(&genesis.hash(), &accounts, &tree, &tip)
+}
+
+fn network_config(
+    config: &NodeConfig,
+    genesis: &Genesis,
+    node_key: &KeyPair,
+    genesis_hash: Digest,
+) -> Result<NetworkConfig, NodeError> {
+    let bad = |reason: String| NodeError::Network(reason);
+    let mut secret = *node_key.secret_bytes();
+    let keypair = libp2p::identity::Keypair::ed25519_from_bytes(&mut secret)
+        .map_err(|e| bad(format!("node key: {e}")))?;
+    let mut validators = Vec::new();
+    for v in &genesis.validators {
+        let peer_id = v
+            .peer_id
+            .parse()
+            .map_err(|e| bad(format!("validator {}: peer id: {e}", v.name)))?;
+        let addresses = v
+            .addresses
+            .iter()
+            .map(|a| a.parse().map_err(|e| bad(format!("validator {}: {a}: {e}", v.name))))
+            .collect::<Result<Vec<_>, _>>()?;
+        validators.push(PeerInfo {
+            key: v.public_key,
+            peer_id,
+            addresses,
+        });
+    }
+    let me = keypair.public().to_peer_id();
+    if !validators.iter().any(|v| v.peer_id == me) {
+        return Err(bad(format!("this node's peer id {me} is not listed in genesis")));
+    }
+    Ok(NetworkConfig {
+        keypair,
+        listen: config
+            .p2p
+            .listen
+            .parse()
+            .map_err(|e| bad(format!("p2p.listen: {e}")))?,
+        validators,
+        genesis_hash,
+        max_message_bytes: config.p2p.max_message_bytes,
+        reconnect_initial: Duration::from_millis(config.p2p.reconnect_initial_ms),
+        reconnect_max: Duration::from_millis(config.p2p.reconnect_max_ms),
+        max_strikes: config.p2p.max_peer_strikes,
+    })
+}
+
+/// Admits transactions gossiped by peers, off the consensus loop (their signatures are
+/// batch-verified here, on another thread).
+async fn ingest(shared: Arc<Shared>, mut rx: mpsc::Receiver<Vec<SignedTransaction>>) {
+    while let Some(txs) = rx.recv().await {
+        let shared = shared.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Ok(mut mp) = shared.mempool.lock() {
+                let _ = mp.insert_batch(&shared.store, txs);
+            }
+        })
+        .await;
+    }
+}
+
+/// Whether a rejection shows the peer sent something no honest validator sends.
+fn is_misbehaviour(e: &ConsensusError) -> bool {
+    !matches!(
+        e,
+        ConsensusError::StaleRound { .. }
+            | ConsensusError::RoundTooFarAhead { .. }
+            | ConsensusError::Full { .. }
+            | ConsensusError::BadBlockResponse("not requested")
+            | ConsensusError::InvalidPayload { .. }
+    )
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+impl Runner {
+    async fn run_loop(
+        &mut self,
+        mut events: mpsc::Receiver<NetEvent>,
+        mut gossip: mpsc::Receiver<Vec<SignedTransaction>>,
+    ) -> Result<(), NodeError> {
+        self.dispatch(Event::Start)?;
+        let shutdown = shutdown_signal();
+        tokio::pin!(shutdown);
+        loop {
+            let deadline = self
+                .timer
+                .map_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600), |(_, at)| at);
+            tokio::select! {
+                _ = &mut shutdown => {
+                    tracing::info!("shutdown requested");
+                    return Ok(());
+                }
+                ev = events.recv() => {
+                    let Some(NetEvent::Message { from, bytes }) = ev else {
+                        return Err(NodeError::Network("network task stopped".into()));
+                    };
+                    self.on_network(from, &bytes)?;
+                }
+                txs = gossip.recv() => {
+                    if let Some(mut txs) = txs {
+                        while txs.len() < GOSSIP_BATCH {
+                            match gossip.try_recv() {
+                                Ok(more) => txs.extend(more),
+                                Err(_) => break,
+                            }
+                        }
+                        let bytes = Arc::new(WireMessage::Transactions(txs).encode());
+                        let _ = self.net.try_send(NetCommand::Broadcast { bytes });
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline), if self.timer.is_some() => {
+                    if let Some((round, _)) = self.timer.take() {
+                        self.dispatch(Event::TimeoutFired { round })?;
+                    }
+                }
+            }
+            self.refresh_status();
+        }
+    }
+
+    fn on_network(&mut self, from: PublicKey, bytes: &[u8]) -> Result<(), NodeError> {
+        match WireMessage::decode(bytes) {
+            Ok(WireMessage::Consensus(message)) => self.dispatch(Event::Message { from, message }),
+            Ok(WireMessage::Transactions(txs)) => {
+                let _ = self.ingest.try_send(txs);
+                Ok(())
+            }
+            Err(reason) => {
+                tracing::warn!(peer = %from.short(), %reason, "undecodable message");
+                self.shared.metrics.rejected_messages.inc();
+                let _ = self.net.try_send(NetCommand::Penalize {
+                    peer: from,
+                    severe: true,
+                });
+                Ok(())
+            }
+        }
+    }
+
+    /// Feeds `event` and every event its actions produce (payloads) to the core.
+    fn dispatch(&mut self, event: Event) -> Result<(), NodeError> {
+        let mut queue = VecDeque::from([event]);
+        while let Some(event) = queue.pop_front() {
+            let from = match &event {
+                Event::Message { from, .. } => Some(*from),
+                _ => None,
+            };
+            match self.core.handle(now_ms(), event) {
+                Ok(actions) => {
+                    for action in actions {
+                        self.execute(action, &mut queue)?;
+                    }
+                }
+                Err(e) => {
+                    self.shared.metrics.rejected_messages.inc();
+                    tracing::debug!(peer = ?from.map(|p| p.short()), error = %e, "rejected");
+                    if let (Some(peer), true) = (from, is_misbehaviour(&e)) {
+                        let _ = self.net.try_send(NetCommand::Penalize { peer, severe: false });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn send(&self, command: NetCommand) {
+        if self.net.try_send(command).is_err() {
+            tracing::warn!("network queue full; message dropped");
+        }
+    }
+
+    fn execute(&mut self, action: Action, queue: &mut VecDeque<Event>) -> Result<(), NodeError> {
+        match action {
+            Action::PersistSafety(data) => self.store.put_safety(&data)?,
+            Action::Send { to, message } => {
+                let bytes = Arc::new(WireMessage::Consensus(message).encode());
+                self.send(NetCommand::Send { to, bytes });
+            }
+            Action::Broadcast(message) => {
+                if let Message::Proposal(p) = &message {
+                    self.note_block_txs(&p.block);
+                }
+                let bytes = Arc::new(WireMessage::Consensus(message).encode());
+                self.send(NetCommand::Broadcast { bytes });
+            }
+            Action::ScheduleTimeout { round, after_ms } => {
+                let at = tokio::time::Instant::now() + Duration::from_millis(after_ms);
+                self.timer = Some((round, at));
+            }
+            Action::RequestPayload { round, parent } => {
+                let payload = self.build_payload(&parent.id);
+                queue.push_back(Event::PayloadReady { round, payload });
+            }
+            Action::ServeBlocks { to, id, count } => self.serve_blocks(to, id, count),
+            Action::Commit(commit) => self.apply_commit(commit)?,
+            Action::ReportMisbehaviour(evidence) => {
+                self.shared.metrics.evidence.inc();
+                tracing::warn!(culprit = %evidence.culprit(), ?evidence, "equivocation detected");
+            }
+        }
+        Ok(())
+    }
+
+    fn note_block_txs(&mut self, block: &Block) {
+        let payload = self.payload_of(block);
+        self.block_txs.insert(block.id, payload.tx_hashes());
+    }
+
+    /// The decoded payload of `block`, from the cache or decoded now. A certified payload that
+    /// does not decode (only possible with a Byzantine quorum) counts as empty on every node.
+    fn payload_of(&self, block: &Block) -> Arc<BlockPayload> {
+        if let Some(p) = self.decoded.lock().ok().and_then(|d| d.get(&block.id).cloned()) {
+            return p;
+        }
+        let payload = BlockPayload::decode(&block.payload, usize::MAX, usize::MAX)
+            .unwrap_or_else(|_| BlockPayload::new(0, Digest::ZERO, Vec::new()));
+        let payload = Arc::new(payload);
+        if let Ok(mut d) = self.decoded.lock() {
+            d.insert(block.id, payload.clone());
+        }
+        payload
+    }
+
+    /// A payload extending `parent`: mempool transactions not already in an uncommitted ancestor.
+    /// If the chain from `parent` down to our last commit is not all local (we are catching up),
+    /// the ancestors' transactions are unknown, so the payload carries none rather than risk
+    /// proposing one twice.
+    fn build_payload(&mut self, parent: &Digest) -> Vec<u8> {
+        let mut exclude = HashSet::new();
+        let mut cursor = *parent;
+        let mut complete = false;
+        while let Some(block) = self.core.block(&cursor).cloned() {
+            if !self.block_txs.contains_key(&cursor) {
+                self.note_block_txs(&block);
+            }
+            if let Some(hashes) = self.block_txs.get(&cursor) {
+                exclude.extend(hashes.iter().copied());
+            }
+            cursor = block.parent().id;
+            if cursor == self.tip.block.id {
+                complete = true;
+                break;
+            }
+        }
+        complete |= *parent == self.tip.block.id;
+        // Leave room for the payload's own fields within the block byte limit.
+        let budget = self.max_block_bytes.saturating_sub(256);
+        let txs = match (complete, self.shared.mempool.lock()) {
+            (true, Ok(mp)) => mp.select(&self.store, self.max_block_txs, budget, &exclude),
+            _ => Vec::new(),
+        };
+        BlockPayload::new(self.tip.block.height, self.tip.state_root, txs).encode()
+        // (Our own block's payload is decoded once more, on commit, through `payload_of`.)
+    }
+
+    /// Answers a block request from memory and storage, within the message size limit.
+    fn serve_blocks(&mut self, to: PublicKey, id: Digest, count: u32) {
+        let store = &self.store;
+        let mut blocks = self
+            .core
+            .collect_chain(&id, count, |id| store.block_by_id(id).ok().flatten());
+        let budget = self.max_message_bytes / 2;
+        let mut used = 0usize;
+        let keep = blocks
+            .iter()
+            .take_while(|b| {
+                used = used.saturating_add(b.payload.len() + 1024);
+                used <= budget
+            })
+            .count()
+            .max(1);
+        blocks.truncate(keep);
+        if !blocks.is_empty() {
+            let message = Message::BlockResponse(BlockResponse { blocks });
+            let bytes = Arc::new(WireMessage::Consensus(message).encode());
+            self.send(NetCommand::Send { to, bytes });
+        }
+    }
+
+    /// Executes and stores each committed block in its own synced write batch.
+    fn apply_commit(&mut self, commit: Commit) -> Result<(), NodeError> {
+        let n = commit.blocks.len();
+        for (i, block) in commit.blocks.iter().enumerate() {
+            let started = Instant::now();
+            let payload = self.payload_of(block);
+            let exec = execute(&self.store, &payload.txs)?;
+            let (state_root, tree) = compute_state_root(&self.store, block.height, &exec.updates)?;
+            let hashes = payload.tx_hashes();
+            let mut records = Vec::with_capacity(hashes.len());
+            let mut applied = 0u64;
+            for (index, (hash, outcome)) in hashes.iter().zip(&exec.outcomes).enumerate() {
+                if matches!(outcome, TxOutcome::Applied) {
+                    applied += 1;
+                } else if matches!(outcome, TxOutcome::Failed(TxError::BadNonce { .. }))
+                    && self.store.tx(hash)?.is_some()
+                {
+                    continue; // a repeat of a committed transaction keeps its first record
+                }
+                records.push((
+                    *hash,
+                    TxRecord {
+                        height: block.height,
+                        index: u32::try_from(index).unwrap_or(u32::MAX),
+                        outcome: outcome.clone(),
+                    },
+                ));
+            }
+            let qc = match commit.blocks.get(i + 1) {
+                Some(child) => child.qc.clone(),
+                None => commit.proof.clone(),
+            };
+            let tip = CommitTip {
+                block: block.info(),
+                qc,
+                state_root,
+                committed_txs: self.tip.committed_txs.saturating_add(applied),
+            };
+            let stored = StoredBlock {
+                block: block.clone(),
+                state_root,
+                tx_hashes: hashes,
+            };
+            self.store.commit_block(BlockWrite {
+                stored: &stored,
+                records: &records,
+                accounts: &exec.updates,
+                tree: &tree,
+                tip: &tip,
+            })?;
+            self.tip = tip;
+            if let Ok(mut roots) = self.roots.write() {
+                roots.insert(block.height, state_root);
+                while roots.len() > ROOT_CACHE {
+                    roots.pop_first();
+                }
+            }
+            self.block_txs.remove(&block.id);
+            if let Ok(mut mp) = self.shared.mempool.lock() {
+                mp.remove_committed(&self.store, &payload.txs)?;
+            }
+            let m = &self.shared.metrics;
+            m.committed_blocks.inc();
+            m.committed_txs.inc_by(applied);
+            m.failed_txs.inc_by(exec.outcomes.len() as u64 - applied);
+            m.commit_seconds.observe(started.elapsed().as_secs_f64());
+            if let Some(last) = self.last_commit.replace(Instant::now()) {
+                m.block_interval_seconds.observe(last.elapsed().as_secs_f64());
+            }
+            tracing::info!(
+                height = block.height,
+                id = %block.id.short(),
+                txs = payload.txs.len(),
+                applied,
+                last = i + 1 == n,
+                "committed"
+            );
+        }
+        // Forget uncommitted-block bookkeeping for blocks that can no longer commit.
+        let core = &self.core;
+        self.block_txs.retain(|id, _| core.block(id).is_some());
+        if let Ok(mut d) = self.decoded.lock() {
+            d.retain(|id, _| core.block(id).is_some());
+        }
+        Ok(())
+    }
+
+    fn refresh_status(&self) {
+        let (orphans, high) = (
+            self.core.pending_blocks().1,
+            self.core.high_qc().block().height,
+        );
+        let syncing = orphans > 0 || high > self.tip.block.height.saturating_add(3);
+        let (mp_txs, mp_bytes) = match self.shared.mempool.lock() {
+            Ok(mp) => (mp.len(), mp.bytes()),
+            Err(_) => (0, 0),
+        };
+        let peers = self
+            .shared
+            .net
+            .connected_validators
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let m = &self.shared.metrics;
+        m.height.set(i64::try_from(self.tip.block.height).unwrap_or(i64::MAX));
+        m.round.set(i64::try_from(self.core.round()).unwrap_or(i64::MAX));
+        m.mempool_txs.set(i64::try_from(mp_txs).unwrap_or(i64::MAX));
+        m.mempool_bytes.set(i64::try_from(mp_bytes).unwrap_or(i64::MAX));
+        m.peers.set(i64::try_from(peers).unwrap_or(i64::MAX));
+        m.syncing.set(i64::from(syncing));
+        let sent = self.core.stats().timeouts_sent;
+        let counted = m.timeouts.get();
+        if sent > counted {
+            m.timeouts.inc_by(sent - counted);
+        }
+        if let Ok(mut s) = self.shared.status.write() {
+            s.height = self.tip.block.height;
+            s.block_id = self.tip.block.id;
+            s.state_root = self.tip.state_root;
+            s.round = self.core.round();
+            s.high_qc_height = high;
+            s.syncing = syncing;
+            s.peers = peers;
+            s.mempool_txs = mp_txs;
+            s.mempool_bytes = mp_bytes;
+            s.committed_txs = self.tip.committed_txs;
+        }
+    }
+}

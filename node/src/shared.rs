@@ -1,0 +1,66 @@
+//! State shared between the consensus loop, the JSON-RPC server and the metrics endpoint.
+//!
+//! Locks are held only for short, non-async sections. The consensus loop is the only writer of
+//! `status`; the RPC server inserts into the mempool directly (so signature checks of submitted
+//! transactions run on RPC worker threads, not on the consensus loop).
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use hotledger_crypto::Digest;
+use hotledger_ledger::{Mempool, SignedTransaction};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::metrics::Metrics;
+use crate::network::NetStats;
+use crate::storage::Store;
+
+/// What `status` reports; refreshed by the consensus loop after every event.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub moniker: String,
+    pub chain_id: String,
+    pub genesis_hash: Digest,
+    /// This node's validator key (hex).
+    pub validator: String,
+    /// Last committed height and block.
+    pub height: u64,
+    pub block_id: Digest,
+    pub state_root: Digest,
+    pub round: u64,
+    /// Height of the highest certified block known.
+    pub high_qc_height: u64,
+    /// True while this node is fetching blocks it missed.
+    pub syncing: bool,
+    pub peers: usize,
+    pub validators: usize,
+    pub mempool_txs: usize,
+    pub mempool_bytes: usize,
+    pub committed_txs: u64,
+}
+
+/// Handles shared by every task of a running node.
+#[derive(Debug)]
+pub struct Shared {
+    pub chain_id: String,
+    pub store: Store,
+    pub mempool: Mutex<Mempool>,
+    pub status: RwLock<Status>,
+    pub net: Arc<NetStats>,
+    pub metrics: Metrics,
+    /// Accepted transactions to disseminate to the other validators. Bounded: when full the
+    /// transactions stay in this node's mempool and are proposed when it leads.
+    pub gossip: mpsc::Sender<Vec<SignedTransaction>>,
+    /// Most transactions per `submit_transactions` call.
+    pub max_batch: usize,
+}
+
+impl Shared {
+    /// A copy of the current status (never holds the lock across an await).
+    pub fn status(&self) -> Status {
+        self.status
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+}

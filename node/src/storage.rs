@@ -1,0 +1,420 @@
+//! RocksDB storage: blocks, transactions, accounts, the state tree, the consensus safety state
+//! and metadata.
+//!
+//! * Each committed block is applied in **one atomic, synced write batch**: the block, its
+//!   transactions' records, the account updates, the state-tree nodes and the new commit tip.
+//! * The safety state is written with `sync = true` before the node sends any vote or timeout
+//!   that depends on it (`Action::PersistSafety` comes first).
+//! * The database remembers the genesis hash it was created for and refuses to open for another;
+//!   a database whose metadata is missing or undecodable is refused, never rewritten.
+//!
+//! Column families:
+//!
+//! | cf | key | value |
+//! |---|---|---|
+//! | `meta` | `genesis`, `safety`, `tip`, `schema` | genesis hash, `SafetyData`, `CommitTip`, version |
+//! | `blocks` | height (u64 BE) | `StoredBlock` |
+//! | `block_ids` | block id | height (u64 BE) |
+//! | `txs` | tx hash | `TxRecord` |
+//! | `accounts` | public key | `Account` |
+//! | `tree_nodes`, `tree_values` | see `hotledger_ledger::root` | state tree |
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hotledger_consensus::{Block, BlockInfo, QuorumCert, SafetyData};
+use hotledger_crypto::{Digest, PublicKey};
+use hotledger_ledger::{
+    decode_node, encode_node, encode_node_key, encode_value_key, Account, AccountReader,
+    LedgerError, TxOutcome,
+};
+
+use jmt::storage::{Node, NodeKey, TreeReader, TreeUpdateBatch};
+use jmt::{KeyHash, OwnedValue, Version};
+use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::error::NodeError;
+
+const SCHEMA_VERSION: u32 = 1;
+const CFS: [&str; 7] = [
+    "meta",
+    "blocks",
+    "block_ids",
+    "txs",
+    "accounts",
+    "tree_nodes",
+    "tree_values",
+];
+
+/// The last committed block and what a restart needs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitTip {
+    pub block: BlockInfo,
+    /// Certifies `block` or its child (the recovery QC of the consensus core).
+    pub qc: QuorumCert,
+    pub state_root: Digest,
+    pub committed_txs: u64,
+}
+
+/// A committed block as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredBlock {
+    pub block: Block,
+    /// State root after applying this block.
+    pub state_root: Digest,
+    pub tx_hashes: Vec<Digest>,
+}
+
+/// Where a committed transaction is and what it did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxRecord {
+    pub height: u64,
+    pub index: u32,
+    pub outcome: TxOutcome,
+}
+
+/// Everything one committed block writes.
+#[derive(Debug)]
+pub struct BlockWrite<'a> {
+    pub stored: &'a StoredBlock,
+    /// Records of the block's transactions (a transaction already committed earlier keeps its
+    /// first record and is not listed again).
+    pub records: &'a [(Digest, TxRecord)],
+    pub accounts: &'a std::collections::BTreeMap<PublicKey, Account>,
+    pub tree: &'a TreeUpdateBatch,
+    pub tip: &'a CommitTip,
+}
+
+/// The node's database. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: Arc<DB>,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if absent) the database at `path` for the chain `genesis_hash`.
+    pub fn open(path: &Path, genesis_hash: &Digest) -> Result<Store, NodeError> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_max_open_files(512);
+        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        let cfs = CFS
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+        let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| NodeError::Database {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let store = Store {
+            db: Arc::new(db),
+            path: path.to_path_buf(),
+        };
+        match store.get_raw("meta", b"genesis")? {
+            Some(bytes) if bytes.as_slice() == genesis_hash.as_bytes() => {
+                let schema: u32 = store.get("meta", b"schema")?.unwrap_or(0);
+                if schema != SCHEMA_VERSION {
+                    return Err(store.refuse(format!("schema version {schema}, this build reads {SCHEMA_VERSION}")));
+                }
+                if store.tip()?.is_none() {
+                    return Err(store.refuse("commit tip is missing".into()));
+                }
+            }
+            Some(bytes) => {
+                return Err(store.refuse(format!(
+                    "it belongs to genesis {}, not {}",
+                    hex::encode(bytes),
+                    genesis_hash
+                )))
+            }
+            None => {
+                if store.db.iterator_cf(store.cf("blocks")?, rocksdb::IteratorMode::Start).next().is_some() {
+                    return Err(store.refuse("it holds blocks but no genesis record".into()));
+                }
+            }
+        }
+        Ok(store)
+    }
+
+    fn refuse(&self, reason: String) -> NodeError {
+        NodeError::Database {
+            path: self.path.clone(),
+            reason,
+        }
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> NodeError {
+        NodeError::Storage {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily, NodeError> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| self.refuse(format!("column family {name} is missing")))
+    }
+
+    fn get_raw(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>, NodeError> {
+        self.db.get_cf(self.cf(cf)?, key).map_err(|e| self.err(e))
+    }
+
+    fn get<T: DeserializeOwned>(&self, cf: &str, key: &[u8]) -> Result<Option<T>, NodeError> {
+        match self.get_raw(cf, key)? {
+            None => Ok(None),
+            Some(bytes) => postcard::from_bytes(&bytes)
+                .map(Some)
+                .map_err(|e| self.refuse(format!("undecodable record in {cf}: {e}"))),
+        }
+    }
+
+    fn encode<T: Serialize>(&self, value: &T) -> Result<Vec<u8>, NodeError> {
+        postcard::to_allocvec(value).map_err(|e| self.err(e))
+    }
+
+    fn sync_write(&self, batch: WriteBatch) -> Result<(), NodeError> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch, &wo).map_err(|e| self.err(e))
+    }
+
+    /// True when the genesis state has not been written yet.
+    pub fn is_fresh(&self) -> Result<bool, NodeError> {
+        Ok(self.get_raw("meta", b"genesis")?.is_none())
+    }
+
+    /// Writes the genesis state: accounts, tree (version 0), tip, genesis hash; one synced batch.
+    pub fn init_genesis(
+        &self,
+        genesis_hash: &Digest,
+        accounts: &[(PublicKey, Account)],
+        tree: &TreeUpdateBatch,
+        tip: &CommitTip,
+    ) -> Result<(), NodeError> {
+        let mut batch = WriteBatch::default();
+        for (key, account) in accounts {
+            batch.put_cf(self.cf("accounts")?, key.as_bytes(), self.encode(account)?);
+        }
+        self.put_tree(&mut batch, tree)?;
+        batch.put_cf(self.cf("meta")?, b"tip", self.encode(tip)?);
+        batch.put_cf(self.cf("meta")?, b"schema", self.encode(&SCHEMA_VERSION)?);
+        batch.put_cf(self.cf("meta")?, b"genesis_root", tip.state_root.as_bytes());
+        batch.put_cf(self.cf("meta")?, b"genesis", genesis_hash.as_bytes());
+        self.sync_write(batch)
+    }
+
+    fn put_tree(&self, batch: &mut WriteBatch, tree: &TreeUpdateBatch) -> Result<(), NodeError> {
+        let nodes = self.cf("tree_nodes")?;
+        for (key, node) in tree.node_batch.nodes() {
+            batch.put_cf(nodes, encode_node_key(key)?, encode_node(node)?);
+        }
+        let values = self.cf("tree_values")?;
+        for ((version, key_hash), value) in tree.node_batch.values() {
+            let v: &[u8] = value.as_deref().unwrap_or(&[]);
+            batch.put_cf(values, encode_value_key(key_hash, *version), v);
+        }
+        Ok(())
+    }
+
+    /// Applies one committed block atomically and durably.
+    pub fn commit_block(&self, w: BlockWrite<'_>) -> Result<(), NodeError> {
+        let b = &w.stored.block;
+        let height = b.height.to_be_bytes();
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf("blocks")?, height, self.encode(w.stored)?);
+        batch.put_cf(self.cf("block_ids")?, b.id.as_bytes(), height);
+        let txs = self.cf("txs")?;
+        for (hash, record) in w.records {
+            batch.put_cf(txs, hash.as_bytes(), self.encode(record)?);
+        }
+        let accounts = self.cf("accounts")?;
+        for (key, account) in w.accounts {
+            batch.put_cf(accounts, key.as_bytes(), self.encode(account)?);
+        }
+        self.put_tree(&mut batch, w.tree)?;
+        batch.put_cf(self.cf("meta")?, b"tip", self.encode(w.tip)?);
+        self.sync_write(batch)
+    }
+
+    /// Durably stores the safety state (fsync) before the caller sends what depends on it.
+    pub fn put_safety(&self, data: &SafetyData) -> Result<(), NodeError> {
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf("meta")?, b"safety", self.encode(data)?);
+        self.sync_write(batch)
+    }
+
+    pub fn safety(&self) -> Result<Option<SafetyData>, NodeError> {
+        self.get("meta", b"safety")
+    }
+
+    /// The state root after genesis (height 0).
+    pub fn genesis_root(&self) -> Result<Option<Digest>, NodeError> {
+        Ok(self
+            .get_raw("meta", b"genesis_root")?
+            .and_then(|b| Digest::from_slice(&b).ok()))
+    }
+
+    pub fn tip(&self) -> Result<Option<CommitTip>, NodeError> {
+        self.get("meta", b"tip")
+    }
+
+    pub fn block_by_height(&self, height: u64) -> Result<Option<StoredBlock>, NodeError> {
+        self.get("blocks", &height.to_be_bytes())
+    }
+
+    pub fn height_of(&self, id: &Digest) -> Result<Option<u64>, NodeError> {
+        Ok(self
+            .get_raw("block_ids", id.as_bytes())?
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .map(u64::from_be_bytes))
+    }
+
+    /// A committed block by id (for serving peers' block requests).
+    pub fn block_by_id(&self, id: &Digest) -> Result<Option<Block>, NodeError> {
+        match self.height_of(id)? {
+            Some(h) => Ok(self.block_by_height(h)?.map(|s| s.block)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn tx(&self, hash: &Digest) -> Result<Option<TxRecord>, NodeError> {
+        self.get("txs", hash.as_bytes())
+    }
+
+    pub fn account(&self, key: &PublicKey) -> Result<Option<Account>, NodeError> {
+        self.get("accounts", key.as_bytes())
+    }
+
+    /// Flushes memtables (on shutdown).
+    pub fn flush(&self) -> Result<(), NodeError> {
+        self.db.flush().map_err(|e| self.err(e))
+    }
+}
+
+impl AccountReader for Store {
+    fn account(&self, key: &PublicKey) -> Result<Option<Account>, LedgerError> {
+        Store::account(self, key).map_err(|e| LedgerError::Store {
+            reason: e.to_string(),
+        })
+    }
+}
+
+impl TreeReader for Store {
+    fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
+        let key = encode_node_key(node_key)?;
+        match self.db.get_cf(self.cf("tree_nodes")?, key)? {
+            Some(bytes) => Ok(Some(decode_node(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn get_value_option(
+        &self,
+        max_version: Version,
+        key_hash: KeyHash,
+    ) -> anyhow::Result<Option<OwnedValue>> {
+        let mut it = self.db.raw_iterator_cf(self.cf("tree_values")?);
+        it.seek_for_prev(encode_value_key(&key_hash, max_version));
+        if it.valid() {
+            if let (Some(k), Some(v)) = (it.key(), it.value()) {
+                if k.len() == 40 && k[..32] == key_hash.0 {
+                    return Ok(if v.is_empty() { None } else { Some(v.to_vec()) });
+                }
+            }
+        }
+        it.status()?;
+        Ok(None)
+    }
+
+    fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, jmt::storage::LeafNode)>> {
+        Ok(None) // only used by jmt's state restore, which hotledger does not use
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hotledger_consensus::Config;
+    use hotledger_crypto::KeyPair;
+    use hotledger_ledger::genesis_state_root;
+
+    fn genesis_tip(hash: Digest) -> (Vec<(PublicKey, Account)>, TreeUpdateBatch, CommitTip) {
+        let key = KeyPair::from_seed([7; 32]).public();
+        let (root, tree) = genesis_state_root(&[(key, 100)]).unwrap();
+        let block = Config::genesis_block(hash, 0);
+        let tip = CommitTip {
+            block,
+            qc: QuorumCert::genesis(block),
+            state_root: root,
+            committed_txs: 0,
+        };
+        (vec![(key, Account { balance: 100, nonce: 0 })], tree, tip)
+    }
+
+    #[test]
+    fn genesis_state_and_safety_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = Digest::of(b"chain a");
+        let store = Store::open(dir.path(), &g).unwrap();
+        assert!(store.is_fresh().unwrap());
+        let (accounts, tree, tip) = genesis_tip(g);
+        store.init_genesis(&g, &accounts, &tree, &tip).unwrap();
+        let safety = SafetyData {
+            last_voted_round: 9,
+            ..SafetyData::default()
+        };
+        store.put_safety(&safety).unwrap();
+        drop(store);
+        let store = Store::open(dir.path(), &g).unwrap();
+        assert!(!store.is_fresh().unwrap());
+        assert_eq!(store.tip().unwrap(), Some(tip.clone()));
+        assert_eq!(store.safety().unwrap(), Some(safety));
+        assert_eq!(store.genesis_root().unwrap(), Some(tip.state_root));
+        assert_eq!(store.account(&accounts[0].0).unwrap(), Some(accounts[0].1));
+    }
+
+    #[test]
+    fn a_database_of_another_chain_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Digest::of(b"chain a");
+        let store = Store::open(dir.path(), &a).unwrap();
+        let (accounts, tree, tip) = genesis_tip(a);
+        store.init_genesis(&a, &accounts, &tree, &tip).unwrap();
+        drop(store);
+        let err = Store::open(dir.path(), &Digest::of(b"chain b")).unwrap_err();
+        assert!(matches!(err, NodeError::Database { .. }), "{err}");
+        assert!(err.to_string().contains("belongs to genesis"), "{err}");
+    }
+
+    #[test]
+    fn a_corrupt_tip_is_refused_not_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Digest::of(b"chain a");
+        let store = Store::open(dir.path(), &a).unwrap();
+        let (accounts, tree, tip) = genesis_tip(a);
+        store.init_genesis(&a, &accounts, &tree, &tip).unwrap();
+        store
+            .db
+            .put_cf(store.cf("meta").unwrap(), b"tip", [0xff; 3])
+            .unwrap();
+        drop(store);
+        let err = Store::open(dir.path(), &a).unwrap_err();
+        assert!(err.to_string().contains("undecodable"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_state_tree_value_reads_as_absent() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Digest::of(b"chain a");
+        let store = Store::open(dir.path(), &a).unwrap();
+        let (accounts, tree, tip) = genesis_tip(a);
+        store.init_genesis(&a, &accounts, &tree, &tip).unwrap();
+        let present = hotledger_ledger::account_key_hash(&accounts[0].0);
+        assert!(store.get_value_option(0, present).unwrap().is_some());
+        let absent = hotledger_ledger::account_key_hash(&KeyPair::from_seed([9; 32]).public());
+        assert_eq!(store.get_value_option(5, absent).unwrap(), None);
+    }
+}

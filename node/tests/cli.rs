@@ -1,0 +1,233 @@
+//! The `hotledger` binary, run as a process.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use hotledger_genesis::Genesis;
+use hotledger_node::home::Home;
+
+fn hotledger(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hotledger"))
+        .args(args)
+        .env_remove("HOTLEDGER_HOME")
+        .output()
+        .unwrap()
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = hotledger(args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = hotledger(args);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn help_everywhere() {
+    let commands: &[&[&str]] = &[
+        &[],
+        &["init"],
+        &["keys"],
+        &["keys", "generate"],
+        &["keys", "show"],
+        &["start"],
+        &["testnet"],
+        &["tx"],
+        &["tx", "transfer"],
+        &["query"],
+        &["query", "status"],
+        &["query", "account"],
+        &["query", "block"],
+        &["query", "tx"],
+    ];
+    for command in commands {
+        let mut args = command.to_vec();
+        args.push("--help");
+        let out = ok(&args);
+        assert!(out.contains("Usage"), "{args:?}: {out}");
+    }
+    assert!(!hotledger(&[]).status.success());
+    assert!(!hotledger(&["no-such-command"]).status.success());
+}
+
+#[test]
+fn init_then_keys_show() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("home");
+    ok(&["init", "--home", s(&root), "--moniker", "alpha", "--chain-id", "test-chain"]);
+    let home = Home::new(&root);
+    let genesis = home.load_genesis().unwrap();
+    assert_eq!(genesis.chain_id, "test-chain");
+    assert_eq!(genesis.validators.len(), 1);
+    assert_eq!(genesis.validators[0].name, "alpha");
+    assert_eq!(genesis.accounts.len(), 1);
+    let account = hotledger_crypto::load_key_file(&root.join("keys/account.json")).unwrap();
+    assert_eq!(genesis.accounts[0].public_key, account.public());
+    assert_eq!(home.load_config().unwrap().moniker, "alpha");
+
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(&["keys", "show", "--home", s(&root), "--json"])).unwrap();
+    assert_eq!(shown["validator_public_key"], genesis.validators[0].public_key.to_hex());
+    assert_eq!(shown["peer_id"], genesis.validators[0].peer_id);
+    let text = ok(&["keys", "show", "--home", s(&root)]);
+    assert!(text.contains(&genesis.validators[0].peer_id), "{text}");
+
+    // No silent overwrite; --force replaces the keys.
+    let err = fails(&["init", "--home", s(&root)]);
+    assert!(err.contains("--force") && err.contains("config.toml"), "{err}");
+    ok(&["init", "--home", s(&root), "--force"]);
+    let again = home.load_genesis().unwrap();
+    assert_ne!(again.validators[0].public_key, genesis.validators[0].public_key);
+
+    let err = fails(&["init", "--home", s(&dir.path().join("x")), "--chain-id", "Bad Chain"]);
+    assert!(err.contains("chain_id"), "{err}");
+}
+
+#[test]
+fn keys_generate() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("k.json");
+    let public = ok(&["keys", "generate", "--output", s(&file)]);
+    let key = hotledger_crypto::load_key_file(&file).unwrap();
+    assert_eq!(public.trim(), key.public().to_hex());
+    let err = fails(&["keys", "generate", "--output", s(&file)]);
+    assert!(err.contains("k.json"), "{err}");
+    ok(&["keys", "generate", "--output", s(&file), "--force"]);
+}
+
+#[test]
+fn testnet_of_four() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("net");
+    ok(&["testnet", "--validators", "4", "--output", s(&out), "--accounts", "7"]);
+    let mut ports = HashSet::new();
+    let mut genesis_hashes = HashSet::new();
+    for i in 0..4 {
+        let home = Home::new(out.join(format!("validator-{i}")));
+        let genesis = home.load_genesis().unwrap();
+        genesis_hashes.insert(genesis.hash());
+        let config = home.load_config().unwrap();
+        let key = home.load_validator_key().unwrap();
+        let entry = genesis.validator_by_key(&key.public()).unwrap();
+        assert_eq!(entry.name, config.moniker);
+        assert_eq!(entry.addresses, vec![config.p2p.listen.clone()]);
+        let node_key = home.load_node_key().unwrap();
+        assert_eq!(
+            entry.peer_id,
+            hotledger_genesis::peer_id_from_node_key(*node_key.secret_bytes()).unwrap()
+        );
+        let p2p_port: u16 = config.p2p.listen.rsplit('/').next().unwrap().parse().unwrap();
+        for port in [p2p_port, config.rpc.listen.port(), config.metrics.listen.port()] {
+            assert!(ports.insert(port), "port {port} used twice");
+        }
+    }
+    assert_eq!(ports.len(), 12);
+    assert_eq!(genesis_hashes.len(), 1);
+
+    let accounts: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(out.join("accounts.json")).unwrap()).unwrap();
+    assert_eq!(accounts.len(), 7);
+    let genesis = Genesis::load(&out.join("validator-0/genesis.json")).unwrap();
+    for (entry, funded) in accounts.iter().zip(&genesis.accounts) {
+        assert_eq!(entry["public_key"], funded.public_key.to_hex());
+        let seed: [u8; 32] = hex::decode(entry["secret_key"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap();
+        assert_eq!(hotledger_crypto::KeyPair::from_seed(seed).public(), funded.public_key);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(out.join("accounts.json")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let network: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("network.json")).unwrap()).unwrap();
+    assert_eq!(network["chain_id"], "hotledger-testnet");
+    assert_eq!(network["validators"].as_array().unwrap().len(), 4);
+
+    let err = fails(&["testnet", "--validators", "4", "--output", s(&out)]);
+    assert!(err.contains("--force"), "{err}");
+    ok(&["testnet", "--validators", "2", "--output", s(&out), "--force"]);
+    fails(&["testnet", "--validators", "0", "--output", s(&dir.path().join("a"))]);
+    fails(&["testnet", "--validators", "101", "--output", s(&dir.path().join("b"))]);
+}
+
+#[test]
+fn start_names_the_bad_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing");
+    let err = fails(&["start", "--home", s(&missing)]);
+    assert!(err.contains("config.toml") && err.contains("hotledger init"), "{err}");
+
+    let root = dir.path().join("home");
+    ok(&["init", "--home", s(&root)]);
+    let config = root.join("config.toml");
+    let good = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, "moniker = [\n").unwrap();
+    let err = fails(&["start", "--home", s(&root)]);
+    assert!(err.contains(s(&config)), "{err}");
+    std::fs::write(&config, "no_such_field = 1\n").unwrap();
+    let err = fails(&["start", "--home", s(&root)]);
+    assert!(err.contains(s(&config)) && err.contains("no_such_field"), "{err}");
+    std::fs::write(&config, good).unwrap();
+
+    let genesis = root.join("genesis.json");
+    std::fs::write(&genesis, "{\"chain_id\": ").unwrap();
+    let err = fails(&["start", "--home", s(&root)]);
+    assert!(err.contains(s(&genesis)), "{err}");
+}
+
+/// A loopback port nothing listens on (bound, then released).
+fn dead_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+#[test]
+fn unreachable_node_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("home");
+    ok(&["init", "--home", s(&root)]);
+    let url = dead_url();
+    let key = root.join("keys/account.json");
+    let to = hotledger_crypto::KeyPair::from_seed([5; 32]).public().to_hex();
+    let err = fails(&[
+        "tx", "transfer", "--key", s(&key), "--to", &to, "--amount", "1", "--node", &url,
+    ]);
+    assert!(err.contains(&url), "{err}");
+    let err = fails(&["query", "status", "--node", &url]);
+    assert!(err.contains(&url), "{err}");
+    // Without --node, the URL comes from the home's config.
+    let home = Home::new(&root);
+    let mut config = home.load_config().unwrap();
+    let other = dead_url();
+    config.rpc.listen = other.trim_start_matches("http://").parse().unwrap();
+    config.save(&home.config_path()).unwrap();
+    let err = fails(&["query", "block", "--home", s(&root), "--json"]);
+    assert!(err.contains(&other), "{err}");
+    let err = fails(&["tx", "transfer", "--key", s(&dir.path().join("none.json")), "--to", &to, "--amount", "1"]);
+    assert!(err.contains("none.json"), "{err}");
+    let err = fails(&["query", "account", "not-a-key", "--node", &url]);
+    assert!(err.contains("not-a-key"), "{err}");
+}
