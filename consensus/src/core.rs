@@ -405,10 +405,12 @@ impl Consensus {
         if qc.round() > self.high_qc.round() {
             self.high_qc = qc.clone();
         }
+        // Commit before entering the next round, so a leader builds its payload on top of the
+        // state this QC just committed.
+        self.try_commit(out);
         if let Some(next) = qc.round().checked_add(1) {
             self.enter_round(next, out);
         }
-        self.try_commit(out);
     }
 
     fn process_tc(&mut self, tc: TimeoutCert, out: &mut Vec<Action>) {

@@ -78,6 +78,9 @@ pub struct ConsensusLimits {
     pub max_pending_blocks: usize,
     pub max_orphan_blocks: usize,
     pub max_blocks_per_request: u32,
+    /// A leader with an empty mempool waits up to this long for transactions before proposing
+    /// (keeps an idle chain from spinning; must stay well below the round timeout).
+    pub empty_block_delay_ms: u64,
 }
 
 impl Default for NodeConfig {
@@ -153,6 +156,7 @@ impl Default for ConsensusLimits {
             max_pending_blocks: l.max_pending_blocks,
             max_orphan_blocks: 4_096,
             max_blocks_per_request: l.max_blocks_per_request,
+            empty_block_delay_ms: 200,
         }
     }
 }
@@ -225,6 +229,12 @@ impl NodeConfig {
                 return Err(format!("{field} = {value} must be in {min}..={max}"));
             }
         }
+        if self.consensus.empty_block_delay_ms > 60_000 {
+            return Err(format!(
+                "consensus.empty_block_delay_ms = {} must be at most 60000",
+                self.consensus.empty_block_delay_ms
+            ));
+        }
         if self.p2p.max_peer_strikes == 0 {
             return Err("p2p.max_peer_strikes must be positive".into());
         }
@@ -239,6 +249,7 @@ impl NodeConfig {
 }
 
 #[cfg(test)]
+#[allow(clippy::field_reassign_with_default)]
 mod tests {
     use super::*;
 

@@ -52,10 +52,10 @@ impl Metrics {
         let peers = Gauge::default();
         let syncing = Gauge::default();
         let block_interval_seconds = Histogram::new(
-            [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0].into_iter(),
+            [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
         );
         let commit_seconds =
-            Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0].into_iter());
+            Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]);
         let rejected_messages = Counter::default();
         let evidence = Counter::default();
         let rejected_txs = Counter::default();

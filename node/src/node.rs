@@ -5,7 +5,7 @@
 //! `PersistSafety` is a synced RocksDB write that completes before the next action (a send) is
 //! even queued, and every committed block is executed and written in one synced batch.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -53,6 +53,7 @@ fn init_logging(filter: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .try_init();
 }
 
@@ -117,6 +118,9 @@ struct Runner {
     decoded: Decoded,
     tip: CommitTip,
     timer: Option<(u64, tokio::time::Instant)>,
+    /// A proposal waiting for its payload: (round, parent, propose even if empty after).
+    pending_payload: Option<(u64, Digest, tokio::time::Instant)>,
+    empty_block_delay: Duration,
     /// Transaction hashes of uncommitted blocks, so proposals do not repeat them.
     block_txs: HashMap<Digest, Vec<Digest>>,
     last_commit: Option<Instant>,
@@ -234,6 +238,8 @@ pub async fn run(home: &Home) -> Result<(), NodeError> {
         decoded,
         tip,
         timer: None,
+        pending_payload: None,
+        empty_block_delay: Duration::from_millis(config.consensus.empty_block_delay_ms),
         block_txs: HashMap::new(),
         last_commit: None,
         max_block_txs,
@@ -420,7 +426,9 @@ impl Runner {
                         self.dispatch(Event::TimeoutFired { round })?;
                     }
                 }
+                _ = tokio::time::sleep(Duration::from_millis(2)), if self.pending_payload.is_some() => {}
             }
+            self.maybe_propose()?;
             self.refresh_status();
         }
     }
@@ -444,26 +452,23 @@ impl Runner {
         }
     }
 
-    /// Feeds `event` and every event its actions produce (payloads) to the core.
+    /// Feeds one event to the core and carries out its actions in order.
     fn dispatch(&mut self, event: Event) -> Result<(), NodeError> {
-        let mut queue = VecDeque::from([event]);
-        while let Some(event) = queue.pop_front() {
-            let from = match &event {
-                Event::Message { from, .. } => Some(*from),
-                _ => None,
-            };
-            match self.core.handle(now_ms(), event) {
-                Ok(actions) => {
-                    for action in actions {
-                        self.execute(action, &mut queue)?;
-                    }
+        let from = match &event {
+            Event::Message { from, .. } => Some(*from),
+            _ => None,
+        };
+        match self.core.handle(now_ms(), event) {
+            Ok(actions) => {
+                for action in actions {
+                    self.execute(action)?;
                 }
-                Err(e) => {
-                    self.shared.metrics.rejected_messages.inc();
-                    tracing::debug!(peer = ?from.map(|p| p.short()), error = %e, "rejected");
-                    if let (Some(peer), true) = (from, is_misbehaviour(&e)) {
-                        let _ = self.net.try_send(NetCommand::Penalize { peer, severe: false });
-                    }
+            }
+            Err(e) => {
+                self.shared.metrics.rejected_messages.inc();
+                tracing::debug!(peer = ?from.map(|p| p.short()), error = %e, "rejected");
+                if let (Some(peer), true) = (from, is_misbehaviour(&e)) {
+                    let _ = self.net.try_send(NetCommand::Penalize { peer, severe: false });
                 }
             }
         }
@@ -476,7 +481,25 @@ impl Runner {
         }
     }
 
-    fn execute(&mut self, action: Action, queue: &mut VecDeque<Event>) -> Result<(), NodeError> {
+    /// Proposes once transactions are waiting, or when the empty-block delay has passed.
+    fn maybe_propose(&mut self) -> Result<(), NodeError> {
+        let Some((round, parent, deadline)) = self.pending_payload else {
+            return Ok(());
+        };
+        if round != self.core.round() {
+            self.pending_payload = None; // the round moved on
+            return Ok(());
+        }
+        let waiting = self.shared.mempool.lock().map_or(0, |mp| mp.len());
+        if waiting == 0 && tokio::time::Instant::now() < deadline {
+            return Ok(());
+        }
+        self.pending_payload = None;
+        let payload = self.build_payload(&parent);
+        self.dispatch(Event::PayloadReady { round, payload })
+    }
+
+    fn execute(&mut self, action: Action) -> Result<(), NodeError> {
         match action {
             Action::PersistSafety(data) => self.store.put_safety(&data)?,
             Action::Send { to, message } => {
@@ -495,8 +518,10 @@ impl Runner {
                 self.timer = Some((round, at));
             }
             Action::RequestPayload { round, parent } => {
-                let payload = self.build_payload(&parent.id);
-                queue.push_back(Event::PayloadReady { round, payload });
+                // Built by the loop (`maybe_propose`), not here: the payload must see the effects
+                // of every action of this batch, and the loop must get to run between blocks.
+                let deadline = tokio::time::Instant::now() + self.empty_block_delay;
+                self.pending_payload = Some((round, parent.id, deadline));
             }
             Action::ServeBlocks { to, id, count } => self.serve_blocks(to, id, count),
             Action::Commit(commit) => self.apply_commit(commit)?,

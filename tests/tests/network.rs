@@ -2,6 +2,8 @@
 //! one validator SIGKILLed mid-load and restarted, then agreement, exactly-once execution,
 //! supply conservation and catch-up are checked.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 

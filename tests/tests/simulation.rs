@@ -2,6 +2,8 @@
 //! controls, determinism, and the linear-communication measurement. The 1,000-seed runs are the
 //! `simulate` binary's job (see the README).
 
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use hotledger_consensus::DisabledRule;
 use hotledger_tests::{run_clean, run_seed, RunReport, SimConfig};
 
