@@ -321,3 +321,30 @@ async fn committed_blocks_and_transactions() {
     assert_eq!(status.outcome, Some(TxOutcome::Applied));
     assert_eq!(f.client.get_account(f.alice.public()).await.unwrap().unwrap().height, 1);
 }
+
+#[tokio::test]
+async fn a_full_mempool_refuses_with_a_clear_error_and_does_not_grow() {
+    let fx = start().await;
+    *fx.shared.mempool.lock().unwrap() = Mempool::new(
+        CHAIN.into(),
+        MempoolLimits {
+            max_txs: 2,
+            ..MempoolLimits::default()
+        },
+    );
+    for nonce in 0..2 {
+        fx.client
+            .submit_transaction(fx.transfer(1, nonce))
+            .await
+            .unwrap();
+    }
+    let err = fx
+        .client
+        .submit_transaction(fx.transfer(1, 2))
+        .await
+        .unwrap_err();
+    let (code, message, _) = rejection_code(err);
+    assert_eq!(code, REJECTED);
+    assert!(message.contains("full"), "{message}");
+    assert_eq!(fx.shared.mempool.lock().unwrap().len(), 2);
+}
