@@ -53,6 +53,11 @@ pub enum Action {
     /// Answer a peer's block request: send `Message::BlockResponse` with the blocks returned by
     /// `Consensus::collect_chain(id, count, committed_lookup)`.
     ServeBlocks { to: PublicKey, id: Digest, count: u32 },
+    /// Store this uncommitted block durably (no sync needed: the next `PersistSafety` sync
+    /// covers it). Emitted for every block that enters the tree, before any vote for it, so a
+    /// node restarted together with all the others still holds the certified chain. Blocks at
+    /// or below a commit may be deleted.
+    StoreBlock(Block),
     /// Blocks are final; apply them in order and store them (atomically).
     Commit(Commit),
     /// A validator signed two conflicting messages.
@@ -85,6 +90,8 @@ pub struct Recovery {
     pub root: BlockInfo,
     /// A QC that certifies `root` or a child of it (the genesis QC, or the last commit proof).
     pub root_qc: QuorumCert,
+    /// Uncommitted blocks stored through `Action::StoreBlock` (any order; stale ones are dropped).
+    pub blocks: Vec<Block>,
 }
 
 impl Recovery {
@@ -94,6 +101,7 @@ impl Recovery {
             safety: SafetyData::default(),
             root: config.genesis,
             root_qc: config.genesis_qc(),
+            blocks: Vec::new(),
         }
     }
 }
@@ -170,11 +178,17 @@ impl Consensus {
         if let Some(s) = safety.as_mut() {
             s.disable(config.disabled_rule);
         }
-        let tree = BlockTree::new(
+        let mut tree = BlockTree::new(
             recovery.root,
             config.limits.max_pending_blocks,
             config.limits.max_orphan_blocks,
         );
+        let mut blocks = recovery.blocks;
+        blocks.sort_by_key(|b| b.height);
+        for block in blocks {
+            // Our own disk: inserted as stored; stale or disconnected blocks are simply skipped.
+            let _ = tree.insert(block);
+        }
         let mut certified = HashMap::new();
         certified.insert(high_qc.data.block.id, high_qc.clone());
         Ok(Consensus {
@@ -658,7 +672,10 @@ impl Consensus {
         }
         self.process_qc(&p.block.qc, Some(from), out);
         match inserted {
-            Inserted::Added(ids) => self.after_insert(&ids, out),
+            Inserted::Added(ids) => {
+                self.store_blocks(&ids, out);
+                self.after_insert(&ids, out);
+            }
             Inserted::Known | Inserted::BelowRoot => {}
             Inserted::Orphan { missing } => {
                 if round == self.round {
@@ -739,6 +756,15 @@ impl Consensus {
                 to,
                 message: Message::Vote(vote),
             });
+        }
+    }
+
+    /// Asks the host to store blocks that just entered the tree (before any vote for them).
+    fn store_blocks(&self, ids: &[Digest], out: &mut Vec<Action>) {
+        for id in ids {
+            if let Some(block) = self.tree.get(id) {
+                out.push(Action::StoreBlock(block.clone()));
+            }
         }
     }
 
@@ -879,6 +905,7 @@ impl Consensus {
             };
             match inserted {
                 Inserted::Added(ids) => {
+                    self.store_blocks(&ids, out);
                     self.process_qc(&qc, None, out);
                     self.after_insert(&ids, out);
                 }

@@ -214,6 +214,7 @@ pub async fn run(home: &Home) -> Result<(), NodeError> {
         safety,
         root: tip.block,
         root_qc: tip.qc.clone(),
+        blocks: store.pending_blocks()?,
     };
     let mut core = Consensus::new(ccfg, recovery)?;
     let decoded: Decoded = Arc::new(Mutex::new(HashMap::new()));
@@ -524,6 +525,7 @@ impl Runner {
                 self.pending_payload = Some((round, parent.id, deadline));
             }
             Action::ServeBlocks { to, id, count } => self.serve_blocks(to, id, count),
+            Action::StoreBlock(block) => self.store.put_pending(&block)?,
             Action::Commit(commit) => self.apply_commit(commit)?,
             Action::ReportMisbehaviour(evidence) => {
                 self.shared.metrics.evidence.inc();

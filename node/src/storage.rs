@@ -14,6 +14,7 @@
 //! |---|---|---|
 //! | `meta` | `genesis`, `safety`, `tip`, `schema` | genesis hash, `SafetyData`, `CommitTip`, version |
 //! | `blocks` | height (u64 BE) | `StoredBlock` |
+//! | `pending` | height (u64 BE) ‖ block id | uncommitted `Block` (restart recovery) |
 //! | `block_ids` | block id | height (u64 BE) |
 //! | `txs` | tx hash | `TxRecord` |
 //! | `accounts` | public key | `Account` |
@@ -37,8 +38,9 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use crate::error::NodeError;
 
 const SCHEMA_VERSION: u32 = 1;
-const CFS: [&str; 7] = [
+const CFS: [&str; 8] = [
     "meta",
+    "pending",
     "blocks",
     "block_ids",
     "txs",
@@ -236,7 +238,33 @@ impl Store {
         }
         self.put_tree(&mut batch, w.tree)?;
         batch.put_cf(self.cf("meta")?, b"tip", self.encode(w.tip)?);
+        // Uncommitted blocks at or below this height can never commit now.
+        let above = b.height.saturating_add(1).to_be_bytes();
+        batch.delete_range_cf(self.cf("pending")?, [0u8; 8], above);
         self.sync_write(batch)
+    }
+
+    /// Stores an uncommitted block (not synced: the next safety write's sync covers it, and
+    /// that write precedes any vote for the block).
+    pub fn put_pending(&self, block: &Block) -> Result<(), NodeError> {
+        let mut key = block.height.to_be_bytes().to_vec();
+        key.extend_from_slice(block.id.as_bytes());
+        self.db
+            .put_cf(self.cf("pending")?, key, self.encode(block)?)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every stored uncommitted block (for restart recovery).
+    pub fn pending_blocks(&self) -> Result<Vec<Block>, NodeError> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf("pending")?, rocksdb::IteratorMode::Start) {
+            let (_, value) = item.map_err(|e| self.err(e))?;
+            out.push(
+                postcard::from_bytes(&value)
+                    .map_err(|e| self.refuse(format!("undecodable pending block: {e}")))?,
+            );
+        }
+        Ok(out)
     }
 
     /// Durably stores the safety state (fsync) before the caller sends what depends on it.

@@ -39,6 +39,8 @@ struct Disk {
     root: BlockInfo,
     root_qc: QuorumCert,
     blocks: HashMap<Digest, Block>,
+    /// Uncommitted blocks stored by `Action::StoreBlock`.
+    pending: HashMap<Digest, Block>,
 }
 
 #[derive(Debug)]
@@ -137,6 +139,7 @@ impl Sim {
                         root: genesis,
                         root_qc: QuorumCert::genesis(genesis),
                         blocks: HashMap::new(),
+                        pending: HashMap::new(),
                     },
                     incarnation: 0,
                 }
@@ -286,6 +289,7 @@ impl Sim {
             safety: d.safety.clone(),
             root: d.root,
             root_qc: d.root_qc.clone(),
+            blocks: d.pending.values().cloned().collect(),
         };
         match Consensus::new(config, recovery) {
             Ok(core) => {
@@ -360,9 +364,14 @@ impl Sim {
                         d.root = last.info();
                         d.root_qc = commit.proof.clone();
                     }
+                    let root_height = d.root.height;
+                    d.pending.retain(|_, b| b.height > root_height);
                     for block in commit.blocks {
                         d.blocks.insert(block.id, block);
                     }
+                }
+                Action::StoreBlock(block) => {
+                    self.nodes[node].disk.pending.insert(block.id, block);
                 }
                 Action::ReportMisbehaviour(_) => {
                     if self.nodes[node].honest {

@@ -1,0 +1,282 @@
+//! `bench`: for each offered rate, a fresh network, a warm-up, then a measured step.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::cli::BenchArgs;
+use crate::dashboard::thousands;
+use crate::load::{self, Progress};
+use crate::network;
+use crate::procs;
+use crate::run::{interrupted, start_network};
+use crate::stats::{self, Stats};
+
+/// Each account sends at most this many transfers per step (well under the mempool's 1,000
+/// pending per sender and its nonce gap of 1,000).
+const TRANSFERS_PER_ACCOUNT: u64 = 200;
+/// A step is saturated when it commits less than this share of what it offered.
+const SATURATION: f64 = 0.8;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ValidatorUsage {
+    pub name: String,
+    /// CPU time over the measured step, in % of one core.
+    pub cpu_percent: f64,
+    /// Peak resident memory (VmHWM) at the end of the step.
+    pub peak_rss_mib: f64,
+    pub exited: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepResult {
+    pub rate: u64,
+    pub accounts: u64,
+    pub measured_secs: f64,
+    pub offered_tps: f64,
+    pub accepted_tps: f64,
+    pub committed_tps: f64,
+    pub blocks_per_sec: f64,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub latency_samples: usize,
+    pub rejected: BTreeMap<String, u64>,
+    pub dropped_by_client: u64,
+    pub rpc_errors: u64,
+    pub validators: Vec<ValidatorUsage>,
+    /// This program's own CPU (load generator and watcher), in % of one core.
+    pub loadgen_cpu_percent: f64,
+    pub saturated: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct BenchFile<'a> {
+    validators: u16,
+    step_secs: u64,
+    warmup_secs: u64,
+    cores: usize,
+    results: &'a [StepResult],
+    best: Option<&'a StepResult>,
+}
+
+pub async fn bench(args: BenchArgs) -> Result<()> {
+    let bin = args.bin.resolve()?;
+    let mut results: Vec<StepResult> = Vec::new();
+    println!(
+        "bench: {} validators, rates {:?} tx/s, {} s warm-up + {} s measured per rate, network in {}",
+        args.validators,
+        args.rates,
+        args.warmup_secs,
+        args.step_secs,
+        args.dir.display()
+    );
+    let interrupt = interrupted();
+    tokio::pin!(interrupt);
+    for &rate in &args.rates {
+        let step = tokio::select! {
+            r = step(&args, &bin, rate) => r?,
+            _ = &mut interrupt => { println!("interrupted"); break; }
+        };
+        print_row(&step, results.is_empty());
+        let saturated = step.saturated;
+        results.push(step);
+        write_results(&args, &results)?;
+        if saturated {
+            println!("saturated at {rate} tx/s (committed < 80% of offered): stopping");
+            break;
+        }
+    }
+    let best = best(&results);
+    match best {
+        Some(b) => println!(
+            "highest sustained rate with p99 < 1s: {:.0} tx/s committed (offered {:.0})",
+            b.committed_tps, b.offered_tps
+        ),
+        None => println!(
+            "highest sustained rate with p99 < 1s: none (no rate met p99 < 1 s unsaturated)"
+        ),
+    }
+    write_results(&args, &results)?;
+    println!("results: {}", args.out.display());
+    Ok(())
+}
+
+/// The unsaturated step with p99 < 1 s and the highest committed rate.
+pub fn best(results: &[StepResult]) -> Option<&StepResult> {
+    results
+        .iter()
+        .filter(|r| !r.saturated && r.p99_ms.is_some_and(|p| p < 1000.0))
+        .max_by(|a, b| a.committed_tps.total_cmp(&b.committed_tps))
+}
+
+fn write_results(args: &BenchArgs, results: &[StepResult]) -> Result<()> {
+    let file = BenchFile {
+        validators: args.validators,
+        step_secs: args.step_secs,
+        warmup_secs: args.warmup_secs,
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        results,
+        best: best(results),
+    };
+    std::fs::write(&args.out, serde_json::to_vec_pretty(&file)?)
+        .with_context(|| format!("cannot write {}", args.out.display()))
+}
+
+fn print_row(r: &StepResult, header: bool) {
+    if header {
+        println!(
+            "{:>7} {:>9} {:>10} {:>8} {:>8} {:>8} {:>9} {:>8}  {:<14} validators' CPU % / peak MiB",
+            "rate",
+            "offered",
+            "committed",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "rejected",
+            "dropped",
+            "loadgen CPU %"
+        );
+    }
+    let opt = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{v:.0}"));
+    let usage: Vec<String> = r
+        .validators
+        .iter()
+        .map(|v| match &v.exited {
+            None => format!("{:.0}/{:.0}", v.cpu_percent, v.peak_rss_mib),
+            Some(_) => "DEAD".into(),
+        })
+        .collect();
+    println!(
+        "{:>7} {:>9.0} {:>10.0} {:>8} {:>8} {:>8} {:>9} {:>8}  {:<14} {}",
+        r.rate,
+        r.offered_tps,
+        r.committed_tps,
+        opt(r.p50_ms),
+        opt(r.p95_ms),
+        opt(r.p99_ms),
+        thousands(r.rejected.values().sum()),
+        thousands(r.dropped_by_client),
+        format!("{:.0}", r.loadgen_cpu_percent),
+        usage.join("  ")
+    );
+    if !r.rejected.is_empty() {
+        let parts: Vec<String> = r.rejected.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        println!("        rejected: {}", parts.join(", "));
+    }
+}
+
+/// One rate: fresh network, warm-up, measured step, stop.
+async fn step(args: &BenchArgs, bin: &std::path::Path, rate: u64) -> Result<StepResult> {
+    let secs = args.warmup_secs + args.step_secs;
+    let count = rate.saturating_mul(secs);
+    let accounts = count.div_ceil(TRANSFERS_PER_ACCOUNT).max(1000);
+    let info = network::prepare(&args.dir, bin, args.validators, accounts, true)?;
+    let dir = args.dir.canonicalize()?;
+    let mut net = start_network(&dir, bin, info).await?;
+    let clients = net.clients()?;
+    let keys = crate::files::read_accounts(&dir)?;
+    let nonces = load::fetch_nonces(&clients[0], &keys).await?;
+    let chain_id = net.info.chain_id.clone();
+    let n = usize::try_from(count).unwrap_or(usize::MAX);
+    let txs =
+        tokio::task::spawn_blocking(move || load::presign(&keys, &nonces, &chain_id, n, true))
+            .await
+            .context("the signing threads failed")?;
+
+    let stats = Arc::new(Stats::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let run_for = Duration::from_secs(secs);
+    let watcher = load::spawn_watcher(
+        clients.clone(),
+        Arc::clone(&stats),
+        run_for + Duration::from_secs(5),
+        stop_rx.clone(),
+    );
+    let generator = load::spawn_load(
+        txs,
+        rate,
+        clients,
+        Arc::clone(&stats),
+        Arc::new(Progress::default()),
+        Some(run_for),
+        stop_rx,
+    );
+    let bar = network::spinner(format!("{rate} tx/s: warming up"));
+    tokio::time::sleep(Duration::from_secs(args.warmup_secs)).await;
+
+    stats.reset_window();
+    let before = stats.counters();
+    let ticks_before: Vec<Option<u64>> = net.pids.iter().map(|&p| procs::cpu_ticks(p)).collect();
+    let self_before = procs::cpu_ticks(std::process::id());
+    let t0 = Instant::now();
+    for s in 0..args.step_secs {
+        bar.set_message(format!("{rate} tx/s: measuring {s}/{} s", args.step_secs));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        for (i, why) in net.poll_exits() {
+            bar.println(format!(
+                "{} exited ({why})\n{}",
+                net.info.validators[i].name,
+                net.log_tail(i)
+            ));
+        }
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let delta = stats.counters().since(&before);
+    let mut lat = stats.take_window();
+    let validators = net
+        .info
+        .validators
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let pid = net.pids[i];
+            let cpu = match (ticks_before[i], procs::cpu_ticks(pid)) {
+                (Some(a), Some(b)) => procs::cpu_percent(a, b, wall),
+                _ => 0.0,
+            };
+            ValidatorUsage {
+                name: v.name.clone(),
+                cpu_percent: cpu,
+                peak_rss_mib: procs::peak_rss_kib(pid).map_or(0.0, |k| k as f64 / 1024.0),
+                exited: net.exited[i].clone(),
+            }
+        })
+        .collect();
+    let loadgen_cpu_percent = match (self_before, procs::cpu_ticks(std::process::id())) {
+        (Some(a), Some(b)) => procs::cpu_percent(a, b, wall),
+        _ => 0.0,
+    };
+    bar.finish_and_clear();
+    let _ = stop_tx.send(true);
+    let _ = generator.await;
+    let _ = watcher.await;
+    net.stop().await?;
+
+    let (p50, p95, p99) = stats::summarize(&mut lat);
+    let offered_tps = delta.offered as f64 / wall;
+    let committed_tps = delta.committed_ours as f64 / wall;
+    Ok(StepResult {
+        rate,
+        accounts,
+        measured_secs: wall,
+        offered_tps,
+        accepted_tps: delta.accepted as f64 / wall,
+        committed_tps,
+        blocks_per_sec: delta.blocks as f64 / wall,
+        p50_ms: p50,
+        p95_ms: p95,
+        p99_ms: p99,
+        latency_samples: lat.len(),
+        rejected: delta.rejected.clone(),
+        dropped_by_client: delta.dropped_by_client,
+        rpc_errors: delta.rpc_errors,
+        validators,
+        loadgen_cpu_percent,
+        saturated: committed_tps < SATURATION * offered_tps,
+    })
+}

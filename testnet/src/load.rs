@@ -1,0 +1,280 @@
+//! The open-loop load generator and the block watcher.
+//!
+//! Transfers are signed before the load starts ([`presign`], on all cores), so the generator
+//! spends its time on the wire, not on signatures. [`spawn_load`] then sends `rate / 100`
+//! transfers every 10 ms as one `submit_transactions` batch, round-robin over the validators,
+//! with at most [`MAX_IN_FLIGHT`] requests outstanding: a batch that finds the cap reached is
+//! counted as dropped by the client instead of slowing the schedule (open loop).
+//! [`spawn_watcher`] follows the committed chain on one validator and turns the first sighting
+//! of each submitted hash into a commit latency.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use futures::{StreamExt, TryStreamExt};
+use hotledger_crypto::{Digest, KeyPair};
+use hotledger_ledger::{SignedTransaction, Transfer};
+use hotledger_node::rpc::HotledgerApiClient;
+use indicatif::{ProgressBar, ProgressStyle};
+use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::stats::Stats;
+
+/// Most `submit_transactions` requests outstanding at once.
+pub const MAX_IN_FLIGHT: usize = 64;
+/// The submit schedule's tick.
+pub const TICK: Duration = Duration::from_millis(10);
+/// How often the watcher asks for the committed height.
+pub const WATCH_EVERY: Duration = Duration::from_millis(20);
+/// Most blocks the watcher fetches per poll (it continues on the next poll).
+const MAX_BLOCKS_PER_POLL: u64 = 500;
+
+/// A JSON-RPC client for a loopback node URL.
+pub fn client(url: &str) -> Result<HttpClient> {
+    HttpClientBuilder::default()
+        .request_timeout(Duration::from_secs(10))
+        .max_request_size(64 * 1024 * 1024)
+        .max_response_size(64 * 1024 * 1024)
+        .build(url)
+        .with_context(|| format!("invalid node URL {url:?}"))
+}
+
+/// One transfer ready to send and its hash.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub tx: SignedTransaction,
+    pub hash: Digest,
+}
+
+/// Each account's next nonce, asked once from `node` (at most 32 requests at a time).
+pub async fn fetch_nonces(node: &HttpClient, keys: &[KeyPair]) -> Result<Vec<u64>> {
+    futures::stream::iter(keys.iter().map(|k| k.public()))
+        .map(|public| async move {
+            let account = node
+                .get_account(public)
+                .await
+                .with_context(|| format!("cannot read account {public}"))?;
+            Ok::<u64, anyhow::Error>(account.map_or(0, |a| a.nonce))
+        })
+        .buffered(32)
+        .try_collect()
+        .await
+}
+
+/// Signs `count` transfers on all cores: transfer `k` is sent by account `i = k mod M` to
+/// account `(i + 1) mod M`, amount 1, nonce `nonces[i] + k / M`. Shows a progress bar if
+/// `show` is set.
+pub fn presign(
+    keys: &[KeyPair],
+    nonces: &[u64],
+    chain_id: &str,
+    count: usize,
+    show: bool,
+) -> Vec<Prepared> {
+    let m = keys.len();
+    if m < 2 || nonces.len() != m || count == 0 {
+        return Vec::new();
+    }
+    let publics: Vec<_> = keys.iter().map(KeyPair::public).collect();
+    let bar = if show {
+        ProgressBar::new(count as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "signing {bar:40} {pos}/{len} transfers ({per_sec}, {eta} left)",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = count.div_ceil(threads);
+    let done = AtomicU64::new(0);
+    let parts: Vec<Vec<Prepared>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (publics, bar, done) = (&publics, &bar, &done);
+                scope.spawn(move || {
+                    let range = (t * chunk).min(count)..((t + 1) * chunk).min(count);
+                    let mut out = Vec::with_capacity(range.len());
+                    for k in range {
+                        let i = k % m;
+                        let tx = Transfer {
+                            from: publics[i],
+                            to: publics[(i + 1) % m],
+                            amount: 1,
+                            nonce: nonces[i] + (k / m) as u64,
+                        }
+                        .sign(&keys[i], chain_id);
+                        out.push(Prepared {
+                            hash: tx.hash(),
+                            tx,
+                        });
+                        if out.len() % 1024 == 0 {
+                            done.fetch_add(1024, Ordering::Relaxed);
+                            bar.set_position(done.load(Ordering::Relaxed));
+                        }
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    bar.finish_and_clear();
+    parts.into_iter().flatten().collect()
+}
+
+/// What the load generator knows about its progress.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Pre-signed transfers not yet scheduled.
+    pub left: AtomicU64,
+}
+
+/// Sends `txs` at `rate` per second over `clients` until `stop` turns true, `duration` ends
+/// or the transfers run out; then waits for the requests in flight (each has a 10 s timeout).
+pub fn spawn_load(
+    txs: Vec<Prepared>,
+    rate: u64,
+    clients: Vec<HttpClient>,
+    stats: Arc<Stats>,
+    progress: Arc<Progress>,
+    duration: Option<Duration>,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        if clients.is_empty() {
+            return;
+        }
+        let start = Instant::now();
+        let deadline = duration.map(|d| start + d);
+        let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+        let total = txs.len();
+        progress.left.store(total as u64, Ordering::Relaxed);
+        let mut txs = txs.into_iter();
+        let mut sent = 0usize;
+        let mut ticker = tokio::time::interval(TICK);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        // At most one tick per 10 ms of the duration (or of the transfers at this rate).
+        let max_ticks = total as u64 * 100 / rate.max(1) + 2;
+        for tick in 0..max_ticks {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = stop.changed() => break,
+            }
+            if *stop.borrow() || deadline.is_some_and(|d| Instant::now() >= d) || sent >= total {
+                break;
+            }
+            // Exactly `rate` per second over 100 ticks, spreading the remainder.
+            let due = (u128::from(rate) * u128::from(tick + 1) / 100) as usize;
+            let batch: Vec<Prepared> = txs.by_ref().take(due.saturating_sub(sent)).collect();
+            sent += batch.len();
+            progress
+                .left
+                .store((total - sent) as u64, Ordering::Relaxed);
+            if batch.is_empty() {
+                continue;
+            }
+            let Ok(permit) = Arc::clone(&in_flight).try_acquire_owned() else {
+                stats.on_dropped(batch.len());
+                continue;
+            };
+            let client = clients[tick as usize % clients.len()].clone();
+            let stats = Arc::clone(&stats);
+            tokio::spawn(async move {
+                let hashes: Vec<Digest> = batch.iter().map(|p| p.hash).collect();
+                let txs: Vec<SignedTransaction> = batch.into_iter().map(|p| p.tx).collect();
+                stats.on_send(&hashes, Instant::now());
+                match client.submit_transactions(txs).await {
+                    Ok(outcomes) => stats.on_outcomes(
+                        hashes
+                            .iter()
+                            .zip(outcomes.iter().map(|o| o.error.as_deref()))
+                            .map(|(h, e)| (*h, e)),
+                    ),
+                    Err(_) => stats.on_request_error(&hashes),
+                }
+                drop(permit);
+            });
+        }
+        // Wait (bounded by the request timeout) for the requests still in flight.
+        let all = u32::try_from(MAX_IN_FLIGHT).unwrap_or(u32::MAX);
+        let _ = tokio::time::timeout(Duration::from_secs(12), in_flight.acquire_many(all)).await;
+    })
+}
+
+/// Follows the committed chain: every [`WATCH_EVERY`], `status` on one validator, then
+/// `get_block(h)` for each new height, reported to `stats`. Moves to the next URL when the
+/// current one fails. Runs until `stop` turns true or for `max_run` at most.
+pub fn spawn_watcher(
+    clients: Vec<HttpClient>,
+    stats: Arc<Stats>,
+    max_run: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        if clients.is_empty() {
+            return;
+        }
+        let mut current = 0usize;
+        let mut last: Option<u64> = None;
+        let mut stalled = 0u64;
+        let mut ticker = tokio::time::interval(WATCH_EVERY);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let max_polls = max_run.as_millis() / WATCH_EVERY.as_millis() + 1;
+        for _ in 0..max_polls {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = stop.changed() => return,
+            }
+            if *stop.borrow() {
+                return;
+            }
+            let node = &clients[current % clients.len()];
+            let Ok(status) = node.status().await else {
+                current += 1;
+                continue;
+            };
+            let mut tip = status.height;
+            stalled += 1;
+            if last.is_some_and(|l| tip > l) {
+                stalled = 0;
+            } else if last.is_none() || stalled % 25 == 0 {
+                // `status` has not moved for 0.5 s: ask the store's tip (a lone validator's
+                // loop may not refresh its status while it commits).
+                if let Ok(Some(block)) = node.get_block(None).await {
+                    tip = tip.max(block.height);
+                }
+            }
+            let from = match last {
+                Some(h) => h + 1,
+                None => {
+                    // Blocks committed before the watcher started carry no submitted hashes.
+                    last = Some(tip);
+                    continue;
+                }
+            };
+            let to = tip.min(from + MAX_BLOCKS_PER_POLL - 1);
+            for h in from..=to {
+                match node.get_block(Some(h)).await {
+                    Ok(Some(block)) => {
+                        stats.on_block(&block.txs, Instant::now());
+                        last = Some(h);
+                    }
+                    _ => {
+                        current += 1;
+                        break;
+                    }
+                }
+            }
+        }
+    })
+}
