@@ -130,12 +130,14 @@ impl Default for MetricsConfig {
 }
 
 impl Default for MempoolConfig {
+    /// The ledger's own defaults, so the two cannot drift apart.
     fn default() -> Self {
+        let l = hotledger_ledger::MempoolLimits::default();
         MempoolConfig {
-            max_txs: 100_000,
-            max_bytes: 64 * 1024 * 1024,
-            max_per_sender: 1_000,
-            max_tx_bytes: 1024,
+            max_txs: l.max_txs,
+            max_bytes: l.max_bytes,
+            max_per_sender: l.max_per_sender,
+            max_tx_bytes: l.max_tx_bytes,
         }
     }
 }
