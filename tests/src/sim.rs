@@ -104,6 +104,8 @@ pub struct Sim {
     latency_sum_ms: u64,
     latency_count: u64,
     payload_counter: u64,
+    /// `SIM_DEBUG` set: trace crashes and commits to stderr (read once, not per event).
+    debug: bool,
 }
 
 impl Sim {
@@ -160,6 +162,7 @@ impl Sim {
             latency_sum_ms: 0,
             latency_count: 0,
             payload_counter: 0,
+            debug: std::env::var_os("SIM_DEBUG").is_some(),
         };
         for node in 0..sim.nodes.len() {
             if sim.scenario.silent != Some(node) {
@@ -260,7 +263,7 @@ impl Sim {
                 }
             }
             Ev::Crash { node } => {
-                if std::env::var_os("SIM_DEBUG").is_some() {
+                if self.debug {
                     eprintln!("t={} node {node} crashes", self.now);
                 }
                 let n = &mut self.nodes[node];
@@ -348,7 +351,7 @@ impl Sim {
                 }
                 Action::Commit(commit) => {
                     let honest = self.nodes[node].honest;
-                    if std::env::var_os("SIM_DEBUG").is_some() {
+                    if self.debug {
                         let hs: Vec<String> = commit.blocks.iter().map(|b| format!("{}:{}", b.height, b.id.short())).collect();
                         eprintln!("t={now} node {node} commits {hs:?}");
                     }
