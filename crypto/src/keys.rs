@@ -9,19 +9,20 @@ use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use zeroize::Zeroizing;
 
 use crate::encoding;
+use crate::key_cache;
 use crate::sign::{signing_bytes, Domain};
 use crate::CryptoError;
 
-/// A validated Ed25519 public key.
+/// A validated Ed25519 public key: its 32 encoded bytes.
 ///
-/// Construction always goes through [`PublicKey::from_bytes`], which rejects
-/// invalid encodings and weak (small-order) keys. The decompressed point is cached
-/// so verification does not decompress again. Equality, ordering and hashing
-/// use the 32 encoded bytes only.
+/// Construction always goes through [`PublicKey::from_bytes`] (also behind `FromStr` and serde),
+/// which rejects invalid encodings and weak (small-order) keys. The decompressed point lives in a
+/// bounded process-wide cache (`key_cache`), not in the value, so a key is 32 bytes to copy
+/// and decoding a transfer whose keys were seen before costs two cache lookups rather than two
+/// field square roots. Equality, ordering and hashing use the 32 encoded bytes.
 #[derive(Clone, Copy)]
 pub struct PublicKey {
     bytes: [u8; 32],
-    key: VerifyingKey,
 }
 
 impl PublicKey {
@@ -39,11 +40,8 @@ impl PublicKey {
     /// *not* rejected here, because checking costs about as much as a
     /// signature verification; see [`PublicKey::is_torsion_free`].
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<PublicKey, CryptoError> {
-        let key = VerifyingKey::from_bytes(bytes).map_err(|_| CryptoError::InvalidPublicKey)?;
-        if key.is_weak() {
-            return Err(CryptoError::WeakPublicKey);
-        }
-        Ok(PublicKey { bytes: *bytes, key })
+        key_cache::decompress(bytes)?;
+        Ok(PublicKey { bytes: *bytes })
     }
 
     /// Whether the key lies in the prime-order subgroup (has no small-order
@@ -51,7 +49,8 @@ impl PublicKey {
     /// signature verification, so it is meant for one-off checks such as
     /// admitting a key to a validator set, not for every decode.
     pub fn is_torsion_free(&self) -> bool {
-        self.key.to_edwards().is_torsion_free()
+        self.verifying_key()
+            .is_ok_and(|key| key.to_edwards().is_torsion_free())
     }
 
     /// Like [`PublicKey::from_bytes`], after checking the length is 32.
@@ -100,13 +99,15 @@ impl PublicKey {
 
     /// `verify_strict` over already-built signing bytes.
     pub(crate) fn verify_raw(&self, signed: &[u8], sig: &Signature) -> Result<(), CryptoError> {
-        self.key
+        self.verifying_key()?
             .verify_strict(signed, &sig.to_dalek())
             .map_err(|_| CryptoError::InvalidSignature)
     }
 
-    pub(crate) fn verifying_key(&self) -> &VerifyingKey {
-        &self.key
+    /// The decompressed point, from the cache (or decompressed again after an eviction; that
+    /// cannot fail for a key that passed [`PublicKey::from_bytes`]).
+    pub(crate) fn verifying_key(&self) -> Result<VerifyingKey, CryptoError> {
+        key_cache::decompress(&self.bytes)
     }
 }
 
@@ -276,10 +277,9 @@ impl KeyPair {
         let key = signing.verifying_key();
         // A key derived from a secret is `clamp(seed) * B`: always in the
         // prime-order subgroup and never weak, so no check is needed.
-        let public = PublicKey {
-            bytes: key.to_bytes(),
-            key,
-        };
+        let bytes = key.to_bytes();
+        key_cache::remember(&bytes, key);
+        let public = PublicKey { bytes };
         KeyPair { signing, public }
     }
 

@@ -25,7 +25,8 @@
 //! and serde), which rejects byte strings that are not curve points and
 //! weak keys: small-order points such as the identity. Keys are thus
 //! checked once, at registration or decoding, and every later verification
-//! can rely on it. [`PublicKey::is_torsion_free`] is a stricter, costlier
+//! can rely on it. Decompressed points are kept in a bounded process-wide
+//! cache, so decoding a key seen before costs a lookup, not a square root. [`PublicKey::is_torsion_free`] is a stricter, costlier
 //! check (no small-order component at all) for admitting validator keys.
 //!
 //! [`verify_batch`] checks many signatures at once with
@@ -73,6 +74,7 @@
 pub mod digest;
 mod encoding;
 pub mod error;
+mod key_cache;
 pub mod keyfile;
 pub mod keys;
 pub mod merkle;

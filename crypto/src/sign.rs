@@ -125,8 +125,10 @@ pub fn verify_batch(chain_id: &str, items: &[BatchItem<'_>]) -> Result<(), Crypt
             let messages: Vec<&[u8]> = signed.iter().map(Vec::as_slice).collect();
             let sigs: Vec<ed25519_dalek::Signature> =
                 items.iter().map(|it| it.sig.to_dalek()).collect();
-            let keys: Vec<ed25519_dalek::VerifyingKey> =
-                items.iter().map(|it| *it.key.verifying_key()).collect();
+            let keys = items
+                .iter()
+                .map(|it| it.key.verifying_key())
+                .collect::<Result<Vec<_>, _>>()?;
             if ed25519_dalek::verify_batch(&messages, &sigs, &keys).is_ok() {
                 return Ok(());
             }

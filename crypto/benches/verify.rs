@@ -1,0 +1,50 @@
+//! Micro-benchmarks of the signature paths every transaction and vote takes.
+//!
+//! `cargo bench -p hotledger-crypto --bench verify`
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use hotledger_crypto::{verify_batch, BatchItem, Domain, KeyPair, PublicKey};
+
+const CHAIN: &str = "bench";
+
+fn signed(n: usize) -> Vec<(PublicKey, Vec<u8>, hotledger_crypto::Signature)> {
+    (0..n)
+        .map(|i| {
+            let kp = KeyPair::from_seed([(i % 251) as u8; 32]);
+            let msg = format!("transfer {i}").into_bytes();
+            let sig = kp.sign(Domain::Transaction, CHAIN, &msg);
+            (kp.public(), msg, sig)
+        })
+        .collect()
+}
+
+fn bench_verify(c: &mut Criterion) {
+    let items = signed(1024);
+    let mut group = c.benchmark_group("verify");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("single", |b| {
+        let (key, msg, sig) = &items[0];
+        b.iter(|| key.verify(Domain::Transaction, CHAIN, msg, sig))
+    });
+    group.bench_function("decompress_key", |b| {
+        let bytes = items[0].0.to_bytes();
+        b.iter(|| PublicKey::from_bytes(&bytes))
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("verify_batch");
+    for size in [16usize, 64, 256, 1024] {
+        group.throughput(Throughput::Elements(size as u64));
+        let batch: Vec<BatchItem<'_>> = items[..size]
+            .iter()
+            .map(|(key, msg, sig)| BatchItem { key, domain: Domain::Transaction, msg, sig })
+            .collect();
+        group.bench_with_input(BenchmarkId::from_parameter(size), &batch, |b, batch| {
+            b.iter(|| verify_batch(CHAIN, batch))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_verify);
+criterion_main!(benches);
