@@ -3,7 +3,7 @@
 //! Decompressing an Ed25519 point (a field square root) costs about 5 µs here, an eighth of a
 //! signature verification, and a busy node sees the same few thousand keys (accounts, validators)
 //! in every decoded transaction and vote. [`decompress`] validates a key once and then answers
-//! from memory. The cache holds at most [`CAPACITY`] keys; a full shard is emptied, so a peer that
+//! from memory. The cache holds at most 65,536 keys; a full shard is emptied, so a peer that
 //! sends fresh keys only costs itself the decompression it would have cost anyway.
 
 use std::collections::HashMap;
@@ -14,9 +14,8 @@ use ed25519_dalek::VerifyingKey;
 use crate::CryptoError;
 
 const SHARDS: usize = 16;
+/// Most keys per shard: at most 65,536 keys (about 12 MiB) in all.
 const PER_SHARD: usize = 4_096;
-/// Most keys held at once.
-pub const CAPACITY: usize = SHARDS * PER_SHARD;
 
 type Shard = Mutex<HashMap<[u8; 32], VerifyingKey>>;
 
