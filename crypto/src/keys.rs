@@ -263,7 +263,9 @@ pub struct KeyPair {
 impl KeyPair {
     /// A fresh key from a cryptographically secure RNG.
     pub fn generate<R: rand_core::CryptoRngCore + ?Sized>(rng: &mut R) -> KeyPair {
-        KeyPair::from_signing_key(SigningKey::generate(rng))
+        let mut seed = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(seed.as_mut());
+        KeyPair::from_signing_key(SigningKey::from_bytes(&seed))
     }
 
     /// The key whose 32-byte Ed25519 secret (seed) is `seed`. Deterministic;
