@@ -92,7 +92,7 @@ pub mod state;
 pub mod tx;
 
 pub use error::LedgerError;
-pub use mempool::{Mempool, MempoolLimits, Rejection};
+pub use mempool::{Mempool, MempoolLimits, Rejection, Screened, Verified};
 pub use payload::{txs_root, BlockPayload};
 pub use root::{
     account_key_hash, compute_state_root, decode_account, decode_node, decode_node_key,

@@ -358,3 +358,59 @@ mod props {
         }
     }
 }
+
+#[test]
+fn split_admission_rechecks_what_changed_while_unlocked() {
+    let mut state = accounts(&[(0, 100), (1, 100)]);
+    let mut mp = pool(MempoolLimits::default());
+    let stale = signed(0, 1, 10, 0);
+    let dup = signed(1, 0, 10, 0);
+    let mut forged = signed(1, 0, 10, 1);
+    forged.signature.0[0] ^= 1;
+    let screened = mp.screen(&state, vec![stale.clone(), dup.clone(), forged]);
+    assert_eq!(screened.candidates(), 3);
+    let verified = screened.verify();
+    // While the signatures were being checked: account 0's transfer committed elsewhere, and
+    // account 1's arrived through another path.
+    state.insert(
+        pk(0),
+        Account {
+            balance: 90,
+            nonce: 1,
+        },
+    );
+    assert!(insert_one(&mut mp, &state, dup.clone()).is_ok());
+    let results = mp.admit_verified(&state, verified);
+    assert_eq!(
+        results,
+        vec![
+            Err(Rejection::StaleNonce {
+                expected: 1,
+                got: 0
+            }),
+            Err(Rejection::Duplicate),
+            Err(Rejection::BadSignature),
+        ]
+    );
+    assert_eq!(mp.len(), 1);
+}
+
+#[test]
+fn screened_for_another_chain_is_not_admitted() {
+    let state = accounts(&[(0, 100)]);
+    let other = Mempool::new("another-chain".to_string(), MempoolLimits::default());
+    let tx = Transfer {
+        from: pk(0),
+        to: pk(1),
+        amount: 5,
+        nonce: 0,
+    }
+    .sign(&key(0), "another-chain");
+    let verified = other.screen(&state, vec![tx]).verify();
+    let mut mp = pool(MempoolLimits::default());
+    assert_eq!(
+        mp.admit_verified(&state, verified),
+        vec![Err(Rejection::BadSignature)]
+    );
+    assert!(mp.is_empty());
+}

@@ -343,12 +343,7 @@ fn network_config(
 async fn ingest(shared: Arc<Shared>, mut rx: mpsc::Receiver<Vec<SignedTransaction>>) {
     while let Some(txs) = rx.recv().await {
         let shared = shared.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            if let Ok(mut mp) = shared.mempool.lock() {
-                let _ = mp.insert_batch(&shared.store, txs);
-            }
-        })
-        .await;
+        let _ = tokio::task::spawn_blocking(move || shared.admit(txs)).await;
     }
 }
 

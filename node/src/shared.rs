@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex, RwLock};
 
 use hotledger_crypto::Digest;
-use hotledger_ledger::{Mempool, SignedTransaction};
+use hotledger_ledger::{Mempool, Rejection, SignedTransaction};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -55,7 +55,32 @@ pub struct Shared {
     pub max_batch: usize,
 }
 
+/// The mempool's lock was poisoned (a thread panicked while holding it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MempoolPoisoned;
+
 impl Shared {
+    /// Admits `txs` to the mempool, one result per input in order. The cheap checks and the
+    /// insertion take the mempool's lock; the signature checks between them do not, so the
+    /// consensus loop (which proposes from the mempool) never waits for a batch verification.
+    pub fn admit(
+        &self,
+        txs: Vec<SignedTransaction>,
+    ) -> Result<Vec<Result<Digest, Rejection>>, MempoolPoisoned> {
+        let screened = self
+            .mempool
+            .lock()
+            .map_err(|_| MempoolPoisoned)?
+            .screen(&self.store, txs);
+        let verified = screened.verify();
+        let results = self
+            .mempool
+            .lock()
+            .map_err(|_| MempoolPoisoned)?
+            .admit_verified(&self.store, verified);
+        Ok(results)
+    }
+
     /// A copy of the current status (never holds the lock across an await).
     pub fn status(&self) -> Status {
         self.status

@@ -35,6 +35,7 @@ use jmt::{KeyHash, OwnedValue, Version};
 use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
+use crate::cache::ShardedCache;
 use crate::error::NodeError;
 
 const SCHEMA_VERSION: u32 = 1;
@@ -93,7 +94,13 @@ pub struct BlockWrite<'a> {
 pub struct Store {
     db: Arc<DB>,
     path: PathBuf,
+    /// Committed accounts in front of the `accounts` column family: every admission, execution
+    /// and mempool clean-up reads them.
+    accounts: Arc<ShardedCache<PublicKey, Account>>,
 }
+
+/// Most committed accounts kept in memory (about 20 MiB).
+const ACCOUNT_CACHE: usize = 262_144;
 
 impl Store {
     /// Opens (creating if absent) the database at `path` for the chain `genesis_hash`.
@@ -113,6 +120,7 @@ impl Store {
         let store = Store {
             db: Arc::new(db),
             path: path.to_path_buf(),
+            accounts: Arc::new(ShardedCache::new(ACCOUNT_CACHE)),
         };
         match store.get_raw("meta", b"genesis")? {
             Some(bytes) if bytes.as_slice() == genesis_hash.as_bytes() => {
@@ -241,7 +249,9 @@ impl Store {
         // Uncommitted blocks at or below this height can never commit now.
         let above = b.height.saturating_add(1).to_be_bytes();
         batch.delete_range_cf(self.cf("pending")?, [0u8; 8], above);
-        self.sync_write(batch)
+        self.sync_write(batch)?;
+        self.accounts.store(w.accounts);
+        Ok(())
     }
 
     /// Stores an uncommitted block (not synced: the next safety write's sync covers it, and
@@ -313,7 +323,8 @@ impl Store {
     }
 
     pub fn account(&self, key: &PublicKey) -> Result<Option<Account>, NodeError> {
-        self.get("accounts", key.as_bytes())
+        self.accounts
+            .get_or_load(key, || self.get("accounts", key.as_bytes()))
     }
 
     /// Flushes memtables (on shutdown).

@@ -100,10 +100,67 @@ pub struct Mempool {
     bytes: usize,
 }
 
-/// Per-input progress through [`Mempool::insert_batch`].
+/// Per-input progress through admission.
+#[derive(Debug)]
 enum Stage {
     Rejected(Rejection),
-    Candidate { hash: Digest, size: usize },
+    Candidate { hash: Digest },
+}
+
+/// Transactions after [`Mempool::screen`]: the candidates' signatures are still unchecked.
+#[derive(Debug)]
+#[must_use = "screened transactions are admitted through `verify` and `admit_verified`"]
+pub struct Screened {
+    chain_id: String,
+    txs: Vec<SignedTransaction>,
+    stages: Vec<Stage>,
+}
+
+/// Transactions after [`Screened::verify`]; the only input of [`Mempool::admit_verified`], so
+/// nothing reaches the mempool without a signature check.
+#[derive(Debug)]
+#[must_use = "verified transactions are admitted through `admit_verified`"]
+pub struct Verified {
+    chain_id: String,
+    txs: Vec<SignedTransaction>,
+    stages: Vec<Stage>,
+}
+
+impl Screened {
+    /// Checks the candidates' signatures in one batch (one at a time only after a batch
+    /// failure, to name the bad ones). Needs no lock: it touches nothing shared.
+    pub fn verify(self) -> Verified {
+        let Screened {
+            chain_id,
+            txs,
+            mut stages,
+        } = self;
+        let candidates: Vec<&SignedTransaction> = txs
+            .iter()
+            .zip(&stages)
+            .filter(|(_, stage)| matches!(stage, Stage::Candidate { .. }))
+            .map(|(tx, _)| tx)
+            .collect();
+        let mut flags = signature_flags(&chain_id, &candidates).into_iter();
+        for stage in &mut stages {
+            if matches!(stage, Stage::Candidate { .. }) && !flags.next().unwrap_or(false) {
+                *stage = Stage::Rejected(Rejection::BadSignature);
+            }
+        }
+        Verified {
+            chain_id,
+            txs,
+            stages,
+        }
+    }
+
+    /// How many transactions passed the cheap checks (and will have their signature checked).
+    pub fn candidates(&self) -> usize {
+        self.stages
+            .iter()
+            .filter(|s| matches!(s, Stage::Candidate { .. }))
+            .count()
+    }
 }
 
 impl Mempool {
@@ -125,41 +182,61 @@ impl Mempool {
 
     /// Admits transactions; one result (the hash, or why not) per input, in order.
     ///
-    /// Cheap checks against the committed `state` come first (size, duplicate, zero amount,
-    /// self transfer, full, sender, nonce window, balance), then the signatures of all survivors
-    /// are verified in ONE batch (one at a time only after a batch failure, to name the bad
-    /// ones), then each is checked against the sender's pending transactions (no duplicate
-    /// nonce, queue limit, balance covering all pending amounts) and the global limits.
+    /// The three steps of [`Mempool::screen`], [`Screened::verify`] and
+    /// [`Mempool::admit_verified`] in one call. A node that shares its mempool between threads
+    /// calls them separately, so the signatures are checked without holding the mempool's lock.
     pub fn insert_batch(
         &mut self,
         state: &impl AccountReader,
         txs: Vec<SignedTransaction>,
     ) -> Vec<Result<Digest, Rejection>> {
+        let verified = self.screen(state, txs).verify();
+        self.admit_verified(state, verified)
+    }
+
+    /// The cheap checks against the committed `state` and the mempool (size, duplicate, zero
+    /// amount, self transfer, full, sender, nonce window, balance), which decide whose signature
+    /// is worth checking. Changes nothing.
+    pub fn screen(&self, state: &impl AccountReader, txs: Vec<SignedTransaction>) -> Screened {
         let mut accounts: HashMap<PublicKey, Account> = HashMap::new();
-        let stages: Vec<Stage> = txs
+        let stages = txs
             .iter()
-            .map(|tx| match self.precheck(state, &mut accounts, tx) {
-                Ok((hash, size)) => Stage::Candidate { hash, size },
+            .map(|tx| match self.precheck(state, &mut accounts, tx, tx.hash()) {
+                Ok((hash, _)) => Stage::Candidate { hash },
                 Err(rejection) => Stage::Rejected(rejection),
             })
             .collect();
-        let candidates: Vec<&SignedTransaction> = txs
-            .iter()
-            .zip(&stages)
-            .filter(|(_, stage)| matches!(stage, Stage::Candidate { .. }))
-            .map(|(tx, _)| tx)
-            .collect();
-        let mut verified = signature_flags(&self.chain_id, &candidates).into_iter();
+        Screened {
+            chain_id: self.chain_id.clone(),
+            txs,
+            stages,
+        }
+    }
+
+    /// Admits what [`Screened::verify`] passed: the cheap checks again (the state or the mempool
+    /// may have changed since [`Mempool::screen`]), then each is checked against the sender's
+    /// pending transactions (no duplicate nonce, queue limit, balance covering all pending
+    /// amounts) and the global limits. One result per input of `screen`, in order.
+    pub fn admit_verified(
+        &mut self,
+        state: &impl AccountReader,
+        verified: Verified,
+    ) -> Vec<Result<Digest, Rejection>> {
+        let Verified {
+            chain_id,
+            txs,
+            stages,
+        } = verified;
+        let same_chain = chain_id == self.chain_id;
+        let mut accounts: HashMap<PublicKey, Account> = HashMap::new();
         txs.into_iter()
             .zip(stages)
             .map(|(tx, stage)| match stage {
                 Stage::Rejected(rejection) => Err(rejection),
-                Stage::Candidate { hash, size } => {
-                    if verified.next().unwrap_or(false) {
-                        self.admit(&accounts, tx, hash, size)
-                    } else {
-                        Err(Rejection::BadSignature)
-                    }
+                Stage::Candidate { .. } if !same_chain => Err(Rejection::BadSignature),
+                Stage::Candidate { hash, .. } => {
+                    let (hash, size) = self.precheck(state, &mut accounts, &tx, hash)?;
+                    self.admit(&accounts, tx, hash, size)
                 }
             })
             .collect()
@@ -171,6 +248,7 @@ impl Mempool {
         state: &impl AccountReader,
         accounts: &mut HashMap<PublicKey, Account>,
         tx: &SignedTransaction,
+        hash: Digest,
     ) -> Result<(Digest, usize), Rejection> {
         let t = &tx.transfer;
         let size = tx.encoded_len();
@@ -180,7 +258,6 @@ impl Mempool {
                 max: self.limits.max_tx_bytes,
             });
         }
-        let hash = tx.hash();
         if self.index.contains_key(&hash) {
             return Err(Rejection::Duplicate);
         }

@@ -55,10 +55,9 @@ fn lock_mempool(shared: &Shared) -> RpcResult<MutexGuard<'_, Mempool>> {
 /// Admits `txs` in one batch (one signature batch verification), gossips the admitted ones and
 /// counts the rejections.
 fn admit(shared: &Shared, txs: Vec<SignedTransaction>) -> RpcResult<Vec<Result<Digest, Rejection>>> {
-    let results = {
-        let mut mempool = lock_mempool(shared)?;
-        mempool.insert_batch(&shared.store, txs.clone())
-    };
+    let results = shared
+        .admit(txs.clone())
+        .map_err(|_| internal("mempool unavailable (a thread panicked while holding it)"))?;
     let mut accepted = Vec::new();
     let mut rejections = 0u64;
     for (tx, result) in txs.into_iter().zip(&results) {

@@ -1,0 +1,127 @@
+//! A bounded, sharded map of committed values kept in front of RocksDB.
+//!
+//! Readers that miss take the shard's lock for the database read too, and writers update the
+//! cache under the same lock after their write is durable. So a reader can never put back a value
+//! older than the one a concurrent commit just stored: either it read before the commit's batch
+//! (and the commit's update then overwrites it) or after (and it read the new value).
+//!
+//! A full shard is emptied rather than tracked for recency: entries are cheap to reload and the
+//! bound, not the hit rate under adversarial keys, is what matters for safety.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Mutex;
+
+const SHARDS: usize = 8;
+
+#[derive(Debug)]
+pub struct ShardedCache<K, V> {
+    shards: Vec<Mutex<HashMap<K, V>>>,
+    per_shard: usize,
+}
+
+impl<K: Hash + Eq + Clone + AsRef<[u8]>, V: Clone> ShardedCache<K, V> {
+    /// A cache of at most `capacity` entries (at least one per shard).
+    pub fn new(capacity: usize) -> Self {
+        ShardedCache {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            per_shard: (capacity / SHARDS).max(1),
+        }
+    }
+
+    fn shard(&self, key: &K) -> &Mutex<HashMap<K, V>> {
+        let byte = key.as_ref().first().copied().unwrap_or(0);
+        &self.shards[usize::from(byte) % SHARDS]
+    }
+
+    /// The cached value, or `load()`'s (cached when it is `Some`). `load` runs under the shard's
+    /// lock; see the module documentation.
+    pub fn get_or_load<E>(
+        &self,
+        key: &K,
+        load: impl FnOnce() -> Result<Option<V>, E>,
+    ) -> Result<Option<V>, E> {
+        let Ok(mut shard) = self.shard(key).lock() else {
+            return load();
+        };
+        if let Some(value) = shard.get(key) {
+            return Ok(Some(value.clone()));
+        }
+        let loaded = load()?;
+        if let Some(value) = &loaded {
+            if shard.len() >= self.per_shard {
+                shard.clear();
+            }
+            shard.insert(key.clone(), value.clone());
+        }
+        Ok(loaded)
+    }
+
+    /// Records values that are now durable.
+    pub fn store<'a>(&self, entries: impl IntoIterator<Item = (&'a K, &'a V)>)
+    where
+        K: 'a,
+        V: 'a,
+    {
+        for (key, value) in entries {
+            if let Ok(mut shard) = self.shard(key).lock() {
+                if shard.len() >= self.per_shard && !shard.contains_key(key) {
+                    shard.clear();
+                }
+                shard.insert(key.clone(), value.clone());
+            }
+        }
+    }
+
+    /// Number of entries held.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().map_or(0, |m| m.len()))
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loads_once_then_answers_from_memory() {
+        let cache: ShardedCache<Vec<u8>, u64> = ShardedCache::new(64);
+        let mut loads = 0;
+        for _ in 0..3 {
+            let v = cache
+                .get_or_load(&vec![1, 2], || {
+                    loads += 1;
+                    Ok::<_, ()>(Some(7))
+                })
+                .unwrap();
+            assert_eq!(v, Some(7));
+        }
+        assert_eq!(loads, 1);
+    }
+
+    #[test]
+    fn misses_are_not_cached_and_stores_overwrite() {
+        let cache: ShardedCache<Vec<u8>, u64> = ShardedCache::new(64);
+        assert_eq!(cache.get_or_load(&vec![3], || Ok::<_, ()>(None)).unwrap(), None);
+        assert_eq!(cache.len(), 0);
+        cache.store([(&vec![3], &9)]);
+        assert_eq!(cache.get_or_load(&vec![3], || Ok::<_, ()>(Some(1))).unwrap(), Some(9));
+    }
+
+    #[test]
+    fn stays_within_capacity() {
+        let cache: ShardedCache<Vec<u8>, u64> = ShardedCache::new(16);
+        for i in 0..1_000u32 {
+            let key = i.to_le_bytes().to_vec();
+            cache.store([(&key, &u64::from(i))]);
+            cache
+                .get_or_load(&i.to_be_bytes().to_vec(), || Ok::<_, ()>(Some(1)))
+                .unwrap();
+        }
+        assert!(cache.len() <= 16);
+    }
+}
