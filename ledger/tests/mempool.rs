@@ -284,7 +284,7 @@ fn remove_committed_drops_committed_and_stale() {
             nonce: 0,
         },
     );
-    mp.remove_committed(&after, &[txs[0].clone(), other])
+    mp.remove_committed(&after, [(txs[0].hash(), &txs[0]), (other.hash(), &other)])
         .unwrap();
     // Nonce 0 committed, nonce 1 stale, nonces 2 and 3 (40) exceed the balance of 30: keep 2.
     assert!(!mp.contains(&txs[0].hash()));
@@ -300,7 +300,7 @@ fn remove_committed_drops_committed_and_stale() {
     assert!(insert_one(&mut mp, &after, signed(0, 1, 10, 3)).is_ok());
     assert_eq!(mp.select(&after, 10, usize::MAX, &HashSet::new()).len(), 3);
     // Errors are reported.
-    assert!(mp.remove_committed(&Broken, &[txs[2].clone()]).is_err());
+    assert!(mp.remove_committed(&Broken, [(txs[2].hash(), &txs[2])]).is_err());
     assert!(!mp.contains(&txs[2].hash()));
 }
 
@@ -346,7 +346,7 @@ mod props {
             prop_assert!(exec.outcomes.iter().all(|o| *o == TxOutcome::Applied));
             // Commit it and prune.
             base.extend(exec.updates);
-            mp.remove_committed(&base, &selected).unwrap();
+            mp.remove_committed(&base, selected.iter().map(|t| (t.hash(), t))).unwrap();
             prop_assert!(mp.len() + selected.len() <= admitted);
             prop_assert_eq!(mp.is_empty(), mp.bytes() == 0);
             for tx in &selected {

@@ -61,7 +61,21 @@ fn init_logging(filter: &str) {
 type Roots = Arc<RwLock<BTreeMap<u64, Digest>>>;
 /// Payloads of uncommitted blocks decoded once (by the payload check, or when proposing) and
 /// reused when building proposals and applying commits.
-type Decoded = Arc<Mutex<HashMap<Digest, Arc<BlockPayload>>>>;
+type Decoded = Arc<Mutex<HashMap<Digest, Arc<DecodedPayload>>>>;
+
+/// A block's payload with its transactions' hashes, each computed once per node.
+#[derive(Debug)]
+struct DecodedPayload {
+    payload: BlockPayload,
+    hashes: Vec<Digest>,
+}
+
+impl DecodedPayload {
+    fn new(payload: BlockPayload) -> Self {
+        let hashes = payload.tx_hashes();
+        DecodedPayload { payload, hashes }
+    }
+}
 
 /// The application's check of proposals: the payload decodes within the genesis limits, its
 /// transactions' signatures verify (each checked once: those already in our mempool were verified
@@ -90,18 +104,20 @@ impl PayloadCheck for PayloadValidator {
                 }
             }
         }
+        let hashes = payload.tx_hashes();
         let unverified: Vec<SignedTransaction> = match self.shared.mempool.lock() {
             Ok(mp) => payload
                 .txs
                 .iter()
-                .filter(|t| !mp.contains(&t.hash()))
-                .cloned()
+                .zip(&hashes)
+                .filter(|(_, hash)| !mp.contains(hash))
+                .map(|(tx, _)| tx.clone())
                 .collect(),
             Err(_) => payload.txs.clone(),
         };
         verify_transactions(&self.chain_id, &unverified).map_err(|e| e.to_string())?;
         if let Ok(mut d) = self.decoded.lock() {
-            d.insert(block.id, Arc::new(payload));
+            d.insert(block.id, Arc::new(DecodedPayload { payload, hashes }));
         }
         Ok(())
     }
@@ -113,7 +129,8 @@ struct Runner {
     store: Store,
     shared: Arc<Shared>,
     net: mpsc::Sender<NetCommand>,
-    ingest: mpsc::Sender<Vec<SignedTransaction>>,
+    /// Transaction frames from peers, still encoded: decoding and admission happen off the loop.
+    ingest: mpsc::Sender<(PublicKey, Vec<u8>)>,
     roots: Roots,
     decoded: Decoded,
     tip: CommitTip,
@@ -121,6 +138,9 @@ struct Runner {
     /// A proposal waiting for its payload: (round, parent, propose even if empty after).
     pending_payload: Option<(u64, Digest, tokio::time::Instant)>,
     empty_block_delay: Duration,
+    /// The mempool's `admitted_total` when a payload build found nothing to select; cleared by
+    /// every commit (which can make waiting transactions selectable).
+    nothing_selectable: Option<u64>,
     /// Transaction hashes of uncommitted blocks, so proposals do not repeat them.
     block_txs: HashMap<Digest, Vec<Digest>>,
     last_commit: Option<Instant>,
@@ -194,7 +214,7 @@ pub async fn run(home: &Home) -> Result<(), NodeError> {
         .metrics
         .enabled
         .then(|| tokio::spawn(crate::metrics::serve(config.metrics.listen, shared.clone())));
-    let ingest_task = tokio::spawn(ingest(shared.clone(), ingest_rx));
+    let ingest_task = tokio::spawn(ingest(shared.clone(), ingest_rx, net_tx.clone()));
 
     let roots: Roots = Arc::new(RwLock::new(BTreeMap::new()));
     if let (Ok(mut r), Some(g)) = (roots.write(), store.genesis_root()?) {
@@ -241,6 +261,7 @@ pub async fn run(home: &Home) -> Result<(), NodeError> {
         timer: None,
         pending_payload: None,
         empty_block_delay: Duration::from_millis(config.consensus.empty_block_delay_ms),
+        nothing_selectable: None,
         block_txs: HashMap::new(),
         last_commit: None,
         max_block_txs,
@@ -338,12 +359,35 @@ fn network_config(
     })
 }
 
-/// Admits transactions gossiped by peers, off the consensus loop (their signatures are
-/// batch-verified here, on another thread).
-async fn ingest(shared: Arc<Shared>, mut rx: mpsc::Receiver<Vec<SignedTransaction>>) {
-    while let Some(txs) = rx.recv().await {
+/// Decodes and admits transaction frames gossiped by peers, off the consensus loop (their
+/// signatures are batch-verified here, on a blocking thread). A frame that does not decode gets
+/// its sender disconnected, as on the loop.
+async fn ingest(
+    shared: Arc<Shared>,
+    mut rx: mpsc::Receiver<(PublicKey, Vec<u8>)>,
+    net: mpsc::Sender<NetCommand>,
+) {
+    while let Some((from, bytes)) = rx.recv().await {
         let shared = shared.clone();
-        let _ = tokio::task::spawn_blocking(move || shared.admit(txs)).await;
+        let decoded = tokio::task::spawn_blocking(move || match WireMessage::decode(&bytes) {
+            Ok(WireMessage::Transactions(txs)) => {
+                let _ = shared.admit(txs);
+                Ok(())
+            }
+            Ok(WireMessage::Consensus(_)) => Err("a consensus message in a transaction frame".into()),
+            Err(reason) => {
+                shared.metrics.rejected_messages.inc();
+                Err(reason)
+            }
+        })
+        .await;
+        if let Ok(Err(reason)) = decoded {
+            tracing::warn!(peer = %from.short(), %reason, "undecodable transaction frame");
+            let _ = net.try_send(NetCommand::Penalize {
+                peer: from,
+                severe: true,
+            });
+        }
     }
 }
 
@@ -403,7 +447,7 @@ impl Runner {
                     let Some(NetEvent::Message { from, bytes }) = ev else {
                         return Err(NodeError::Network("network task stopped".into()));
                     };
-                    self.on_network(from, &bytes)?;
+                    self.on_network(from, bytes)?;
                 }
                 txs = gossip.recv() => {
                     if let Some(mut txs) = txs {
@@ -429,13 +473,15 @@ impl Runner {
         }
     }
 
-    fn on_network(&mut self, from: PublicKey, bytes: &[u8]) -> Result<(), NodeError> {
-        match WireMessage::decode(bytes) {
+    fn on_network(&mut self, from: PublicKey, bytes: Vec<u8>) -> Result<(), NodeError> {
+        if WireMessage::is_transactions(&bytes) {
+            // A full queue drops the batch: it is only a copy of what the peer will propose.
+            let _ = self.ingest.try_send((from, bytes));
+            return Ok(());
+        }
+        match WireMessage::decode(&bytes) {
             Ok(WireMessage::Consensus(message)) => self.dispatch(Event::Message { from, message }),
-            Ok(WireMessage::Transactions(txs)) => {
-                let _ = self.ingest.try_send(txs);
-                Ok(())
-            }
+            Ok(WireMessage::Transactions(_)) => Ok(()), // (not reached: routed above)
             Err(reason) => {
                 tracing::warn!(peer = %from.short(), %reason, "undecodable message");
                 self.shared.metrics.rejected_messages.inc();
@@ -486,12 +532,23 @@ impl Runner {
             self.pending_payload = None; // the round moved on
             return Ok(());
         }
-        let waiting = self.shared.mempool.lock().map_or(0, |mp| mp.len());
-        if waiting == 0 && tokio::time::Instant::now() < deadline {
+        let (waiting, admitted) = self
+            .shared
+            .mempool
+            .lock()
+            .map_or((0, 0), |mp| (mp.len(), mp.admitted_total()));
+        let early = tokio::time::Instant::now() < deadline;
+        // Before the deadline, propose only once something is selectable: transactions can wait
+        // in the mempool that cannot go yet (a nonce gap, or already in an ancestor block).
+        if early && (waiting == 0 || self.nothing_selectable == Some(admitted)) {
+            return Ok(());
+        }
+        let (payload, txs) = self.build_payload(&parent);
+        if early && txs == 0 {
+            self.nothing_selectable = Some(admitted);
             return Ok(());
         }
         self.pending_payload = None;
-        let payload = self.build_payload(&parent);
         self.dispatch(Event::PayloadReady { round, payload })
     }
 
@@ -518,6 +575,7 @@ impl Runner {
                 // of every action of this batch, and the loop must get to run between blocks.
                 let deadline = tokio::time::Instant::now() + self.empty_block_delay;
                 self.pending_payload = Some((round, parent.id, deadline));
+                self.nothing_selectable = None; // another parent excludes other transactions
             }
             Action::ServeBlocks { to, id, count } => self.serve_blocks(to, id, count),
             Action::StoreBlock(block) => self.store.put_pending(&block)?,
@@ -532,18 +590,18 @@ impl Runner {
 
     fn note_block_txs(&mut self, block: &Block) {
         let payload = self.payload_of(block);
-        self.block_txs.insert(block.id, payload.tx_hashes());
+        self.block_txs.insert(block.id, payload.hashes.clone());
     }
 
     /// The decoded payload of `block`, from the cache or decoded now. A certified payload that
     /// does not decode (only possible with a Byzantine quorum) counts as empty on every node.
-    fn payload_of(&self, block: &Block) -> Arc<BlockPayload> {
+    fn payload_of(&self, block: &Block) -> Arc<DecodedPayload> {
         if let Some(p) = self.decoded.lock().ok().and_then(|d| d.get(&block.id).cloned()) {
             return p;
         }
         let payload = BlockPayload::decode(&block.payload, usize::MAX, usize::MAX)
             .unwrap_or_else(|_| BlockPayload::new(0, Digest::ZERO, Vec::new()));
-        let payload = Arc::new(payload);
+        let payload = Arc::new(DecodedPayload::new(payload));
         if let Ok(mut d) = self.decoded.lock() {
             d.insert(block.id, payload.clone());
         }
@@ -554,7 +612,7 @@ impl Runner {
     /// If the chain from `parent` down to our last commit is not all local (we are catching up),
     /// the ancestors' transactions are unknown, so the payload carries none rather than risk
     /// proposing one twice.
-    fn build_payload(&mut self, parent: &Digest) -> Vec<u8> {
+    fn build_payload(&mut self, parent: &Digest) -> (Vec<u8>, usize) {
         let mut exclude = HashSet::new();
         let mut cursor = *parent;
         let mut complete = false;
@@ -578,7 +636,9 @@ impl Runner {
             (true, Ok(mp)) => mp.select(&self.store, self.max_block_txs, budget, &exclude),
             _ => Vec::new(),
         };
-        BlockPayload::new(self.tip.block.height, self.tip.state_root, txs).encode()
+        let count = txs.len();
+        let payload = BlockPayload::new(self.tip.block.height, self.tip.state_root, txs).encode();
+        (payload, count)
         // (Our own block's payload is decoded once more, on commit, through `payload_of`.)
     }
 
@@ -608,13 +668,15 @@ impl Runner {
 
     /// Executes and stores each committed block in its own synced write batch.
     fn apply_commit(&mut self, commit: Commit) -> Result<(), NodeError> {
+        self.nothing_selectable = None;
         let n = commit.blocks.len();
         for (i, block) in commit.blocks.iter().enumerate() {
             let started = Instant::now();
-            let payload = self.payload_of(block);
+            let decoded = self.payload_of(block);
+            let payload = &decoded.payload;
             let exec = execute(&self.store, &payload.txs)?;
             let (state_root, tree) = compute_state_root(&self.store, block.height, &exec.updates)?;
-            let hashes = payload.tx_hashes();
+            let hashes = decoded.hashes.clone();
             let mut records = Vec::with_capacity(hashes.len());
             let mut applied = 0u64;
             for (index, (hash, outcome)) in hashes.iter().zip(&exec.outcomes).enumerate() {
@@ -665,7 +727,7 @@ impl Runner {
             }
             self.block_txs.remove(&block.id);
             if let Ok(mut mp) = self.shared.mempool.lock() {
-                mp.remove_committed(&self.store, &payload.txs)?;
+                mp.remove_committed(&self.store, stored.tx_hashes.iter().copied().zip(&payload.txs))?;
             }
             let m = &self.shared.metrics;
             m.committed_blocks.inc();

@@ -19,6 +19,12 @@ impl WireMessage {
         postcard::to_allocvec(self).unwrap_or_default()
     }
 
+    /// Whether `bytes` claim to be a [`WireMessage::Transactions`] frame (postcard encodes the
+    /// variant index first, as a varint). Only a routing hint: the frame still has to decode.
+    pub fn is_transactions(bytes: &[u8]) -> bool {
+        bytes.first() == Some(&1)
+    }
+
     /// Decodes one frame; trailing bytes are an error.
     pub fn decode(bytes: &[u8]) -> Result<WireMessage, String> {
         let (msg, rest) = postcard::take_from_bytes::<WireMessage>(bytes).map_err(|e| e.to_string())?;
@@ -40,6 +46,18 @@ mod tests {
             let _ = WireMessage::decode(&bytes);
         }
         assert!(WireMessage::decode(&[0xff; 16]).is_err());
+    }
+
+    #[test]
+    fn transaction_frames_are_recognised_before_decoding() {
+        assert!(WireMessage::is_transactions(
+            &WireMessage::Transactions(Vec::new()).encode()
+        ));
+        let consensus = WireMessage::Consensus(hotledger_consensus::Message::BlockResponse(
+            hotledger_consensus::BlockResponse { blocks: Vec::new() },
+        ));
+        assert!(!WireMessage::is_transactions(&consensus.encode()));
+        assert!(!WireMessage::is_transactions(&[]));
     }
 
     #[test]

@@ -398,18 +398,19 @@ impl Mempool {
         Some(pending.tx)
     }
 
-    /// After a commit: drops the committed transactions, then for each of their senders every
+    /// After a commit: drops the committed transactions (given with their hashes, which the
+    /// caller already has), then for each of their senders every
     /// transaction made stale by the new account nonce, and the highest nonces until the
     /// pending amounts fit the new balance (all of them if the sender has no account).
     /// Reader errors leave that sender's queue as is; the first one is returned.
-    pub fn remove_committed(
+    pub fn remove_committed<'a>(
         &mut self,
         state: &impl AccountReader,
-        committed: &[SignedTransaction],
+        committed: impl IntoIterator<Item = (Digest, &'a SignedTransaction)>,
     ) -> Result<(), LedgerError> {
         let mut senders = HashSet::new();
-        for tx in committed {
-            self.remove(&tx.hash());
+        for (hash, tx) in committed {
+            self.remove(&hash);
             senders.insert(tx.transfer.from);
         }
         let mut first_error = None;
@@ -451,6 +452,12 @@ impl Mempool {
         for n in drop {
             self.remove_entry(sender, n);
         }
+    }
+
+    /// How many transactions were ever admitted: changes whenever something new could be
+    /// proposed, so a proposer that found nothing to select can wait for it to move.
+    pub fn admitted_total(&self) -> u64 {
+        self.next_seq
     }
 
     /// Number of transactions held.
