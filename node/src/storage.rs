@@ -241,7 +241,7 @@ impl Store {
         // sorted keys cost far fewer comparisons than the block's (random) hash order. The
         // accounts and tree batches below are sorted maps already.
         let mut records: Vec<&(Digest, TxRecord)> = w.records.iter().collect();
-        records.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        records.sort_unstable_by_key(|r| r.0);
         for (hash, record) in records {
             batch.put_cf(txs, hash.as_bytes(), self.encode(record)?);
         }
