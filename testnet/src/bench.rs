@@ -48,6 +48,8 @@ pub struct StepResult {
     pub rejected: BTreeMap<String, u64>,
     pub dropped_by_client: u64,
     pub rpc_errors: u64,
+    /// Re-sent transfers the node had refused for a full mempool.
+    pub resubmitted: u64,
     pub validators: Vec<ValidatorUsage>,
     /// This program's own CPU (load generator and watcher), in % of one core.
     pub loadgen_cpu_percent: f64,
@@ -168,6 +170,12 @@ fn print_row(r: &StepResult, header: bool) {
         let parts: Vec<String> = r.rejected.iter().map(|(k, n)| format!("{k} {n}")).collect();
         println!("        rejected: {}", parts.join(", "));
     }
+    if r.resubmitted > 0 {
+        println!(
+            "        resubmitted after \"mempool full\": {}",
+            thousands(r.resubmitted)
+        );
+    }
 }
 
 /// One rate: fresh network, warm-up, measured step, stop.
@@ -275,6 +283,7 @@ async fn step(args: &BenchArgs, bin: &std::path::Path, rate: u64) -> Result<Step
         rejected: delta.rejected.clone(),
         dropped_by_client: delta.dropped_by_client,
         rpc_errors: delta.rpc_errors,
+        resubmitted: delta.resubmitted,
         validators,
         loadgen_cpu_percent,
         saturated: committed_tps < SATURATION * offered_tps,

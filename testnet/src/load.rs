@@ -4,10 +4,14 @@
 //! spends its time on the wire, not on signatures. [`spawn_load`] then sends `rate / 100`
 //! transfers every 10 ms as one `submit_transactions` batch, round-robin over the validators,
 //! with at most [`MAX_IN_FLIGHT`] requests outstanding: a batch that finds the cap reached is
-//! counted as dropped by the client instead of slowing the schedule (open loop).
+//! counted as dropped by the client instead of slowing the schedule (open loop). A transfer the
+//! node refuses because its mempool is full is queued again and re-sent before new transfers on
+//! the next tick, up to [`MAX_ATTEMPTS`] times, as a wallet would do: without it every later
+//! nonce of that account would wait forever behind the gap.
 //! [`spawn_watcher`] follows the committed chain on one validator and turns the first sighting
 //! of each submitted hash into a commit latency.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +30,10 @@ use crate::stats::Stats;
 
 /// Most `submit_transactions` requests outstanding at once.
 pub const MAX_IN_FLIGHT: usize = 64;
+/// Most submissions of one transfer refused for a full mempool.
+pub const MAX_ATTEMPTS: u32 = 50;
+/// Most resubmissions per tick, in multiples of the tick's new transfers.
+const RESUBMIT_FACTOR: usize = 2;
 /// The submit schedule's tick.
 pub const TICK: Duration = Duration::from_millis(10);
 /// How often the watcher asks for the committed height.
@@ -48,6 +56,11 @@ pub fn client(url: &str) -> Result<HttpClient> {
 pub struct Prepared {
     pub tx: SignedTransaction,
     pub hash: Digest,
+}
+
+/// The node's message for a full mempool (`Rejection::MempoolFull`).
+fn is_mempool_full(message: &str) -> bool {
+    message.contains("mempool full")
 }
 
 /// Each account's next nonce, asked once from `node` (at most 32 requests at a time).
@@ -161,6 +174,7 @@ pub fn spawn_load(
         progress.left.store(total as u64, Ordering::Relaxed);
         let mut txs = txs.into_iter();
         let mut sent = 0usize;
+        let retry: Arc<std::sync::Mutex<VecDeque<(Prepared, u32)>>> = Arc::default();
         let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         // At most one tick per 10 ms of the duration (or of the transfers at this rate).
@@ -175,8 +189,17 @@ pub fn spawn_load(
             }
             // Exactly `rate` per second over 100 ticks, spreading the remainder.
             let due = (u128::from(rate) * u128::from(tick + 1) / 100) as usize;
-            let batch: Vec<Prepared> = txs.by_ref().take(due.saturating_sub(sent)).collect();
-            sent += batch.len();
+            let fresh = due.saturating_sub(sent);
+            let mut batch: Vec<(Prepared, u32)> = match retry.lock() {
+                Ok(mut queue) => {
+                    let n = queue.len().min(fresh.max(1) * RESUBMIT_FACTOR);
+                    queue.drain(..n).collect()
+                }
+                Err(_) => Vec::new(),
+            };
+            let resent = batch.len();
+            batch.extend(txs.by_ref().take(fresh).map(|p| (p, 0)));
+            sent += batch.len() - resent;
             progress
                 .left
                 .store((total - sent) as u64, Ordering::Relaxed);
@@ -184,23 +207,42 @@ pub fn spawn_load(
                 continue;
             }
             let Ok(permit) = Arc::clone(&in_flight).try_acquire_owned() else {
-                stats.on_dropped(batch.len());
+                stats.on_dropped(batch.len() - resent);
+                if let Ok(mut queue) = retry.lock() {
+                    queue.extend(batch.into_iter().take(resent));
+                }
                 continue;
             };
             let client = clients[tick as usize % clients.len()].clone();
-            let stats = Arc::clone(&stats);
+            let (stats, retry) = (Arc::clone(&stats), Arc::clone(&retry));
             tokio::spawn(async move {
-                let hashes: Vec<Digest> = batch.iter().map(|p| p.hash).collect();
-                let txs: Vec<SignedTransaction> = batch.into_iter().map(|p| p.tx).collect();
-                stats.on_send(&hashes, Instant::now());
-                match client.submit_transactions(txs).await {
-                    Ok(outcomes) => stats.on_outcomes(
-                        hashes
-                            .iter()
-                            .zip(outcomes.iter().map(|o| o.error.as_deref()))
-                            .map(|(h, e)| (*h, e)),
-                    ),
-                    Err(_) => stats.on_request_error(&hashes),
+                let new: Vec<Digest> = batch[resent..].iter().map(|(p, _)| p.hash).collect();
+                stats.on_send(&new, Instant::now());
+                let request: Vec<SignedTransaction> = batch.iter().map(|(p, _)| p.tx.clone()).collect();
+                match client.submit_transactions(request).await {
+                    Ok(outcomes) => {
+                        let mut again = Vec::new();
+                        let mut answered = Vec::new();
+                        for ((prepared, attempts), outcome) in batch.into_iter().zip(&outcomes) {
+                            let error = outcome.error.as_deref();
+                            if error.is_some_and(is_mempool_full) && attempts + 1 < MAX_ATTEMPTS {
+                                again.push((prepared, attempts + 1));
+                            } else {
+                                answered.push((prepared.hash, error));
+                            }
+                        }
+                        stats.on_outcomes(answered.into_iter());
+                        if !again.is_empty() {
+                            stats.on_resubmit(again.len());
+                            if let Ok(mut queue) = retry.lock() {
+                                queue.extend(again);
+                            }
+                        }
+                    }
+                    Err(_) => {
+                        let hashes: Vec<Digest> = batch.iter().map(|(p, _)| p.hash).collect();
+                        stats.on_request_error(&hashes);
+                    }
                 }
                 drop(permit);
             });

@@ -60,6 +60,9 @@ pub struct Counters {
     pub dropped_by_client: u64,
     /// Transfers in requests that failed (timeout, connection refused, RPC error).
     pub rpc_errors: u64,
+    /// Submissions again of transfers refused for a full mempool (as a wallet would: a later
+    /// nonce of the same account cannot commit before it).
+    pub resubmitted: u64,
     /// All transactions in blocks the watcher saw.
     pub committed: u64,
     /// Of those, the ones this generator submitted (with a latency sample).
@@ -87,6 +90,7 @@ impl Counters {
                 .dropped_by_client
                 .saturating_sub(earlier.dropped_by_client),
             rpc_errors: self.rpc_errors.saturating_sub(earlier.rpc_errors),
+            resubmitted: self.resubmitted.saturating_sub(earlier.resubmitted),
             committed: self.committed.saturating_sub(earlier.committed),
             committed_ours: self.committed_ours.saturating_sub(earlier.committed_ours),
             blocks: self.blocks.saturating_sub(earlier.blocks),
@@ -151,6 +155,12 @@ impl Stats {
                 }
             }
         }
+    }
+
+    /// `count` refused transfers go back to the queue; they stay pending, so their latency still
+    /// counts from the first submission.
+    pub fn on_resubmit(&self, count: usize) {
+        self.lock().counters.resubmitted += count as u64;
     }
 
     /// The request carrying `hashes` failed as a whole.
