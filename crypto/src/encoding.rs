@@ -23,7 +23,7 @@ pub(crate) fn decode_hex<const N: usize>(
     if s.len() != 2 * N {
         // Report the length in bytes when the string is well formed, so
         // "0xab" style mistakes still get a precise message below.
-        if s.len() % 2 == 0 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if s.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(CryptoError::WrongLength {
                 what,
                 expected: N,

@@ -74,6 +74,9 @@
 //!   the sender has fewer than `max_per_sender` pending ([`Rejection::SenderQueueFull`]), and
 //!   the committed balance covers the sum of all its pending amounts including this one
 //!   ([`Rejection::InsufficientBalance`]);
+//! - once no more than `ready_reserve` slots are free, it can execute without a gap: its nonce is
+//!   the sender's committed nonce plus its consecutive pending ones ([`Rejection::NonceGap`]), so
+//!   transfers that cannot execute yet never take the whole mempool;
 //! - the mempool stays within `max_txs` and `max_bytes` ([`Rejection::MempoolFull`]; nothing is
 //!   evicted, so a full mempool does not grow).
 //!

@@ -414,3 +414,32 @@ fn screened_for_another_chain_is_not_admitted() {
     );
     assert!(mp.is_empty());
 }
+
+#[test]
+fn the_last_slots_are_kept_for_transfers_that_can_execute() {
+    let state = accounts(&[(0, 1_000), (1, 1_000), (2, 1_000)]);
+    let limits = MempoolLimits {
+        max_txs: 6,
+        ready_reserve: 2,
+        ..MempoolLimits::default()
+    };
+    let mut mp = pool(limits);
+    // Four transfers behind gaps (nonce 0 of accounts 0 and 1 is missing) fill up to the reserve.
+    for (from, nonce) in [(0, 1), (0, 2), (1, 3), (1, 4)] {
+        assert!(insert_one(&mut mp, &state, signed(from, 2, 1, nonce)).is_ok());
+    }
+    // In the reserve, another gapped one is refused and named...
+    assert_eq!(
+        insert_one(&mut mp, &state, signed(1, 2, 1, 1)),
+        Err(Rejection::NonceGap { next: 0, got: 1 })
+    );
+    // ...while one that can execute now gets in, and so does the next one after it.
+    assert!(insert_one(&mut mp, &state, signed(2, 0, 1, 0)).is_ok());
+    // Account 0's nonce 0 fills its gap: 0, 1, 2 are consecutive, so it is not gapped.
+    assert!(insert_one(&mut mp, &state, signed(0, 2, 1, 0)).is_ok());
+    assert_eq!(mp.len(), 6);
+    assert_eq!(
+        insert_one(&mut mp, &state, signed(2, 0, 1, 1)),
+        Err(Rejection::MempoolFull)
+    );
+}

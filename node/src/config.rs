@@ -61,6 +61,9 @@ pub struct MempoolConfig {
     pub max_bytes: usize,
     pub max_per_sender: usize,
     pub max_tx_bytes: usize,
+    /// Slots kept for transfers that can execute now: once fewer are free, transfers behind a
+    /// nonce gap are refused. Below `max_txs`.
+    pub ready_reserve: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,6 +141,7 @@ impl Default for MempoolConfig {
             max_bytes: l.max_bytes,
             max_per_sender: l.max_per_sender,
             max_tx_bytes: l.max_tx_bytes,
+            ready_reserve: l.ready_reserve,
         }
     }
 }
@@ -215,7 +219,7 @@ impl NodeConfig {
         if self.p2p.listen.parse::<libp2p::Multiaddr>().is_err() {
             return Err(format!("p2p.listen {:?} is not a multiaddr", self.p2p.listen));
         }
-        let ranges: [(&str, u64, u64, u64); 9] = [
+        let ranges: [(&str, u64, u64, u64); 10] = [
             ("p2p.max_message_bytes", self.p2p.max_message_bytes as u64, 1024, 256 << 20),
             ("p2p.reconnect_initial_ms", self.p2p.reconnect_initial_ms, 10, 60_000),
             ("p2p.reconnect_max_ms", self.p2p.reconnect_max_ms, self.p2p.reconnect_initial_ms, 3_600_000),
@@ -225,6 +229,12 @@ impl NodeConfig {
             ("mempool.max_bytes", self.mempool.max_bytes as u64, 1024, 16 << 30),
             ("mempool.max_per_sender", self.mempool.max_per_sender as u64, 1, 1_000_000),
             ("mempool.max_tx_bytes", self.mempool.max_tx_bytes as u64, 128, 1 << 20),
+            (
+                "mempool.ready_reserve",
+                self.mempool.ready_reserve as u64,
+                0,
+                (self.mempool.max_txs as u64).saturating_sub(1),
+            ),
         ];
         for (field, value, min, max) in ranges {
             if value < min || value > max {

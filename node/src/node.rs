@@ -290,6 +290,7 @@ fn mempool_limits(config: &NodeConfig) -> MempoolLimits {
         max_bytes: config.mempool.max_bytes,
         max_per_sender: config.mempool.max_per_sender,
         max_tx_bytes: config.mempool.max_tx_bytes,
+        ready_reserve: config.mempool.ready_reserve,
         ..MempoolLimits::default()
     }
 }

@@ -172,7 +172,7 @@ fn print_row(r: &StepResult, header: bool) {
     }
     if r.resubmitted > 0 {
         println!(
-            "        resubmitted after \"mempool full\": {}",
+            "        resubmitted after \"mempool full\" or a nonce gap near full: {}",
             thousands(r.resubmitted)
         );
     }

@@ -5,8 +5,9 @@
 //! transfers every 10 ms as one `submit_transactions` batch, round-robin over the validators,
 //! with at most [`MAX_IN_FLIGHT`] requests outstanding: a batch that finds the cap reached is
 //! counted as dropped by the client instead of slowing the schedule (open loop). A transfer the
-//! node refuses because its mempool is full is queued again and re-sent before new transfers on
-//! the next tick, up to [`MAX_ATTEMPTS`] times, as a wallet would do: without it every later
+//! node refuses because its mempool is (nearly) full is queued again and re-sent after 200 ms,
+//! with new transfers (at most half as many re-sends as new ones per tick), up to
+//! [`MAX_ATTEMPTS`] times, as a wallet would do: without it every later
 //! nonce of that account would wait forever behind the gap.
 //! [`spawn_watcher`] follows the committed chain on one validator and turns the first sighting
 //! of each submitted hash into a commit latency.
@@ -32,8 +33,11 @@ use crate::stats::Stats;
 pub const MAX_IN_FLIGHT: usize = 64;
 /// Most submissions of one transfer refused for a full mempool.
 pub const MAX_ATTEMPTS: u32 = 50;
-/// Most resubmissions per tick, in multiples of the tick's new transfers.
-const RESUBMIT_FACTOR: usize = 2;
+/// Most resubmissions per tick, as a fraction (1/N) of the tick's new transfers: under overload the
+/// re-sends must not crowd out the offered load, nor spend the node's CPU on refusals.
+const RESUBMIT_DIVISOR: usize = 2;
+/// How long a refused transfer waits before it is sent again.
+const RESUBMIT_AFTER: Duration = Duration::from_millis(200);
 /// The submit schedule's tick.
 pub const TICK: Duration = Duration::from_millis(10);
 /// How often the watcher asks for the committed height.
@@ -58,9 +62,11 @@ pub struct Prepared {
     pub hash: Digest,
 }
 
-/// The node's message for a full mempool (`Rejection::MempoolFull`).
-fn is_mempool_full(message: &str) -> bool {
-    message.contains("mempool full")
+/// The node's refusals that a wallet answers by sending the same transfer again later: a full
+/// mempool (`Rejection::MempoolFull`), or a nonce gap while it is nearly full
+/// (`Rejection::NonceGap`, when an earlier nonce of the account was itself refused).
+fn is_retryable(message: &str) -> bool {
+    message.contains("mempool full") || message.contains("mempool is nearly full")
 }
 
 /// Each account's next nonce, asked once from `node` (at most 32 requests at a time).
@@ -174,7 +180,8 @@ pub fn spawn_load(
         progress.left.store(total as u64, Ordering::Relaxed);
         let mut txs = txs.into_iter();
         let mut sent = 0usize;
-        let retry: Arc<std::sync::Mutex<VecDeque<(Prepared, u32)>>> = Arc::default();
+        // Refused transfers: (transfer, attempts so far, not before).
+        let retry: Arc<std::sync::Mutex<VecDeque<(Prepared, u32, Instant)>>> = Arc::default();
         let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         // At most one tick per 10 ms of the duration (or of the transfers at this rate).
@@ -190,10 +197,16 @@ pub fn spawn_load(
             // Exactly `rate` per second over 100 ticks, spreading the remainder.
             let due = (u128::from(rate) * u128::from(tick + 1) / 100) as usize;
             let fresh = due.saturating_sub(sent);
+            let now = Instant::now();
             let mut batch: Vec<(Prepared, u32)> = match retry.lock() {
                 Ok(mut queue) => {
-                    let n = queue.len().min(fresh.max(1) * RESUBMIT_FACTOR);
-                    queue.drain(..n).collect()
+                    let budget = (fresh / RESUBMIT_DIVISOR).max(1);
+                    let due = queue
+                        .iter()
+                        .take(budget)
+                        .take_while(|(_, _, at)| *at <= now)
+                        .count();
+                    queue.drain(..due).map(|(p, n, _)| (p, n)).collect()
                 }
                 Err(_) => Vec::new(),
             };
@@ -209,7 +222,7 @@ pub fn spawn_load(
             let Ok(permit) = Arc::clone(&in_flight).try_acquire_owned() else {
                 stats.on_dropped(batch.len() - resent);
                 if let Ok(mut queue) = retry.lock() {
-                    queue.extend(batch.into_iter().take(resent));
+                    queue.extend(batch.into_iter().take(resent).map(|(p, n)| (p, n, now)));
                 }
                 continue;
             };
@@ -225,7 +238,7 @@ pub fn spawn_load(
                         let mut answered = Vec::new();
                         for ((prepared, attempts), outcome) in batch.into_iter().zip(&outcomes) {
                             let error = outcome.error.as_deref();
-                            if error.is_some_and(is_mempool_full) && attempts + 1 < MAX_ATTEMPTS {
+                            if error.is_some_and(is_retryable) && attempts + 1 < MAX_ATTEMPTS {
                                 again.push((prepared, attempts + 1));
                             } else {
                                 answered.push((prepared.hash, error));
@@ -234,8 +247,9 @@ pub fn spawn_load(
                         stats.on_outcomes(answered.into_iter());
                         if !again.is_empty() {
                             stats.on_resubmit(again.len());
+                            let at = Instant::now() + RESUBMIT_AFTER;
                             if let Ok(mut queue) = retry.lock() {
-                                queue.extend(again);
+                                queue.extend(again.into_iter().map(|(p, n)| (p, n, at)));
                             }
                         }
                     }
@@ -289,7 +303,7 @@ pub fn spawn_watcher(
             stalled += 1;
             if last.is_some_and(|l| tip > l) {
                 stalled = 0;
-            } else if last.is_none() || stalled % 25 == 0 {
+            } else if last.is_none() || stalled.is_multiple_of(25) {
                 // `status` has not moved for 0.5 s: ask the store's tip (a lone validator's
                 // loop may not refresh its status while it commits).
                 if let Ok(Some(block)) = node.get_block(None).await {

@@ -23,6 +23,10 @@ pub struct MempoolLimits {
     pub max_tx_bytes: usize,
     /// Largest `nonce - account nonce` accepted.
     pub max_nonce_gap: u64,
+    /// Slots kept for transactions that can execute now: once fewer than this many are free, a
+    /// transfer behind a nonce gap (an earlier nonce of its sender is missing) is refused, so
+    /// transfers that cannot execute yet never fill the whole mempool.
+    pub ready_reserve: usize,
 }
 
 impl Default for MempoolLimits {
@@ -33,6 +37,7 @@ impl Default for MempoolLimits {
             max_per_sender: 1_000,
             max_tx_bytes: 1024,
             max_nonce_gap: 1_000,
+            ready_reserve: 10_000,
         }
     }
 }
@@ -52,6 +57,8 @@ pub enum Rejection {
         got: u64,
         max_gap: u64,
     },
+    #[error("nonce gap while the mempool is nearly full: the sender's next nonce is {next}, got {got}")]
+    NonceGap { next: u64, got: u64 },
     #[error("another transaction with nonce {nonce} is pending for this sender")]
     DuplicateNonce { nonce: u64 },
     #[error("unknown sender")]
@@ -331,6 +338,14 @@ impl Mempool {
         if pending >= self.limits.max_per_sender {
             return Err(Rejection::SenderQueueFull);
         }
+        let free = self.limits.max_txs.saturating_sub(self.index.len());
+        if free <= self.limits.ready_reserve {
+            // Only here (the mempool is nearly full) is the O(pending) walk worth it.
+            let next = self.next_ready_nonce(&t.from, account.nonce);
+            if t.nonce != next {
+                return Err(Rejection::NonceGap { next, got: t.nonce });
+            }
+        }
         let needed = total.checked_add(t.amount);
         if needed.is_none_or(|needed| needed > account.balance) {
             return Err(Rejection::InsufficientBalance {
@@ -362,6 +377,21 @@ impl Mempool {
         self.arrival.insert(seq, (from, nonce));
         self.bytes = bytes.unwrap_or(usize::MAX);
         Ok(hash)
+    }
+
+    /// The first nonce of `sender` from `committed` on that is not pending: the only one that
+    /// can join without a gap.
+    fn next_ready_nonce(&self, sender: &PublicKey, committed: u64) -> u64 {
+        let mut next = committed;
+        if let Some(queue) = self.senders.get(sender) {
+            for nonce in queue.by_nonce.range(committed..).map(|(n, _)| *n) {
+                if nonce != next {
+                    break;
+                }
+                next = next.saturating_add(1);
+            }
+        }
+        next
     }
 
     fn pending(&self, sender: &PublicKey, nonce: u64) -> Option<&Pending> {
