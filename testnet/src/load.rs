@@ -5,14 +5,14 @@
 //! transfers every 10 ms as one `submit_transactions` batch, round-robin over the validators,
 //! with at most [`MAX_IN_FLIGHT`] requests outstanding: a batch that finds the cap reached is
 //! counted as dropped by the client instead of slowing the schedule (open loop). A transfer the
-//! node refuses because its mempool is (nearly) full is queued again and re-sent after 200 ms,
-//! with new transfers (at most half as many re-sends as new ones per tick), up to
-//! [`MAX_ATTEMPTS`] times, as a wallet would do: without it every later
-//! nonce of that account would wait forever behind the gap.
+//! node refuses because its mempool is (nearly) full goes to a backlog with every later transfer
+//! of its account, and the backlog is sent lowest nonces first on the next ticks (at most as many
+//! as the tick's new transfers), up to [`MAX_ATTEMPTS`] times per transfer, as a wallet would do:
+//! without it every later nonce of that account would wait forever behind the gap.
 //! [`spawn_watcher`] follows the committed chain on one validator and turns the first sighting
 //! of each submitted hash into a commit latency.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,11 +33,8 @@ use crate::stats::Stats;
 pub const MAX_IN_FLIGHT: usize = 64;
 /// Most submissions of one transfer refused for a full mempool.
 pub const MAX_ATTEMPTS: u32 = 50;
-/// Most resubmissions per tick, as a fraction (1/N) of the tick's new transfers: under overload the
-/// re-sends must not crowd out the offered load, nor spend the node's CPU on refusals.
-const RESUBMIT_DIVISOR: usize = 2;
-/// How long a refused transfer waits before it is sent again.
-const RESUBMIT_AFTER: Duration = Duration::from_millis(200);
+/// Most transfers sent from the backlog per tick, in multiples of the tick's new transfers.
+const BACKLOG_FACTOR: usize = 1;
 /// The submit schedule's tick.
 pub const TICK: Duration = Duration::from_millis(10);
 /// How often the watcher asks for the committed height.
@@ -60,6 +57,51 @@ pub fn client(url: &str) -> Result<HttpClient> {
 pub struct Prepared {
     pub tx: SignedTransaction,
     pub hash: Digest,
+}
+
+/// Transfers refused for a full mempool, and the later transfers of their accounts, held back so
+/// that each account's transfers reach the nodes in nonce order, as a wallet sends them: lowest
+/// nonces first, and nothing new from an account while an earlier transfer of it waits here.
+#[derive(Debug, Default)]
+struct Backlog {
+    queue: BTreeMap<(u64, [u8; 32]), (Prepared, u32)>,
+    /// Per account: transfers in `queue` or sent from it and not yet answered.
+    held: HashMap<[u8; 32], usize>,
+}
+
+impl Backlog {
+    fn holds(&self, p: &Prepared) -> bool {
+        self.held.contains_key(p.tx.transfer.from.as_bytes())
+    }
+
+    fn push(&mut self, p: Prepared, attempts: u32) {
+        let from = p.tx.transfer.from.to_bytes();
+        *self.held.entry(from).or_default() += 1;
+        self.queue.insert((p.tx.transfer.nonce, from), (p, attempts));
+    }
+
+    /// Up to `n` transfers to send, lowest nonces first; they stay held until [`Backlog::done`].
+    fn take(&mut self, n: usize) -> Vec<(Prepared, u32)> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            match self.queue.pop_first() {
+                Some((_, entry)) => out.push(entry),
+                None => break,
+            }
+        }
+        out
+    }
+
+    /// A transfer taken from the backlog was answered (or is pushed back).
+    fn done(&mut self, p: &Prepared) {
+        let from = p.tx.transfer.from.to_bytes();
+        if let Some(n) = self.held.get_mut(&from) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.held.remove(&from);
+            }
+        }
+    }
 }
 
 /// The node's refusals that a wallet answers by sending the same transfer again later: a full
@@ -180,8 +222,7 @@ pub fn spawn_load(
         progress.left.store(total as u64, Ordering::Relaxed);
         let mut txs = txs.into_iter();
         let mut sent = 0usize;
-        // Refused transfers: (transfer, attempts so far, not before).
-        let retry: Arc<std::sync::Mutex<VecDeque<(Prepared, u32, Instant)>>> = Arc::default();
+        let backlog: Arc<std::sync::Mutex<Backlog>> = Arc::default();
         let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         // At most one tick per 10 ms of the duration (or of the transfers at this rate).
@@ -196,65 +237,86 @@ pub fn spawn_load(
             }
             // Exactly `rate` per second over 100 ticks, spreading the remainder.
             let due = (u128::from(rate) * u128::from(tick + 1) / 100) as usize;
-            let fresh = due.saturating_sub(sent);
-            let now = Instant::now();
-            let mut batch: Vec<(Prepared, u32)> = match retry.lock() {
-                Ok(mut queue) => {
-                    let budget = (fresh / RESUBMIT_DIVISOR).max(1);
-                    let due = queue
-                        .iter()
-                        .take(budget)
-                        .take_while(|(_, _, at)| *at <= now)
-                        .count();
-                    queue.drain(..due).map(|(p, n, _)| (p, n)).collect()
-                }
-                Err(_) => Vec::new(),
-            };
-            let resent = batch.len();
-            batch.extend(txs.by_ref().take(fresh).map(|p| (p, 0)));
-            sent += batch.len() - resent;
+            let fresh: Vec<Prepared> = txs.by_ref().take(due.saturating_sub(sent)).collect();
+            sent += fresh.len();
             progress
                 .left
                 .store((total - sent) as u64, Ordering::Relaxed);
+            // (transfer, attempts before this one, taken from the backlog)
+            let mut batch: Vec<(Prepared, u32, bool)> = Vec::new();
+            if let Ok(mut b) = backlog.lock() {
+                let budget = fresh.len().max(1) * BACKLOG_FACTOR;
+                batch.extend(b.take(budget).into_iter().map(|(p, n)| (p, n, true)));
+                for p in fresh {
+                    if b.holds(&p) {
+                        stats.on_send(&[p.hash], Instant::now());
+                        b.push(p, 0);
+                    } else {
+                        batch.push((p, 0, false));
+                    }
+                }
+            }
             if batch.is_empty() {
                 continue;
             }
             let Ok(permit) = Arc::clone(&in_flight).try_acquire_owned() else {
-                stats.on_dropped(batch.len() - resent);
-                if let Ok(mut queue) = retry.lock() {
-                    queue.extend(batch.into_iter().take(resent).map(|(p, n)| (p, n, now)));
+                let mut dropped = 0;
+                if let Ok(mut b) = backlog.lock() {
+                    for (p, n, from_backlog) in batch {
+                        if from_backlog {
+                            b.done(&p);
+                            b.push(p, n);
+                        } else {
+                            dropped += 1;
+                        }
+                    }
                 }
+                stats.on_dropped(dropped);
                 continue;
             };
             let client = clients[tick as usize % clients.len()].clone();
-            let (stats, retry) = (Arc::clone(&stats), Arc::clone(&retry));
+            let (stats, backlog) = (Arc::clone(&stats), Arc::clone(&backlog));
             tokio::spawn(async move {
-                let new: Vec<Digest> = batch[resent..].iter().map(|(p, _)| p.hash).collect();
+                let new: Vec<Digest> = batch
+                    .iter()
+                    .filter(|(_, _, from_backlog)| !from_backlog)
+                    .map(|(p, _, _)| p.hash)
+                    .collect();
                 stats.on_send(&new, Instant::now());
-                let request: Vec<SignedTransaction> = batch.iter().map(|(p, _)| p.tx.clone()).collect();
+                let request: Vec<SignedTransaction> =
+                    batch.iter().map(|(p, _, _)| p.tx.clone()).collect();
                 match client.submit_transactions(request).await {
                     Ok(outcomes) => {
-                        let mut again = Vec::new();
                         let mut answered = Vec::new();
-                        for ((prepared, attempts), outcome) in batch.into_iter().zip(&outcomes) {
-                            let error = outcome.error.as_deref();
-                            if error.is_some_and(is_retryable) && attempts + 1 < MAX_ATTEMPTS {
-                                again.push((prepared, attempts + 1));
-                            } else {
-                                answered.push((prepared.hash, error));
+                        let mut again = 0;
+                        if let Ok(mut b) = backlog.lock() {
+                            for ((p, attempts, from_backlog), outcome) in batch.into_iter().zip(&outcomes) {
+                                if from_backlog {
+                                    b.done(&p);
+                                }
+                                let error = outcome.error.as_deref();
+                                if error.is_some_and(is_retryable) && attempts + 1 < MAX_ATTEMPTS {
+                                    again += 1;
+                                    b.push(p, attempts + 1);
+                                } else {
+                                    answered.push((p.hash, error));
+                                }
                             }
                         }
                         stats.on_outcomes(answered.into_iter());
-                        if !again.is_empty() {
-                            stats.on_resubmit(again.len());
-                            let at = Instant::now() + RESUBMIT_AFTER;
-                            if let Ok(mut queue) = retry.lock() {
-                                queue.extend(again.into_iter().map(|(p, n)| (p, n, at)));
-                            }
+                        if again > 0 {
+                            stats.on_resubmit(again);
                         }
                     }
                     Err(_) => {
-                        let hashes: Vec<Digest> = batch.iter().map(|(p, _)| p.hash).collect();
+                        if let Ok(mut b) = backlog.lock() {
+                            for (p, _, from_backlog) in &batch {
+                                if *from_backlog {
+                                    b.done(p);
+                                }
+                            }
+                        }
+                        let hashes: Vec<Digest> = batch.iter().map(|(p, _, _)| p.hash).collect();
                         stats.on_request_error(&hashes);
                     }
                 }
