@@ -12,7 +12,6 @@
 mod cache;
 pub mod config;
 pub mod error;
-mod executor;
 pub mod home;
 pub mod metrics;
 pub mod network;

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hotledger_consensus::{
     Action, Block, BlockResponse, Commit, Config, Consensus, ConsensusError, Event, Message,
@@ -16,19 +16,18 @@ use hotledger_consensus::{
 use hotledger_crypto::{Digest, KeyPair, PublicKey};
 use hotledger_genesis::Genesis;
 use hotledger_ledger::{
-    genesis_accounts, genesis_state_root, verify_transactions, BlockPayload, Mempool,
-    MempoolLimits, SignedTransaction,
+    compute_state_root, execute, genesis_accounts, genesis_state_root, verify_transactions,
+    BlockPayload, Mempool, MempoolLimits, SignedTransaction, TxError, TxOutcome,
 };
 use tokio::sync::mpsc;
 
 use crate::config::NodeConfig;
 use crate::error::NodeError;
-use crate::executor::{self, CommitJob, DecodedPayload, Executed, Roots};
 use crate::home::Home;
 use crate::metrics::Metrics;
 use crate::network::{self, NetCommand, NetEvent, NetStats, NetworkConfig, PeerInfo};
 use crate::shared::{Shared, Status};
-use crate::storage::{CommitTip, Store};
+use crate::storage::{BlockWrite, CommitTip, Store, StoredBlock, TxRecord};
 use crate::wire::WireMessage;
 
 /// Capacity of the queues between tasks; all are bounded.
@@ -37,9 +36,8 @@ const GOSSIP_QUEUE: usize = 1_024;
 const INGEST_QUEUE: usize = 256;
 /// Most transactions per gossip frame.
 const GOSSIP_BATCH: usize = 4_096;
-/// Most committed blocks handed to the executor and not yet applied; beyond it the loop stops
-/// reading the network until the executor catches up.
-const MAX_EXEC_BACKLOG: usize = 8;
+/// State roots kept in memory for checking proposals' state claims.
+const ROOT_CACHE: usize = 1_024;
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -59,9 +57,25 @@ fn init_logging(filter: &str) {
         .try_init();
 }
 
+/// State roots by height, shared by the loop (writer) and the payload check (reader).
+type Roots = Arc<RwLock<BTreeMap<u64, Digest>>>;
 /// Payloads of uncommitted blocks decoded once (by the payload check, or when proposing) and
 /// reused when building proposals and applying commits.
 type Decoded = Arc<Mutex<HashMap<Digest, Arc<DecodedPayload>>>>;
+
+/// A block's payload with its transactions' hashes, each computed once per node.
+#[derive(Debug)]
+struct DecodedPayload {
+    payload: BlockPayload,
+    hashes: Vec<Digest>,
+}
+
+impl DecodedPayload {
+    fn new(payload: BlockPayload) -> Self {
+        let hashes = payload.tx_hashes();
+        DecodedPayload { payload, hashes }
+    }
+}
 
 /// The application's check of proposals: the payload decodes within the genesis limits, its
 /// transactions' signatures verify (each checked once: those already in our mempool were verified
@@ -117,12 +131,9 @@ struct Runner {
     net: mpsc::Sender<NetCommand>,
     /// Transaction frames from peers, still encoded: decoding and admission happen off the loop.
     ingest: mpsc::Sender<(PublicKey, Vec<u8>)>,
+    roots: Roots,
     decoded: Decoded,
-    /// The last block the executor applied (stored and durable).
     tip: CommitTip,
-    /// Committed blocks handed to the executor and not yet applied, by id.
-    in_flight: HashMap<Digest, Block>,
-    exec: std::sync::mpsc::Sender<CommitJob>,
     timer: Option<(u64, tokio::time::Instant)>,
     /// A proposal waiting for its payload: (round, parent, propose even if empty after).
     pending_payload: Option<(u64, Digest, tokio::time::Instant)>,
@@ -130,9 +141,9 @@ struct Runner {
     /// The mempool's `admitted_total` when a payload build found nothing to select; cleared by
     /// every commit (which can make waiting transactions selectable).
     nothing_selectable: Option<u64>,
-    /// Transaction hashes of uncommitted (and committed but not yet applied) blocks, so
-    /// proposals do not repeat them.
+    /// Transaction hashes of uncommitted blocks, so proposals do not repeat them.
     block_txs: HashMap<Digest, Vec<Digest>>,
+    last_commit: Option<Instant>,
     max_block_txs: usize,
     max_block_bytes: usize,
     max_message_bytes: usize,
@@ -238,35 +249,26 @@ pub async fn run(home: &Home) -> Result<(), NodeError> {
         max_bytes: max_block_bytes,
     }));
 
-    let (exec_tx, exec_rx) = std::sync::mpsc::channel();
-    let (executed_tx, executed_rx) = mpsc::unbounded_channel();
-    let executor = executor::spawn(shared.clone(), roots, tip.clone(), exec_rx, executed_tx)?;
     let mut runner = Runner {
         core,
         store: store.clone(),
         shared: shared.clone(),
         net: net_tx,
         ingest: ingest_tx,
+        roots,
         decoded,
         tip,
-        in_flight: HashMap::new(),
-        exec: exec_tx,
         timer: None,
         pending_payload: None,
         empty_block_delay: Duration::from_millis(config.consensus.empty_block_delay_ms),
         nothing_selectable: None,
         block_txs: HashMap::new(),
+        last_commit: None,
         max_block_txs,
         max_block_bytes,
         max_message_bytes: config.p2p.max_message_bytes,
     };
-    let result = runner.run_loop(event_rx, gossip_rx, executed_rx).await;
-    // Let the executor apply what the core already committed (at most `MAX_EXEC_BACKLOG`
-    // blocks), then stop it by closing its queue.
-    drop(runner);
-    if tokio::task::spawn_blocking(move || executor.join()).await.is_err() {
-        tracing::error!("the executor thread panicked");
-    }
+    let result = runner.run_loop(event_rx, gossip_rx).await;
 
     rpc.stop().ok();
     net_task.abort();
@@ -429,7 +431,6 @@ impl Runner {
         &mut self,
         mut events: mpsc::Receiver<NetEvent>,
         mut gossip: mpsc::Receiver<Vec<SignedTransaction>>,
-        mut executed: mpsc::UnboundedReceiver<Executed>,
     ) -> Result<(), NodeError> {
         self.dispatch(Event::Start)?;
         let shutdown = shutdown_signal();
@@ -443,15 +444,7 @@ impl Runner {
                     tracing::info!("shutdown requested");
                     return Ok(());
                 }
-                done = executed.recv() => match done {
-                    Some(Executed::Block { id, tip }) => self.on_executed(id, tip),
-                    Some(Executed::Failed(e)) => return Err(e),
-                    None => return Err(NodeError::Storage {
-                        path: "executor".into(),
-                        reason: "the executor stopped".into(),
-                    }),
-                },
-                ev = events.recv(), if self.in_flight.len() < MAX_EXEC_BACKLOG => {
+                ev = events.recv() => {
                     let Some(NetEvent::Message { from, bytes }) = ev else {
                         return Err(NodeError::Network("network task stopped".into()));
                     };
@@ -624,20 +617,7 @@ impl Runner {
         let mut exclude = HashSet::new();
         let mut cursor = *parent;
         let mut complete = false;
-        // Down to the last applied block: first the core's tree, then the committed blocks the
-        // executor has not applied yet. Bounded: heights decrease at every step.
-        for _ in 0..=self.core.pending_blocks().0 + self.in_flight.len() + 1 {
-            if cursor == self.tip.block.id {
-                complete = true;
-                break;
-            }
-            let block = match self.core.block(&cursor) {
-                Some(block) => block.clone(),
-                None => match self.in_flight.get(&cursor) {
-                    Some(block) => block.clone(),
-                    None => break,
-                },
-            };
+        while let Some(block) = self.core.block(&cursor).cloned() {
             if !self.block_txs.contains_key(&cursor) {
                 self.note_block_txs(&block);
             }
@@ -645,7 +625,12 @@ impl Runner {
                 exclude.extend(hashes.iter().copied());
             }
             cursor = block.parent().id;
+            if cursor == self.tip.block.id {
+                complete = true;
+                break;
+            }
         }
+        complete |= *parent == self.tip.block.id;
         // Leave room for the payload's own fields within the block byte limit.
         let budget = self.max_block_bytes.saturating_sub(256);
         let txs = match (complete, self.shared.mempool.lock()) {
@@ -660,13 +645,10 @@ impl Runner {
 
     /// Answers a block request from memory and storage, within the message size limit.
     fn serve_blocks(&mut self, to: PublicKey, id: Digest, count: u32) {
-        let (store, in_flight) = (&self.store, &self.in_flight);
-        let mut blocks = self.core.collect_chain(&id, count, |id| {
-            in_flight
-                .get(id)
-                .cloned()
-                .or_else(|| store.block_by_id(id).ok().flatten())
-        });
+        let store = &self.store;
+        let mut blocks = self
+            .core
+            .collect_chain(&id, count, |id| store.block_by_id(id).ok().flatten());
         let budget = self.max_message_bytes / 2;
         let mut used = 0usize;
         let keep = blocks
@@ -685,49 +667,93 @@ impl Runner {
         }
     }
 
-    /// Hands each committed block to the executor, in order, with the certificate a restart
-    /// recovers from. Its transactions stay excluded from proposals until it is applied.
+    /// Executes and stores each committed block in its own synced write batch.
     fn apply_commit(&mut self, commit: Commit) -> Result<(), NodeError> {
+        self.nothing_selectable = None;
         let n = commit.blocks.len();
         for (i, block) in commit.blocks.iter().enumerate() {
-            let payload = self.payload_of(block);
-            self.block_txs
-                .entry(block.id)
-                .or_insert_with(|| payload.hashes.clone());
+            let started = Instant::now();
+            let decoded = self.payload_of(block);
+            let payload = &decoded.payload;
+            let exec = execute(&self.store, &payload.txs)?;
+            let (state_root, tree) = compute_state_root(&self.store, block.height, &exec.updates)?;
+            let hashes = decoded.hashes.clone();
+            let mut records = Vec::with_capacity(hashes.len());
+            let mut applied = 0u64;
+            for (index, (hash, outcome)) in hashes.iter().zip(&exec.outcomes).enumerate() {
+                if matches!(outcome, TxOutcome::Applied) {
+                    applied += 1;
+                } else if matches!(outcome, TxOutcome::Failed(TxError::BadNonce { .. }))
+                    && self.store.tx(hash)?.is_some()
+                {
+                    continue; // a repeat of a committed transaction keeps its first record
+                }
+                records.push((
+                    *hash,
+                    TxRecord {
+                        height: block.height,
+                        index: u32::try_from(index).unwrap_or(u32::MAX),
+                        outcome: outcome.clone(),
+                    },
+                ));
+            }
             let qc = match commit.blocks.get(i + 1) {
                 Some(child) => child.qc.clone(),
                 None => commit.proof.clone(),
             };
-            self.in_flight.insert(block.id, block.clone());
-            let job = CommitJob {
-                block: block.clone(),
+            let tip = CommitTip {
+                block: block.info(),
                 qc,
-                payload,
-                last: i + 1 == n,
+                state_root,
+                committed_txs: self.tip.committed_txs.saturating_add(applied),
             };
-            if self.exec.send(job).is_err() {
-                return Err(NodeError::Storage {
-                    path: "executor".into(),
-                    reason: "the executor stopped".into(),
-                });
+            let stored = StoredBlock {
+                block: block.clone(),
+                state_root,
+                tx_hashes: hashes,
+            };
+            self.store.commit_block(BlockWrite {
+                stored: &stored,
+                records: &records,
+                accounts: &exec.updates,
+                tree: &tree,
+                tip: &tip,
+            })?;
+            self.tip = tip;
+            if let Ok(mut roots) = self.roots.write() {
+                roots.insert(block.height, state_root);
+                while roots.len() > ROOT_CACHE {
+                    roots.pop_first();
+                }
             }
+            self.block_txs.remove(&block.id);
+            if let Ok(mut mp) = self.shared.mempool.lock() {
+                mp.remove_committed(&self.store, stored.tx_hashes.iter().copied().zip(&payload.txs))?;
+            }
+            let m = &self.shared.metrics;
+            m.committed_blocks.inc();
+            m.committed_txs.inc_by(applied);
+            m.failed_txs.inc_by(exec.outcomes.len() as u64 - applied);
+            m.commit_seconds.observe(started.elapsed().as_secs_f64());
+            if let Some(last) = self.last_commit.replace(Instant::now()) {
+                m.block_interval_seconds.observe(last.elapsed().as_secs_f64());
+            }
+            tracing::info!(
+                height = block.height,
+                id = %block.id.short(),
+                txs = payload.txs.len(),
+                applied,
+                last = i + 1 == n,
+                "committed"
+            );
         }
         // Forget uncommitted-block bookkeeping for blocks that can no longer commit.
-        let (core, in_flight) = (&self.core, &self.in_flight);
-        self.block_txs
-            .retain(|id, _| core.block(id).is_some() || in_flight.contains_key(id));
+        let core = &self.core;
+        self.block_txs.retain(|id, _| core.block(id).is_some());
         if let Ok(mut d) = self.decoded.lock() {
             d.retain(|id, _| core.block(id).is_some());
         }
         Ok(())
-    }
-
-    /// The executor applied block `id`: it is durable, its transactions left the mempool.
-    fn on_executed(&mut self, id: Digest, tip: CommitTip) {
-        self.tip = tip;
-        self.in_flight.remove(&id);
-        self.block_txs.remove(&id);
-        self.nothing_selectable = None; // waiting transactions may have become selectable
     }
 
     fn refresh_status(&self) {
@@ -735,8 +761,7 @@ impl Runner {
             self.core.pending_blocks().1,
             self.core.high_qc().block().height,
         );
-        let applied_and_queued = self.tip.block.height.saturating_add(self.in_flight.len() as u64);
-        let syncing = orphans > 0 || high > applied_and_queued.saturating_add(3);
+        let syncing = orphans > 0 || high > self.tip.block.height.saturating_add(3);
         let (mp_txs, mp_bytes) = match self.shared.mempool.lock() {
             Ok(mp) => (mp.len(), mp.bytes()),
             Err(_) => (0, 0),
