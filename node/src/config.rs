@@ -287,6 +287,17 @@ mod tests {
     }
 
     #[test]
+    fn the_ready_reserve_must_leave_room_in_the_mempool() {
+        let mut c = NodeConfig::default();
+        c.mempool.max_txs = 100;
+        c.mempool.ready_reserve = 100;
+        let err = c.validate().unwrap_err();
+        assert!(err.contains("mempool.ready_reserve = 100"), "{err}");
+        c.mempool.ready_reserve = 99;
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
     fn unknown_fields_and_bad_types_are_rejected() {
         assert!(toml::from_str::<NodeConfig>("bogus = 1").is_err());
         assert!(toml::from_str::<NodeConfig>("[rpc]\nlisten = 5").is_err());
