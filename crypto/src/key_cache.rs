@@ -3,76 +3,54 @@
 //! Decompressing an Ed25519 point (a field square root) costs about 5 µs here, an eighth of a
 //! signature verification, and a busy node sees the same few thousand keys (accounts, validators)
 //! in every decoded transaction and vote. [`decompress`] validates a key once and then answers
-//! from memory. The cache holds at most 65,536 keys; a full shard is emptied, so a peer that
-//! sends fresh keys only costs itself the decompression it would have cost anyway.
+//! from memory. The cache (a [`ShardedCache`]) holds at most 65,536 keys; a full shard is
+//! emptied, so a peer that sends fresh keys only costs itself the decompression it would have
+//! cost anyway.
 
-use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
+use std::sync::LazyLock;
 
 use ed25519_dalek::VerifyingKey;
 
+use crate::cache::ShardedCache;
 use crate::CryptoError;
 
-const SHARDS: usize = 16;
-/// Most keys per shard: at most 65,536 keys (about 12 MiB) in all.
-const PER_SHARD: usize = 4_096;
+/// Most keys held (about 12 MiB).
+const CAPACITY: usize = 65_536;
 
-type Shard = Mutex<HashMap<[u8; 32], VerifyingKey>>;
-
-static CACHE: LazyLock<[Shard; SHARDS]> =
-    LazyLock::new(|| std::array::from_fn(|_| Mutex::new(HashMap::new())));
-
-fn shard(bytes: &[u8; 32]) -> &'static Shard {
-    // Keys are attacker-chosen, but only the placement among shards depends on this byte; the
-    // maps themselves use SipHash with a random key.
-    &CACHE[usize::from(bytes[31] ^ bytes[0]) % SHARDS]
-}
+static CACHE: LazyLock<ShardedCache<[u8; 32], VerifyingKey>> =
+    LazyLock::new(|| ShardedCache::new(CAPACITY));
 
 /// The decompressed key for `bytes`, validated as [`crate::PublicKey::from_bytes`] documents.
 pub(crate) fn decompress(bytes: &[u8; 32]) -> Result<VerifyingKey, CryptoError> {
-    let shard = shard(bytes);
-    if let Some(key) = shard.lock().ok().and_then(|map| map.get(bytes).copied()) {
-        return Ok(key);
-    }
-    let key = VerifyingKey::from_bytes(bytes).map_err(|_| CryptoError::InvalidPublicKey)?;
-    if key.is_weak() {
-        return Err(CryptoError::WeakPublicKey);
-    }
-    remember(bytes, key);
-    Ok(key)
+    let key = CACHE.get_or_load(bytes, || {
+        let key = VerifyingKey::from_bytes(bytes).map_err(|_| CryptoError::InvalidPublicKey)?;
+        if key.is_weak() {
+            return Err(CryptoError::WeakPublicKey);
+        }
+        Ok(Some(key))
+    })?;
+    key.ok_or(CryptoError::InvalidPublicKey)
 }
 
 /// Records a key known to be valid (derived from a secret).
 pub(crate) fn remember(bytes: &[u8; 32], key: VerifyingKey) {
-    if let Ok(mut map) = shard(bytes).lock() {
-        if map.len() >= PER_SHARD {
-            map.clear();
-        }
-        map.insert(*bytes, key);
-    }
+    CACHE.store([(bytes, &key)]);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::KeyPair;
 
     #[test]
-    fn stays_bounded_and_correct_under_many_keys() {
-        let keys: Vec<KeyPair> = (0..(PER_SHARD * 3) as u32)
-            .map(|i| {
-                let mut seed = [7u8; 32];
-                seed[..4].copy_from_slice(&i.to_le_bytes());
-                KeyPair::from_seed(seed)
-            })
-            .collect();
-        for kp in &keys {
-            let bytes = kp.public().to_bytes();
-            assert_eq!(decompress(&bytes).unwrap().to_bytes(), bytes);
-        }
-        for shard in CACHE.iter() {
-            assert!(shard.lock().unwrap().len() <= PER_SHARD);
-        }
+    fn a_validated_key_is_kept_and_answered_from_the_cache() {
+        // Derived without `KeyPair` (which would remember it).
+        let bytes = ed25519_dalek::SigningKey::from_bytes(&[5; 32])
+            .verifying_key()
+            .to_bytes();
+        let cached = || CACHE.get_or_load(&bytes, || Ok::<_, ()>(None)).unwrap();
+        assert!(cached().is_none());
+        assert_eq!(decompress(&bytes).unwrap().to_bytes(), bytes);
+        assert_eq!(cached().map(|k| k.to_bytes()), Some(bytes));
     }
 
     #[test]

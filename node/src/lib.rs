@@ -9,7 +9,6 @@
 //! The loop carries out the core's actions strictly in order, so the safety state reaches disk
 //! (synced) before any vote or timeout that depends on it leaves the node.
 
-mod cache;
 pub mod config;
 pub mod error;
 pub mod home;

@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use hotledger_consensus::{Block, BlockInfo, QuorumCert, SafetyData};
+use hotledger_crypto::cache::ShardedCache;
 use hotledger_crypto::{Digest, PublicKey};
 use hotledger_ledger::{
     decode_node, encode_node, encode_node_key, encode_value_key, Account, AccountReader,
@@ -36,7 +37,6 @@ use jmt::{KeyHash, OwnedValue, Version};
 use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-use crate::cache::ShardedCache;
 use crate::error::NodeError;
 
 const SCHEMA_VERSION: u32 = 1;

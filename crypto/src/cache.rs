@@ -1,9 +1,10 @@
-//! A bounded, sharded map of committed values kept in front of RocksDB.
+//! A bounded, sharded map in front of something slow to compute or to read: decompressed public
+//! keys here, committed accounts in front of RocksDB in the node.
 //!
-//! Readers that miss take the shard's lock for the database read too, and writers update the
-//! cache under the same lock after their write is durable. So a reader can never put back a value
-//! older than the one a concurrent commit just stored: either it read before the commit's batch
-//! (and the commit's update then overwrites it) or after (and it read the new value).
+//! Readers that miss run their load under the shard's lock, and writers update the cache under
+//! the same lock after their write is durable. So a reader can never put back a value older than
+//! the one a concurrent writer just stored: either it read before the write (and the writer's
+//! update then overwrites it) or after (and it read the new value).
 //!
 //! A full shard is emptied rather than tracked for recency: entries are cheap to reload and the
 //! bound, not the hit rate under adversarial keys, is what matters for safety.
@@ -14,6 +15,7 @@ use std::sync::Mutex;
 
 const SHARDS: usize = 8;
 
+/// At most `capacity` entries in eight shards, each behind its own lock.
 #[derive(Debug)]
 pub struct ShardedCache<K, V> {
     shards: Vec<Mutex<HashMap<K, V>>>,
@@ -30,6 +32,8 @@ impl<K: Hash + Eq + Clone + AsRef<[u8]>, V: Clone> ShardedCache<K, V> {
     }
 
     fn shard(&self, key: &K) -> &Mutex<HashMap<K, V>> {
+        // Keys may be chosen by a peer, but only the placement among shards depends on this
+        // byte; the maps themselves use SipHash with a random key.
         let byte = key.as_ref().first().copied().unwrap_or(0);
         &self.shards[usize::from(byte) % SHARDS]
     }
@@ -75,7 +79,7 @@ impl<K: Hash + Eq + Clone + AsRef<[u8]>, V: Clone> ShardedCache<K, V> {
 
     /// Number of entries held.
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.shards
             .iter()
             .map(|s| s.lock().map_or(0, |m| m.len()))
