@@ -71,6 +71,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod cache;
 pub mod digest;
 mod encoding;
 pub mod error;
@@ -87,4 +88,4 @@ pub use keys::{KeyPair, PublicKey, Signature};
 pub use merkle::{
     leaf_hash, merkle_proof, merkle_root, node_hash, verify_merkle_proof, MerkleProof,
 };
-pub use sign::{signing_bytes, verify_batch, BatchItem, Domain};
+pub use sign::{signing_bytes, verify_batch, verify_batch_each, BatchItem, Domain};

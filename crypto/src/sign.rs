@@ -111,37 +111,40 @@ pub struct BatchItem<'a> {
 /// deterministic for a given batch, but code that needs every node to agree
 /// should verify a given set of signatures the same way everywhere.
 pub fn verify_batch(chain_id: &str, items: &[BatchItem<'_>]) -> Result<(), CryptoError> {
-    match items {
-        [] => Ok(()),
-        [one] => one
-            .key
-            .verify(one.domain, chain_id, one.msg, one.sig)
-            .map_err(|_| CryptoError::BadSignature { index: 0 }),
-        _ => {
-            let signed: Vec<Vec<u8>> = items
-                .iter()
-                .map(|it| signing_bytes(it.domain, chain_id, it.msg))
-                .collect();
-            let messages: Vec<&[u8]> = signed.iter().map(Vec::as_slice).collect();
-            let sigs: Vec<ed25519_dalek::Signature> =
-                items.iter().map(|it| it.sig.to_dalek()).collect();
-            let keys = items
-                .iter()
-                .map(|it| it.key.verifying_key())
-                .collect::<Result<Vec<_>, _>>()?;
+    match verify_batch_each(chain_id, items).iter().position(|ok| !ok) {
+        None => Ok(()),
+        Some(index) => Err(CryptoError::BadSignature { index }),
+    }
+}
+
+/// One flag per item of `items`: does its signature verify? One batch check as in
+/// [`verify_batch`]; only if it fails is every item checked on its own with `verify_strict`, so
+/// each `false` names a bad signature and each `true` is a checked one.
+pub fn verify_batch_each(chain_id: &str, items: &[BatchItem<'_>]) -> Vec<bool> {
+    let signed: Vec<Vec<u8>> = items
+        .iter()
+        .map(|it| signing_bytes(it.domain, chain_id, it.msg))
+        .collect();
+    if items.len() > 1 {
+        let messages: Vec<&[u8]> = signed.iter().map(Vec::as_slice).collect();
+        let sigs: Vec<ed25519_dalek::Signature> =
+            items.iter().map(|it| it.sig.to_dalek()).collect();
+        let keys = items
+            .iter()
+            .map(|it| it.key.verifying_key())
+            .collect::<Result<Vec<_>, _>>();
+        if let Ok(keys) = keys {
             if ed25519_dalek::verify_batch(&messages, &sigs, &keys).is_ok() {
-                return Ok(());
+                return vec![true; items.len()];
             }
-            for (index, (item, bytes)) in items.iter().zip(&signed).enumerate() {
-                if item.key.verify_raw(bytes, item.sig).is_err() {
-                    return Err(CryptoError::BadSignature { index });
-                }
-            }
-            // Every item passed `verify_strict` on its own, which is the
-            // stricter check, so the batch is valid.
-            Ok(())
         }
     }
+    // A single item, or a failed batch: every item on its own, with the stricter check.
+    items
+        .iter()
+        .zip(&signed)
+        .map(|(item, bytes)| item.key.verify_raw(bytes, item.sig).is_ok())
+        .collect()
 }
 
 #[cfg(test)]
@@ -273,6 +276,18 @@ mod tests {
             verify_batch(CHAIN, &items(&f)),
             Err(CryptoError::BadSignature { index: 3 })
         ));
+    }
+
+    #[test]
+    fn each_flag_names_every_bad_item() {
+        let mut f = fixture(16);
+        assert_eq!(verify_batch_each(CHAIN, &items(&f)), vec![true; 16]);
+        f.msgs[2].push(b'!');
+        f.sigs[9].0[0] ^= 1;
+        f.sigs[15].0[40] ^= 1;
+        let flags = verify_batch_each(CHAIN, &items(&f));
+        let bad: Vec<usize> = (0..16).filter(|i| !flags[*i]).collect();
+        assert_eq!(bad, vec![2, 9, 15]);
     }
 
     #[test]

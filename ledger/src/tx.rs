@@ -1,6 +1,6 @@
 //! Transfers, their signatures and their hashes.
 
-use hotledger_crypto::{verify_batch, BatchItem, CryptoError, Digest, Domain, KeyPair, PublicKey};
+use hotledger_crypto::{verify_batch_each, BatchItem, Digest, Domain, KeyPair, PublicKey};
 use hotledger_crypto::{Hasher, Signature};
 use serde::{Deserialize, Serialize};
 
@@ -109,34 +109,19 @@ fn varint_len(value: u64) -> usize {
 }
 
 /// Verifies all signatures in one batch. On failure, names the first bad transaction.
-pub fn verify_transactions(chain_id: &str, txs: &[SignedTransaction]) -> Result<(), LedgerError> {
-    let refs: Vec<&SignedTransaction> = txs.iter().collect();
-    batch(chain_id, &refs).map_err(|err| match err {
-        CryptoError::BadSignature { index } => LedgerError::BadSignature { index },
-        _ => LedgerError::BadSignature { index: 0 },
-    })
+pub fn verify_transactions(
+    chain_id: &str,
+    txs: &[&SignedTransaction],
+) -> Result<(), LedgerError> {
+    match signature_flags(chain_id, txs).iter().position(|ok| !ok) {
+        None => Ok(()),
+        Some(index) => Err(LedgerError::BadSignature { index }),
+    }
 }
 
-/// One flag per transaction: is its signature valid? One batch check; after a failure, the ones
-/// before the reported index are known good (the batch fallback checked them strictly on its
-/// way to the bad one) and the ones after it are checked one by one.
+/// One flag per transaction: is its signature valid? One batch check; only after a failure is
+/// each one checked on its own ([`verify_batch_each`]).
 pub(crate) fn signature_flags(chain_id: &str, txs: &[&SignedTransaction]) -> Vec<bool> {
-    let first_bad = match batch(chain_id, txs) {
-        Ok(()) => return vec![true; txs.len()],
-        Err(CryptoError::BadSignature { index }) => Some(index),
-        Err(_) => None,
-    };
-    txs.iter()
-        .enumerate()
-        .map(|(i, tx)| match first_bad {
-            Some(bad) if i < bad => true,
-            Some(bad) if i == bad => false,
-            _ => tx.verify(chain_id).is_ok(),
-        })
-        .collect()
-}
-
-fn batch(chain_id: &str, txs: &[&SignedTransaction]) -> Result<(), CryptoError> {
     let messages: Vec<[u8; SIGNING_BYTES_LEN]> =
         txs.iter().map(|tx| tx.transfer.signing_bytes()).collect();
     let items: Vec<BatchItem<'_>> = txs
@@ -149,7 +134,7 @@ fn batch(chain_id: &str, txs: &[&SignedTransaction]) -> Result<(), CryptoError> 
             sig: &tx.signature,
         })
         .collect();
-    verify_batch(chain_id, &items)
+    verify_batch_each(chain_id, &items)
 }
 
 #[cfg(test)]

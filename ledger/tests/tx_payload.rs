@@ -25,7 +25,7 @@ fn sign_and_verify() {
 fn wrong_chain_id_fails() {
     let tx = signed(0, 1, 50, 3);
     assert!(tx.verify("another-chain").is_err());
-    assert!(verify_transactions("another-chain", &[tx]).is_err());
+    assert!(verify_transactions("another-chain", &[&tx]).is_err());
 }
 
 #[test]
@@ -66,14 +66,15 @@ fn encoded_len_is_postcard_size() {
 #[test]
 fn batch_verification_names_first_bad() {
     let mut txs: Vec<SignedTransaction> = (0..8).map(|i| signed(i, i + 1, 10, 0)).collect();
-    assert_eq!(verify_transactions(CHAIN, &txs), Ok(()));
-    assert_eq!(verify_transactions(CHAIN, &[]), Ok(()));
+    let check = |txs: &[SignedTransaction]| {
+        let r: Vec<&SignedTransaction> = txs.iter().collect();
+        verify_transactions(CHAIN, &r)
+    };
+    assert_eq!(check(&txs), Ok(()));
+    assert_eq!(check(&[]), Ok(()));
     txs[5].transfer.nonce = 9;
     txs[6].signature.0[0] ^= 1;
-    assert_eq!(
-        verify_transactions(CHAIN, &txs),
-        Err(LedgerError::BadSignature { index: 5 })
-    );
+    assert_eq!(check(&txs), Err(LedgerError::BadSignature { index: 5 }));
 }
 
 fn payload(n: u8) -> BlockPayload {
@@ -212,4 +213,14 @@ proptest! {
         bytes.truncate(cut.index(bytes.len()));
         prop_assert!(BlockPayload::decode(&bytes, 64, 4_096).is_err());
     }
+}
+
+#[test]
+fn decode_hashed_returns_the_hashes_in_order() {
+    let txs = vec![signed(0, 1, 5, 0), signed(1, 2, 7, 0), signed(0, 2, 1, 1)];
+    let bytes = BlockPayload::new(3, Digest::ZERO, txs.clone()).encode();
+    let (payload, hashes) = BlockPayload::decode_hashed(&bytes, 10, 1 << 20).unwrap();
+    assert_eq!(payload.txs, txs);
+    let expected: Vec<Digest> = txs.iter().map(|t| t.hash()).collect();
+    assert_eq!(hashes, expected);
 }
