@@ -71,6 +71,16 @@ impl BlockPayload {
         max_txs: usize,
         max_bytes: usize,
     ) -> Result<BlockPayload, LedgerError> {
+        BlockPayload::decode_hashed(bytes, max_txs, max_bytes).map(|(payload, _)| payload)
+    }
+
+    /// [`BlockPayload::decode`], also returning the transactions' hashes it computed to check the
+    /// root (so a caller that needs them does not hash every transaction again).
+    pub fn decode_hashed(
+        bytes: &[u8],
+        max_txs: usize,
+        max_bytes: usize,
+    ) -> Result<(BlockPayload, Vec<Digest>), LedgerError> {
         if bytes.len() > max_bytes {
             return Err(LedgerError::PayloadTooLarge {
                 got: bytes.len(),
@@ -111,12 +121,13 @@ impl BlockPayload {
                 computed,
             });
         }
-        Ok(BlockPayload {
+        let payload = BlockPayload {
             state_height: header.state_height,
             state_root: header.state_root,
             txs_root: header.txs_root,
             txs,
-        })
+        };
+        Ok((payload, hashes))
     }
 }
 

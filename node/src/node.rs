@@ -59,8 +59,8 @@ fn init_logging(filter: &str) {
 
 /// State roots by height, shared by the loop (writer) and the payload check (reader).
 type Roots = Arc<RwLock<BTreeMap<u64, Digest>>>;
-/// Payloads of uncommitted blocks decoded once (by the payload check, or when proposing) and
-/// reused when building proposals and applying commits.
+/// Payloads of uncommitted blocks decoded once (by the payload check, or the first time one of
+/// our own blocks is needed) and reused when building proposals and applying commits.
 type Decoded = Arc<Mutex<HashMap<Digest, Arc<DecodedPayload>>>>;
 
 /// A block's payload with its transactions' hashes, each computed once per node.
@@ -70,12 +70,6 @@ struct DecodedPayload {
     hashes: Vec<Digest>,
 }
 
-impl DecodedPayload {
-    fn new(payload: BlockPayload) -> Self {
-        let hashes = payload.tx_hashes();
-        DecodedPayload { payload, hashes }
-    }
-}
 
 /// The application's check of proposals: the payload decodes within the genesis limits, its
 /// transactions' signatures verify (each checked once: those already in our mempool were verified
@@ -92,8 +86,9 @@ struct PayloadValidator {
 
 impl PayloadCheck for PayloadValidator {
     fn check(&mut self, block: &Block) -> Result<(), String> {
-        let payload = BlockPayload::decode(&block.payload, self.max_txs, self.max_bytes)
-            .map_err(|e| e.to_string())?;
+        let (payload, hashes) =
+            BlockPayload::decode_hashed(&block.payload, self.max_txs, self.max_bytes)
+                .map_err(|e| e.to_string())?;
         if let Ok(roots) = self.roots.read() {
             if let Some(root) = roots.get(&payload.state_height) {
                 if *root != payload.state_root {
@@ -104,16 +99,15 @@ impl PayloadCheck for PayloadValidator {
                 }
             }
         }
-        let hashes = payload.tx_hashes();
-        let unverified: Vec<SignedTransaction> = match self.shared.mempool.lock() {
+        let unverified: Vec<&SignedTransaction> = match self.shared.mempool.lock() {
             Ok(mp) => payload
                 .txs
                 .iter()
                 .zip(&hashes)
                 .filter(|(_, hash)| !mp.contains(hash))
-                .map(|(tx, _)| tx.clone())
+                .map(|(tx, _)| tx)
                 .collect(),
-            Err(_) => payload.txs.clone(),
+            Err(_) => payload.txs.iter().collect(),
         };
         verify_transactions(&self.chain_id, &unverified).map_err(|e| e.to_string())?;
         if let Ok(mut d) = self.decoded.lock() {
@@ -141,8 +135,6 @@ struct Runner {
     /// The mempool's `admitted_total` when a payload build found nothing to select; cleared by
     /// every commit (which can make waiting transactions selectable).
     nothing_selectable: Option<u64>,
-    /// Transaction hashes of uncommitted blocks, so proposals do not repeat them.
-    block_txs: HashMap<Digest, Vec<Digest>>,
     last_commit: Option<Instant>,
     max_block_txs: usize,
     max_block_bytes: usize,
@@ -262,7 +254,6 @@ pub async fn run(home: &Home) -> Result<(), NodeError> {
         pending_payload: None,
         empty_block_delay: Duration::from_millis(config.consensus.empty_block_delay_ms),
         nothing_selectable: None,
-        block_txs: HashMap::new(),
         last_commit: None,
         max_block_txs,
         max_block_bytes,
@@ -561,9 +552,6 @@ impl Runner {
                 self.send(NetCommand::Send { to, bytes });
             }
             Action::Broadcast(message) => {
-                if let Message::Proposal(p) = &message {
-                    self.note_block_txs(&p.block);
-                }
                 let bytes = Arc::new(WireMessage::Consensus(message).encode());
                 self.send(NetCommand::Broadcast { bytes });
             }
@@ -589,20 +577,15 @@ impl Runner {
         Ok(())
     }
 
-    fn note_block_txs(&mut self, block: &Block) {
-        let payload = self.payload_of(block);
-        self.block_txs.insert(block.id, payload.hashes.clone());
-    }
-
     /// The decoded payload of `block`, from the cache or decoded now. A certified payload that
     /// does not decode (only possible with a Byzantine quorum) counts as empty on every node.
     fn payload_of(&self, block: &Block) -> Arc<DecodedPayload> {
         if let Some(p) = self.decoded.lock().ok().and_then(|d| d.get(&block.id).cloned()) {
             return p;
         }
-        let payload = BlockPayload::decode(&block.payload, usize::MAX, usize::MAX)
-            .unwrap_or_else(|_| BlockPayload::new(0, Digest::ZERO, Vec::new()));
-        let payload = Arc::new(DecodedPayload::new(payload));
+        let (payload, hashes) = BlockPayload::decode_hashed(&block.payload, usize::MAX, usize::MAX)
+            .unwrap_or_else(|_| (BlockPayload::new(0, Digest::ZERO, Vec::new()), Vec::new()));
+        let payload = Arc::new(DecodedPayload { payload, hashes });
         if let Ok(mut d) = self.decoded.lock() {
             d.insert(block.id, payload.clone());
         }
@@ -613,17 +596,12 @@ impl Runner {
     /// If the chain from `parent` down to our last commit is not all local (we are catching up),
     /// the ancestors' transactions are unknown, so the payload carries none rather than risk
     /// proposing one twice.
-    fn build_payload(&mut self, parent: &Digest) -> (Vec<u8>, usize) {
+    fn build_payload(&self, parent: &Digest) -> (Vec<u8>, usize) {
         let mut exclude = HashSet::new();
         let mut cursor = *parent;
         let mut complete = false;
-        while let Some(block) = self.core.block(&cursor).cloned() {
-            if !self.block_txs.contains_key(&cursor) {
-                self.note_block_txs(&block);
-            }
-            if let Some(hashes) = self.block_txs.get(&cursor) {
-                exclude.extend(hashes.iter().copied());
-            }
+        while let Some(block) = self.core.block(&cursor) {
+            exclude.extend(self.payload_of(block).hashes.iter().copied());
             cursor = block.parent().id;
             if cursor == self.tip.block.id {
                 complete = true;
@@ -640,7 +618,7 @@ impl Runner {
         let count = txs.len();
         let payload = BlockPayload::new(self.tip.block.height, self.tip.state_root, txs).encode();
         (payload, count)
-        // (Our own block's payload is decoded once more, on commit, through `payload_of`.)
+        // (Our own block's payload is decoded once, by the next `payload_of` that needs it.)
     }
 
     /// Answers a block request from memory and storage, within the message size limit.
@@ -726,7 +704,6 @@ impl Runner {
                     roots.pop_first();
                 }
             }
-            self.block_txs.remove(&block.id);
             if let Ok(mut mp) = self.shared.mempool.lock() {
                 mp.remove_committed(&self.store, stored.tx_hashes.iter().copied().zip(&payload.txs))?;
             }
@@ -749,7 +726,6 @@ impl Runner {
         }
         // Forget uncommitted-block bookkeeping for blocks that can no longer commit.
         let core = &self.core;
-        self.block_txs.retain(|id, _| core.block(id).is_some());
         if let Ok(mut d) = self.decoded.lock() {
             d.retain(|id, _| core.block(id).is_some());
         }
