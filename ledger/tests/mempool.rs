@@ -139,6 +139,10 @@ fn state_errors_are_rejections() {
         Err(Rejection::State { .. })
     ));
     assert!(mp.is_empty());
+    // A transfer admitted against a working state is not selected when the state fails.
+    let state = accounts(&[(0, 100)]);
+    assert!(insert_one(&mut mp, &state, signed(0, 1, 1, 0)).is_ok());
+    assert_eq!(mp.select(&state, 10, 10_000, &HashSet::new()).len(), 1);
     assert!(mp.select(&Broken, 10, 10_000, &HashSet::new()).is_empty());
 }
 
@@ -419,8 +423,8 @@ fn screened_for_another_chain_is_not_admitted() {
 fn the_last_slots_are_kept_for_transfers_that_can_execute() {
     let state = accounts(&[(0, 1_000), (1, 1_000), (2, 1_000)]);
     let limits = MempoolLimits {
-        max_txs: 6,
-        ready_reserve: 2,
+        max_txs: 8,
+        ready_reserve: 4,
         ..MempoolLimits::default()
     };
     let mut mp = pool(limits);
@@ -433,13 +437,20 @@ fn the_last_slots_are_kept_for_transfers_that_can_execute() {
         insert_one(&mut mp, &state, signed(1, 2, 1, 1)),
         Err(Rejection::NonceGap { next: 0, got: 1 })
     );
-    // ...while one that can execute now gets in, and so does the next one after it.
+    // ...while account 2 can add its nonces one after the other: the next one allowed moves
+    // past those already pending.
     assert!(insert_one(&mut mp, &state, signed(2, 0, 1, 0)).is_ok());
-    // Account 0's nonce 0 fills its gap: 0, 1, 2 are consecutive, so it is not gapped.
-    assert!(insert_one(&mut mp, &state, signed(0, 2, 1, 0)).is_ok());
-    assert_eq!(mp.len(), 6);
     assert_eq!(
-        insert_one(&mut mp, &state, signed(2, 0, 1, 1)),
+        insert_one(&mut mp, &state, signed(2, 0, 1, 2)),
+        Err(Rejection::NonceGap { next: 1, got: 2 })
+    );
+    assert!(insert_one(&mut mp, &state, signed(2, 0, 1, 1)).is_ok());
+    // Account 0's nonce 0 fills its gap.
+    assert!(insert_one(&mut mp, &state, signed(0, 2, 1, 0)).is_ok());
+    assert!(insert_one(&mut mp, &state, signed(2, 0, 1, 2)).is_ok());
+    assert_eq!(mp.len(), 8);
+    assert_eq!(
+        insert_one(&mut mp, &state, signed(2, 0, 1, 3)),
         Err(Rejection::MempoolFull)
     );
 }
