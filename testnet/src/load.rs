@@ -6,8 +6,8 @@
 //! with at most [`MAX_IN_FLIGHT`] requests outstanding: a batch that finds the cap reached is
 //! counted as dropped by the client instead of slowing the schedule (open loop). A transfer the
 //! node refuses because its mempool is (nearly) full goes to a backlog with every later transfer
-//! of its account, and the backlog is sent lowest nonces first on the next ticks (at most as many
-//! as the tick's new transfers), up to [`MAX_ATTEMPTS`] times per transfer, as a wallet would do:
+//! of its account, and the backlog is sent lowest nonces first on the next ticks (at most
+//! `rate / 100` per tick), up to [`MAX_ATTEMPTS`] times per transfer, as a wallet would do:
 //! without it every later nonce of that account would wait forever behind the gap.
 //! [`spawn_watcher`] follows the committed chain on one validator and turns the first sighting
 //! of each submitted hash into a commit latency.
@@ -33,8 +33,8 @@ use crate::stats::Stats;
 pub const MAX_IN_FLIGHT: usize = 64;
 /// Most submissions of one transfer refused for a full mempool.
 pub const MAX_ATTEMPTS: u32 = 50;
-/// Most transfers sent from the backlog per tick, in multiples of the tick's new transfers.
-const BACKLOG_FACTOR: usize = 1;
+/// Ticks allowed after the last new transfer for the backlog to drain (10 s).
+const DRAIN_TICKS: u64 = 1_000;
 /// The submit schedule's tick.
 pub const TICK: Duration = Duration::from_millis(10);
 /// How often the watcher asks for the committed height.
@@ -92,7 +92,17 @@ impl Backlog {
         out
     }
 
-    /// A transfer taken from the backlog was answered (or is pushed back).
+    /// Puts back a transfer taken from the backlog and not sent; it is still held.
+    fn requeue(&mut self, p: Prepared, attempts: u32) {
+        let key = (p.tx.transfer.nonce, p.tx.transfer.from.to_bytes());
+        self.queue.insert(key, (p, attempts));
+    }
+
+    fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+
+    /// A transfer taken from the backlog was answered.
     fn done(&mut self, p: &Prepared) {
         let from = p.tx.transfer.from.to_bytes();
         if let Some(n) = self.held.get_mut(&from) {
@@ -225,14 +235,16 @@ pub fn spawn_load(
         let backlog: Arc<std::sync::Mutex<Backlog>> = Arc::default();
         let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        // At most one tick per 10 ms of the duration (or of the transfers at this rate).
-        let max_ticks = total as u64 * 100 / rate.max(1) + 2;
+        // At most one tick per 10 ms of the duration (or of the transfers at this rate), then
+        // the backlog's drain.
+        let max_ticks = total as u64 * 100 / rate.max(1) + 2 + DRAIN_TICKS;
         for tick in 0..max_ticks {
             tokio::select! {
                 _ = ticker.tick() => {}
                 _ = stop.changed() => break,
             }
-            if *stop.borrow() || deadline.is_some_and(|d| Instant::now() >= d) || sent >= total {
+            let drained = sent >= total && backlog.lock().map_or(true, |b| b.is_empty());
+            if *stop.borrow() || deadline.is_some_and(|d| Instant::now() >= d) || drained {
                 break;
             }
             // Exactly `rate` per second over 100 ticks, spreading the remainder.
@@ -245,7 +257,9 @@ pub fn spawn_load(
             // (transfer, attempts before this one, taken from the backlog)
             let mut batch: Vec<(Prepared, u32, bool)> = Vec::new();
             if let Ok(mut b) = backlog.lock() {
-                let budget = fresh.len().max(1) * BACKLOG_FACTOR;
+                // At most one tick's worth of the rate in re-sends (also once the new transfers
+                // have run out and only the backlog drains).
+                let budget = usize::try_from(rate / 100).unwrap_or(usize::MAX).max(1);
                 batch.extend(b.take(budget).into_iter().map(|(p, n)| (p, n, true)));
                 for p in fresh {
                     if b.holds(&p) {
@@ -264,8 +278,7 @@ pub fn spawn_load(
                 if let Ok(mut b) = backlog.lock() {
                     for (p, n, from_backlog) in batch {
                         if from_backlog {
-                            b.done(&p);
-                            b.push(p, n);
+                            b.requeue(p, n);
                         } else {
                             dropped += 1;
                         }
@@ -286,7 +299,8 @@ pub fn spawn_load(
                 let request: Vec<SignedTransaction> =
                     batch.iter().map(|(p, _, _)| p.tx.clone()).collect();
                 match client.submit_transactions(request).await {
-                    Ok(outcomes) => {
+                    // One outcome per transfer, or the answer is unusable.
+                    Ok(outcomes) if outcomes.len() == batch.len() => {
                         let mut answered = Vec::new();
                         let mut again = 0;
                         if let Ok(mut b) = backlog.lock() {
@@ -308,7 +322,7 @@ pub fn spawn_load(
                             stats.on_resubmit(again);
                         }
                     }
-                    Err(_) => {
+                    Ok(_) | Err(_) => {
                         if let Ok(mut b) = backlog.lock() {
                             for (p, _, from_backlog) in &batch {
                                 if *from_backlog {
