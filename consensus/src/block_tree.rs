@@ -183,7 +183,12 @@ impl BlockTree {
         let mut out = Vec::new();
         let mut cursor = *id;
         while out.len() < count {
-            let Some(block) = self.blocks.get(&cursor).cloned().or_else(|| lookup(&cursor)) else {
+            let Some(block) = self
+                .blocks
+                .get(&cursor)
+                .cloned()
+                .or_else(|| lookup(&cursor))
+            else {
                 break;
             };
             cursor = block.parent().id;
@@ -262,17 +267,23 @@ mod tests {
         let mut tree = BlockTree::new(genesis(), 100, 100);
         assert_eq!(
             tree.insert(chain[2].clone()),
-            Ok(Inserted::Orphan { missing: chain[1].id })
+            Ok(Inserted::Orphan {
+                missing: chain[1].id
+            })
         );
         assert_eq!(
             tree.insert(chain[2].clone()),
-            Ok(Inserted::Orphan { missing: chain[1].id }),
+            Ok(Inserted::Orphan {
+                missing: chain[1].id
+            }),
             "a repeated orphan is not stored twice"
         );
         assert_eq!(tree.orphan_count(), 1);
         assert_eq!(
             tree.insert(chain[1].clone()),
-            Ok(Inserted::Orphan { missing: chain[0].id })
+            Ok(Inserted::Orphan {
+                missing: chain[0].id
+            })
         );
         assert_eq!(
             tree.insert(chain[0].clone()),
@@ -309,13 +320,19 @@ mod tests {
         tree.insert(chain[1].clone()).unwrap();
         assert_eq!(
             tree.insert(chain[2].clone()),
-            Err(ConsensusError::Full { what: "block tree", max: 2 })
+            Err(ConsensusError::Full {
+                what: "block tree",
+                max: 2
+            })
         );
         let far = chain_from(&chain[3].info(), 2, 0);
         tree.insert(far[0].clone()).unwrap();
         assert_eq!(
             tree.insert(far[1].clone()),
-            Err(ConsensusError::Full { what: "orphan block buffer", max: 1 })
+            Err(ConsensusError::Full {
+                what: "orphan block buffer",
+                max: 1
+            })
         );
         assert_eq!((tree.len(), tree.orphan_count()), (2, 1));
     }
@@ -330,21 +347,32 @@ mod tests {
         let committed = tree.commit(&chain[1].id).unwrap();
         let store: HashMap<Digest, Block> = committed.into_iter().map(|b| (b.id, b)).collect();
         let ids = |v: Vec<Block>| v.into_iter().map(|b| b.round).collect::<Vec<_>>();
-        assert_eq!(ids(tree.collect_chain(&chain[4].id, 2, |_| None)), vec![5, 4]);
-        assert_eq!(ids(tree.collect_chain(&chain[4].id, 10, |_| None)), vec![5, 4, 3]);
+        assert_eq!(
+            ids(tree.collect_chain(&chain[4].id, 2, |_| None)),
+            vec![5, 4]
+        );
+        assert_eq!(
+            ids(tree.collect_chain(&chain[4].id, 10, |_| None)),
+            vec![5, 4, 3]
+        );
         assert_eq!(
             ids(tree.collect_chain(&chain[4].id, 10, |id| store.get(id).cloned())),
             vec![5, 4, 3, 2, 1],
             "stops after the genesis child"
         );
-        assert!(tree.collect_chain(&Digest::of(b"unknown"), 10, |_| None).is_empty());
+        assert!(tree
+            .collect_chain(&Digest::of(b"unknown"), 10, |_| None)
+            .is_empty());
     }
 
     /// A main chain of `n` blocks, forks (branch height, length), a commit index and an
     /// insertion order over all blocks.
     fn scenario() -> impl Strategy<Value = (usize, Vec<(usize, usize)>, usize, Vec<usize>)> {
-        (2usize..12, proptest::collection::vec((0usize..12, 1usize..4), 0..5)).prop_flat_map(
-            |(n, forks)| {
+        (
+            2usize..12,
+            proptest::collection::vec((0usize..12, 1usize..4), 0..5),
+        )
+            .prop_flat_map(|(n, forks)| {
                 let total = n + forks.iter().map(|f| f.1).sum::<usize>();
                 (
                     Just(n),
@@ -352,8 +380,7 @@ mod tests {
                     0..n,
                     Just((0..total).collect::<Vec<_>>()).prop_shuffle(),
                 )
-            },
-        )
+            })
     }
 
     proptest! {

@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use hotledger_crypto::{Digest, PublicKey, Signature};
 
-use crate::types::{Evidence, QuorumCert, Round, TimeoutCert, TimeoutMsg, TimeoutSig, Vote, VoteData};
+use crate::types::{
+    Evidence, QuorumCert, Round, TimeoutCert, TimeoutMsg, TimeoutSig, Vote, VoteData,
+};
 
 /// What adding a vote did.
 #[derive(Debug, PartialEq, Eq)]
@@ -57,12 +59,15 @@ impl VoteCollector {
             }));
         }
         rv.by_author.insert(vote.author, vote.clone());
-        let tally = rv.tallies.entry(vote.data.digest()).or_insert_with(|| Tally {
-            data: vote.data,
-            power: 0,
-            votes: Vec::new(),
-            certified: false,
-        });
+        let tally = rv
+            .tallies
+            .entry(vote.data.digest())
+            .or_insert_with(|| Tally {
+                data: vote.data,
+                power: 0,
+                votes: Vec::new(),
+                certified: false,
+            });
         tally.power = tally.power.saturating_add(power);
         tally.votes.push((vote.author, vote.signature));
         if !tally.certified && tally.power >= quorum {
@@ -234,7 +239,11 @@ mod tests {
         assert_eq!(qc.data, d);
         assert_eq!(
             qc.votes,
-            vec![(key(0), Signature([0; 64])), (key(2), Signature([2; 64])), (key(3), Signature([3; 64]))]
+            vec![
+                (key(0), Signature([0; 64])),
+                (key(2), Signature([2; 64])),
+                (key(3), Signature([3; 64]))
+            ]
         );
         assert_eq!(c.rounds_held(), 1);
     }
@@ -265,7 +274,10 @@ mod tests {
         c.add(a.clone(), 1, 3);
         assert_eq!(
             c.add(b.clone(), 1, 3),
-            VoteOutcome::Equivocation(Box::new(Evidence::ConflictingVotes { first: a, second: b }))
+            VoteOutcome::Equivocation(Box::new(Evidence::ConflictingVotes {
+                first: a,
+                second: b
+            }))
         );
         // The same author in another round is not equivocation.
         assert_eq!(c.add(vote(0, data(3, b"b")), 1, 3), VoteOutcome::Counted);
@@ -291,9 +303,15 @@ mod tests {
     #[test]
     fn timeouts_certify_with_the_highest_qc() {
         let mut c = TimeoutCollector::default();
-        assert_eq!(c.add(&timeout(2, 5, 3), 1, 3), TimeoutOutcome::Counted { power: 1 });
+        assert_eq!(
+            c.add(&timeout(2, 5, 3), 1, 3),
+            TimeoutOutcome::Counted { power: 1 }
+        );
         assert_eq!(c.add(&timeout(2, 5, 3), 1, 3), TimeoutOutcome::Duplicate);
-        assert_eq!(c.add(&timeout(0, 5, 4), 1, 3), TimeoutOutcome::Counted { power: 2 });
+        assert_eq!(
+            c.add(&timeout(0, 5, 4), 1, 3),
+            TimeoutOutcome::Counted { power: 2 }
+        );
         let TimeoutOutcome::Certified(tc) = c.add(&timeout(1, 5, 2), 1, 3) else {
             panic!("no TC at quorum");
         };
@@ -304,7 +322,10 @@ mod tests {
         let mut sorted = authors.clone();
         sorted.sort();
         assert_eq!(authors, sorted, "signers sorted by key");
-        assert_eq!(c.add(&timeout(3, 5, 4), 1, 3), TimeoutOutcome::Counted { power: 4 });
+        assert_eq!(
+            c.add(&timeout(3, 5, 4), 1, 3),
+            TimeoutOutcome::Counted { power: 4 }
+        );
     }
 
     #[test]

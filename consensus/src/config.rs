@@ -88,11 +88,16 @@ impl Limits {
             ("max_round_ahead", self.max_round_ahead),
             ("max_pending_blocks", self.max_pending_blocks as u64),
             ("max_orphan_blocks", self.max_orphan_blocks as u64),
-            ("max_blocks_per_request", u64::from(self.max_blocks_per_request)),
+            (
+                "max_blocks_per_request",
+                u64::from(self.max_blocks_per_request),
+            ),
         ];
         for (name, value) in checks {
             if value == 0 {
-                return Err(ConsensusError::InvalidConfig(format!("{name} must be positive")));
+                return Err(ConsensusError::InvalidConfig(format!(
+                    "{name} must be positive"
+                )));
             }
         }
         Ok(())

@@ -52,7 +52,11 @@ pub enum Action {
     RequestPayload { round: Round, parent: BlockInfo },
     /// Answer a peer's block request: send `Message::BlockResponse` with the blocks returned by
     /// `Consensus::collect_chain(id, count, committed_lookup)`.
-    ServeBlocks { to: PublicKey, id: Digest, count: u32 },
+    ServeBlocks {
+        to: PublicKey,
+        id: Digest,
+        count: u32,
+    },
     /// Store this uncommitted block durably (no sync needed: the next `PersistSafety` sync
     /// covers it). Emitted for every block that enters the tree, before any vote for it, so a
     /// node restarted together with all the others still holds the certified chain. Blocks at
@@ -349,7 +353,12 @@ impl Consensus {
         }
     }
 
-    fn on_message(&mut self, from: PublicKey, message: Message, out: &mut Vec<Action>) -> Result<()> {
+    fn on_message(
+        &mut self,
+        from: PublicKey,
+        message: Message,
+        out: &mut Vec<Action>,
+    ) -> Result<()> {
         match message {
             Message::Proposal(p) => self.on_proposal(from, p, out),
             Message::Vote(v) => self.on_vote(v, out),
@@ -375,7 +384,8 @@ impl Consensus {
     /// Verifies a QC unless its vote data is already known certified.
     fn verify_qc_once(&self, qc: &QuorumCert) -> Result<()> {
         if self.certified.get(&qc.data.block.id).map(|q| &q.data) == Some(&qc.data)
-            || (qc.data.block.id == self.tree.root().id && qc.data.block.round == self.tree.root().round)
+            || (qc.data.block.id == self.tree.root().id
+                && qc.data.block.round == self.tree.root().round)
         {
             return Ok(());
         }
@@ -454,7 +464,8 @@ impl Consensus {
             return;
         };
         let root_height = self.tree.root().height;
-        self.certified.retain(|_, q| q.data.block.height > root_height);
+        self.certified
+            .retain(|_, q| q.data.block.height > root_height);
         self.stats.blocks_committed += blocks.len() as u64;
         out.push(Action::Commit(Commit { blocks, proof }));
     }
@@ -511,7 +522,10 @@ impl Consensus {
     /// Signs (or re-sends) a timeout for the current round, persists, broadcasts, and counts it.
     fn local_timeout(&mut self, out: &mut Vec<Action>) -> Result<()> {
         let round = self.round;
-        let last_tc = self.high_tc.clone().filter(|tc| tc.round.checked_add(1) == Some(round));
+        let last_tc = self
+            .high_tc
+            .clone()
+            .filter(|tc| tc.round.checked_add(1) == Some(round));
         let high_qc = self.high_qc.clone();
         let Some(safety) = self.safety.as_mut() else {
             return Ok(()); // observers do not time out
@@ -804,7 +818,10 @@ impl Consensus {
             return Ok(());
         };
         let parent = *qc.block();
-        let height = parent.height.checked_add(1).ok_or(ConsensusError::Overflow)?;
+        let height = parent
+            .height
+            .checked_add(1)
+            .ok_or(ConsensusError::Overflow)?;
         let timestamp_ms = self.now_ms.max(parent.timestamp_ms);
         let author = safety.public();
         let id = Block::compute_id(round, height, timestamp_ms, &author, &qc, &payload);
@@ -847,8 +864,7 @@ impl Consensus {
         let now = self.now_ms;
         self.requested
             .retain(|_, asked| now.saturating_sub(*asked) < expiry);
-        if self.requested.contains_key(&id)
-            || self.requested.len() >= self.limits.max_orphan_blocks
+        if self.requested.contains_key(&id) || self.requested.len() >= self.limits.max_orphan_blocks
         {
             return;
         }
@@ -862,7 +878,12 @@ impl Consensus {
         });
     }
 
-    fn on_block_request(&mut self, from: PublicKey, r: BlockRequest, out: &mut Vec<Action>) -> Result<()> {
+    fn on_block_request(
+        &mut self,
+        from: PublicKey,
+        r: BlockRequest,
+        out: &mut Vec<Action>,
+    ) -> Result<()> {
         if r.count == 0 || r.count > self.limits.max_blocks_per_request {
             return Err(ConsensusError::RequestTooLarge {
                 got: r.count,
@@ -877,10 +898,17 @@ impl Consensus {
         Ok(())
     }
 
-    fn on_block_response(&mut self, from: PublicKey, r: BlockResponse, out: &mut Vec<Action>) -> Result<()> {
+    fn on_block_response(
+        &mut self,
+        from: PublicKey,
+        r: BlockResponse,
+        out: &mut Vec<Action>,
+    ) -> Result<()> {
         let max = self.limits.max_blocks_per_request as usize;
         if r.blocks.is_empty() || r.blocks.len() > max {
-            return Err(ConsensusError::BadBlockResponse("empty or larger than requested"));
+            return Err(ConsensusError::BadBlockResponse(
+                "empty or larger than requested",
+            ));
         }
         if !self.requested.contains_key(&r.blocks[0].id) {
             return Err(ConsensusError::BadBlockResponse("not requested"));

@@ -154,11 +154,21 @@ impl SafetyRules {
 
     /// Remembers the highest certificates known, persisted with the next write.
     pub fn record_certificates(&mut self, high_qc: &QuorumCert, high_tc: Option<&TimeoutCert>) {
-        if self.data.high_qc.as_ref().is_none_or(|q| q.round() < high_qc.round()) {
+        if self
+            .data
+            .high_qc
+            .as_ref()
+            .is_none_or(|q| q.round() < high_qc.round())
+        {
             self.data.high_qc = Some(high_qc.clone());
         }
         if let Some(tc) = high_tc {
-            if self.data.high_tc.as_ref().is_none_or(|t| t.round < tc.round) {
+            if self
+                .data
+                .high_tc
+                .as_ref()
+                .is_none_or(|t| t.round < tc.round)
+            {
                 self.data.high_tc = Some(tc.clone());
             }
         }

@@ -236,11 +236,7 @@ pub struct TimeoutCert {
 impl TimeoutCert {
     /// The largest QC round any signer reported.
     pub fn max_high_qc_round(&self) -> Round {
-        self.sigs
-            .iter()
-            .map(|s| s.high_qc_round)
-            .max()
-            .unwrap_or(0)
+        self.sigs.iter().map(|s| s.high_qc_round).max().unwrap_or(0)
     }
 }
 

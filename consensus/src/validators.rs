@@ -36,7 +36,9 @@ impl ValidatorSet {
     /// Builds a set, rejecting an empty set, duplicate keys, zero power and overflowing totals.
     pub fn new(validators: Vec<Validator>) -> Result<Self> {
         if validators.is_empty() {
-            return Err(ConsensusError::InvalidConfig("validator set is empty".into()));
+            return Err(ConsensusError::InvalidConfig(
+                "validator set is empty".into(),
+            ));
         }
         if validators.len() > MAX_VALIDATORS {
             return Err(ConsensusError::InvalidConfig(format!(
@@ -187,14 +189,23 @@ mod tests {
     #[test]
     fn rejects_bad_sets() {
         assert!(matches!(set(&[]), Err(ConsensusError::InvalidConfig(_))));
-        assert!(matches!(set(&[1, 0]), Err(ConsensusError::InvalidConfig(_))));
+        assert!(matches!(
+            set(&[1, 0]),
+            Err(ConsensusError::InvalidConfig(_))
+        ));
         assert!(matches!(
             set(&[u64::MAX, 1]),
             Err(ConsensusError::InvalidConfig(_))
         ));
         let dup = ValidatorSet::new(vec![
-            Validator { key: key(1), power: 1 },
-            Validator { key: key(1), power: 1 },
+            Validator {
+                key: key(1),
+                power: 1,
+            },
+            Validator {
+                key: key(1),
+                power: 1,
+            },
         ]);
         assert!(matches!(dup, Err(ConsensusError::InvalidConfig(_))));
     }
@@ -215,7 +226,10 @@ mod tests {
     fn huge_powers_are_scaled_not_overflowed() {
         let s = set(&[u64::MAX / 4, u64::MAX / 4, 1]).unwrap();
         let lead_small = (0..10_000).filter(|&r| s.leader(r) == key(3)).count();
-        assert!(lead_small > 0, "every validator leads at least once per cycle");
+        assert!(
+            lead_small > 0,
+            "every validator leads at least once per cycle"
+        );
         assert!(s.quorum() > s.total_power() / 3 * 2);
     }
 

@@ -93,15 +93,21 @@ impl Verifier<'_> {
                 });
             }
             if *qc != QuorumCert::genesis(*self.genesis) {
-                return Err(ConsensusError::MalformedQc("round-0 QC is not the genesis QC"));
+                return Err(ConsensusError::MalformedQc(
+                    "round-0 QC is not the genesis QC",
+                ));
             }
             return Ok(());
         }
         if qc.data.parent.round >= qc.data.block.round {
-            return Err(ConsensusError::MalformedQc("parent round not below block round"));
+            return Err(ConsensusError::MalformedQc(
+                "parent round not below block round",
+            ));
         }
         if qc.data.parent.height.checked_add(1) != Some(qc.data.block.height) {
-            return Err(ConsensusError::MalformedQc("block height is not parent height + 1"));
+            return Err(ConsensusError::MalformedQc(
+                "block height is not parent height + 1",
+            ));
         }
         self.check_signers("QC", qc.votes.iter().map(|(k, _)| k))?;
         let msg = qc.data.signing_bytes();
@@ -126,7 +132,9 @@ impl Verifier<'_> {
             return Err(ConsensusError::MalformedTc("round 0 cannot time out"));
         }
         if tc.high_qc.round() >= tc.round {
-            return Err(ConsensusError::MalformedTc("high QC is not below the TC round"));
+            return Err(ConsensusError::MalformedTc(
+                "high QC is not below the TC round",
+            ));
         }
         self.check_signers("TC", tc.sigs.iter().map(|s| &s.author))?;
         if tc.max_high_qc_round() != tc.high_qc.round() {
@@ -174,7 +182,9 @@ impl Verifier<'_> {
     pub fn verify_timeout(&self, t: &TimeoutMsg) -> Result<()> {
         self.validators.power(&t.author)?;
         if t.high_qc.round() >= t.round {
-            return Err(ConsensusError::MalformedTc("timeout's high QC is not below its round"));
+            return Err(ConsensusError::MalformedTc(
+                "timeout's high QC is not below its round",
+            ));
         }
         self.single(
             "timeout",
@@ -256,7 +266,10 @@ mod tests {
             let keys: Vec<KeyPair> = (1..=4u8).map(|i| KeyPair::from_seed([i; 32])).collect();
             let set = ValidatorSet::new(
                 keys.iter()
-                    .map(|k| Validator { key: k.public(), power: 1 })
+                    .map(|k| Validator {
+                        key: k.public(),
+                        power: 1,
+                    })
                     .collect(),
             )
             .unwrap();
@@ -296,7 +309,10 @@ mod tests {
                     .iter()
                     .map(|&i| {
                         let k = &self.keys[i];
-                        (k.public(), k.sign(Domain::Vote, CHAIN, &data.signing_bytes()))
+                        (
+                            k.public(),
+                            k.sign(Domain::Vote, CHAIN, &data.signing_bytes()),
+                        )
                     })
                     .collect(),
             }
@@ -315,7 +331,11 @@ mod tests {
                     ),
                 })
                 .collect();
-            TimeoutCert { round, high_qc, sigs }
+            TimeoutCert {
+                round,
+                high_qc,
+                sigs,
+            }
         }
     }
 
@@ -330,19 +350,27 @@ mod tests {
         too_many.votes.push(too_many.votes[3]);
         assert_eq!(
             v.verify_qc(&too_many),
-            Err(ConsensusError::TooManySignatures { what: "QC", got: 5, max: 4 })
+            Err(ConsensusError::TooManySignatures {
+                what: "QC",
+                got: 5,
+                max: 4
+            })
         );
         let mut bad_height = f.data(1);
         bad_height.block.height = 3;
         assert_eq!(
             v.verify_qc(&f.qc(bad_height, &[0, 1, 2])),
-            Err(ConsensusError::MalformedQc("block height is not parent height + 1"))
+            Err(ConsensusError::MalformedQc(
+                "block height is not parent height + 1"
+            ))
         );
         let mut genesis_with_votes = QuorumCert::genesis(f.genesis);
         genesis_with_votes.votes = good.votes.clone();
         assert_eq!(
             v.verify_qc(&genesis_with_votes),
-            Err(ConsensusError::MalformedQc("round-0 QC is not the genesis QC"))
+            Err(ConsensusError::MalformedQc(
+                "round-0 QC is not the genesis QC"
+            ))
         );
         assert_eq!(v.verify_qc(&QuorumCert::genesis(f.genesis)), Ok(()));
         // The last signature bad: the error names the right signer.
@@ -350,7 +378,10 @@ mod tests {
         last_bad.votes[2].1 = f.keys[2].sign(Domain::Timeout, CHAIN, &f.data(1).signing_bytes());
         assert_eq!(
             v.verify_qc(&last_bad),
-            Err(ConsensusError::BadSignature { what: "QC", signer: f.keys[2].public() })
+            Err(ConsensusError::BadSignature {
+                what: "QC",
+                signer: f.keys[2].public()
+            })
         );
     }
 
@@ -359,7 +390,10 @@ mod tests {
         let f = Fixture::new();
         let v = f.verifier();
         let g = QuorumCert::genesis(f.genesis);
-        assert_eq!(v.verify_tc_signatures(&f.tc(3, g.clone(), &[0, 1, 2])), Ok(()));
+        assert_eq!(
+            v.verify_tc_signatures(&f.tc(3, g.clone(), &[0, 1, 2])),
+            Ok(())
+        );
         assert_eq!(
             v.verify_tc_signatures(&f.tc(0, g.clone(), &[0, 1, 2])),
             Err(ConsensusError::MalformedTc("round 0 cannot time out"))
@@ -367,13 +401,18 @@ mod tests {
         let qc2 = f.qc(f.data(2), &[0, 1, 2]);
         assert_eq!(
             v.verify_tc_signatures(&f.tc(2, qc2, &[0, 1, 2])),
-            Err(ConsensusError::MalformedTc("high QC is not below the TC round"))
+            Err(ConsensusError::MalformedTc(
+                "high QC is not below the TC round"
+            ))
         );
         let mut dup = f.tc(3, g, &[0, 1, 2]);
         dup.sigs[1] = dup.sigs[0].clone();
         assert_eq!(
             v.verify_tc_signatures(&dup),
-            Err(ConsensusError::DuplicateSigner { what: "TC", signer: f.keys[0].public() })
+            Err(ConsensusError::DuplicateSigner {
+                what: "TC",
+                signer: f.keys[0].public()
+            })
         );
     }
 
@@ -397,7 +436,11 @@ mod tests {
         let qc1 = f.qc(f.data(1), &[0, 1, 2]);
         let timeout = |round: Round, high_qc: QuorumCert| TimeoutMsg {
             round,
-            signature: k.sign(Domain::Timeout, CHAIN, &timeout_signing_bytes(round, high_qc.round())),
+            signature: k.sign(
+                Domain::Timeout,
+                CHAIN,
+                &timeout_signing_bytes(round, high_qc.round()),
+            ),
             high_qc,
             author: k.public(),
             last_tc: None,
@@ -405,14 +448,19 @@ mod tests {
         assert_eq!(v.verify_timeout(&timeout(2, qc1.clone())), Ok(()));
         assert_eq!(
             v.verify_timeout(&timeout(1, qc1)),
-            Err(ConsensusError::MalformedTc("timeout's high QC is not below its round"))
+            Err(ConsensusError::MalformedTc(
+                "timeout's high QC is not below its round"
+            ))
         );
         // A vote signature replayed as a timeout (domain separation).
         let mut replayed = timeout(2, QuorumCert::genesis(f.genesis));
         replayed.signature = k.sign(Domain::Vote, CHAIN, &timeout_signing_bytes(2, 0));
         assert_eq!(
             v.verify_timeout(&replayed),
-            Err(ConsensusError::BadSignature { what: "timeout", signer: k.public() })
+            Err(ConsensusError::BadSignature {
+                what: "timeout",
+                signer: k.public()
+            })
         );
     }
 
@@ -434,7 +482,11 @@ mod tests {
         };
         assert_eq!(
             f.verifier().verify_block(&block, 10),
-            Err(ConsensusError::UnjustifiedRound { round: 4, qc_round: 4, tc_round: None })
+            Err(ConsensusError::UnjustifiedRound {
+                round: 4,
+                qc_round: 4,
+                tc_round: None
+            })
         );
     }
 }

@@ -42,7 +42,12 @@ fn bench_verify(c: &mut Criterion) {
         group.throughput(Throughput::Elements(size as u64));
         let batch: Vec<BatchItem<'_>> = items[..size]
             .iter()
-            .map(|(key, msg, sig)| BatchItem { key, domain: Domain::Transaction, msg, sig })
+            .map(|(key, msg, sig)| BatchItem {
+                key,
+                domain: Domain::Transaction,
+                msg,
+                sig,
+            })
             .collect();
         group.bench_with_input(BenchmarkId::from_parameter(size), &batch, |b, batch| {
             b.iter(|| verify_batch(CHAIN, batch))

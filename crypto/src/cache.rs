@@ -110,10 +110,18 @@ mod tests {
     #[test]
     fn misses_are_not_cached_and_stores_overwrite() {
         let cache: ShardedCache<Vec<u8>, u64> = ShardedCache::new(64);
-        assert_eq!(cache.get_or_load(&vec![3], || Ok::<_, ()>(None)).unwrap(), None);
+        assert_eq!(
+            cache.get_or_load(&vec![3], || Ok::<_, ()>(None)).unwrap(),
+            None
+        );
         assert_eq!(cache.len(), 0);
         cache.store([(&vec![3], &9)]);
-        assert_eq!(cache.get_or_load(&vec![3], || Ok::<_, ()>(Some(1))).unwrap(), Some(9));
+        assert_eq!(
+            cache
+                .get_or_load(&vec![3], || Ok::<_, ()>(Some(1)))
+                .unwrap(),
+            Some(9)
+        );
     }
 
     #[test]

@@ -58,13 +58,19 @@ mod tests {
         let mut identity = [0u8; 32];
         identity[0] = 1;
         for _ in 0..2 {
-            assert!(matches!(decompress(&identity), Err(CryptoError::WeakPublicKey)));
+            assert!(matches!(
+                decompress(&identity),
+                Err(CryptoError::WeakPublicKey)
+            ));
         }
         // y = 2 is not on the curve.
         let mut off_curve = [0u8; 32];
         off_curve[0] = 2;
         for _ in 0..2 {
-            assert!(matches!(decompress(&off_curve), Err(CryptoError::InvalidPublicKey)));
+            assert!(matches!(
+                decompress(&off_curve),
+                Err(CryptoError::InvalidPublicKey)
+            ));
         }
     }
 }

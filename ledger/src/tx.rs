@@ -109,10 +109,7 @@ fn varint_len(value: u64) -> usize {
 }
 
 /// Verifies all signatures in one batch. On failure, names the first bad transaction.
-pub fn verify_transactions(
-    chain_id: &str,
-    txs: &[&SignedTransaction],
-) -> Result<(), LedgerError> {
+pub fn verify_transactions(chain_id: &str, txs: &[&SignedTransaction]) -> Result<(), LedgerError> {
     match signature_flags(chain_id, txs).iter().position(|ok| !ok) {
         None => Ok(()),
         Some(index) => Err(LedgerError::BadSignature { index }),

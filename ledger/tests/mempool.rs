@@ -304,7 +304,9 @@ fn remove_committed_drops_committed_and_stale() {
     assert!(insert_one(&mut mp, &after, signed(0, 1, 10, 3)).is_ok());
     assert_eq!(mp.select(&after, 10, usize::MAX, &HashSet::new()).len(), 3);
     // Errors are reported.
-    assert!(mp.remove_committed(&Broken, [(txs[2].hash(), &txs[2])]).is_err());
+    assert!(mp
+        .remove_committed(&Broken, [(txs[2].hash(), &txs[2])])
+        .is_err());
     assert!(!mp.contains(&txs[2].hash()));
 }
 

@@ -241,3 +241,55 @@ fn node_and_value_encodings_roundtrip() {
     assert!(store.get_rightmost_leaf().unwrap().is_some());
     assert!(store.node_count() >= 4);
 }
+
+/// The batch insertion `compute_state_root` uses gives, block after block, the same roots as
+/// jmt's key-by-key `put_value_set`, for random account sets that create, update and leave
+/// accounts alone (and for empty blocks).
+mod batch_matches_key_by_key {
+    use super::*;
+    use hotledger_ledger::jmt::{KeyHash, OwnedValue, Sha256Jmt};
+    use hotledger_ledger::{encode_account, genesis_accounts};
+    use proptest::prelude::*;
+
+    fn key_by_key(
+        store: &MemoryTreeStore,
+        height: u64,
+        updates: &BTreeMap<hotledger_crypto::PublicKey, Account>,
+    ) -> Digest {
+        let set: Vec<(KeyHash, Option<OwnedValue>)> = updates
+            .iter()
+            .map(|(k, a)| (account_key_hash(k), Some(encode_account(a).unwrap())))
+            .collect();
+        let (root, _) = Sha256Jmt::new(store).put_value_set(set, height).unwrap();
+        Digest(root.0)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn roots_agree(
+            genesis_keys in proptest::collection::btree_set(any::<u8>(), 1..40),
+            blocks in proptest::collection::vec(
+                proptest::collection::btree_map(any::<u8>(), (0u64..1_000, 0u64..5), 0..60),
+                1..6,
+            ),
+        ) {
+            let store = MemoryTreeStore::new();
+            let list: Vec<_> = genesis_keys.iter().map(|i| (pk(*i), 1_000)).collect();
+            StateTree::genesis(&store, &list).unwrap();
+            prop_assert!(genesis_accounts(&list).is_ok());
+            for (i, block) in blocks.iter().enumerate() {
+                let height = i as u64 + 1;
+                let updates: BTreeMap<_, _> = block
+                    .iter()
+                    .map(|(k, (balance, nonce))| (pk(*k), Account { balance: *balance, nonce: *nonce }))
+                    .collect();
+                let expected = key_by_key(&store, height, &updates);
+                let (root, batch) = compute_state_root(&store, height, &updates).unwrap();
+                prop_assert_eq!(root, expected);
+                store.write_node_batch(&batch.node_batch).unwrap();
+                prop_assert_eq!(StateTree::open(&store, height).root().unwrap(), expected);
+            }
+        }
+    }
+}

@@ -169,7 +169,10 @@ mod tests {
         let home = Home::new("/h");
         assert_eq!(home.config_path(), Path::new("/h/config.toml"));
         assert_eq!(home.genesis_path(), Path::new("/h/genesis.json"));
-        assert_eq!(home.validator_key_path(), Path::new("/h/keys/validator.json"));
+        assert_eq!(
+            home.validator_key_path(),
+            Path::new("/h/keys/validator.json")
+        );
         assert_eq!(home.node_key_path(), Path::new("/h/keys/node.json"));
         let mut config = NodeConfig::default();
         assert_eq!(home.data_path(&config), Path::new("/h/data"));
@@ -216,7 +219,10 @@ mod tests {
         )
         .unwrap();
         let err = home.load_genesis().unwrap_err().to_string();
-        assert!(err.contains("genesis.json") && err.contains("empty"), "{err}");
+        assert!(
+            err.contains("genesis.json") && err.contains("empty"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -227,7 +233,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(home.keys_dir()).unwrap().permissions().mode();
+            let mode = std::fs::metadata(home.keys_dir())
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o700);
         }
         let key = KeyPair::from_seed([9; 32]);

@@ -51,22 +51,40 @@ impl Metrics {
         let mempool_bytes = Gauge::default();
         let peers = Gauge::default();
         let syncing = Gauge::default();
-        let block_interval_seconds = Histogram::new(
-            [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
-        );
-        let commit_seconds =
-            Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]);
+        let block_interval_seconds =
+            Histogram::new([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]);
+        let commit_seconds = Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]);
         let rejected_messages = Counter::default();
         let evidence = Counter::default();
         let rejected_txs = Counter::default();
         registry.register("height", "Last committed height", height.clone());
         registry.register("round", "Current consensus round", round.clone());
         registry.register("timeouts", "Rounds this node timed out", timeouts.clone());
-        registry.register("committed_blocks", "Blocks committed", committed_blocks.clone());
-        registry.register("committed_txs", "Transactions applied", committed_txs.clone());
-        registry.register("failed_txs", "Committed transactions that failed execution", failed_txs.clone());
-        registry.register("mempool_txs", "Transactions in the mempool", mempool_txs.clone());
-        registry.register("mempool_bytes", "Bytes in the mempool", mempool_bytes.clone());
+        registry.register(
+            "committed_blocks",
+            "Blocks committed",
+            committed_blocks.clone(),
+        );
+        registry.register(
+            "committed_txs",
+            "Transactions applied",
+            committed_txs.clone(),
+        );
+        registry.register(
+            "failed_txs",
+            "Committed transactions that failed execution",
+            failed_txs.clone(),
+        );
+        registry.register(
+            "mempool_txs",
+            "Transactions in the mempool",
+            mempool_txs.clone(),
+        );
+        registry.register(
+            "mempool_bytes",
+            "Bytes in the mempool",
+            mempool_bytes.clone(),
+        );
         registry.register("peers", "Connected validators", peers.clone());
         registry.register("syncing", "1 while fetching missed blocks", syncing.clone());
         registry.register(
@@ -85,7 +103,11 @@ impl Metrics {
             rejected_messages.clone(),
         );
         registry.register("evidence", "Equivocations detected", evidence.clone());
-        registry.register("rejected_txs", "Transactions refused by the mempool", rejected_txs.clone());
+        registry.register(
+            "rejected_txs",
+            "Transactions refused by the mempool",
+            rejected_txs.clone(),
+        );
         Metrics {
             registry,
             height,

@@ -55,10 +55,18 @@ pub struct NetworkConfig {
 /// What the node asks the network to do.
 #[derive(Debug)]
 pub enum NetCommand {
-    Send { to: PublicKey, bytes: Arc<Vec<u8>> },
-    Broadcast { bytes: Arc<Vec<u8>> },
+    Send {
+        to: PublicKey,
+        bytes: Arc<Vec<u8>>,
+    },
+    Broadcast {
+        bytes: Arc<Vec<u8>>,
+    },
     /// The peer sent invalid data; `severe` disconnects at once.
-    Penalize { peer: PublicKey, severe: bool },
+    Penalize {
+        peer: PublicKey,
+        severe: bool,
+    },
 }
 
 /// What the network tells the node.
@@ -82,7 +90,10 @@ pub struct FrameCodec {
     max: usize,
 }
 
-async fn read_frame<T: futures::AsyncRead + Unpin + Send>(io: &mut T, max: usize) -> io::Result<Vec<u8>> {
+async fn read_frame<T: futures::AsyncRead + Unpin + Send>(
+    io: &mut T,
+    max: usize,
+) -> io::Result<Vec<u8>> {
     let mut len = [0u8; 4];
     io.read_exact(&mut len).await?;
     let len = u32::from_be_bytes(len) as usize;
@@ -97,7 +108,10 @@ async fn read_frame<T: futures::AsyncRead + Unpin + Send>(io: &mut T, max: usize
     Ok(buf)
 }
 
-async fn write_frame<T: futures::AsyncWrite + Unpin + Send>(io: &mut T, data: &[u8]) -> io::Result<()> {
+async fn write_frame<T: futures::AsyncWrite + Unpin + Send>(
+    io: &mut T,
+    data: &[u8],
+) -> io::Result<()> {
     let len = u32::try_from(data.len())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
     io.write_all(&len.to_be_bytes()).await?;
@@ -125,7 +139,12 @@ impl request_response::Codec for FrameCodec {
         read_frame(io, 0).await.map(|_| ())
     }
 
-    async fn write_request<T>(&mut self, _: &StreamProtocol, io: &mut T, req: Arc<Vec<u8>>) -> io::Result<()>
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: Arc<Vec<u8>>,
+    ) -> io::Result<()>
     where
         T: futures::AsyncWrite + Unpin + Send,
     {

@@ -70,7 +70,6 @@ struct DecodedPayload {
     hashes: Vec<Digest>,
 }
 
-
 /// The application's check of proposals: the payload decodes within the genesis limits, its
 /// transactions' signatures verify (each checked once: those already in our mempool were verified
 /// on admission), and its state claim matches our own root at that height when we have it.
@@ -323,7 +322,10 @@ fn network_config(
         let addresses = v
             .addresses
             .iter()
-            .map(|a| a.parse().map_err(|e| bad(format!("validator {}: {a}: {e}", v.name))))
+            .map(|a| {
+                a.parse()
+                    .map_err(|e| bad(format!("validator {}: {a}: {e}", v.name)))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         validators.push(PeerInfo {
             key: v.public_key,
@@ -333,7 +335,9 @@ fn network_config(
     }
     let me = keypair.public().to_peer_id();
     if !validators.iter().any(|v| v.peer_id == me) {
-        return Err(bad(format!("this node's peer id {me} is not listed in genesis")));
+        return Err(bad(format!(
+            "this node's peer id {me} is not listed in genesis"
+        )));
     }
     Ok(NetworkConfig {
         keypair,
@@ -366,7 +370,9 @@ async fn ingest(
                 let _ = shared.admit(txs);
                 Ok(())
             }
-            Ok(WireMessage::Consensus(_)) => Err("a consensus message in a transaction frame".into()),
+            Ok(WireMessage::Consensus(_)) => {
+                Err("a consensus message in a transaction frame".into())
+            }
             Err(reason) => {
                 shared.metrics.rejected_messages.inc();
                 Err(reason)
@@ -427,9 +433,10 @@ impl Runner {
         let shutdown = shutdown_signal();
         tokio::pin!(shutdown);
         loop {
-            let deadline = self
-                .timer
-                .map_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600), |(_, at)| at);
+            let deadline = self.timer.map_or_else(
+                || tokio::time::Instant::now() + Duration::from_secs(3600),
+                |(_, at)| at,
+            );
             tokio::select! {
                 _ = &mut shutdown => {
                     tracing::info!("shutdown requested");
@@ -502,7 +509,10 @@ impl Runner {
                 self.shared.metrics.rejected_messages.inc();
                 tracing::debug!(peer = ?from.map(|p| p.short()), error = %e, "rejected");
                 if let (Some(peer), true) = (from, is_misbehaviour(&e)) {
-                    let _ = self.net.try_send(NetCommand::Penalize { peer, severe: false });
+                    let _ = self.net.try_send(NetCommand::Penalize {
+                        peer,
+                        severe: false,
+                    });
                 }
             }
         }
@@ -580,7 +590,12 @@ impl Runner {
     /// The decoded payload of `block`, from the cache or decoded now. A certified payload that
     /// does not decode (only possible with a Byzantine quorum) counts as empty on every node.
     fn payload_of(&self, block: &Block) -> Arc<DecodedPayload> {
-        if let Some(p) = self.decoded.lock().ok().and_then(|d| d.get(&block.id).cloned()) {
+        if let Some(p) = self
+            .decoded
+            .lock()
+            .ok()
+            .and_then(|d| d.get(&block.id).cloned())
+        {
             return p;
         }
         let (payload, hashes) = BlockPayload::decode_hashed(&block.payload, usize::MAX, usize::MAX)
@@ -705,7 +720,10 @@ impl Runner {
                 }
             }
             if let Ok(mut mp) = self.shared.mempool.lock() {
-                mp.remove_committed(&self.store, stored.tx_hashes.iter().copied().zip(&payload.txs))?;
+                mp.remove_committed(
+                    &self.store,
+                    stored.tx_hashes.iter().copied().zip(&payload.txs),
+                )?;
             }
             let m = &self.shared.metrics;
             m.committed_blocks.inc();
@@ -713,7 +731,8 @@ impl Runner {
             m.failed_txs.inc_by(exec.outcomes.len() as u64 - applied);
             m.commit_seconds.observe(started.elapsed().as_secs_f64());
             if let Some(last) = self.last_commit.replace(Instant::now()) {
-                m.block_interval_seconds.observe(last.elapsed().as_secs_f64());
+                m.block_interval_seconds
+                    .observe(last.elapsed().as_secs_f64());
             }
             tracing::info!(
                 height = block.height,
@@ -748,10 +767,13 @@ impl Runner {
             .connected_validators
             .load(std::sync::atomic::Ordering::Relaxed);
         let m = &self.shared.metrics;
-        m.height.set(i64::try_from(self.tip.block.height).unwrap_or(i64::MAX));
-        m.round.set(i64::try_from(self.core.round()).unwrap_or(i64::MAX));
+        m.height
+            .set(i64::try_from(self.tip.block.height).unwrap_or(i64::MAX));
+        m.round
+            .set(i64::try_from(self.core.round()).unwrap_or(i64::MAX));
         m.mempool_txs.set(i64::try_from(mp_txs).unwrap_or(i64::MAX));
-        m.mempool_bytes.set(i64::try_from(mp_bytes).unwrap_or(i64::MAX));
+        m.mempool_bytes
+            .set(i64::try_from(mp_bytes).unwrap_or(i64::MAX));
         m.peers.set(i64::try_from(peers).unwrap_or(i64::MAX));
         m.syncing.set(i64::from(syncing));
         let sent = self.core.stats().timeouts_sent;

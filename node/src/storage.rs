@@ -139,7 +139,9 @@ impl Store {
             Some(bytes) if bytes.as_slice() == genesis_hash.as_bytes() => {
                 let schema: u32 = store.get("meta", b"schema")?.unwrap_or(0);
                 if schema != SCHEMA_VERSION {
-                    return Err(store.refuse(format!("schema version {schema}, this build reads {SCHEMA_VERSION}")));
+                    return Err(store.refuse(format!(
+                        "schema version {schema}, this build reads {SCHEMA_VERSION}"
+                    )));
                 }
                 if store.tip()?.is_none() {
                     return Err(store.refuse("commit tip is missing".into()));
@@ -153,13 +155,21 @@ impl Store {
                 )))
             }
             None => {
-                if store.db.iterator_cf(store.cf("blocks")?, rocksdb::IteratorMode::Start).next().is_some() {
+                if store
+                    .db
+                    .iterator_cf(store.cf("blocks")?, rocksdb::IteratorMode::Start)
+                    .next()
+                    .is_some()
+                {
                     return Err(store.refuse("it holds blocks but no genesis record".into()));
                 }
             }
         }
         let mut keys = BTreeSet::new();
-        for item in store.db.iterator_cf(store.cf("pending")?, rocksdb::IteratorMode::Start) {
+        for item in store
+            .db
+            .iterator_cf(store.cf("pending")?, rocksdb::IteratorMode::Start)
+        {
             let (key, _) = item.map_err(|e| store.err(e))?;
             keys.insert(key.to_vec());
         }
@@ -310,7 +320,10 @@ impl Store {
     /// Every stored uncommitted block (for restart recovery).
     pub fn pending_blocks(&self) -> Result<Vec<Block>, NodeError> {
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf("pending")?, rocksdb::IteratorMode::Start) {
+        for item in self
+            .db
+            .iterator_cf(self.cf("pending")?, rocksdb::IteratorMode::Start)
+        {
             let (_, value) = item.map_err(|e| self.err(e))?;
             out.push(
                 postcard::from_bytes(&value)
@@ -433,7 +446,17 @@ mod tests {
             state_root: root,
             committed_txs: 0,
         };
-        (vec![(key, Account { balance: 100, nonce: 0 })], tree, tip)
+        (
+            vec![(
+                key,
+                Account {
+                    balance: 100,
+                    nonce: 0,
+                },
+            )],
+            tree,
+            tip,
+        )
     }
 
     #[test]
@@ -532,7 +555,12 @@ mod tests {
                 tip: &new_tip,
             })
             .unwrap();
-        let left: Vec<u64> = store.pending_blocks().unwrap().iter().map(|b| b.height).collect();
+        let left: Vec<u64> = store
+            .pending_blocks()
+            .unwrap()
+            .iter()
+            .map(|b| b.height)
+            .collect();
         assert_eq!(left, vec![3]);
         drop(store);
         let store = Store::open(dir.path(), &g).unwrap();

@@ -27,7 +27,8 @@ impl WireMessage {
 
     /// Decodes one frame; trailing bytes are an error.
     pub fn decode(bytes: &[u8]) -> Result<WireMessage, String> {
-        let (msg, rest) = postcard::take_from_bytes::<WireMessage>(bytes).map_err(|e| e.to_string())?;
+        let (msg, rest) =
+            postcard::take_from_bytes::<WireMessage>(bytes).map_err(|e| e.to_string())?;
         if !rest.is_empty() {
             return Err(format!("{} trailing bytes", rest.len()));
         }

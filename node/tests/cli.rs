@@ -71,7 +71,15 @@ fn help_everywhere() {
 fn init_then_keys_show() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("home");
-    ok(&["init", "--home", s(&root), "--moniker", "alpha", "--chain-id", "test-chain"]);
+    ok(&[
+        "init",
+        "--home",
+        s(&root),
+        "--moniker",
+        "alpha",
+        "--chain-id",
+        "test-chain",
+    ]);
     let home = Home::new(&root);
     let genesis = home.load_genesis().unwrap();
     assert_eq!(genesis.chain_id, "test-chain");
@@ -84,19 +92,34 @@ fn init_then_keys_show() {
 
     let shown: serde_json::Value =
         serde_json::from_str(&ok(&["keys", "show", "--home", s(&root), "--json"])).unwrap();
-    assert_eq!(shown["validator_public_key"], genesis.validators[0].public_key.to_hex());
+    assert_eq!(
+        shown["validator_public_key"],
+        genesis.validators[0].public_key.to_hex()
+    );
     assert_eq!(shown["peer_id"], genesis.validators[0].peer_id);
     let text = ok(&["keys", "show", "--home", s(&root)]);
     assert!(text.contains(&genesis.validators[0].peer_id), "{text}");
 
     // No silent overwrite; --force replaces the keys.
     let err = fails(&["init", "--home", s(&root)]);
-    assert!(err.contains("--force") && err.contains("config.toml"), "{err}");
+    assert!(
+        err.contains("--force") && err.contains("config.toml"),
+        "{err}"
+    );
     ok(&["init", "--home", s(&root), "--force"]);
     let again = home.load_genesis().unwrap();
-    assert_ne!(again.validators[0].public_key, genesis.validators[0].public_key);
+    assert_ne!(
+        again.validators[0].public_key,
+        genesis.validators[0].public_key
+    );
 
-    let err = fails(&["init", "--home", s(&dir.path().join("x")), "--chain-id", "Bad Chain"]);
+    let err = fails(&[
+        "init",
+        "--home",
+        s(&dir.path().join("x")),
+        "--chain-id",
+        "Bad Chain",
+    ]);
     assert!(err.contains("chain_id"), "{err}");
 }
 
@@ -116,7 +139,15 @@ fn keys_generate() {
 fn testnet_of_four() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("net");
-    ok(&["testnet", "--validators", "4", "--output", s(&out), "--accounts", "7"]);
+    ok(&[
+        "testnet",
+        "--validators",
+        "4",
+        "--output",
+        s(&out),
+        "--accounts",
+        "7",
+    ]);
     let mut ports = HashSet::new();
     let mut genesis_hashes = HashSet::new();
     for i in 0..4 {
@@ -133,8 +164,19 @@ fn testnet_of_four() {
             entry.peer_id,
             hotledger_genesis::peer_id_from_node_key(*node_key.secret_bytes()).unwrap()
         );
-        let p2p_port: u16 = config.p2p.listen.rsplit('/').next().unwrap().parse().unwrap();
-        for port in [p2p_port, config.rpc.listen.port(), config.metrics.listen.port()] {
+        let p2p_port: u16 = config
+            .p2p
+            .listen
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        for port in [
+            p2p_port,
+            config.rpc.listen.port(),
+            config.metrics.listen.port(),
+        ] {
             assert!(ports.insert(port), "port {port} used twice");
         }
     }
@@ -151,12 +193,18 @@ fn testnet_of_four() {
             .unwrap()
             .try_into()
             .unwrap();
-        assert_eq!(hotledger_crypto::KeyPair::from_seed(seed).public(), funded.public_key);
+        assert_eq!(
+            hotledger_crypto::KeyPair::from_seed(seed).public(),
+            funded.public_key
+        );
     }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(out.join("accounts.json")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(out.join("accounts.json"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
     let network: serde_json::Value =
@@ -166,9 +214,28 @@ fn testnet_of_four() {
 
     let err = fails(&["testnet", "--validators", "4", "--output", s(&out)]);
     assert!(err.contains("--force"), "{err}");
-    ok(&["testnet", "--validators", "2", "--output", s(&out), "--force"]);
-    fails(&["testnet", "--validators", "0", "--output", s(&dir.path().join("a"))]);
-    fails(&["testnet", "--validators", "101", "--output", s(&dir.path().join("b"))]);
+    ok(&[
+        "testnet",
+        "--validators",
+        "2",
+        "--output",
+        s(&out),
+        "--force",
+    ]);
+    fails(&[
+        "testnet",
+        "--validators",
+        "0",
+        "--output",
+        s(&dir.path().join("a")),
+    ]);
+    fails(&[
+        "testnet",
+        "--validators",
+        "101",
+        "--output",
+        s(&dir.path().join("b")),
+    ]);
 }
 
 #[test]
@@ -176,7 +243,10 @@ fn start_names_the_bad_file() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing");
     let err = fails(&["start", "--home", s(&missing)]);
-    assert!(err.contains("config.toml") && err.contains("hotledger init"), "{err}");
+    assert!(
+        err.contains("config.toml") && err.contains("hotledger init"),
+        "{err}"
+    );
 
     let root = dir.path().join("home");
     ok(&["init", "--home", s(&root)]);
@@ -187,7 +257,10 @@ fn start_names_the_bad_file() {
     assert!(err.contains(s(&config)), "{err}");
     std::fs::write(&config, "no_such_field = 1\n").unwrap();
     let err = fails(&["start", "--home", s(&root)]);
-    assert!(err.contains(s(&config)) && err.contains("no_such_field"), "{err}");
+    assert!(
+        err.contains(s(&config)) && err.contains("no_such_field"),
+        "{err}"
+    );
     std::fs::write(&config, good).unwrap();
 
     let genesis = root.join("genesis.json");
@@ -211,9 +284,20 @@ fn unreachable_node_is_named() {
     ok(&["init", "--home", s(&root)]);
     let url = dead_url();
     let key = root.join("keys/account.json");
-    let to = hotledger_crypto::KeyPair::from_seed([5; 32]).public().to_hex();
+    let to = hotledger_crypto::KeyPair::from_seed([5; 32])
+        .public()
+        .to_hex();
     let err = fails(&[
-        "tx", "transfer", "--key", s(&key), "--to", &to, "--amount", "1", "--node", &url,
+        "tx",
+        "transfer",
+        "--key",
+        s(&key),
+        "--to",
+        &to,
+        "--amount",
+        "1",
+        "--node",
+        &url,
     ]);
     assert!(err.contains(&url), "{err}");
     let err = fails(&["query", "status", "--node", &url]);
@@ -226,7 +310,16 @@ fn unreachable_node_is_named() {
     config.save(&home.config_path()).unwrap();
     let err = fails(&["query", "block", "--home", s(&root), "--json"]);
     assert!(err.contains(&other), "{err}");
-    let err = fails(&["tx", "transfer", "--key", s(&dir.path().join("none.json")), "--to", &to, "--amount", "1"]);
+    let err = fails(&[
+        "tx",
+        "transfer",
+        "--key",
+        s(&dir.path().join("none.json")),
+        "--to",
+        &to,
+        "--amount",
+        "1",
+    ]);
     assert!(err.contains("none.json"), "{err}");
     let err = fails(&["query", "account", "not-a-key", "--node", &url]);
     assert!(err.contains("not-a-key"), "{err}");

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use hotledger_consensus::{BlockInfo, QuorumCert};
 use hotledger_crypto::{Digest, KeyPair, PublicKey, Signature};
-use hotledger_ledger::{genesis_state_root, Account, Mempool, MempoolLimits, SignedTransaction, Transfer};
+use hotledger_ledger::{
+    genesis_state_root, Account, Mempool, MempoolLimits, SignedTransaction, Transfer,
+};
 use hotledger_node::config::RpcConfig;
 use hotledger_node::metrics::Metrics;
 use hotledger_node::network::NetStats;
@@ -56,12 +58,28 @@ async fn start() -> Fixture {
     };
     let mut accounts: Vec<(PublicKey, Account)> = balances
         .iter()
-        .map(|(k, b)| (*k, Account { balance: *b, nonce: 0 }))
+        .map(|(k, b)| {
+            (
+                *k,
+                Account {
+                    balance: *b,
+                    nonce: 0,
+                },
+            )
+        })
         .collect();
     // An account that has already sent three transfers (the tree does not matter here).
     let carol = KeyPair::from_seed([3; 32]).public();
-    accounts.push((carol, Account { balance: 100, nonce: 3 }));
-    store.init_genesis(&genesis_hash, &accounts, &tree, &tip).unwrap();
+    accounts.push((
+        carol,
+        Account {
+            balance: 100,
+            nonce: 3,
+        },
+    ));
+    store
+        .init_genesis(&genesis_hash, &accounts, &tree, &tip)
+        .unwrap();
     let (gossip_tx, gossip) = mpsc::channel(16);
     let shared = Arc::new(Shared {
         chain_id: CHAIN.into(),
@@ -132,8 +150,16 @@ async fn submit_and_query() {
     let unknown = f.client.get_transaction(Digest::of(b"nope")).await.unwrap();
     assert_eq!(unknown.status, TxState::Unknown);
 
-    let account = f.client.get_account(f.alice.public()).await.unwrap().unwrap();
-    assert_eq!((account.balance, account.nonce, account.height), (BALANCE, 0, 0));
+    let account = f
+        .client
+        .get_account(f.alice.public())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (account.balance, account.nonce, account.height),
+        (BALANCE, 0, 0)
+    );
     assert_eq!(f.client.get_account(f.bob).await.unwrap(), None);
     assert_eq!(f.client.get_block(None).await.unwrap(), None);
     assert_eq!(f.client.get_block(Some(7)).await.unwrap(), None);
@@ -152,20 +178,32 @@ async fn rejections_are_32001_with_data() {
     assert_eq!(data, Some(serde_json::json!("BadSignature")));
 
     // Overdraft.
-    let (code, message, _) =
-        rejection_code(f.client.submit_transaction(f.transfer(BALANCE + 1, 0)).await.unwrap_err());
+    let (code, message, _) = rejection_code(
+        f.client
+            .submit_transaction(f.transfer(BALANCE + 1, 0))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(code, REJECTED);
     assert!(message.contains("insufficient balance"), "{message}");
 
     // Replayed nonce: the same nonce with a different amount while the first is pending.
     f.client.submit_transaction(f.transfer(1, 0)).await.unwrap();
-    let (code, message, _) =
-        rejection_code(f.client.submit_transaction(f.transfer(2, 0)).await.unwrap_err());
+    let (code, message, _) = rejection_code(
+        f.client
+            .submit_transaction(f.transfer(2, 0))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(code, REJECTED);
     assert!(message.contains("nonce 0"), "{message}");
     // Resubmitting the same transaction.
-    let (code, _, data) =
-        rejection_code(f.client.submit_transaction(f.transfer(1, 0)).await.unwrap_err());
+    let (code, _, data) = rejection_code(
+        f.client
+            .submit_transaction(f.transfer(1, 0))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(code, REJECTED);
     assert_eq!(data, Some(serde_json::json!("Duplicate")));
 
@@ -188,9 +226,16 @@ async fn replayed_and_far_nonces_are_rejected() {
         rejection_code(f.client.submit_transaction(replay).await.unwrap_err());
     assert_eq!(code, REJECTED);
     assert!(message.contains("stale nonce"), "{message}");
-    assert_eq!(data, Some(serde_json::json!({"StaleNonce": {"expected": 3, "got": 2}})));
-    let (code, message, _) =
-        rejection_code(f.client.submit_transaction(f.transfer(1, 5_000)).await.unwrap_err());
+    assert_eq!(
+        data,
+        Some(serde_json::json!({"StaleNonce": {"expected": 3, "got": 2}}))
+    );
+    let (code, message, _) = rejection_code(
+        f.client
+            .submit_transaction(f.transfer(1, 5_000))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(code, REJECTED);
     assert!(message.contains("too far ahead"), "{message}");
 }
@@ -214,7 +259,12 @@ async fn batches() {
         ClientError::Call(obj) => assert_eq!(obj.code(), -32602),
         other => panic!("{other:?}"),
     }
-    assert!(f.client.submit_transactions(Vec::new()).await.unwrap().is_empty());
+    assert!(f
+        .client
+        .submit_transactions(Vec::new())
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn raw_post(addr: SocketAddr, body: &str) -> String {
@@ -235,8 +285,11 @@ async fn malformed_requests_get_json_rpc_errors() {
     let f = start().await;
     let parse = raw_post(f.addr, "{not json").await;
     assert!(parse.contains("-32700"), "{parse}");
-    let wrong_params =
-        raw_post(f.addr, r#"{"jsonrpc":"2.0","id":1,"method":"get_account","params":["zz"]}"#).await;
+    let wrong_params = raw_post(
+        f.addr,
+        r#"{"jsonrpc":"2.0","id":1,"method":"get_account","params":["zz"]}"#,
+    )
+    .await;
     assert!(wrong_params.contains("-32602"), "{wrong_params}");
     let bad_tx = raw_post(
         f.addr,
@@ -244,7 +297,11 @@ async fn malformed_requests_get_json_rpc_errors() {
     )
     .await;
     assert!(bad_tx.contains("-32602"), "{bad_tx}");
-    let no_method = raw_post(f.addr, r#"{"jsonrpc":"2.0","id":3,"method":"nope","params":[]}"#).await;
+    let no_method = raw_post(
+        f.addr,
+        r#"{"jsonrpc":"2.0","id":3,"method":"nope","params":[]}"#,
+    )
+    .await;
     assert!(no_method.contains("-32601"), "{no_method}");
     // Still serving.
     assert_eq!(f.client.status().await.unwrap().chain_id, CHAIN);
@@ -319,7 +376,15 @@ async fn committed_blocks_and_transactions() {
     assert_eq!(status.status, TxState::Committed);
     assert_eq!((status.height, status.index), (Some(1), Some(0)));
     assert_eq!(status.outcome, Some(TxOutcome::Applied));
-    assert_eq!(f.client.get_account(f.alice.public()).await.unwrap().unwrap().height, 1);
+    assert_eq!(
+        f.client
+            .get_account(f.alice.public())
+            .await
+            .unwrap()
+            .unwrap()
+            .height,
+        1
+    );
 }
 
 #[tokio::test]

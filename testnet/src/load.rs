@@ -77,7 +77,8 @@ impl Backlog {
     fn push(&mut self, p: Prepared, attempts: u32) {
         let from = p.tx.transfer.from.to_bytes();
         *self.held.entry(from).or_default() += 1;
-        self.queue.insert((p.tx.transfer.nonce, from), (p, attempts));
+        self.queue
+            .insert((p.tx.transfer.nonce, from), (p, attempts));
     }
 
     /// Up to `n` transfers to send, lowest nonces first; they stay held until [`Backlog::done`].
@@ -304,7 +305,9 @@ pub fn spawn_load(
                         let mut answered = Vec::new();
                         let mut again = 0;
                         if let Ok(mut b) = backlog.lock() {
-                            for ((p, attempts, from_backlog), outcome) in batch.into_iter().zip(&outcomes) {
+                            for ((p, attempts, from_backlog), outcome) in
+                                batch.into_iter().zip(&outcomes)
+                            {
                                 if from_backlog {
                                     b.done(&p);
                                 }

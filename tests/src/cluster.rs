@@ -31,7 +31,14 @@ pub fn hotledger_binary() -> Result<PathBuf> {
         .to_string();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--quiet", "-p", "hotledger-node", "--bin", "hotledger"]);
+    cmd.args([
+        "build",
+        "--quiet",
+        "-p",
+        "hotledger-node",
+        "--bin",
+        "hotledger",
+    ]);
     if profile == "release" {
         cmd.arg("--release");
     }
@@ -84,21 +91,35 @@ impl Cluster {
     pub fn generate(dir: &Path, n: usize, accounts: usize) -> Result<Cluster> {
         let bin = hotledger_binary()?;
         let out = Command::new(&bin)
-            .args(["testnet", "--validators", &n.to_string(), "--accounts", &accounts.to_string(), "--output"])
+            .args([
+                "testnet",
+                "--validators",
+                &n.to_string(),
+                "--accounts",
+                &accounts.to_string(),
+                "--output",
+            ])
             .arg(dir)
             .output()
             .context("running hotledger testnet")?;
         if !out.status.success() {
-            bail!("hotledger testnet failed: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "hotledger testnet failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         let network: NetworkFile =
-            serde_json::from_slice(&std::fs::read(dir.join("network.json"))?).context("network.json")?;
+            serde_json::from_slice(&std::fs::read(dir.join("network.json"))?)
+                .context("network.json")?;
         let entries: Vec<AccountEntry> =
-            serde_json::from_slice(&std::fs::read(dir.join("accounts.json"))?).context("accounts.json")?;
+            serde_json::from_slice(&std::fs::read(dir.join("accounts.json"))?)
+                .context("accounts.json")?;
         let mut keys = Vec::with_capacity(entries.len());
         for e in entries {
             let bytes = hex::decode(&e.secret_key).context("account secret key hex")?;
-            let seed: [u8; 32] = bytes.try_into().map_err(|_| anyhow::anyhow!("secret key length"))?;
+            let seed: [u8; 32] = bytes
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("secret key length"))?;
             keys.push(KeyPair::from_seed(seed));
         }
         Ok(Cluster {
@@ -106,7 +127,11 @@ impl Cluster {
             chain_id: network.chain_id,
             bin,
             homes: network.validators.iter().map(|v| v.home.clone()).collect(),
-            rpc_urls: network.validators.iter().map(|v| v.rpc_url.clone()).collect(),
+            rpc_urls: network
+                .validators
+                .iter()
+                .map(|v| v.rpc_url.clone())
+                .collect(),
             procs: (0..n).map(|_| None).collect(),
             accounts: keys,
         })
@@ -182,7 +207,12 @@ impl Cluster {
     }
 
     /// Waits until every running validator reports at least `height`.
-    pub async fn wait_for_height(&mut self, nodes: &[usize], height: u64, timeout: Duration) -> Result<()> {
+    pub async fn wait_for_height(
+        &mut self,
+        nodes: &[usize],
+        height: u64,
+        timeout: Duration,
+    ) -> Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
             self.check_alive()?;

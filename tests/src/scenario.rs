@@ -78,7 +78,11 @@ impl Scenario {
         let mut s = Scenario {
             delay_ms: rng.gen_range(2..=40),
             jitter_ms: rng.gen_range(0..=30),
-            drop_per_mille: if rng.gen_bool(0.5) { rng.gen_range(0..=50) } else { 0 },
+            drop_per_mille: if rng.gen_bool(0.5) {
+                rng.gen_range(0..=50)
+            } else {
+                0
+            },
             ..Scenario::default()
         };
         // Partitions that change during the run, then heal at GST.

@@ -54,11 +54,27 @@ struct SimNode {
 
 #[derive(Debug)]
 enum Ev {
-    Deliver { to: usize, from: PublicKey, msg: Message },
-    Timer { node: usize, inc: u64, round: u64 },
-    Payload { node: usize, inc: u64, round: u64 },
-    Crash { node: usize },
-    Restart { node: usize },
+    Deliver {
+        to: usize,
+        from: PublicKey,
+        msg: Message,
+    },
+    Timer {
+        node: usize,
+        inc: u64,
+        round: u64,
+    },
+    Payload {
+        node: usize,
+        inc: u64,
+        round: u64,
+    },
+    Crash {
+        node: usize,
+    },
+    Restart {
+        node: usize,
+    },
     Gst,
 }
 
@@ -131,7 +147,11 @@ impl Sim {
         let genesis = Config::genesis_block(Digest::of(b"hotledger simulated genesis"), 0);
         let nodes = (0..cfg.nodes())
             .map(|i| {
-                let key_index = if i < cfg.validators { i } else { i - cfg.validators };
+                let key_index = if i < cfg.validators {
+                    i
+                } else {
+                    i - cfg.validators
+                };
                 SimNode {
                     key: keys[key_index].clone(),
                     honest: key_index >= cfg.twins,
@@ -182,11 +202,17 @@ impl Sim {
 
     fn push(&mut self, at: u64, ev: Ev) {
         self.seq += 1;
-        self.queue.push(Queued { at, seq: self.seq, ev });
+        self.queue.push(Queued {
+            at,
+            seq: self.seq,
+            ev,
+        });
     }
 
     fn honest(&self) -> Vec<usize> {
-        (0..self.nodes.len()).filter(|&i| self.nodes[i].honest).collect()
+        (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].honest)
+            .collect()
     }
 
     fn config_for(&self, node: usize) -> Config {
@@ -257,7 +283,8 @@ impl Sim {
             Ev::Payload { node, inc, round } => {
                 if self.nodes[node].incarnation == inc {
                     self.payload_counter += 1;
-                    let payload = format!("n{node}/r{round}/p{}", self.payload_counter).into_bytes();
+                    let payload =
+                        format!("n{node}/r{round}/p{}", self.payload_counter).into_bytes();
                     self.checker.payload_produced(&payload);
                     self.step(node, Event::PayloadReady { round, payload });
                 }
@@ -329,7 +356,9 @@ impl Sim {
                     n.disk.safety = data;
                 }
                 Action::Send { to, message } => self.route(node, Some(to), message),
-                Action::Broadcast(Message::Proposal(p)) if self.scenario.equivocator == Some(node) => {
+                Action::Broadcast(Message::Proposal(p))
+                    if self.scenario.equivocator == Some(node) =>
+                {
                     self.equivocate(node, p);
                 }
                 Action::Broadcast(message) => self.route(node, None, message),
@@ -342,17 +371,27 @@ impl Sim {
                 Action::ServeBlocks { to, id, count } => {
                     let n = &self.nodes[node];
                     let blocks = match &n.core {
-                        Some(core) => core.collect_chain(&id, count, |i| n.disk.blocks.get(i).cloned()),
+                        Some(core) => {
+                            core.collect_chain(&id, count, |i| n.disk.blocks.get(i).cloned())
+                        }
                         None => Vec::new(),
                     };
                     if !blocks.is_empty() {
-                        self.route(node, Some(to), Message::BlockResponse(BlockResponse { blocks }));
+                        self.route(
+                            node,
+                            Some(to),
+                            Message::BlockResponse(BlockResponse { blocks }),
+                        );
                     }
                 }
                 Action::Commit(commit) => {
                     let honest = self.nodes[node].honest;
                     if self.debug {
-                        let hs: Vec<String> = commit.blocks.iter().map(|b| format!("{}:{}", b.height, b.id.short())).collect();
+                        let hs: Vec<String> = commit
+                            .blocks
+                            .iter()
+                            .map(|b| format!("{}:{}", b.height, b.id.short()))
+                            .collect();
                         eprintln!("t={now} node {node} commits {hs:?}");
                     }
                     for block in &commit.blocks {
@@ -421,7 +460,14 @@ impl Sim {
         };
         let at = self.now + self.scenario.delay_ms.max(1) + jitter;
         self.messages += 1;
-        self.push(at, Ev::Deliver { to, from: sender, msg });
+        self.push(
+            at,
+            Ev::Deliver {
+                to,
+                from: sender,
+                msg,
+            },
+        );
     }
 
     /// A Byzantine leader: the real proposal to half the nodes, a conflicting one (same round,
@@ -432,7 +478,14 @@ impl Sim {
         let b = &mut other.block;
         b.payload.extend_from_slice(b"/conflicting");
         self.checker.payload_produced(&b.payload);
-        b.id = Block::compute_id(b.round, b.height, b.timestamp_ms, &b.author, &b.qc, &b.payload);
+        b.id = Block::compute_id(
+            b.round,
+            b.height,
+            b.timestamp_ms,
+            &b.author,
+            &b.qc,
+            &b.payload,
+        );
         b.signature = key.sign(
             Domain::Proposal,
             CHAIN_ID,

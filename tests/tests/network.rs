@@ -22,7 +22,8 @@ async fn four_validators_commit_transfers_and_survive_a_kill() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let mut c = Cluster::generate(dir.path(), 4, ACCOUNTS)?;
     c.start_all()?;
-    c.wait_for_height(&[0, 1, 2, 3], 2, Duration::from_secs(90)).await?;
+    c.wait_for_height(&[0, 1, 2, 3], 2, Duration::from_secs(90))
+        .await?;
 
     let keys = c.accounts.clone();
     let client0 = c.client(0)?;
@@ -45,7 +46,11 @@ async fn four_validators_commit_transfers_and_survive_a_kill() -> Result<()> {
         if round == 20 {
             c.start(KILLED)?;
         }
-        let live: Vec<usize> = if (10..20).contains(&round) { vec![0, 1, 2] } else { vec![0, 1, 2, 3] };
+        let live: Vec<usize> = if (10..20).contains(&round) {
+            vec![0, 1, 2]
+        } else {
+            vec![0, 1, 2, 3]
+        };
         let target = live[(round as usize) % live.len()];
         let txs: Vec<SignedTransaction> = keys
             .iter()
@@ -116,7 +121,8 @@ async fn four_validators_commit_transfers_and_survive_a_kill() -> Result<()> {
 
     // The restarted validator catches up with the others.
     let target = client0.status().await?.height;
-    c.wait_for_height(&[0, 1, 2, 3], target, Duration::from_secs(120)).await?;
+    c.wait_for_height(&[0, 1, 2, 3], target, Duration::from_secs(120))
+        .await?;
 
     // Agreement: same block id and state root at every height on all four.
     let mut heights = Vec::new();
@@ -128,11 +134,25 @@ async fn four_validators_commit_transfers_and_survive_a_kill() -> Result<()> {
     let clients: Vec<_> = (0..4).map(|i| c.client(i)).collect::<Result<_>>()?;
     let mut seen: HashMap<Digest, u32> = HashMap::new();
     for h in 1..=common {
-        let b0 = clients[0].get_block(Some(h)).await?.ok_or_else(|| anyhow::anyhow!("no block {h}"))?;
+        let b0 = clients[0]
+            .get_block(Some(h))
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no block {h}"))?;
         for (i, cl) in clients.iter().enumerate().skip(1) {
-            let b = cl.get_block(Some(h)).await?.ok_or_else(|| anyhow::anyhow!("validator {i}: no block {h}"))?;
-            ensure!(b.id == b0.id, "validator {i} has block {} at height {h}, validator 0 has {}", b.id, b0.id);
-            ensure!(b.state_root == b0.state_root, "state roots differ at height {h}");
+            let b = cl
+                .get_block(Some(h))
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("validator {i}: no block {h}"))?;
+            ensure!(
+                b.id == b0.id,
+                "validator {i} has block {} at height {h}, validator 0 has {}",
+                b.id,
+                b0.id
+            );
+            ensure!(
+                b.state_root == b0.state_root,
+                "state roots differ at height {h}"
+            );
         }
         for tx in b0.txs {
             *seen.entry(tx).or_default() += 1;
@@ -140,7 +160,11 @@ async fn four_validators_commit_transfers_and_survive_a_kill() -> Result<()> {
     }
     // Exactly once: each accepted transfer is in exactly one committed block, applied.
     for h in accepted.keys() {
-        ensure!(seen.get(h) == Some(&1), "transfer {h} committed {:?} times", seen.get(h));
+        ensure!(
+            seen.get(h) == Some(&1),
+            "transfer {h} committed {:?} times",
+            seen.get(h)
+        );
         let st = client0.get_transaction(*h).await?;
         ensure!(
             matches!(st.outcome, Some(hotledger_ledger::TxOutcome::Applied)),
@@ -151,11 +175,21 @@ async fn four_validators_commit_transfers_and_survive_a_kill() -> Result<()> {
     // Supply unchanged, and every sender's nonce counts its applied transfers.
     let mut supply_after = 0u64;
     for k in &keys {
-        let a = client0.get_account(k.public()).await?.ok_or_else(|| anyhow::anyhow!("account vanished"))?;
+        let a = client0
+            .get_account(k.public())
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("account vanished"))?;
         supply_after += a.balance;
-        ensure!(a.nonce == ROUNDS, "account nonce {} after {ROUNDS} transfers", a.nonce);
+        ensure!(
+            a.nonce == ROUNDS,
+            "account nonce {} after {ROUNDS} transfers",
+            a.nonce
+        );
     }
-    ensure!(supply_after == supply_before, "supply changed: {supply_before} -> {supply_after}");
+    ensure!(
+        supply_after == supply_before,
+        "supply changed: {supply_before} -> {supply_after}"
+    );
     eprintln!(
         "committed {} transfers in {} blocks; heights {heights:?}; {} rejected at submission",
         accepted.len(),

@@ -38,8 +38,14 @@ async fn a_gapped_transfer_does_not_make_the_leader_spin() -> Result<()> {
     let start_height = client.status().await?.height;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let blocks = client.status().await?.height - start_height;
-    ensure!(blocks <= 30, "{blocks} blocks in 3 s with nothing selectable");
-    ensure!(blocks >= 3, "only {blocks} blocks in 3 s: the empty-block pace stopped");
+    ensure!(
+        blocks <= 30,
+        "{blocks} blocks in 3 s with nothing selectable"
+    );
+    ensure!(
+        blocks >= 3,
+        "only {blocks} blocks in 3 s: the empty-block pace stopped"
+    );
 
     // Filling the gap makes both executable: they commit.
     client.submit_transaction(transfer(0)).await?;
@@ -49,7 +55,10 @@ async fn a_gapped_transfer_does_not_make_the_leader_spin() -> Result<()> {
         if state == TxState::Committed {
             break;
         }
-        ensure!(Instant::now() < deadline, "the transfer behind the gap never committed: {state:?}");
+        ensure!(
+            Instant::now() < deadline,
+            "the transfer behind the gap never committed: {state:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     c.check_alive()?;

@@ -12,7 +12,11 @@ fn run_many(cfg: &SimConfig, seeds: std::ops::Range<u64>) -> Vec<RunReport> {
     let seeds: Vec<u64> = seeds.collect();
     let (a, b) = seeds.split_at(seeds.len() / 2);
     std::thread::scope(|s| {
-        let h = s.spawn(|| a.iter().map(|&seed| run_seed(cfg, seed)).collect::<Vec<_>>());
+        let h = s.spawn(|| {
+            a.iter()
+                .map(|&seed| run_seed(cfg, seed))
+                .collect::<Vec<_>>()
+        });
         let mut out: Vec<RunReport> = b.iter().map(|&seed| run_seed(cfg, seed)).collect();
         out.extend(h.join().expect("simulation thread"));
         out
@@ -27,7 +31,11 @@ fn assert_all_safe_and_live(reports: &[RunReport]) {
             r.seed,
             r.verdict.describe()
         );
-        assert!(r.verdict.committed_height > 0, "seed {} committed nothing", r.seed);
+        assert!(
+            r.verdict.committed_height > 0,
+            "seed {} committed nothing",
+            r.seed
+        );
     }
 }
 
@@ -49,8 +57,13 @@ fn seven_validators_two_twins_are_safe_and_live() {
 fn f_plus_one_twins_fork_the_chain() {
     // Negative control: with f+1 Byzantine keys the checkers must find a fork.
     let cfg = SimConfig::new(4, 2);
-    let forked = (0..200u64).map(|seed| run_seed(&cfg, seed)).find(|r| r.verdict.forks > 0);
-    assert!(forked.is_some(), "no fork found with f+1 twins in 200 seeds");
+    let forked = (0..200u64)
+        .map(|seed| run_seed(&cfg, seed))
+        .find(|r| r.verdict.forks > 0);
+    assert!(
+        forked.is_some(),
+        "no fork found with f+1 twins in 200 seeds"
+    );
 }
 
 #[test]
@@ -72,8 +85,20 @@ fn runs_are_deterministic() {
     for seed in [3, 17] {
         let (a, b) = (run_seed(&cfg, seed), run_seed(&cfg, seed));
         assert_eq!(
-            (a.messages, a.events, a.end_ms, a.verdict.committed_height, a.verdict.recovery_ms),
-            (b.messages, b.events, b.end_ms, b.verdict.committed_height, b.verdict.recovery_ms),
+            (
+                a.messages,
+                a.events,
+                a.end_ms,
+                a.verdict.committed_height,
+                a.verdict.recovery_ms
+            ),
+            (
+                b.messages,
+                b.events,
+                b.end_ms,
+                b.verdict.committed_height,
+                b.verdict.recovery_ms
+            ),
         );
     }
 }
@@ -93,7 +118,10 @@ fn communication_is_linear_in_the_number_of_validators() {
             "n={n}: {per_validator:.2} messages per block per validator is not linear"
         );
         let delays = r.mean_commit_latency_ms / cfg.fixed_delay_ms as f64;
-        assert!(delays <= 6.0, "n={n}: commit takes {delays:.1} message delays");
+        assert!(
+            delays <= 6.0,
+            "n={n}: commit takes {delays:.1} message delays"
+        );
         assert!(r.verdict.safe());
     }
 }

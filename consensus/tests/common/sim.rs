@@ -91,7 +91,9 @@ impl Sim {
         }
         for action in actions {
             match action {
-                Action::PersistSafety(_) | Action::ScheduleTimeout { .. } | Action::StoreBlock(_) => {}
+                Action::PersistSafety(_)
+                | Action::ScheduleTimeout { .. }
+                | Action::StoreBlock(_) => {}
                 Action::Send { to, message } => {
                     let to = self.net.index_of(&to);
                     self.post(i, to, message);

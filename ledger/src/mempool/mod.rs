@@ -57,7 +57,9 @@ pub enum Rejection {
         got: u64,
         max_gap: u64,
     },
-    #[error("nonce gap while the mempool is nearly full: the sender's next nonce is {next}, got {got}")]
+    #[error(
+        "nonce gap while the mempool is nearly full: the sender's next nonce is {next}, got {got}"
+    )]
     NonceGap { next: u64, got: u64 },
     #[error("another transaction with nonce {nonce} is pending for this sender")]
     DuplicateNonce { nonce: u64 },
@@ -208,10 +210,12 @@ impl Mempool {
         let mut accounts: HashMap<PublicKey, Account> = HashMap::new();
         let stages = txs
             .iter()
-            .map(|tx| match self.precheck(state, &mut accounts, tx, tx.hash()) {
-                Ok((hash, _)) => Stage::Candidate { hash },
-                Err(rejection) => Stage::Rejected(rejection),
-            })
+            .map(
+                |tx| match self.precheck(state, &mut accounts, tx, tx.hash()) {
+                    Ok((hash, _)) => Stage::Candidate { hash },
+                    Err(rejection) => Stage::Rejected(rejection),
+                },
+            )
             .collect();
         Screened {
             chain_id: self.chain_id.clone(),

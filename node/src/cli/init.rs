@@ -87,7 +87,11 @@ pub fn run(home: &Home, args: InitArgs) -> Result<()> {
             println!("deleted the old database {}", data.display());
         }
     }
-    save_key_file(&home.validator_key_path(), &validator.consensus_key, args.force)?;
+    save_key_file(
+        &home.validator_key_path(),
+        &validator.consensus_key,
+        args.force,
+    )?;
     save_key_file(
         &home.node_key_path(),
         &KeyPair::from_seed(validator.node_key),
@@ -108,7 +112,10 @@ pub fn run(home: &Home, args: InitArgs) -> Result<()> {
         home.account_key_path().display()
     );
     println!("  rpc               http://{}", config.rpc.listen);
-    println!("start it with: hotledger start --home {}", home.root().display());
+    println!(
+        "start it with: hotledger start --home {}",
+        home.root().display()
+    );
     Ok(())
 }
 

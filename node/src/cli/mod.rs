@@ -162,7 +162,11 @@ fn describe(url: &str, what: &str, err: ClientError) -> anyhow::Error {
             anyhow!("{url} rejected the transaction: {}", obj.message())
         }
         ClientError::Call(obj) => {
-            anyhow!("{url}: {what} failed: {} (code {})", obj.message(), obj.code())
+            anyhow!(
+                "{url}: {what} failed: {} (code {})",
+                obj.message(),
+                obj.code()
+            )
         }
         ClientError::Transport(e) => {
             let mut text = e.to_string();

@@ -59,13 +59,22 @@ pub fn run(home: &Home, args: QueryArgs) -> Result<()> {
             println!("round           {}", s.round);
             println!("high qc height  {}", s.high_qc_height);
             println!("syncing         {}", s.syncing);
-            println!("peers           {} (of {} validators)", s.peers, s.validators);
-            println!("mempool         {} txs, {} bytes", s.mempool_txs, s.mempool_bytes);
+            println!(
+                "peers           {} (of {} validators)",
+                s.peers, s.validators
+            );
+            println!(
+                "mempool         {} txs, {} bytes",
+                s.mempool_txs, s.mempool_bytes
+            );
             println!("committed txs   {}", s.committed_txs);
         }
         Query::Account { public_key } => {
             let Some(a) = node.call("get_account", node.client.get_account(public_key))? else {
-                bail!("account {public_key} does not exist on {} (it has never received funds)", node.url);
+                bail!(
+                    "account {public_key} does not exist on {} (it has never received funds)",
+                    node.url
+                );
             };
             if json {
                 return print_json(&a);
@@ -122,7 +131,9 @@ pub fn run(home: &Home, args: QueryArgs) -> Result<()> {
                     }
                 }
                 TxState::Pending => println!("status    pending (in the node's mempool)"),
-                TxState::Unknown => println!("status    unknown (not committed, not in the mempool)"),
+                TxState::Unknown => {
+                    println!("status    unknown (not committed, not in the mempool)")
+                }
             }
         }
     }

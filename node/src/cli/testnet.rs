@@ -117,7 +117,14 @@ pub fn run(args: TestnetArgs) -> Result<()> {
         config.p2p.listen = v.address.clone();
         config.rpc.listen = SocketAddr::from(([127, 0, 0, 1], rpc_ports[i]));
         config.metrics.listen = SocketAddr::from(([127, 0, 0, 1], metrics_ports[i]));
-        write_home(&home, &config, &network.genesis, &v.consensus_key, v.node_key, args.force)?;
+        write_home(
+            &home,
+            &config,
+            &network.genesis,
+            &v.consensus_key,
+            v.node_key,
+            args.force,
+        )?;
         entries.push(ValidatorEntry {
             name: v.name.clone(),
             home: home.root().to_path_buf(),
@@ -156,7 +163,11 @@ pub fn run(args: TestnetArgs) -> Result<()> {
     println!("  network description:    {}", network_path.display());
     println!("start each validator (one terminal each, or in the background):");
     for v in &file.validators {
-        println!("  hotledger start --home {}    # rpc {}", v.home.display(), v.rpc_url);
+        println!(
+            "  hotledger start --home {}    # rpc {}",
+            v.home.display(),
+            v.rpc_url
+        );
     }
     Ok(())
 }

@@ -43,16 +43,17 @@ pub fn run(home: &Home, cmd: TxCommand) -> Result<()> {
     let status = node.call("status", node.client.status())?;
     let nonce = match args.nonce {
         Some(nonce) => nonce,
-        None => node
-            .call("get_account", node.client.get_account(from))?
-            .ok_or_else(|| {
-                anyhow!(
+        None => {
+            node.call("get_account", node.client.get_account(from))?
+                .ok_or_else(|| {
+                    anyhow!(
                     "account {from} (from {}) does not exist on {}: it has never received funds",
                     args.key.display(),
                     node.url
                 )
-            })?
-            .nonce,
+                })?
+                .nonce
+        }
     };
     let tx = Transfer {
         from,

@@ -54,7 +54,10 @@ fn lock_mempool(shared: &Shared) -> RpcResult<MutexGuard<'_, Mempool>> {
 
 /// Admits `txs` in one batch (one signature batch verification), gossips the admitted ones and
 /// counts the rejections.
-fn admit(shared: &Shared, txs: Vec<SignedTransaction>) -> RpcResult<Vec<Result<Digest, Rejection>>> {
+fn admit(
+    shared: &Shared,
+    txs: Vec<SignedTransaction>,
+) -> RpcResult<Vec<Result<Digest, Rejection>>> {
     let results = shared
         .admit(txs.clone())
         .map_err(|_| internal("mempool unavailable (a thread panicked while holding it)"))?;
@@ -128,7 +131,11 @@ impl HotledgerApiServer for RpcServer {
 
     async fn get_transaction(&self, hash: Digest) -> RpcResult<TxStatus> {
         self.blocking(move |shared| {
-            if let Some(record) = shared.store.tx(&hash).map_err(|e| internal(e.to_string()))? {
+            if let Some(record) = shared
+                .store
+                .tx(&hash)
+                .map_err(|e| internal(e.to_string()))?
+            {
                 return Ok(TxStatus {
                     hash,
                     status: TxState::Committed,
@@ -140,7 +147,11 @@ impl HotledgerApiServer for RpcServer {
             let pending = lock_mempool(shared)?.contains(&hash);
             Ok(TxStatus {
                 hash,
-                status: if pending { TxState::Pending } else { TxState::Unknown },
+                status: if pending {
+                    TxState::Pending
+                } else {
+                    TxState::Unknown
+                },
                 height: None,
                 index: None,
                 outcome: None,
@@ -152,7 +163,11 @@ impl HotledgerApiServer for RpcServer {
     async fn get_account(&self, public_key: PublicKey) -> RpcResult<Option<AccountView>> {
         self.blocking(move |shared| {
             let store_err = |e: crate::NodeError| internal(e.to_string());
-            let height = shared.store.tip().map_err(store_err)?.map_or(0, |t| t.block.height);
+            let height = shared
+                .store
+                .tip()
+                .map_err(store_err)?
+                .map_or(0, |t| t.block.height);
             let account = shared.store.account(&public_key).map_err(store_err)?;
             Ok(account.map(|a| AccountView {
                 public_key,
@@ -169,7 +184,11 @@ impl HotledgerApiServer for RpcServer {
             let store_err = |e: crate::NodeError| internal(e.to_string());
             let height = match height {
                 Some(h) => h,
-                None => shared.store.tip().map_err(store_err)?.map_or(0, |t| t.block.height),
+                None => shared
+                    .store
+                    .tip()
+                    .map_err(store_err)?
+                    .map_or(0, |t| t.block.height),
             };
             if height == 0 {
                 return Ok(None); // genesis has no stored block

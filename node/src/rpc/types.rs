@@ -91,7 +91,10 @@ mod tests {
             status: TxState::Committed,
             height: Some(3),
             index: Some(1),
-            outcome: Some(TxOutcome::Failed(TxError::BadNonce { expected: 1, got: 0 })),
+            outcome: Some(TxOutcome::Failed(TxError::BadNonce {
+                expected: 1,
+                got: 0,
+            })),
         };
         let json = round_trip(&committed);
         assert_eq!(json["status"], "committed");

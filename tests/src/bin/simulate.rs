@@ -12,7 +12,9 @@ use hotledger_consensus::DisabledRule;
 use hotledger_tests::{run_clean, run_seed, RunReport, SimConfig};
 
 #[derive(Parser, Debug)]
-#[command(about = "Deterministic simulation of hotledger consensus with crashes, partitions and Byzantine twins")]
+#[command(
+    about = "Deterministic simulation of hotledger consensus with crashes, partitions and Byzantine twins"
+)]
 struct Args {
     /// Number of validators (equal voting power).
     #[arg(long, default_value_t = 4)]
