@@ -9,7 +9,7 @@
 //! A full shard is emptied rather than tracked for recency: entries are cheap to reload and the
 //! bound, not the hit rate under adversarial keys, is what matters for safety.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::hash::Hash;
 use std::sync::Mutex;
 
@@ -33,7 +33,7 @@ impl<K: Hash + Eq + Clone + AsRef<[u8]>, V: Clone> ShardedCache<K, V> {
 
     fn shard(&self, key: &K) -> &Mutex<HashMap<K, V>> {
         // Keys may be chosen by a peer, but only the placement among shards depends on this
-        // byte; the maps themselves use SipHash with a random key.
+        // byte; the maps themselves use foldhash with a per-process random seed.
         let byte = key.as_ref().first().copied().unwrap_or(0);
         &self.shards[usize::from(byte) % SHARDS]
     }

@@ -16,8 +16,8 @@ use hotledger_consensus::{
 use hotledger_crypto::{Digest, KeyPair, PublicKey};
 use hotledger_genesis::Genesis;
 use hotledger_ledger::{
-    compute_state_root, execute, genesis_accounts, genesis_state_root, verify_transactions,
-    BlockPayload, Mempool, MempoolLimits, SignedTransaction, TxError, TxOutcome,
+    compute_state_root, execute, genesis_state_root, verify_transactions, BlockPayload, Mempool,
+    MempoolLimits, SignedTransaction, TxError, TxOutcome,
 };
 use tokio::sync::mpsc;
 
@@ -292,7 +292,6 @@ fn write_genesis_state(store: &Store, genesis: &Genesis) -> Result<(), NodeError
         .map(|a| (a.public_key, a.balance))
         .collect();
     let (root, tree) = genesis_state_root(&balances)?;
-    let accounts: Vec<_> = genesis_accounts(&balances)?.into_iter().collect();
     let block = genesis.genesis_block();
     let tip = CommitTip {
         block,
@@ -300,7 +299,7 @@ fn write_genesis_state(store: &Store, genesis: &Genesis) -> Result<(), NodeError
         state_root: root,
         committed_txs: 0,
     };
-    store.init_genesis(&genesis.hash(), &accounts, &tree, &tip)
+    store.init_genesis(&genesis.hash(), &tree, &tip)
 }
 
 fn network_config(
@@ -355,6 +354,11 @@ fn network_config(
     })
 }
 
+/// Most gossip frames verified as one batch: frames that queued up while the previous batch was
+/// being verified are admitted together, since batch verification costs less per signature the
+/// larger the batch (8.7 µs at 256, 8.2 µs at 1,024 on the reference machine).
+const INGEST_COALESCE: usize = 8;
+
 /// Decodes and admits transaction frames gossiped by peers, off the consensus loop (their
 /// signatures are batch-verified here, on a blocking thread). A frame that does not decode gets
 /// its sender disconnected, as on the loop.
@@ -363,23 +367,38 @@ async fn ingest(
     mut rx: mpsc::Receiver<(PublicKey, Vec<u8>)>,
     net: mpsc::Sender<NetCommand>,
 ) {
-    while let Some((from, bytes)) = rx.recv().await {
+    while let Some(first) = rx.recv().await {
+        let mut frames = vec![first];
+        while frames.len() < INGEST_COALESCE {
+            match rx.try_recv() {
+                Ok(frame) => frames.push(frame),
+                Err(_) => break,
+            }
+        }
         let shared = shared.clone();
-        let decoded = tokio::task::spawn_blocking(move || match WireMessage::decode(&bytes) {
-            Ok(WireMessage::Transactions(txs)) => {
+        let refused = tokio::task::spawn_blocking(move || {
+            let mut txs = Vec::new();
+            let mut refused: Vec<(PublicKey, String)> = Vec::new();
+            for (from, bytes) in frames {
+                match WireMessage::decode(&bytes) {
+                    Ok(WireMessage::Transactions(batch)) => txs.extend(batch),
+                    Ok(WireMessage::Consensus(_)) => {
+                        refused.push((from, "a consensus message in a transaction frame".into()))
+                    }
+                    Err(reason) => {
+                        shared.metrics.rejected_messages.inc();
+                        refused.push((from, reason));
+                    }
+                }
+            }
+            if !txs.is_empty() {
                 let _ = shared.admit(txs);
-                Ok(())
             }
-            Ok(WireMessage::Consensus(_)) => {
-                Err("a consensus message in a transaction frame".into())
-            }
-            Err(reason) => {
-                shared.metrics.rejected_messages.inc();
-                Err(reason)
-            }
+            refused
         })
-        .await;
-        if let Ok(Err(reason)) = decoded {
+        .await
+        .unwrap_or_default();
+        for (from, reason) in refused {
             tracing::warn!(peer = %from.short(), %reason, "undecodable transaction frame");
             let _ = net.try_send(NetCommand::Penalize {
                 peer: from,

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use hotledger_consensus::{BlockInfo, QuorumCert};
 use hotledger_crypto::{Digest, KeyPair, PublicKey, Signature};
 use hotledger_ledger::{
-    genesis_state_root, Account, Mempool, MempoolLimits, SignedTransaction, Transfer,
+    compute_state_root, Account, MemoryTreeStore, Mempool, MempoolLimits, SignedTransaction,
+    Transfer,
 };
 use hotledger_node::config::RpcConfig;
 use hotledger_node::metrics::Metrics;
@@ -41,8 +42,26 @@ async fn start() -> Fixture {
     let alice = KeyPair::from_seed([1; 32]);
     let bob = KeyPair::from_seed([2; 32]).public();
     let genesis_hash = Digest::of(b"rpc test genesis");
-    let balances = vec![(alice.public(), BALANCE)];
-    let (state_root, tree) = genesis_state_root(&balances).unwrap();
+    // Alice is funded; carol has already sent three transfers. Both are in the state tree the
+    // store reads accounts from.
+    let carol = KeyPair::from_seed([3; 32]).public();
+    let accounts = std::collections::BTreeMap::from([
+        (
+            alice.public(),
+            Account {
+                balance: BALANCE,
+                nonce: 0,
+            },
+        ),
+        (
+            carol,
+            Account {
+                balance: 100,
+                nonce: 3,
+            },
+        ),
+    ]);
+    let (state_root, tree) = compute_state_root(&MemoryTreeStore::new(), 0, &accounts).unwrap();
     let store = Store::open(&dir.path().join("db"), &genesis_hash).unwrap();
     let block = BlockInfo {
         id: genesis_hash,
@@ -56,30 +75,7 @@ async fn start() -> Fixture {
         state_root,
         committed_txs: 0,
     };
-    let mut accounts: Vec<(PublicKey, Account)> = balances
-        .iter()
-        .map(|(k, b)| {
-            (
-                *k,
-                Account {
-                    balance: *b,
-                    nonce: 0,
-                },
-            )
-        })
-        .collect();
-    // An account that has already sent three transfers (the tree does not matter here).
-    let carol = KeyPair::from_seed([3; 32]).public();
-    accounts.push((
-        carol,
-        Account {
-            balance: 100,
-            nonce: 3,
-        },
-    ));
-    store
-        .init_genesis(&genesis_hash, &accounts, &tree, &tip)
-        .unwrap();
+    store.init_genesis(&genesis_hash, &tree, &tip).unwrap();
     let (gossip_tx, gossip) = mpsc::channel(16);
     let shared = Arc::new(Shared {
         chain_id: CHAIN.into(),

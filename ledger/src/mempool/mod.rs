@@ -2,7 +2,9 @@
 
 mod select;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use hotledger_crypto::{Digest, PublicKey};
 use serde::{Deserialize, Serialize};
