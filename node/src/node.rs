@@ -5,7 +5,9 @@
 //! `PersistSafety` is a synced RocksDB write that completes before the next action (a send) is
 //! even queued, and every committed block is executed and written in one synced batch.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 

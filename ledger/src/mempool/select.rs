@@ -1,7 +1,10 @@
 //! Choosing the transactions of a proposal.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BinaryHeap, HashSet};
+use std::hash::BuildHasher;
+
+use foldhash::{HashMap, HashMapExt};
 
 use hotledger_crypto::{Digest, PublicKey};
 
@@ -22,12 +25,12 @@ impl Mempool {
     /// in uncommitted ancestor blocks) are skipped but count as taken. A nonce missing from the
     /// mempool ends that sender's run; selection stops at the first transaction that does not
     /// fit in `max_bytes`. Cost: O(k log n) for k transactions visited, at worst the whole pool.
-    pub fn select(
+    pub fn select<S: BuildHasher>(
         &self,
         state: &impl AccountReader,
         max_txs: usize,
         max_bytes: usize,
-        exclude: &HashSet<Digest>,
+        exclude: &HashSet<Digest, S>,
     ) -> Vec<SignedTransaction> {
         let mut out = Vec::new();
         let mut bytes: usize = 0;
@@ -93,11 +96,11 @@ impl Mempool {
         out
     }
 
-    fn start_cursor(
+    fn start_cursor<S: BuildHasher>(
         &self,
         state: &impl AccountReader,
         sender: &PublicKey,
-        exclude: &HashSet<Digest>,
+        exclude: &HashSet<Digest, S>,
     ) -> Option<Cursor> {
         let account = state.account(sender).ok().flatten()?;
         let cursor = Cursor {
@@ -108,11 +111,11 @@ impl Mempool {
     }
 
     /// Moves past excluded transactions, paying their amounts; `None` if the balance runs out.
-    fn skip_excluded(
+    fn skip_excluded<S: BuildHasher>(
         &self,
         sender: &PublicKey,
         mut cur: Cursor,
-        exclude: &HashSet<Digest>,
+        exclude: &HashSet<Digest, S>,
     ) -> Option<Cursor> {
         while let Some(p) = self.pending(sender, cur.next) {
             if !exclude.contains(&p.hash) {
