@@ -1,7 +1,9 @@
 //! Counters and commit latencies shared by the load generator, the block watcher, the
 //! dashboard and the benchmark.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
