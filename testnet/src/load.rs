@@ -347,8 +347,10 @@ pub fn spawn_load(
 }
 
 /// Follows the committed chain: every [`WATCH_EVERY`], `status` on one validator, then
-/// `get_block(h)` for each new height, reported to `stats`. Moves to the next URL when the
-/// current one fails. Runs until `stop` turns true or for `max_run` at most.
+/// `get_block(h)` for each new height from the same validator, reported to `stats`. Each poll
+/// goes to the next validator, so the watcher's queries (a block's JSON lists every transaction
+/// hash) load all validators alike instead of slowing one. Runs until `stop` turns true or for
+/// `max_run` at most.
 pub fn spawn_watcher(
     clients: Vec<HttpClient>,
     stats: Arc<Stats>,
@@ -373,9 +375,9 @@ pub fn spawn_watcher(
             if *stop.borrow() {
                 return;
             }
+            current = current.wrapping_add(1);
             let node = &clients[current % clients.len()];
             let Ok(status) = node.status().await else {
-                current += 1;
                 continue;
             };
             let mut tip = status.height;
@@ -404,10 +406,7 @@ pub fn spawn_watcher(
                         stats.on_block(&block.txs, Instant::now());
                         last = Some(h);
                     }
-                    _ => {
-                        current += 1;
-                        break;
-                    }
+                    _ => break,
                 }
             }
         }
