@@ -19,6 +19,12 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   fi
 fi
 
+# The workspace is kept rustfmt-clean (default style); skipped where rustfmt is not installed.
+if cargo fmt --version >/dev/null 2>&1; then
+  echo "==> cargo fmt --check"
+  cargo fmt --all --check
+fi
+
 # A target folder outside the clone is reused between runs as a build cache.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/hotledger-target}"
 echo "==> cargo test --workspace (target dir $CARGO_TARGET_DIR)"
