@@ -17,7 +17,7 @@
 //! | `pending` | height (u64 BE) ‖ block id | uncommitted `Block` (restart recovery) |
 //! | `block_ids` | block id | height (u64 BE) |
 //! | `txs` | tx hash | `TxRecord` |
-//! | `accounts` | public key | `Account`: written by schema-1 builds before 2026-11-21, no longer read or written (accounts are read from `tree_values`) |
+//! | `accounts` | public key | `Account`: written by builds before commit `1461ffe`; no longer read or written (accounts are read from `tree_values`) |
 //! | `tree_nodes`, `tree_values` | see `hotledger_ledger::root` | state tree |
 
 use std::collections::BTreeSet;
