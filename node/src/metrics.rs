@@ -30,6 +30,7 @@ pub struct Metrics {
     pub rejected_messages: Counter,
     pub evidence: Counter,
     pub rejected_txs: Counter,
+    pub payload_verified_txs: Counter,
 }
 
 impl Default for Metrics {
@@ -57,6 +58,7 @@ impl Metrics {
         let rejected_messages = Counter::default();
         let evidence = Counter::default();
         let rejected_txs = Counter::default();
+        let payload_verified_txs = Counter::default();
         registry.register("height", "Last committed height", height.clone());
         registry.register("round", "Current consensus round", round.clone());
         registry.register("timeouts", "Rounds this node timed out", timeouts.clone());
@@ -108,6 +110,12 @@ impl Metrics {
             "Transactions refused by the mempool",
             rejected_txs.clone(),
         );
+        registry.register(
+            "payload_verified_txs",
+            "Proposal transactions not in the mempool, so verified in the payload check (on the \
+             consensus loop)",
+            payload_verified_txs.clone(),
+        );
         Metrics {
             registry,
             height,
@@ -125,6 +133,7 @@ impl Metrics {
             rejected_messages,
             evidence,
             rejected_txs,
+            payload_verified_txs,
         }
     }
 
