@@ -110,7 +110,10 @@ impl PayloadCheck for PayloadValidator {
                 .collect(),
             Err(_) => payload.txs.iter().collect(),
         };
-        self.shared.metrics.payload_verified_txs.inc_by(unverified.len() as u64);
+        self.shared
+            .metrics
+            .payload_verified_txs
+            .inc_by(unverified.len() as u64);
         verify_transactions(&self.chain_id, &unverified).map_err(|e| e.to_string())?;
         if let Ok(mut d) = self.decoded.lock() {
             d.insert(block.id, Arc::new(DecodedPayload { payload, hashes }));
