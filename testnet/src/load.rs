@@ -9,8 +9,8 @@
 //! of its account, and the backlog is sent lowest nonces first on the next ticks (at most
 //! `rate / 100` per tick), up to [`MAX_ATTEMPTS`] times per transfer, as a wallet would do:
 //! without it every later nonce of that account would wait forever behind the gap.
-//! [`spawn_watcher`] follows the committed chain on one validator and turns the first sighting
-//! of each submitted hash into a commit latency.
+//! [`spawn_watcher`] follows the committed chain, asking the validators in turn, and turns the
+//! first sighting of each submitted hash into a commit latency.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
