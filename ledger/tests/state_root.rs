@@ -247,8 +247,8 @@ fn node_and_value_encodings_roundtrip() {
 /// accounts alone (and for empty blocks).
 mod batch_matches_key_by_key {
     use super::*;
-    use hotledger_ledger::jmt::{KeyHash, OwnedValue, Sha256Jmt};
     use hotledger_ledger::encode_account;
+    use hotledger_ledger::jmt::{KeyHash, OwnedValue, Sha256Jmt};
     use proptest::prelude::*;
 
     fn key_by_key(

@@ -225,67 +225,18 @@ impl NodeConfig {
                 self.p2p.listen
             ));
         }
+        #[rustfmt::skip]
         let ranges: [(&str, u64, u64, u64); 10] = [
-            (
-                "p2p.max_message_bytes",
-                self.p2p.max_message_bytes as u64,
-                1024,
-                256 << 20,
-            ),
-            (
-                "p2p.reconnect_initial_ms",
-                self.p2p.reconnect_initial_ms,
-                10,
-                60_000,
-            ),
-            (
-                "p2p.reconnect_max_ms",
-                self.p2p.reconnect_max_ms,
-                self.p2p.reconnect_initial_ms,
-                3_600_000,
-            ),
-            (
-                "rpc.max_request_bytes",
-                u64::from(self.rpc.max_request_bytes),
-                1024,
-                64 << 20,
-            ),
-            (
-                "rpc.max_connections",
-                u64::from(self.rpc.max_connections),
-                1,
-                100_000,
-            ),
-            (
-                "mempool.max_txs",
-                self.mempool.max_txs as u64,
-                1,
-                10_000_000,
-            ),
-            (
-                "mempool.max_bytes",
-                self.mempool.max_bytes as u64,
-                1024,
-                16 << 30,
-            ),
-            (
-                "mempool.max_per_sender",
-                self.mempool.max_per_sender as u64,
-                1,
-                1_000_000,
-            ),
-            (
-                "mempool.max_tx_bytes",
-                self.mempool.max_tx_bytes as u64,
-                128,
-                1 << 20,
-            ),
-            (
-                "mempool.ready_reserve",
-                self.mempool.ready_reserve as u64,
-                0,
-                (self.mempool.max_txs as u64).saturating_sub(1),
-            ),
+            ("p2p.max_message_bytes", self.p2p.max_message_bytes as u64, 1024, 256 << 20),
+            ("p2p.reconnect_initial_ms", self.p2p.reconnect_initial_ms, 10, 60_000),
+            ("p2p.reconnect_max_ms", self.p2p.reconnect_max_ms, self.p2p.reconnect_initial_ms, 3_600_000),
+            ("rpc.max_request_bytes", u64::from(self.rpc.max_request_bytes), 1024, 64 << 20),
+            ("rpc.max_connections", u64::from(self.rpc.max_connections), 1, 100_000),
+            ("mempool.max_txs", self.mempool.max_txs as u64, 1, 10_000_000),
+            ("mempool.max_bytes", self.mempool.max_bytes as u64, 1024, 16 << 30),
+            ("mempool.max_per_sender", self.mempool.max_per_sender as u64, 1, 1_000_000),
+            ("mempool.max_tx_bytes", self.mempool.max_tx_bytes as u64, 128, 1 << 20),
+            ("mempool.ready_reserve", self.mempool.ready_reserve as u64, 0, (self.mempool.max_txs as u64).saturating_sub(1)),
         ];
         for (field, value, min, max) in ranges {
             if value < min || value > max {

@@ -529,6 +529,38 @@ mod tests {
         }
     }
 
+    /// Commits `block` (no transactions) with these account updates and tree batch, and returns
+    /// the new tip.
+    fn commit(
+        store: &Store,
+        block: &Block,
+        state_root: Digest,
+        accounts: &std::collections::BTreeMap<PublicKey, Account>,
+        tree: &TreeUpdateBatch,
+        parent: &CommitTip,
+    ) -> CommitTip {
+        let stored = StoredBlock {
+            block: block.clone(),
+            state_root,
+            tx_hashes: Vec::new(),
+        };
+        let tip = CommitTip {
+            block: block.info(),
+            state_root,
+            ..parent.clone()
+        };
+        store
+            .commit_block(BlockWrite {
+                stored: &stored,
+                records: &[],
+                accounts,
+                tree,
+                tip: &tip,
+            })
+            .unwrap();
+        tip
+    }
+
     #[test]
     fn commits_delete_pending_blocks_at_or_below_their_height_even_after_reopen() {
         let dir = tempfile::tempdir().unwrap();
@@ -542,25 +574,14 @@ mod tests {
         drop(store);
         // The keys written before the restart are known to the reopened store.
         let store = Store::open(dir.path(), &g).unwrap();
-        let committed = block_at(2, 3, &tip);
-        let stored = StoredBlock {
-            block: committed.clone(),
-            state_root: tip.state_root,
-            tx_hashes: Vec::new(),
-        };
-        let new_tip = CommitTip {
-            block: committed.info(),
-            ..tip.clone()
-        };
-        store
-            .commit_block(BlockWrite {
-                stored: &stored,
-                records: &[],
-                accounts: &std::collections::BTreeMap::new(),
-                tree: &TreeUpdateBatch::default(),
-                tip: &new_tip,
-            })
-            .unwrap();
+        commit(
+            &store,
+            &block_at(2, 3, &tip),
+            tip.state_root,
+            &std::collections::BTreeMap::new(),
+            &TreeUpdateBatch::default(),
+            &tip,
+        );
         let left: Vec<u64> = store
             .pending_blocks()
             .unwrap()
@@ -604,25 +625,7 @@ mod tests {
             let (root, tree) =
                 hotledger_ledger::compute_state_root(&store, height, &updates).unwrap();
             let block = block_at(height, u8::try_from(height).unwrap(), &tip);
-            let stored = StoredBlock {
-                block: block.clone(),
-                state_root: root,
-                tx_hashes: Vec::new(),
-            };
-            tip = CommitTip {
-                block: block.info(),
-                state_root: root,
-                ..tip.clone()
-            };
-            store
-                .commit_block(BlockWrite {
-                    stored: &stored,
-                    records: &[],
-                    accounts: &updates,
-                    tree: &tree,
-                    tip: &tip,
-                })
-                .unwrap();
+            tip = commit(&store, &block, root, &updates, &tree, &tip);
             assert_eq!(store.account(&key).unwrap(), updates.get(&key).copied());
         }
         drop(store);

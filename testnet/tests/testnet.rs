@@ -3,7 +3,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use clap::Parser;
@@ -17,36 +17,6 @@ fn testnet(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run hotledger-testnet")
-}
-
-/// The `hotledger` binary of this profile: $HOTLEDGER_BIN, else built with cargo like
-/// `tests/src/cluster.rs` does.
-fn hotledger_binary() -> PathBuf {
-    if let Ok(path) = std::env::var("HOTLEDGER_BIN") {
-        return PathBuf::from(path);
-    }
-    let exe = std::env::current_exe().expect("test executable");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("profile folder");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "hotledger-node",
-            "--bin",
-            "hotledger",
-        ])
-        .env(
-            "CARGO_TARGET_DIR",
-            profile_dir.parent().expect("target folder"),
-        )
-        .status()
-        .expect("cargo build");
-    assert!(status.success(), "cargo build -p hotledger-node failed");
-    let bin = profile_dir.join("hotledger");
-    assert!(bin.exists(), "{} was not built", bin.display());
-    bin
 }
 
 #[test]
@@ -166,7 +136,7 @@ fn latency_percentiles() {
 
 #[test]
 fn runs_one_validator_without_load() {
-    let bin = hotledger_binary();
+    let bin = hotledger_tests::cluster::hotledger_binary().expect("the hotledger binary");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net");
     let dir_s = dir.to_str().unwrap();
