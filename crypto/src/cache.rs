@@ -9,9 +9,11 @@
 //! A full shard is emptied rather than tracked for recency: entries are cheap to reload and the
 //! bound, not the hit rate under adversarial keys, is what matters for safety.
 
-use foldhash::{HashMap, HashMapExt};
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 use std::sync::Mutex;
+
+use foldhash::fast::RandomState;
+use foldhash::{HashMap, HashMapExt};
 
 const SHARDS: usize = 8;
 
@@ -20,22 +22,25 @@ const SHARDS: usize = 8;
 pub struct ShardedCache<K, V> {
     shards: Vec<Mutex<HashMap<K, V>>>,
     per_shard: usize,
+    /// Chooses a key's shard, with its own per-process random seed: keys may be chosen by a peer,
+    /// who must not be able to crowd one shard (which would empty it, and evict honest entries,
+    /// over and over).
+    placement: RandomState,
 }
 
-impl<K: Hash + Eq + Clone + AsRef<[u8]>, V: Clone> ShardedCache<K, V> {
+impl<K: Hash + Eq + Clone, V: Clone> ShardedCache<K, V> {
     /// A cache of at most `capacity` entries (at least one per shard).
     pub fn new(capacity: usize) -> Self {
         ShardedCache {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             per_shard: (capacity / SHARDS).max(1),
+            placement: RandomState::default(),
         }
     }
 
     fn shard(&self, key: &K) -> &Mutex<HashMap<K, V>> {
-        // Keys may be chosen by a peer, but only the placement among shards depends on this
-        // byte; the maps themselves use foldhash with a per-process random seed.
-        let byte = key.as_ref().first().copied().unwrap_or(0);
-        &self.shards[usize::from(byte) % SHARDS]
+        let slot = self.placement.hash_one(key) % SHARDS as u64;
+        &self.shards[usize::try_from(slot).unwrap_or(0)]
     }
 
     /// The cached value, or `load()`'s (cached when it is `Some`). `load` runs under the shard's
@@ -122,6 +127,20 @@ mod tests {
                 .unwrap(),
             Some(9)
         );
+    }
+
+    #[test]
+    fn keys_sharing_their_first_bytes_spread_over_the_shards() {
+        // 64 keys that differ only in their last byte, in a cache of 8 shards of 16: placed by
+        // their first byte they would all land in one shard and keep emptying it (at most 16
+        // held); placed by a seeded hash about 8 land in each and none is emptied.
+        let cache: ShardedCache<Vec<u8>, u64> = ShardedCache::new(128);
+        for i in 0..64u8 {
+            let mut key = vec![0u8; 32];
+            key[31] = i;
+            cache.store([(&key, &u64::from(i))]);
+        }
+        assert!(cache.len() > 16, "{} held", cache.len());
     }
 
     #[test]

@@ -6,10 +6,10 @@
 //! even queued, and every committed block is executed and written in one synced batch.
 
 use std::collections::BTreeMap;
-
-use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use hotledger_consensus::{
     Action, Block, BlockResponse, Commit, Config, Consensus, ConsensusError, Event, Message,
