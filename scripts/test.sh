@@ -27,5 +27,11 @@ fi
 
 # A target folder outside the clone is reused between runs as a build cache.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/hotledger-target}"
+# Lints are errors, among them `unwrap`/`expect` outside tests (workspace lints); skipped where
+# clippy is not installed.
+if cargo clippy --version >/dev/null 2>&1; then
+  echo "==> cargo clippy --workspace --all-targets -- -D warnings"
+  cargo clippy --workspace --all-targets --locked -- -D warnings
+fi
 echo "==> cargo test --workspace (target dir $CARGO_TARGET_DIR)"
 cargo test --workspace --locked "$@"

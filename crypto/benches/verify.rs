@@ -3,7 +3,7 @@
 //! `cargo bench -p hotledger-crypto --bench verify`
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use hotledger_crypto::{verify_batch, BatchItem, Domain, KeyPair, PublicKey};
+use hotledger_crypto::{signing_bytes, verify_batch, BatchItem, Domain, KeyPair, PublicKey};
 
 const CHAIN: &str = "bench";
 
@@ -49,8 +49,25 @@ fn bench_verify(c: &mut Criterion) {
                 sig,
             })
             .collect();
-        group.bench_with_input(BenchmarkId::from_parameter(size), &batch, |b, batch| {
+        group.bench_with_input(BenchmarkId::new("hotledger", size), &batch, |b, batch| {
             b.iter(|| verify_batch(CHAIN, batch))
+        });
+        // ed25519-dalek's (cofactorless, transcript-derived coefficients) on the same items.
+        let messages: Vec<Vec<u8>> = items[..size]
+            .iter()
+            .map(|(_, msg, _)| signing_bytes(Domain::Transaction, CHAIN, msg))
+            .collect();
+        let messages: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+        let sigs: Vec<ed25519_dalek::Signature> = items[..size]
+            .iter()
+            .map(|(_, _, sig)| ed25519_dalek::Signature::from_bytes(&sig.0))
+            .collect();
+        let keys: Vec<ed25519_dalek::VerifyingKey> = items[..size]
+            .iter()
+            .filter_map(|(key, _, _)| ed25519_dalek::VerifyingKey::from_bytes(key.as_bytes()).ok())
+            .collect();
+        group.bench_function(BenchmarkId::new("ed25519-dalek", size), |b| {
+            b.iter(|| ed25519_dalek::verify_batch(&messages, &sigs, &keys))
         });
     }
     group.finish();

@@ -8,6 +8,7 @@ use std::str::FromStr;
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use zeroize::Zeroizing;
 
+use crate::ed25519;
 use crate::encoding;
 use crate::key_cache;
 use crate::sign::{signing_bytes, Domain};
@@ -83,8 +84,8 @@ impl PublicKey {
         hex::encode(&self.bytes[..4])
     }
 
-    /// Verifies `sig` over [`signing_bytes`]`(domain, chain_id, msg)` with
-    /// `verify_strict` (rejects non-canonical `s` and small-order `R`).
+    /// Verifies `sig` over [`signing_bytes`]`(domain, chain_id, msg)`: the cofactored Ed25519
+    /// equation, refusing a non-canonical `s` (see the `ed25519` module).
     ///
     /// Returns [`CryptoError::InvalidSignature`] on failure.
     pub fn verify(
@@ -94,14 +95,11 @@ impl PublicKey {
         msg: &[u8],
         sig: &Signature,
     ) -> Result<(), CryptoError> {
-        self.verify_raw(&signing_bytes(domain, chain_id, msg), sig)
-    }
-
-    /// `verify_strict` over already-built signing bytes.
-    pub(crate) fn verify_raw(&self, signed: &[u8], sig: &Signature) -> Result<(), CryptoError> {
-        self.verifying_key()?
-            .verify_strict(signed, &sig.to_dalek())
-            .map_err(|_| CryptoError::InvalidSignature)
+        if ed25519::verify_one(self, domain, chain_id, msg, sig) {
+            Ok(())
+        } else {
+            Err(CryptoError::InvalidSignature)
+        }
     }
 
     /// The decompressed point, from the cache (or decompressed again after an eviction; that
@@ -210,10 +208,6 @@ impl Signature {
     /// Parses 128 hex characters (either case).
     pub fn from_hex(s: &str) -> Result<Signature, CryptoError> {
         encoding::decode_hex("signature", s).map(Signature)
-    }
-
-    pub(crate) fn to_dalek(self) -> ed25519_dalek::Signature {
-        ed25519_dalek::Signature::from_bytes(&self.0)
     }
 }
 

@@ -19,25 +19,27 @@
 //!
 //! # Verification, weak keys and batching
 //!
-//! Single signatures are checked with Ed25519 `verify_strict`, which rejects
-//! non-canonical `s` values and small-order `R` points. A [`PublicKey`] can
-//! only be built through [`PublicKey::from_bytes`] (also used by `FromStr`
-//! and serde), which rejects byte strings that are not curve points and
-//! weak keys: small-order points such as the identity. Keys are thus
-//! checked once, at registration or decoding, and every later verification
-//! can rely on it. Decompressed points are kept in a bounded process-wide
-//! cache, so decoding a key seen before costs a lookup, not a square root. [`PublicKey::is_torsion_free`] is a stricter, costlier
-//! check (no small-order component at all) for admitting validator keys.
+//! Signatures are checked with the cofactored Ed25519 equation of RFC 8032
+//! (`[8]([s]B − R − [k]A) = 0`), refusing non-canonical `s` values. A [`PublicKey`] can only be built through
+//! [`PublicKey::from_bytes`] (also used by `FromStr` and serde), which
+//! rejects byte strings that are not curve points and weak keys: small-order
+//! points such as the identity. Keys are thus checked once, at registration
+//! or decoding, and every later verification can rely on it. Decompressed
+//! points are kept in a bounded process-wide cache, so decoding a key seen
+//! before costs a lookup, not a square root. [`PublicKey::is_torsion_free`]
+//! is a stricter, costlier check (no small-order component at all) for
+//! admitting validator keys.
 //!
-//! [`verify_batch`] checks many signatures at once with
-//! `ed25519_dalek::verify_batch`: one random linear combination of the
-//! cofactorless verification equations, with 128-bit coefficients derived
-//! from a transcript of the batch. That is much faster than one check per
-//! signature. If the combined check fails, each item is re-verified with
-//! `verify_strict` and the index of the first bad one is returned as
-//! [`CryptoError::BadSignature`]. Every strictly valid signature passes the
-//! batch; see [`verify_batch`] for the one crafted-signature corner case in
-//! the other direction.
+//! [`verify_batch`] checks many signatures at once: one random linear
+//! combination of their equations, with 128-bit coefficients from a seed
+//! drawn from the operating system for each batch. That is much faster than
+//! one check per signature. If the combined check fails, each item is
+//! checked on its own and the index of the first bad one is returned as
+//! [`CryptoError::BadSignature`]. Because the single and the batch checks use
+//! the same equation, a signature gets the same answer alone and in any
+//! batch; with the cofactorless equation a crafted signature (an `R` with a
+//! small-order component) could pass some batches and fail others, and so
+//! split validators that batch different transactions.
 //!
 //! # Merkle trees
 //!
@@ -73,6 +75,7 @@
 
 pub mod cache;
 pub mod digest;
+mod ed25519;
 mod encoding;
 pub mod error;
 mod key_cache;

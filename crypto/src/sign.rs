@@ -1,5 +1,6 @@
 //! Signing domains, the exact signed byte layout, and batch verification.
 
+use crate::ed25519;
 use crate::keys::{PublicKey, Signature};
 use crate::CryptoError;
 
@@ -45,11 +46,10 @@ impl Domain {
     }
 }
 
-/// Appends a `u32` big-endian length prefix. Lengths above `u32::MAX` are
-/// saturated; see [`signing_bytes`].
-fn put_len(out: &mut Vec<u8>, len: usize) {
-    let len = u32::try_from(len).unwrap_or(u32::MAX);
-    out.extend_from_slice(&len.to_be_bytes());
+/// A `u32` big-endian length prefix. Lengths above `u32::MAX` are saturated; see
+/// [`signing_bytes`].
+fn len_prefix(len: usize) -> [u8; 4] {
+    u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes()
 }
 
 /// The exact bytes that get signed (and verified) for `msg`:
@@ -67,14 +67,24 @@ fn put_len(out: &mut Vec<u8>, len: usize) {
 /// from each other; such chain ids are invalid everywhere else.) Never
 /// panics.
 pub fn signing_bytes(domain: Domain, chain_id: &str, msg: &[u8]) -> Vec<u8> {
-    let tag = domain.tag();
-    let mut out = Vec::with_capacity(8 + tag.len() + chain_id.len() + msg.len());
-    put_len(&mut out, tag.len());
-    out.extend_from_slice(tag);
-    put_len(&mut out, chain_id.len());
-    out.extend_from_slice(chain_id.as_bytes());
-    out.extend_from_slice(msg);
+    let mut out = Vec::with_capacity(8 + domain.tag().len() + chain_id.len() + msg.len());
+    write_signing_bytes(domain, chain_id, msg, |part| out.extend_from_slice(part));
     out
+}
+
+/// [`signing_bytes`] in pieces, so a hash can take them without a copy.
+pub(crate) fn write_signing_bytes(
+    domain: Domain,
+    chain_id: &str,
+    msg: &[u8],
+    mut write: impl FnMut(&[u8]),
+) {
+    let tag = domain.tag();
+    write(&len_prefix(tag.len()));
+    write(tag);
+    write(&len_prefix(chain_id.len()));
+    write(chain_id.as_bytes());
+    write(msg);
 }
 
 /// One signature to check in [`verify_batch`].
@@ -93,23 +103,16 @@ pub struct BatchItem<'a> {
 /// Verifies every item under `chain_id`.
 ///
 /// * Empty batch: `Ok(())`.
-/// * One item: a single `verify_strict`; failure is `BadSignature { index: 0 }`.
-/// * Otherwise `ed25519_dalek::verify_batch`, which checks one random linear
-///   combination of the cofactorless verification equations
-///   (`Σ zᵢ·(sᵢ·B − Rᵢ − kᵢ·Aᵢ) = 0`, with 128-bit coefficients `zᵢ` drawn
-///   from a transcript of the whole batch). If it passes, nothing more is
-///   done. If it fails, every item is re-checked with `verify_strict` and the
-///   first failure is reported as [`CryptoError::BadSignature`] with its
+/// * One item: the single check; failure is `BadSignature { index: 0 }`.
+/// * Otherwise one batch check (a random linear combination of the items' equations; see
+///   the `ed25519` module). If it passes, nothing more is done. If it fails, every item is checked
+///   on its own and the first failure is reported as [`CryptoError::BadSignature`] with its
 ///   index.
 ///
-/// Public keys are checked for weakness (small order) when a [`PublicKey`]
-/// is built, i.e. at registration or decoding, not here. Every signature
-/// that passes `verify_strict` also passes the batch. The converse can fail
-/// only for a deliberately crafted signature whose `R` (or whose signer's
-/// key, see [`PublicKey::is_torsion_free`]) has a small-order component:
-/// the batch may then accept what `verify_strict` rejects. The outcome is
-/// deterministic for a given batch, but code that needs every node to agree
-/// should verify a given set of signatures the same way everywhere.
+/// Single and batch checks use the same (cofactored) equation and the same encoding rules, so a
+/// signature gets the same answer alone and in any batch, on every node (up to a 2⁻¹²⁸ chance
+/// that a batch with a bad item passes). Public keys are checked for weakness (small order) when
+/// a [`PublicKey`] is built, i.e. at registration or decoding, not here.
 pub fn verify_batch(chain_id: &str, items: &[BatchItem<'_>]) -> Result<(), CryptoError> {
     match verify_batch_each(chain_id, items).iter().position(|ok| !ok) {
         None => Ok(()),
@@ -118,32 +121,16 @@ pub fn verify_batch(chain_id: &str, items: &[BatchItem<'_>]) -> Result<(), Crypt
 }
 
 /// One flag per item of `items`: does its signature verify? One batch check as in
-/// [`verify_batch`]; only if it fails is every item checked on its own with `verify_strict`, so
-/// each `false` names a bad signature and each `true` is a checked one.
+/// [`verify_batch`]; only if it fails is every item checked on its own, so each `false` names a
+/// bad signature and each `true` is a checked one.
 pub fn verify_batch_each(chain_id: &str, items: &[BatchItem<'_>]) -> Vec<bool> {
-    let signed: Vec<Vec<u8>> = items
-        .iter()
-        .map(|it| signing_bytes(it.domain, chain_id, it.msg))
-        .collect();
-    if items.len() > 1 {
-        let messages: Vec<&[u8]> = signed.iter().map(Vec::as_slice).collect();
-        let sigs: Vec<ed25519_dalek::Signature> =
-            items.iter().map(|it| it.sig.to_dalek()).collect();
-        let keys = items
-            .iter()
-            .map(|it| it.key.verifying_key())
-            .collect::<Result<Vec<_>, _>>();
-        if let Ok(keys) = keys {
-            if ed25519_dalek::verify_batch(&messages, &sigs, &keys).is_ok() {
-                return vec![true; items.len()];
-            }
-        }
+    if items.len() > 1 && ed25519::verify_many(chain_id, items) {
+        return vec![true; items.len()];
     }
-    // A single item, or a failed batch: every item on its own, with the stricter check.
+    // A single item, or a failed batch: every item on its own.
     items
         .iter()
-        .zip(&signed)
-        .map(|(item, bytes)| item.key.verify_raw(bytes, item.sig).is_ok())
+        .map(|it| ed25519::verify_one(it.key, it.domain, chain_id, it.msg, it.sig))
         .collect()
 }
 
