@@ -456,3 +456,43 @@ fn the_last_slots_are_kept_for_transfers_that_can_execute() {
         Err(Rejection::MempoolFull)
     );
 }
+
+#[test]
+fn near_full_the_screen_refuses_what_admission_would_before_any_signature_check() {
+    let state = accounts(&[(0, 1_000), (1, 1_000), (2, 1_000)]);
+    let limits = MempoolLimits {
+        max_txs: 8,
+        ready_reserve: 6,
+        ..MempoolLimits::default()
+    };
+    let mut mp = pool(limits);
+    // Two pending gapped transfers of account 0: the mempool is now within its reserve.
+    for nonce in [3, 4] {
+        assert!(insert_one(&mut mp, &state, signed(0, 2, 1, nonce)).is_ok());
+    }
+    // One batch: account 1's nonces 0, 1, 2 in order (each the next gapless one once the one
+    // before is admitted), a gapped one of account 2, and account 0's 0, then 2 (before its 1,
+    // so a gap), 1, and 5 (a gap: 2 is still missing).
+    let batch = vec![
+        signed(1, 2, 1, 0),
+        signed(1, 2, 1, 1),
+        signed(1, 2, 1, 2),
+        signed(2, 1, 1, 1),
+        signed(0, 2, 1, 0),
+        signed(0, 2, 1, 2),
+        signed(0, 2, 1, 1),
+        signed(0, 2, 1, 5),
+    ];
+    let screened = mp.screen(&state, batch);
+    // The gapped ones cost no verification.
+    assert_eq!(screened.candidates(), 5);
+    let results = mp.admit_verified(&state, screened.verify());
+    assert_eq!(
+        results.iter().map(Result::is_ok).collect::<Vec<_>>(),
+        vec![true, true, true, false, true, false, true, false]
+    );
+    assert_eq!(results[3], Err(Rejection::NonceGap { next: 0, got: 1 }));
+    assert_eq!(results[5], Err(Rejection::NonceGap { next: 1, got: 2 }));
+    assert_eq!(results[7], Err(Rejection::NonceGap { next: 2, got: 5 }));
+    assert_eq!(mp.len(), 7);
+}

@@ -735,7 +735,7 @@ impl Runner {
                 stored: &stored,
                 records: &records,
                 accounts: &exec.updates,
-                tree: &tree,
+                tree,
                 tip: &tip,
             })?;
             self.tip = tip;

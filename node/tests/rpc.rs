@@ -353,7 +353,7 @@ async fn committed_blocks_and_transactions() {
                 },
             )],
             accounts: &Default::default(),
-            tree: &TreeUpdateBatch::default(),
+            tree: TreeUpdateBatch::default(),
             tip: &tip,
         })
         .unwrap();

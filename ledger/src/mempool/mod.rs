@@ -206,18 +206,39 @@ impl Mempool {
     }
 
     /// The cheap checks against the committed `state` and the mempool (size, duplicate, zero
-    /// amount, self transfer, full, sender, nonce window, balance), which decide whose signature
-    /// is worth checking. Changes nothing.
+    /// amount, self transfer, full, sender, nonce window, balance, then the sender's pending
+    /// transactions and the global limits, as [`Mempool::admit_verified`] will check them), which
+    /// decide whose signature is worth checking: a transfer the mempool would refuse anyway costs
+    /// no verification (under overload, most refusals are `NonceGap` and `MempoolFull`, and
+    /// clients send them again). Changes nothing.
     pub fn screen(&self, state: &impl AccountReader, txs: Vec<SignedTransaction>) -> Screened {
         let mut accounts: HashMap<PublicKey, Account> = HashMap::new();
+        let near_full =
+            self.limits.max_txs.saturating_sub(self.index.len()) <= self.limits.ready_reserve;
+        // Near full, each sender's next gapless nonce as if this batch's earlier candidates were
+        // admitted (as `admit_verified` will do, in order): consecutive nonces in one batch pass.
+        let mut next_ready: HashMap<PublicKey, u64> = HashMap::new();
         let stages = txs
             .iter()
-            .map(
-                |tx| match self.precheck(state, &mut accounts, tx, tx.hash()) {
-                    Ok((hash, _)) => Stage::Candidate { hash },
+            .map(|tx| {
+                let checked =
+                    self.precheck(state, &mut accounts, tx, tx.hash())
+                        .and_then(|(hash, size)| {
+                            let t = &tx.transfer;
+                            let hint = next_ready.get(&t.from).copied();
+                            self.check_pending(&accounts, tx, hash, size, hint)?;
+                            if near_full {
+                                // Passing near full means `nonce` was the next gapless one.
+                                let next = t.nonce.saturating_add(1);
+                                next_ready.insert(t.from, self.next_ready_nonce(&t.from, next));
+                            }
+                            Ok(hash)
+                        });
+                match checked {
+                    Ok(hash) => Stage::Candidate { hash },
                     Err(rejection) => Stage::Rejected(rejection),
-                },
-            )
+                }
+            })
             .collect();
         Screened {
             chain_id: self.chain_id.clone(),
@@ -317,28 +338,25 @@ impl Mempool {
         Ok((hash, size))
     }
 
-    /// The checks against pending transactions and global limits, then the insertion.
-    fn admit(
-        &mut self,
+    /// The checks against the sender's pending transactions and the global limits; the sum of
+    /// the sender's pending amounts with this one. `next_ready` overrides the sender's next
+    /// gapless nonce (see [`Mempool::screen`]).
+    fn check_pending(
+        &self,
         accounts: &HashMap<PublicKey, Account>,
-        tx: SignedTransaction,
+        tx: &SignedTransaction,
         hash: Digest,
         size: usize,
-    ) -> Result<Digest, Rejection> {
+        next_ready: Option<u64>,
+    ) -> Result<u64, Rejection> {
         let t = &tx.transfer;
         if self.index.contains_key(&hash) {
             return Err(Rejection::Duplicate);
         }
         let account = accounts.get(&t.from).ok_or(Rejection::UnknownSender)?;
-        let (pending, total) = self
-            .senders
-            .get(&t.from)
-            .map_or((0, 0), |q| (q.by_nonce.len(), q.total));
-        if self
-            .senders
-            .get(&t.from)
-            .is_some_and(|q| q.by_nonce.contains_key(&t.nonce))
-        {
+        let queue = self.senders.get(&t.from);
+        let (pending, total) = queue.map_or((0, 0), |q| (q.by_nonce.len(), q.total));
+        if queue.is_some_and(|q| q.by_nonce.contains_key(&t.nonce)) {
             return Err(Rejection::DuplicateNonce { nonce: t.nonce });
         }
         if pending >= self.limits.max_per_sender {
@@ -347,29 +365,41 @@ impl Mempool {
         let free = self.limits.max_txs.saturating_sub(self.index.len());
         if free <= self.limits.ready_reserve {
             // Only here (the mempool is nearly full) is the O(pending) walk worth it.
-            let next = self.next_ready_nonce(&t.from, account.nonce);
+            let next = next_ready.unwrap_or_else(|| self.next_ready_nonce(&t.from, account.nonce));
             if t.nonce != next {
                 return Err(Rejection::NonceGap { next, got: t.nonce });
             }
         }
         let needed = total.checked_add(t.amount);
-        if needed.is_none_or(|needed| needed > account.balance) {
+        let Some(needed) = needed.filter(|needed| *needed <= account.balance) else {
             return Err(Rejection::InsufficientBalance {
                 balance: account.balance,
                 needed: needed.unwrap_or(u64::MAX),
             });
-        }
+        };
         let bytes = self.bytes.checked_add(size);
         if self.index.len() >= self.limits.max_txs
             || bytes.is_none_or(|bytes| bytes > self.limits.max_bytes)
         {
             return Err(Rejection::MempoolFull);
         }
+        Ok(needed)
+    }
+
+    /// [`Mempool::check_pending`], then the insertion.
+    fn admit(
+        &mut self,
+        accounts: &HashMap<PublicKey, Account>,
+        tx: SignedTransaction,
+        hash: Digest,
+        size: usize,
+    ) -> Result<Digest, Rejection> {
+        let needed = self.check_pending(accounts, &tx, hash, size, None)?;
         let seq = self.next_seq;
         self.next_seq = seq.checked_add(1).ok_or(Rejection::MempoolFull)?;
-        let (from, nonce) = (t.from, t.nonce);
+        let (from, nonce) = (tx.transfer.from, tx.transfer.nonce);
         let queue = self.senders.entry(from).or_default();
-        queue.total = needed.unwrap_or(u64::MAX);
+        queue.total = needed;
         queue.by_nonce.insert(
             nonce,
             Pending {
@@ -381,7 +411,7 @@ impl Mempool {
         );
         self.index.insert(hash, (from, nonce));
         self.arrival.insert(seq, (from, nonce));
-        self.bytes = bytes.unwrap_or(usize::MAX);
+        self.bytes = self.bytes.saturating_add(size);
         Ok(hash)
     }
 
