@@ -1,7 +1,5 @@
 //! What a block's opaque consensus payload holds, and its bounded decoding.
 
-use std::collections::HashSet;
-
 use hotledger_crypto::{merkle_root, Digest};
 use serde::{Deserialize, Serialize};
 
@@ -108,7 +106,8 @@ impl BlockPayload {
             return Err(LedgerError::TrailingBytes { count: rest.len() });
         }
         let hashes: Vec<Digest> = txs.iter().map(SignedTransaction::hash).collect();
-        let mut seen = HashSet::with_capacity(hashes.len());
+        let mut seen =
+            foldhash::HashSet::with_capacity_and_hasher(hashes.len(), Default::default());
         for hash in &hashes {
             if !seen.insert(*hash) {
                 return Err(LedgerError::DuplicateTx { hash: *hash });

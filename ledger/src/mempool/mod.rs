@@ -338,8 +338,8 @@ impl Mempool {
         Ok((hash, size))
     }
 
-    /// The checks against the sender's pending transactions and the global limits; the sum of
-    /// the sender's pending amounts with this one. `next_ready` overrides the sender's next
+    /// The checks against the sender's pending transactions and the global limits, after
+    /// [`Mempool::precheck`]; the sum of the sender's pending amounts with this one. `next_ready` overrides the sender's next
     /// gapless nonce (see [`Mempool::screen`]).
     fn check_pending(
         &self,
@@ -349,10 +349,8 @@ impl Mempool {
         size: usize,
         next_ready: Option<u64>,
     ) -> Result<u64, Rejection> {
+        // The duplicate check is `precheck`'s, which always runs just before (same lock).
         let t = &tx.transfer;
-        if self.index.contains_key(&hash) {
-            return Err(Rejection::Duplicate);
-        }
         let account = accounts.get(&t.from).ok_or(Rejection::UnknownSender)?;
         let queue = self.senders.get(&t.from);
         let (pending, total) = queue.map_or((0, 0), |q| (q.by_nonce.len(), q.total));
