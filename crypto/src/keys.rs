@@ -375,7 +375,7 @@ mod tests {
     #[test]
     fn non_canonical_s_rejected() {
         // s + l (the group order) is the same scalar mod l but not canonical;
-        // verify_strict must reject it.
+        // verification must reject it.
         const L: [u8; 32] = [
             0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
             0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
