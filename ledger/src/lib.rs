@@ -78,7 +78,8 @@
 //!   the sender's committed nonce plus its consecutive pending ones ([`Rejection::NonceGap`]), so
 //!   transfers that cannot execute yet never take the whole mempool;
 //! - the mempool stays within `max_txs` and `max_bytes` ([`Rejection::MempoolFull`]; nothing is
-//!   evicted, so a full mempool does not grow).
+//!   evicted, so a full mempool does not grow), and a client's submission ([`Origin::Client`])
+//!   leaves the last `peer_reserve` slots to transactions other validators gossip.
 //!
 //! [`Mempool::select`] fills a proposal in arrival order with, per sender, only consecutive
 //! nonces from the committed nonce that the committed balance covers, skipping transactions
@@ -95,7 +96,7 @@ pub mod state;
 pub mod tx;
 
 pub use error::LedgerError;
-pub use mempool::{Mempool, MempoolLimits, Rejection, Screened, Verified};
+pub use mempool::{Mempool, MempoolLimits, Origin, Rejection, Screened, Verified};
 pub use payload::{txs_root, BlockPayload};
 pub use root::{
     account_key_hash, compute_state_root, decode_account, decode_node, decode_node_key,

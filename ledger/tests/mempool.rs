@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashSet};
 use common::{accounts, key, pk, signed, CHAIN};
 use hotledger_crypto::{Digest, PublicKey, Signature};
 use hotledger_ledger::{
-    Account, AccountReader, LedgerError, Mempool, MempoolLimits, Rejection, SignedTransaction,
-    Transfer,
+    Account, AccountReader, LedgerError, Mempool, MempoolLimits, Origin, Rejection,
+    SignedTransaction, Transfer,
 };
 
 fn pool(limits: MempoolLimits) -> Mempool {
@@ -373,7 +373,11 @@ fn split_admission_rechecks_what_changed_while_unlocked() {
     let dup = signed(1, 0, 10, 0);
     let mut forged = signed(1, 0, 10, 1);
     forged.signature.0[0] ^= 1;
-    let screened = mp.screen(&state, vec![stale.clone(), dup.clone(), forged]);
+    let screened = mp.screen(
+        &state,
+        vec![stale.clone(), dup.clone(), forged],
+        Origin::Client,
+    );
     assert_eq!(screened.candidates(), 3);
     let verified = screened.verify();
     // While the signatures were being checked: account 0's transfer committed elsewhere, and
@@ -412,7 +416,7 @@ fn screened_for_another_chain_is_not_admitted() {
         nonce: 0,
     }
     .sign(&key(0), "another-chain");
-    let verified = other.screen(&state, vec![tx]).verify();
+    let verified = other.screen(&state, vec![tx], Origin::Client).verify();
     let mut mp = pool(MempoolLimits::default());
     assert_eq!(
         mp.admit_verified(&state, verified),
@@ -483,7 +487,7 @@ fn near_full_the_screen_refuses_what_admission_would_before_any_signature_check(
         signed(0, 2, 1, 1),
         signed(0, 2, 1, 5),
     ];
-    let screened = mp.screen(&state, batch);
+    let screened = mp.screen(&state, batch, Origin::Peer);
     // The gapped ones cost no verification.
     assert_eq!(screened.candidates(), 5);
     let results = mp.admit_verified(&state, screened.verify());
@@ -495,4 +499,38 @@ fn near_full_the_screen_refuses_what_admission_would_before_any_signature_check(
     assert_eq!(results[5], Err(Rejection::NonceGap { next: 1, got: 2 }));
     assert_eq!(results[7], Err(Rejection::NonceGap { next: 2, got: 5 }));
     assert_eq!(mp.len(), 7);
+}
+
+#[test]
+fn clients_leave_the_peer_reserve_to_transfers_other_validators_gossip() {
+    let state = accounts(&[(0, 1_000), (1, 1_000)]);
+    let limits = MempoolLimits {
+        max_txs: 5,
+        peer_reserve: 2,
+        ready_reserve: 0,
+        ..MempoolLimits::default()
+    };
+    let mut mp = pool(limits);
+    let client = |mp: &mut Mempool, tx: SignedTransaction| {
+        let screened = mp.screen(&state, vec![tx], Origin::Client);
+        mp.admit_verified(&state, screened.verify()).remove(0)
+    };
+    for nonce in 0..3 {
+        assert!(client(&mut mp, signed(0, 1, 1, nonce)).is_ok());
+    }
+    // Three held, two free: a client is refused (before any signature check)...
+    let screened = mp.screen(&state, vec![signed(0, 1, 1, 3)], Origin::Client);
+    assert_eq!(screened.candidates(), 0);
+    assert_eq!(
+        mp.admit_verified(&state, screened.verify()),
+        vec![Err(Rejection::MempoolFull)]
+    );
+    // ...while a peer's transfers take the last two slots.
+    let from_peer = mp.insert_batch(&state, vec![signed(1, 0, 1, 0), signed(1, 0, 1, 1)]);
+    assert!(from_peer.iter().all(Result::is_ok), "{from_peer:?}");
+    assert_eq!(mp.len(), 5);
+    assert_eq!(
+        mp.insert_batch(&state, vec![signed(1, 0, 1, 2)]),
+        vec![Err(Rejection::MempoolFull)]
+    );
 }

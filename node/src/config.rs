@@ -64,6 +64,11 @@ pub struct MempoolConfig {
     /// Slots kept for transfers that can execute now: once fewer are free, transfers behind a
     /// nonce gap are refused. Below `max_txs`.
     pub ready_reserve: usize,
+    /// Slots kept for transfers other validators gossip: clients' submissions are refused as
+    /// "mempool full" once fewer are free, so under overload the excess is refused where it
+    /// enters rather than verified again on the consensus loop when a proposal carries it.
+    /// Below `max_txs`.
+    pub peer_reserve: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,6 +147,7 @@ impl Default for MempoolConfig {
             max_per_sender: l.max_per_sender,
             max_tx_bytes: l.max_tx_bytes,
             ready_reserve: l.ready_reserve,
+            peer_reserve: l.peer_reserve,
         }
     }
 }
@@ -226,7 +232,7 @@ impl NodeConfig {
             ));
         }
         #[rustfmt::skip]
-        let ranges: [(&str, u64, u64, u64); 10] = [
+        let ranges: [(&str, u64, u64, u64); 11] = [
             ("p2p.max_message_bytes", self.p2p.max_message_bytes as u64, 1024, 256 << 20),
             ("p2p.reconnect_initial_ms", self.p2p.reconnect_initial_ms, 10, 60_000),
             ("p2p.reconnect_max_ms", self.p2p.reconnect_max_ms, self.p2p.reconnect_initial_ms, 3_600_000),
@@ -237,6 +243,7 @@ impl NodeConfig {
             ("mempool.max_per_sender", self.mempool.max_per_sender as u64, 1, 1_000_000),
             ("mempool.max_tx_bytes", self.mempool.max_tx_bytes as u64, 128, 1 << 20),
             ("mempool.ready_reserve", self.mempool.ready_reserve as u64, 0, (self.mempool.max_txs as u64).saturating_sub(1)),
+            ("mempool.peer_reserve", self.mempool.peer_reserve as u64, 0, (self.mempool.max_txs as u64).saturating_sub(1)),
         ];
         for (field, value, min, max) in ranges {
             if value < min || value > max {
@@ -296,6 +303,10 @@ mod tests {
         let err = c.validate().unwrap_err();
         assert!(err.contains("mempool.ready_reserve = 100"), "{err}");
         c.mempool.ready_reserve = 99;
+        c.mempool.peer_reserve = 100;
+        let err = c.validate().unwrap_err();
+        assert!(err.contains("mempool.peer_reserve = 100"), "{err}");
+        c.mempool.peer_reserve = 99;
         assert!(c.validate().is_ok());
     }
 

@@ -19,7 +19,7 @@ use hotledger_crypto::{Digest, KeyPair, PublicKey};
 use hotledger_genesis::Genesis;
 use hotledger_ledger::{
     compute_state_root, execute, genesis_state_root, verify_transactions, BlockPayload, Mempool,
-    MempoolLimits, SignedTransaction, TxError, TxOutcome,
+    MempoolLimits, Origin, SignedTransaction, TxError, TxOutcome,
 };
 use tokio::sync::mpsc;
 
@@ -287,6 +287,7 @@ fn mempool_limits(config: &NodeConfig) -> MempoolLimits {
         max_per_sender: config.mempool.max_per_sender,
         max_tx_bytes: config.mempool.max_tx_bytes,
         ready_reserve: config.mempool.ready_reserve,
+        peer_reserve: config.mempool.peer_reserve,
         ..MempoolLimits::default()
     }
 }
@@ -399,7 +400,7 @@ async fn ingest(
                 }
             }
             if !txs.is_empty() {
-                let _ = shared.admit(txs);
+                let _ = shared.admit(txs, Origin::Peer);
             }
             refused
         })

@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex, RwLock};
 
 use hotledger_crypto::Digest;
-use hotledger_ledger::{Mempool, Rejection, SignedTransaction};
+use hotledger_ledger::{Mempool, Origin, Rejection, SignedTransaction};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -66,12 +66,13 @@ impl Shared {
     pub fn admit(
         &self,
         txs: Vec<SignedTransaction>,
+        origin: Origin,
     ) -> Result<Vec<Result<Digest, Rejection>>, MempoolPoisoned> {
-        let screened = self
-            .mempool
-            .lock()
-            .map_err(|_| MempoolPoisoned)?
-            .screen(&self.store, txs);
+        let screened =
+            self.mempool
+                .lock()
+                .map_err(|_| MempoolPoisoned)?
+                .screen(&self.store, txs, origin);
         let verified = screened.verify();
         let results = self
             .mempool

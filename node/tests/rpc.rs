@@ -390,6 +390,7 @@ async fn a_full_mempool_refuses_with_a_clear_error_and_does_not_grow() {
         CHAIN.into(),
         MempoolLimits {
             max_txs: 2,
+            peer_reserve: 0,
             ..MempoolLimits::default()
         },
     );

@@ -29,6 +29,21 @@ pub struct MempoolLimits {
     /// transfer behind a nonce gap (an earlier nonce of its sender is missing) is refused, so
     /// transfers that cannot execute yet never fill the whole mempool.
     pub ready_reserve: usize,
+    /// Slots kept for transactions other validators gossip: a client's submission is refused as
+    /// [`Rejection::MempoolFull`] once fewer than this many are free. A peer's transaction is
+    /// one a validator already admitted and will propose; refusing it here means verifying it
+    /// later on the consensus loop, in the payload check, when the proposal comes. So under
+    /// overload the load is shed where clients submit, not between validators.
+    pub peer_reserve: usize,
+}
+
+/// Where a transaction comes from; clients may not use the [`MempoolLimits::peer_reserve`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Submitted by a client (JSON-RPC).
+    Client,
+    /// Gossiped by another validator.
+    Peer,
 }
 
 impl Default for MempoolLimits {
@@ -40,6 +55,7 @@ impl Default for MempoolLimits {
             max_tx_bytes: 1024,
             max_nonce_gap: 1_000,
             ready_reserve: 10_000,
+            peer_reserve: 20_000,
         }
     }
 }
@@ -123,6 +139,7 @@ enum Stage {
 #[must_use = "screened transactions are admitted through `verify` and `admit_verified`"]
 pub struct Screened {
     chain_id: String,
+    origin: Origin,
     txs: Vec<SignedTransaction>,
     stages: Vec<Stage>,
 }
@@ -133,6 +150,7 @@ pub struct Screened {
 #[must_use = "verified transactions are admitted through `admit_verified`"]
 pub struct Verified {
     chain_id: String,
+    origin: Origin,
     txs: Vec<SignedTransaction>,
     stages: Vec<Stage>,
 }
@@ -143,6 +161,7 @@ impl Screened {
     pub fn verify(self) -> Verified {
         let Screened {
             chain_id,
+            origin,
             txs,
             mut stages,
         } = self;
@@ -160,6 +179,7 @@ impl Screened {
         }
         Verified {
             chain_id,
+            origin,
             txs,
             stages,
         }
@@ -194,14 +214,15 @@ impl Mempool {
     /// Admits transactions; one result (the hash, or why not) per input, in order.
     ///
     /// The three steps of [`Mempool::screen`], [`Screened::verify`] and
-    /// [`Mempool::admit_verified`] in one call. A node that shares its mempool between threads
-    /// calls them separately, so the signatures are checked without holding the mempool's lock.
+    /// [`Mempool::admit_verified`] in one call, for transactions from a peer. A node that shares
+    /// its mempool between threads calls them separately, so the signatures are checked without
+    /// holding the mempool's lock.
     pub fn insert_batch(
         &mut self,
         state: &impl AccountReader,
         txs: Vec<SignedTransaction>,
     ) -> Vec<Result<Digest, Rejection>> {
-        let verified = self.screen(state, txs).verify();
+        let verified = self.screen(state, txs, Origin::Peer).verify();
         self.admit_verified(state, verified)
     }
 
@@ -211,7 +232,12 @@ impl Mempool {
     /// decide whose signature is worth checking: a transfer the mempool would refuse anyway costs
     /// no verification (under overload, most refusals are `NonceGap` and `MempoolFull`, and
     /// clients send them again). Changes nothing.
-    pub fn screen(&self, state: &impl AccountReader, txs: Vec<SignedTransaction>) -> Screened {
+    pub fn screen(
+        &self,
+        state: &impl AccountReader,
+        txs: Vec<SignedTransaction>,
+        origin: Origin,
+    ) -> Screened {
         let mut accounts: HashMap<PublicKey, Account> = HashMap::new();
         let near_full =
             self.limits.max_txs.saturating_sub(self.index.len()) <= self.limits.ready_reserve;
@@ -226,7 +252,7 @@ impl Mempool {
                         .and_then(|(hash, size)| {
                             let t = &tx.transfer;
                             let hint = next_ready.get(&t.from).copied();
-                            self.check_pending(&accounts, tx, hash, size, hint)?;
+                            self.check_pending(&accounts, tx, size, origin, hint)?;
                             if near_full {
                                 // Passing near full means `nonce` was the next gapless one.
                                 let next = t.nonce.saturating_add(1);
@@ -242,6 +268,7 @@ impl Mempool {
             .collect();
         Screened {
             chain_id: self.chain_id.clone(),
+            origin,
             txs,
             stages,
         }
@@ -258,6 +285,7 @@ impl Mempool {
     ) -> Vec<Result<Digest, Rejection>> {
         let Verified {
             chain_id,
+            origin,
             txs,
             stages,
         } = verified;
@@ -270,7 +298,7 @@ impl Mempool {
                 Stage::Candidate { .. } if !same_chain => Err(Rejection::BadSignature),
                 Stage::Candidate { hash, .. } => {
                     let (hash, size) = self.precheck(state, &mut accounts, &tx, hash)?;
-                    self.admit(&accounts, tx, hash, size)
+                    self.admit(&accounts, tx, hash, size, origin)
                 }
             })
             .collect()
@@ -345,8 +373,8 @@ impl Mempool {
         &self,
         accounts: &HashMap<PublicKey, Account>,
         tx: &SignedTransaction,
-        hash: Digest,
         size: usize,
+        origin: Origin,
         next_ready: Option<u64>,
     ) -> Result<u64, Rejection> {
         // The duplicate check is `precheck`'s, which always runs just before (same lock).
@@ -375,10 +403,12 @@ impl Mempool {
                 needed: needed.unwrap_or(u64::MAX),
             });
         };
+        let max_txs = match origin {
+            Origin::Client => self.limits.max_txs.saturating_sub(self.limits.peer_reserve),
+            Origin::Peer => self.limits.max_txs,
+        };
         let bytes = self.bytes.checked_add(size);
-        if self.index.len() >= self.limits.max_txs
-            || bytes.is_none_or(|bytes| bytes > self.limits.max_bytes)
-        {
+        if self.index.len() >= max_txs || bytes.is_none_or(|bytes| bytes > self.limits.max_bytes) {
             return Err(Rejection::MempoolFull);
         }
         Ok(needed)
@@ -391,8 +421,9 @@ impl Mempool {
         tx: SignedTransaction,
         hash: Digest,
         size: usize,
+        origin: Origin,
     ) -> Result<Digest, Rejection> {
-        let needed = self.check_pending(accounts, &tx, hash, size, None)?;
+        let needed = self.check_pending(accounts, &tx, size, origin, None)?;
         let seq = self.next_seq;
         self.next_seq = seq.checked_add(1).ok_or(Rejection::MempoolFull)?;
         let (from, nonce) = (tx.transfer.from, tx.transfer.nonce);

@@ -4,7 +4,7 @@
 use std::sync::{Arc, MutexGuard};
 
 use hotledger_crypto::{Digest, PublicKey};
-use hotledger_ledger::{BlockPayload, Mempool, Rejection, SignedTransaction};
+use hotledger_ledger::{BlockPayload, Mempool, Origin, Rejection, SignedTransaction};
 use jsonrpsee::core::{async_trait, RpcResult};
 use jsonrpsee::types::error::{INTERNAL_ERROR_CODE, INVALID_PARAMS_CODE};
 use jsonrpsee::types::ErrorObjectOwned;
@@ -59,7 +59,7 @@ fn admit(
     txs: Vec<SignedTransaction>,
 ) -> RpcResult<Vec<Result<Digest, Rejection>>> {
     let results = shared
-        .admit(txs.clone())
+        .admit(txs.clone(), Origin::Client)
         .map_err(|_| internal("mempool unavailable (a thread panicked while holding it)"))?;
     let mut accepted = Vec::new();
     let mut rejections = 0u64;
