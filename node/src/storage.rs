@@ -300,11 +300,14 @@ impl Store {
         }
         self.sync_write(batch)?;
         self.accounts.store(w.accounts);
-        let nodes = Arc::new(w.tree.node_batch);
-        if let Ok(mut recent) = self.recent_nodes.lock() {
-            // The previous block's batch is dropped here, outside the write path's hot loop.
-            *recent = Some(nodes);
-        }
+        let previous = self
+            .recent_nodes
+            .lock()
+            .ok()
+            .and_then(|mut recent| recent.replace(Arc::new(w.tree.node_batch)));
+        // Freed after the lock is released (thousands of nodes), so a state-root reader on
+        // another thread never waits for it.
+        drop(previous);
         if let Ok(mut keys) = self.pending_keys.lock() {
             for key in &done {
                 keys.remove(key);
@@ -485,14 +488,27 @@ mod tests {
         )
     }
 
-    #[test]
-    fn genesis_state_and_safety_survive_reopen() {
+    /// A store in a fresh folder, initialised with [`genesis_tip`]'s state for `chain a`: the
+    /// folder (kept alive), the genesis hash, the store, the genesis accounts and the tip.
+    fn genesis_store() -> (
+        tempfile::TempDir,
+        Digest,
+        Store,
+        Vec<(PublicKey, Account)>,
+        CommitTip,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let g = Digest::of(b"chain a");
         let store = Store::open(dir.path(), &g).unwrap();
         assert!(store.is_fresh().unwrap());
         let (accounts, tree, tip) = genesis_tip(g);
         store.init_genesis(&g, &tree, &tip).unwrap();
+        (dir, g, store, accounts, tip)
+    }
+
+    #[test]
+    fn genesis_state_and_safety_survive_reopen() {
+        let (dir, g, store, accounts, tip) = genesis_store();
         let safety = SafetyData {
             last_voted_round: 9,
             ..SafetyData::default()
@@ -509,11 +525,7 @@ mod tests {
 
     #[test]
     fn a_database_of_another_chain_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let a = Digest::of(b"chain a");
-        let store = Store::open(dir.path(), &a).unwrap();
-        let (_, tree, tip) = genesis_tip(a);
-        store.init_genesis(&a, &tree, &tip).unwrap();
+        let (dir, _, store, _, _) = genesis_store();
         drop(store);
         let err = Store::open(dir.path(), &Digest::of(b"chain b")).unwrap_err();
         assert!(matches!(err, NodeError::Database { .. }), "{err}");
@@ -522,11 +534,7 @@ mod tests {
 
     #[test]
     fn a_corrupt_tip_is_refused_not_rewritten() {
-        let dir = tempfile::tempdir().unwrap();
-        let a = Digest::of(b"chain a");
-        let store = Store::open(dir.path(), &a).unwrap();
-        let (_, tree, tip) = genesis_tip(a);
-        store.init_genesis(&a, &tree, &tip).unwrap();
+        let (dir, a, store, _, _) = genesis_store();
         store
             .db
             .put_cf(store.cf("meta").unwrap(), b"tip", [0xff; 3])
@@ -583,11 +591,7 @@ mod tests {
 
     #[test]
     fn commits_delete_pending_blocks_at_or_below_their_height_even_after_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let g = Digest::of(b"chain a");
-        let store = Store::open(dir.path(), &g).unwrap();
-        let (_, tree, tip) = genesis_tip(g);
-        store.init_genesis(&g, &tree, &tip).unwrap();
+        let (dir, g, store, _, tip) = genesis_store();
         for (height, tag) in [(1, 1), (1, 2), (2, 3), (3, 4)] {
             store.put_pending(&block_at(height, tag, &tip)).unwrap();
         }
@@ -616,11 +620,7 @@ mod tests {
 
     #[test]
     fn accounts_read_the_latest_committed_tree_value_even_after_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let g = Digest::of(b"chain a");
-        let store = Store::open(dir.path(), &g).unwrap();
-        let (accounts, tree, tip) = genesis_tip(g);
-        store.init_genesis(&g, &tree, &tip).unwrap();
+        let (dir, g, store, accounts, tip) = genesis_store();
         let (key, _) = accounts[0];
         let other = KeyPair::from_seed([8; 32]).public();
         assert_eq!(store.account(&other).unwrap(), None);
@@ -669,11 +669,7 @@ mod tests {
 
     #[test]
     fn the_recent_node_batch_answers_exactly_what_rocksdb_does() {
-        let dir = tempfile::tempdir().unwrap();
-        let g = Digest::of(b"chain a");
-        let store = Store::open(dir.path(), &g).unwrap();
-        let (_, tree, tip) = genesis_tip(g);
-        store.init_genesis(&g, &tree, &tip).unwrap();
+        let (dir, g, store, _, tip) = genesis_store();
         let keys: Vec<PublicKey> = (20..60u8)
             .map(|i| KeyPair::from_seed([i; 32]).public())
             .collect();
@@ -720,11 +716,7 @@ mod tests {
 
     #[test]
     fn a_missing_state_tree_value_reads_as_absent() {
-        let dir = tempfile::tempdir().unwrap();
-        let a = Digest::of(b"chain a");
-        let store = Store::open(dir.path(), &a).unwrap();
-        let (accounts, tree, tip) = genesis_tip(a);
-        store.init_genesis(&a, &tree, &tip).unwrap();
+        let (_dir, _, store, accounts, _) = genesis_store();
         let present = hotledger_ledger::account_key_hash(&accounts[0].0);
         assert!(store.get_value_option(0, present).unwrap().is_some());
         let absent = hotledger_ledger::account_key_hash(&KeyPair::from_seed([9; 32]).public());
