@@ -14,8 +14,13 @@ use hotledger_genesis::{generate_network, Genesis, NetworkSpec};
 /// `Genesis::hash()` of `tests/fixtures/genesis-4.json`.
 const GENESIS_4_HASH: &str = "40257cea404aabb8fe1006a364cafdf29bc2a2c4c8de8a966b7ca7c50c452091";
 
+/// Found through the crate folder `cargo test` names at run time (falling back to the one at
+/// build time): the target folder is shared between clones, and a test binary built in another
+/// clone would otherwise look in that clone.
 fn fixture_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/genesis-4.json")
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join("tests/fixtures/genesis-4.json")
 }
 
 /// The spec the fixture was generated from.
