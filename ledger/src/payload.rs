@@ -1,5 +1,6 @@
 //! What a block's opaque consensus payload holds, and its bounded decoding.
 
+use foldhash::HashSetExt;
 use hotledger_crypto::{merkle_root, Digest};
 use serde::{Deserialize, Serialize};
 
@@ -106,8 +107,7 @@ impl BlockPayload {
             return Err(LedgerError::TrailingBytes { count: rest.len() });
         }
         let hashes: Vec<Digest> = txs.iter().map(SignedTransaction::hash).collect();
-        let mut seen =
-            foldhash::HashSet::with_capacity_and_hasher(hashes.len(), Default::default());
+        let mut seen = foldhash::HashSet::with_capacity(hashes.len());
         for hash in &hashes {
             if !seen.insert(*hash) {
                 return Err(LedgerError::DuplicateTx { hash: *hash });

@@ -227,8 +227,8 @@ impl Mempool {
     }
 
     /// The cheap checks against the committed `state` and the mempool (size, duplicate, zero
-    /// amount, self transfer, full, sender, nonce window, balance, then the sender's pending
-    /// transactions and the global limits, as [`Mempool::admit_verified`] will check them), which
+    /// amount, self transfer, the global limits for `origin`, sender, nonce window, balance, then
+    /// the sender's pending transactions, as [`Mempool::admit_verified`] will check them), which
     /// decide whose signature is worth checking: a transfer the mempool would refuse anyway costs
     /// no verification (under overload, most refusals are `NonceGap` and `MempoolFull`, and
     /// clients send them again). Changes nothing.
@@ -239,27 +239,26 @@ impl Mempool {
         origin: Origin,
     ) -> Screened {
         let mut accounts: HashMap<PublicKey, Account> = HashMap::new();
-        let near_full =
-            self.limits.max_txs.saturating_sub(self.index.len()) <= self.limits.ready_reserve;
+        let near_full = self.near_full();
         // Near full, each sender's next gapless nonce as if this batch's earlier candidates were
         // admitted (as `admit_verified` will do, in order): consecutive nonces in one batch pass.
         let mut next_ready: HashMap<PublicKey, u64> = HashMap::new();
         let stages = txs
             .iter()
             .map(|tx| {
-                let checked =
-                    self.precheck(state, &mut accounts, tx, tx.hash())
-                        .and_then(|(hash, size)| {
-                            let t = &tx.transfer;
-                            let hint = next_ready.get(&t.from).copied();
-                            self.check_pending(&accounts, tx, size, origin, hint)?;
-                            if near_full {
-                                // Passing near full means `nonce` was the next gapless one.
-                                let next = t.nonce.saturating_add(1);
-                                next_ready.insert(t.from, self.next_ready_nonce(&t.from, next));
-                            }
-                            Ok(hash)
-                        });
+                let checked = self
+                    .precheck(state, &mut accounts, tx, tx.hash(), origin)
+                    .and_then(|(hash, _)| {
+                        let t = &tx.transfer;
+                        let hint = next_ready.get(&t.from).copied();
+                        self.check_pending(&accounts, tx, hint)?;
+                        if near_full {
+                            // Passing near full means `nonce` was the next gapless one.
+                            let next = t.nonce.saturating_add(1);
+                            next_ready.insert(t.from, self.next_ready_nonce(&t.from, next));
+                        }
+                        Ok(hash)
+                    });
                 match checked {
                     Ok(hash) => Stage::Candidate { hash },
                     Err(rejection) => Stage::Rejected(rejection),
@@ -276,8 +275,8 @@ impl Mempool {
 
     /// Admits what [`Screened::verify`] passed: the cheap checks again (the state or the mempool
     /// may have changed since [`Mempool::screen`]), then each is checked against the sender's
-    /// pending transactions (no duplicate nonce, queue limit, balance covering all pending
-    /// amounts) and the global limits. One result per input of `screen`, in order.
+    /// pending transactions (no duplicate nonce, queue limit, gap near full, balance covering all
+    /// pending amounts). One result per input of `screen`, in order.
     pub fn admit_verified(
         &mut self,
         state: &impl AccountReader,
@@ -297,20 +296,22 @@ impl Mempool {
                 Stage::Rejected(rejection) => Err(rejection),
                 Stage::Candidate { .. } if !same_chain => Err(Rejection::BadSignature),
                 Stage::Candidate { hash, .. } => {
-                    let (hash, size) = self.precheck(state, &mut accounts, &tx, hash)?;
-                    self.admit(&accounts, tx, hash, size, origin)
+                    let (hash, size) = self.precheck(state, &mut accounts, &tx, hash, origin)?;
+                    self.admit(&accounts, tx, hash, size)
                 }
             })
             .collect()
     }
 
-    /// The checks that need no signature and no pending-queue state.
+    /// The checks that need no signature and no pending-queue state, the global limits among
+    /// them: a client's transaction may not take the last `peer_reserve` slots.
     fn precheck(
         &self,
         state: &impl AccountReader,
         accounts: &mut HashMap<PublicKey, Account>,
         tx: &SignedTransaction,
         hash: Digest,
+        origin: Origin,
     ) -> Result<(Digest, usize), Rejection> {
         let t = &tx.transfer;
         let size = tx.encoded_len();
@@ -329,7 +330,12 @@ impl Mempool {
         if t.from == t.to {
             return Err(Rejection::SelfTransfer);
         }
-        if self.index.len() >= self.limits.max_txs {
+        let max_txs = match origin {
+            Origin::Client => self.limits.max_txs.saturating_sub(self.limits.peer_reserve),
+            Origin::Peer => self.limits.max_txs,
+        };
+        let bytes = self.bytes.checked_add(size);
+        if self.index.len() >= max_txs || bytes.is_none_or(|bytes| bytes > self.limits.max_bytes) {
             return Err(Rejection::MempoolFull);
         }
         let account = match accounts.get(&t.from) {
@@ -366,18 +372,16 @@ impl Mempool {
         Ok((hash, size))
     }
 
-    /// The checks against the sender's pending transactions and the global limits, after
-    /// [`Mempool::precheck`]; the sum of the sender's pending amounts with this one. `next_ready` overrides the sender's next
-    /// gapless nonce (see [`Mempool::screen`]).
+    /// The checks against the sender's pending transactions, after [`Mempool::precheck`] (which
+    /// always runs just before, under the same lock); the sum of the sender's pending amounts
+    /// with this one. `next_ready` overrides the sender's next gapless nonce (see
+    /// [`Mempool::screen`]).
     fn check_pending(
         &self,
         accounts: &HashMap<PublicKey, Account>,
         tx: &SignedTransaction,
-        size: usize,
-        origin: Origin,
         next_ready: Option<u64>,
     ) -> Result<u64, Rejection> {
-        // The duplicate check is `precheck`'s, which always runs just before (same lock).
         let t = &tx.transfer;
         let account = accounts.get(&t.from).ok_or(Rejection::UnknownSender)?;
         let queue = self.senders.get(&t.from);
@@ -388,8 +392,7 @@ impl Mempool {
         if pending >= self.limits.max_per_sender {
             return Err(Rejection::SenderQueueFull);
         }
-        let free = self.limits.max_txs.saturating_sub(self.index.len());
-        if free <= self.limits.ready_reserve {
+        if self.near_full() {
             // Only here (the mempool is nearly full) is the O(pending) walk worth it.
             let next = next_ready.unwrap_or_else(|| self.next_ready_nonce(&t.from, account.nonce));
             if t.nonce != next {
@@ -403,14 +406,6 @@ impl Mempool {
                 needed: needed.unwrap_or(u64::MAX),
             });
         };
-        let max_txs = match origin {
-            Origin::Client => self.limits.max_txs.saturating_sub(self.limits.peer_reserve),
-            Origin::Peer => self.limits.max_txs,
-        };
-        let bytes = self.bytes.checked_add(size);
-        if self.index.len() >= max_txs || bytes.is_none_or(|bytes| bytes > self.limits.max_bytes) {
-            return Err(Rejection::MempoolFull);
-        }
         Ok(needed)
     }
 
@@ -421,9 +416,8 @@ impl Mempool {
         tx: SignedTransaction,
         hash: Digest,
         size: usize,
-        origin: Origin,
     ) -> Result<Digest, Rejection> {
-        let needed = self.check_pending(accounts, &tx, size, origin, None)?;
+        let needed = self.check_pending(accounts, &tx, None)?;
         let seq = self.next_seq;
         self.next_seq = seq.checked_add(1).ok_or(Rejection::MempoolFull)?;
         let (from, nonce) = (tx.transfer.from, tx.transfer.nonce);
@@ -442,6 +436,11 @@ impl Mempool {
         self.arrival.insert(seq, (from, nonce));
         self.bytes = self.bytes.saturating_add(size);
         Ok(hash)
+    }
+
+    /// No more than `ready_reserve` slots free: transfers behind a nonce gap are refused.
+    fn near_full(&self) -> bool {
+        self.limits.max_txs.saturating_sub(self.index.len()) <= self.limits.ready_reserve
     }
 
     /// The first nonce of `sender` from `committed` on that is not pending: the only one that
