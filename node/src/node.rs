@@ -362,9 +362,10 @@ fn network_config(
 }
 
 /// Most gossip frames verified as one batch: frames that queued up while the previous batch was
-/// being verified are admitted together, since batch verification costs less per signature the
-/// larger the batch (8.7 µs at 256, 8.2 µs at 1,024 on the reference machine). (Waiting up to
-/// 2 ms for more frames was tried: no gain measurable at 20,000 tx/s.)
+/// being verified are admitted together, since small batches cost more per signature (12.7 µs
+/// at 64, 8.2 µs at 256, 8.4 µs at 1,024 on the reference machine: `cargo bench -p
+/// hotledger-crypto --bench verify`). (Waiting up to 2 ms for more frames was tried: no gain
+/// measurable at 20,000 tx/s.)
 const INGEST_COALESCE: usize = 8;
 
 /// Decodes and admits transaction frames gossiped by peers, off the consensus loop (their
