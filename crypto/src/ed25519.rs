@@ -64,6 +64,16 @@ fn parts(
     Some(Parts { r, s, a, k })
 }
 
+impl Parts {
+    /// The single equation, `[8]([s]B − R − [k]A) = 0`.
+    fn hold(&self) -> bool {
+        // [k](−A) + [s]B − R
+        let defect =
+            EdwardsPoint::vartime_double_scalar_mul_basepoint(&self.k, &-self.a, &self.s) - self.r;
+        defect.mul_by_cofactor().is_identity()
+    }
+}
+
 /// The single check: is `sig` a valid signature of `msg` by `key` under `domain` and `chain_id`?
 pub(crate) fn verify_one(
     key: &PublicKey,
@@ -72,12 +82,25 @@ pub(crate) fn verify_one(
     msg: &[u8],
     sig: &Signature,
 ) -> bool {
-    let Some(p) = parts(key, domain, chain_id, msg, sig) else {
-        return false;
-    };
-    // [k](−A) + [s]B − R
-    let defect = EdwardsPoint::vartime_double_scalar_mul_basepoint(&p.k, &-p.a, &p.s) - p.r;
-    defect.mul_by_cofactor().is_identity()
+    parts(key, domain, chain_id, msg, sig).is_some_and(|p| p.hold())
+}
+
+/// One flag per item: does its signature pass [`verify_one`]? The items are decoded and hashed
+/// once; those that decode are checked in one batch, and only if that fails one by one (reusing
+/// the decoded parts), so an undecodable signature costs no single check of the others.
+pub(crate) fn verify_each(chain_id: &str, items: &[BatchItem<'_>]) -> Vec<bool> {
+    let parts: Vec<Option<Parts>> = items
+        .iter()
+        .map(|it| parts(it.key, it.domain, chain_id, it.msg, it.sig))
+        .collect();
+    let decoded: Vec<&Parts> = parts.iter().flatten().collect();
+    if decoded.len() > 1 && batch_holds(&decoded) {
+        return parts.iter().map(Option::is_some).collect();
+    }
+    parts
+        .iter()
+        .map(|p| p.as_ref().is_some_and(Parts::hold))
+        .collect()
 }
 
 /// 128-bit coefficients from a 32-byte seed: SHA-512(seed || counter) gives four per block.
@@ -114,10 +137,10 @@ impl Coefficients {
     }
 }
 
-/// The batch check: true only if (with probability 1 − 2⁻¹²⁸) every item passes
-/// [`verify_one`]. False also if the operating system's random source fails; the caller then
-/// checks the items one by one.
-pub(crate) fn verify_many(chain_id: &str, items: &[BatchItem<'_>]) -> bool {
+/// The batch check: true only if (with probability 1 − 2⁻¹²⁸) every item satisfies its single
+/// equation. False also if the operating system's random source fails; the caller then checks
+/// the items one by one.
+fn batch_holds(items: &[&Parts]) -> bool {
     let mut seed = [0u8; 32];
     if OsRng.try_fill_bytes(&mut seed).is_err() {
         return false;
@@ -132,10 +155,7 @@ pub(crate) fn verify_many(chain_id: &str, items: &[BatchItem<'_>]) -> bool {
     let mut b = Scalar::ZERO;
     scalars.push(Scalar::ZERO);
     points.push(ED25519_BASEPOINT_POINT);
-    for item in items {
-        let Some(p) = parts(item.key, item.domain, chain_id, item.msg, item.sig) else {
-            return false;
-        };
+    for p in items {
         let zi = z.next();
         b += zi * p.s;
         scalars.push(zi);
@@ -157,6 +177,15 @@ mod tests {
     use crate::keys::KeyPair;
 
     const CHAIN: &str = "hotledger-test";
+
+    /// The batch check alone over `items` (false if one does not decode).
+    fn verify_many(chain_id: &str, items: &[BatchItem<'_>]) -> bool {
+        let parts: Option<Vec<Parts>> = items
+            .iter()
+            .map(|it| parts(it.key, it.domain, chain_id, it.msg, it.sig))
+            .collect();
+        parts.is_some_and(|parts| batch_holds(&parts.iter().collect::<Vec<_>>()))
+    }
 
     /// A signature made with the secret scalar directly, whose `R` is `[r]B + t` for the
     /// small-order point `t`: it satisfies the cofactored equation, not the cofactorless one.

@@ -121,17 +121,10 @@ pub fn verify_batch(chain_id: &str, items: &[BatchItem<'_>]) -> Result<(), Crypt
 }
 
 /// One flag per item of `items`: does its signature verify? One batch check as in
-/// [`verify_batch`]; only if it fails is every item checked on its own, so each `false` names a
-/// bad signature and each `true` is a checked one.
+/// [`verify_batch`] (of the items whose signature decodes); only if it fails is every item checked
+/// on its own, so each `false` names a bad signature and each `true` is a checked one.
 pub fn verify_batch_each(chain_id: &str, items: &[BatchItem<'_>]) -> Vec<bool> {
-    if items.len() > 1 && ed25519::verify_many(chain_id, items) {
-        return vec![true; items.len()];
-    }
-    // A single item, or a failed batch: every item on its own.
-    items
-        .iter()
-        .map(|it| ed25519::verify_one(it.key, it.domain, chain_id, it.msg, it.sig))
-        .collect()
+    ed25519::verify_each(chain_id, items)
 }
 
 #[cfg(test)]

@@ -2,11 +2,10 @@
 //! dashboard and the benchmark.
 
 use std::collections::BTreeMap;
-
-use foldhash::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
+use foldhash::HashMap;
 use hotledger_crypto::Digest;
 use serde::Serialize;
 
