@@ -534,3 +534,58 @@ fn clients_leave_the_peer_reserve_to_transfers_other_validators_gossip() {
         vec![Err(Rejection::MempoolFull)]
     );
 }
+
+#[test]
+fn a_signature_checked_in_a_proposal_is_not_checked_again_but_other_signature_bytes_are() {
+    let state = accounts(&[(0, 100), (2, 100)]);
+    let mut mp = pool(MempoolLimits::default());
+    // A transfer whose signature bytes are wrong, as the node's own payload check would never
+    // note: admitted without a check, it shows that the noted pair skips verification.
+    let mut noted = signed(0, 1, 10, 0);
+    noted.signature = Signature([7; 64]);
+    // The same transfer of account 2 with a valid signature, and a copy with other bytes.
+    let valid = signed(2, 1, 10, 0);
+    let mut malleated = valid.clone();
+    malleated.signature = Signature([9; 64]);
+    assert_eq!(valid.hash(), malleated.hash());
+    mp.note_verified([
+        (noted.hash(), noted.signature),
+        (valid.hash(), valid.signature),
+    ]);
+    assert!(mp.verified(&noted.hash(), &noted.signature));
+    assert!(!mp.verified(&malleated.hash(), &malleated.signature));
+
+    let screened = mp.screen(&state, vec![noted.clone(), malleated], Origin::Peer);
+    assert_eq!((screened.candidates(), screened.to_check()), (2, 1));
+    let results = mp.admit_verified(&state, screened.verify());
+    assert_eq!(
+        results,
+        vec![Ok(noted.hash()), Err(Rejection::BadSignature)]
+    );
+    // Pending now, with those signature bytes only.
+    assert!(mp.verified(&noted.hash(), &noted.signature));
+    assert!(!mp.verified(&noted.hash(), &Signature([8; 64])));
+}
+
+#[test]
+fn the_verified_memory_is_bounded_and_forgets_the_oldest_generation() {
+    let mut mp = pool(MempoolLimits::default());
+    let first = signed(0, 1, 10, 0);
+    mp.note_verified([(first.hash(), first.signature)]);
+    // Fillers: distinct hashes, never pending.
+    let filler = |i: u32| {
+        let mut bytes = [0u8; 32];
+        bytes[..4].copy_from_slice(&i.to_be_bytes());
+        (Digest(bytes), Signature([1; 64]))
+    };
+    mp.note_verified((0..40_000).map(filler));
+    // One generation later the first pair is still remembered ...
+    assert!(mp.verified(&first.hash(), &first.signature));
+    // ... two generations later it is not, and neither are the oldest fillers.
+    mp.note_verified((40_000..80_000).map(filler));
+    assert!(!mp.verified(&first.hash(), &first.signature));
+    let (h, s) = filler(0);
+    assert!(!mp.verified(&h, &s));
+    let (h, s) = filler(79_999);
+    assert!(mp.verified(&h, &s));
+}

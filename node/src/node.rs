@@ -29,7 +29,7 @@ use crate::home::Home;
 use crate::metrics::Metrics;
 use crate::network::{self, NetCommand, NetEvent, NetStats, NetworkConfig, PeerInfo};
 use crate::shared::{Shared, Status};
-use crate::storage::{BlockWrite, CommitTip, Store, StoredBlock, TxRecord};
+use crate::storage::{BlockWrite, CommitTip, Store, TxRecord};
 use crate::wire::WireMessage;
 
 /// Capacity of the queues between tasks; all are bounded.
@@ -100,21 +100,34 @@ impl PayloadCheck for PayloadValidator {
                 }
             }
         }
-        let unverified: Vec<&SignedTransaction> = match self.shared.mempool.lock() {
-            Ok(mp) => payload
-                .txs
-                .iter()
-                .zip(&hashes)
-                .filter(|(_, hash)| !mp.contains(hash))
-                .map(|(tx, _)| tx)
-                .collect(),
-            Err(_) => payload.txs.iter().collect(),
-        };
+        // Only what this node has not checked: a pending transaction with other signature bytes
+        // (its hash does not cover them) is checked like an unknown one.
+        let (unverified, unverified_hashes): (Vec<&SignedTransaction>, Vec<Digest>) =
+            match self.shared.mempool.lock() {
+                Ok(mp) => payload
+                    .txs
+                    .iter()
+                    .zip(&hashes)
+                    .filter(|(tx, hash)| !mp.verified(hash, &tx.signature))
+                    .unzip(),
+                Err(_) => payload.txs.iter().zip(&hashes).unzip(),
+            };
         self.shared
             .metrics
             .payload_verified_txs
             .inc_by(unverified.len() as u64);
         verify_transactions(&self.chain_id, &unverified).map_err(|e| e.to_string())?;
+        if !unverified.is_empty() {
+            // Their gossiped copies, which usually arrive after the proposal, need no second
+            // check.
+            if let Ok(mut mp) = self.shared.mempool.lock() {
+                mp.note_verified(
+                    unverified_hashes
+                        .into_iter()
+                        .zip(unverified.iter().map(|tx| tx.signature)),
+                );
+            }
+        }
         if let Ok(mut d) = self.decoded.lock() {
             d.insert(block.id, Arc::new(DecodedPayload { payload, hashes }));
         }
@@ -698,7 +711,7 @@ impl Runner {
             let payload = &decoded.payload;
             let exec = execute(&self.store, &payload.txs)?;
             let (state_root, tree) = compute_state_root(&self.store, block.height, &exec.updates)?;
-            let hashes = decoded.hashes.clone();
+            let hashes = &decoded.hashes;
             let mut records = Vec::with_capacity(hashes.len());
             let mut applied = 0u64;
             for (index, (hash, outcome)) in hashes.iter().zip(&exec.outcomes).enumerate() {
@@ -728,13 +741,9 @@ impl Runner {
                 state_root,
                 committed_txs: self.tip.committed_txs.saturating_add(applied),
             };
-            let stored = StoredBlock {
-                block: block.clone(),
-                state_root,
-                tx_hashes: hashes,
-            };
             self.store.commit_block(BlockWrite {
-                stored: &stored,
+                block,
+                state_root,
                 records: &records,
                 accounts: &exec.updates,
                 tree,
@@ -748,10 +757,7 @@ impl Runner {
                 }
             }
             if let Ok(mut mp) = self.shared.mempool.lock() {
-                mp.remove_committed(
-                    &self.store,
-                    stored.tx_hashes.iter().copied().zip(&payload.txs),
-                )?;
+                mp.remove_committed(&self.store, hashes.iter().copied().zip(&payload.txs))?;
             }
             let m = &self.shared.metrics;
             m.committed_blocks.inc();

@@ -1,8 +1,11 @@
 //! RocksDB storage: blocks, transactions, accounts, the state tree, the consensus safety state
 //! and metadata.
 //!
-//! * Each committed block is applied in **one atomic, synced write batch**: the block, its
-//!   transactions' records, the account updates, the state-tree nodes and the new commit tip.
+//! * Each committed block is applied in **one atomic, synced write batch**: its height index,
+//!   its transactions' records, the state-tree nodes and values (the accounts) and the new commit
+//!   tip. The block's body is written once, when the node first stores it (uncommitted); the
+//!   commit's synced write also makes that earlier write durable (one WAL, replayed in order),
+//!   and a body not stored before is written in the commit's batch.
 //! * The safety state is written with `sync = true` before the node sends any vote or timeout
 //!   that depends on it (`Action::PersistSafety` comes first).
 //! * The database remembers the genesis hash it was created for and refuses to open for another;
@@ -13,15 +16,19 @@
 //! | cf | key | value |
 //! |---|---|---|
 //! | `meta` | `genesis`, `safety`, `tip`, `schema` | genesis hash, `SafetyData`, `CommitTip`, version |
-//! | `blocks` | height (u64 BE) | `StoredBlock` |
-//! | `pending` | height (u64 BE) ‖ block id | uncommitted `Block` (restart recovery) |
+//! | `bodies` | height (u64 BE) ‖ block id | `Block`: committed ones, and uncommitted ones above the commit tip (restart recovery) |
+//! | `blocks` | height (u64 BE) | `CommittedBlock`: the id of the committed block and the state root after it |
 //! | `block_ids` | block id | height (u64 BE) |
 //! | `txs` | tx hash | `TxRecord` |
-//! | `accounts` | public key | `Account`: written by builds before commit `1461ffe`; no longer read or written (accounts are read from `tree_values`) |
 //! | `tree_nodes`, `tree_values` | see `hotledger_ledger::root` | state tree |
+//!
+//! Schema 2. Schema 1 (before `bodies`) wrote each block twice, uncommitted in `pending` and
+//! again in `blocks` with its transaction hashes, and kept an unused `accounts` family; a schema 1
+//! database is refused with its version named.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use hotledger_consensus::{Block, BlockInfo, QuorumCert, SafetyData};
@@ -39,14 +46,13 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::error::NodeError;
 
-const SCHEMA_VERSION: u32 = 1;
-const CFS: [&str; 8] = [
+const SCHEMA_VERSION: u32 = 2;
+const CFS: [&str; 7] = [
     "meta",
-    "pending",
+    "bodies",
     "blocks",
     "block_ids",
     "txs",
-    "accounts",
     "tree_nodes",
     "tree_values",
 ];
@@ -61,13 +67,27 @@ pub struct CommitTip {
     pub committed_txs: u64,
 }
 
-/// A committed block as stored.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A committed block and the state root after it.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredBlock {
     pub block: Block,
     /// State root after applying this block.
     pub state_root: Digest,
-    pub tx_hashes: Vec<Digest>,
+}
+
+/// A height's entry in `blocks`; the body is in `bodies` under `height ‖ id`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct CommittedBlock {
+    id: Digest,
+    state_root: Digest,
+}
+
+/// The `bodies` key of a block: its height (big-endian, so bodies sort by height) and id.
+fn body_key(height: u64, id: &Digest) -> Vec<u8> {
+    let mut key = Vec::with_capacity(8 + Digest::LEN);
+    key.extend_from_slice(&height.to_be_bytes());
+    key.extend_from_slice(id.as_bytes());
+    key
 }
 
 /// Where a committed transaction is and what it did.
@@ -81,7 +101,9 @@ pub struct TxRecord {
 /// Everything one committed block writes.
 #[derive(Debug)]
 pub struct BlockWrite<'a> {
-    pub stored: &'a StoredBlock,
+    pub block: &'a Block,
+    /// State root after applying `block`.
+    pub state_root: Digest,
     /// Records of the block's transactions (a transaction already committed earlier keeps its
     /// first record and is not listed again).
     pub records: &'a [(Digest, TxRecord)],
@@ -99,11 +121,14 @@ pub struct Store {
     /// Committed accounts in front of the state tree's values: every admission, execution and
     /// mempool clean-up reads them.
     accounts: Arc<ShardedCache<PublicKey, Account>>,
-    /// Keys of the `pending` column family, so a commit deletes them one by one. (A range
-    /// deletion per block would leave thousands of range tombstones in the memtable, and
+    /// `bodies` keys of the uncommitted blocks (above the commit tip), so a commit knows whether
+    /// its body is stored already and deletes the ones it makes uncommittable one by one. (A
+    /// range deletion per block would leave thousands of range tombstones in the memtable, and
     /// RocksDB rebuilds its tombstone list on every one: quadratic time and memory; seen as
     /// validators growing to 1 GiB after 5,000 blocks.)
-    pending_keys: Arc<Mutex<BTreeSet<Vec<u8>>>>,
+    uncommitted: Arc<Mutex<BTreeSet<Vec<u8>>>>,
+    /// Height of the commit tip: a body at or below it is never stored as uncommitted.
+    committed_height: Arc<AtomicU64>,
     /// The state-tree nodes of the last committed block, kept after their synced write. The next
     /// block's state root reads mostly those (every path it changes was changed by the previous
     /// block at a busy node), and an in-memory lookup costs a fraction of a RocksDB read and
@@ -123,7 +148,16 @@ impl Store {
         opts.create_missing_column_families(true);
         opts.set_max_open_files(512);
         opts.set_compression_type(rocksdb::DBCompressionType::None);
-        let cfs = CFS.iter().map(|name| {
+        // Every family the folder has, known or not, so a database of another schema opens far
+        // enough to be refused by its version rather than by RocksDB's "column families not
+        // opened".
+        let mut names: Vec<String> = CFS.iter().map(|n| n.to_string()).collect();
+        for existing in DB::list_cf(&opts, path).unwrap_or_default() {
+            if existing != "default" && !names.contains(&existing) {
+                names.push(existing);
+            }
+        }
+        let cfs = names.iter().map(|name| {
             let mut cf = Options::default();
             // Hashes, keys and signatures barely compress: LZ4 on flushes and compactions cost
             // ~1.5% of a validator at 20,000 tx/s for little space.
@@ -132,7 +166,7 @@ impl Store {
             // keys (transaction hashes, account keys), and a smaller skip list keeps those
             // inserts in cache. Flushes come more often but write the same bytes in all.
             cf.set_write_buffer_size(16 * 1024 * 1024);
-            ColumnFamilyDescriptor::new(*name, cf)
+            ColumnFamilyDescriptor::new(name, cf)
         });
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| NodeError::Database {
             path: path.to_path_buf(),
@@ -142,7 +176,8 @@ impl Store {
             db: Arc::new(db),
             path: path.to_path_buf(),
             accounts: Arc::new(ShardedCache::new(ACCOUNT_CACHE)),
-            pending_keys: Arc::default(),
+            uncommitted: Arc::default(),
+            committed_height: Arc::default(),
             recent_nodes: Arc::default(),
         };
         match store.get_raw("meta", b"genesis")? {
@@ -150,12 +185,16 @@ impl Store {
                 let schema: u32 = store.get("meta", b"schema")?.unwrap_or(0);
                 if schema != SCHEMA_VERSION {
                     return Err(store.refuse(format!(
-                        "schema version {schema}, this build reads {SCHEMA_VERSION}"
+                        "schema version {schema}, this build reads {SCHEMA_VERSION}; move the \
+                         folder aside and start again to sync the chain from the other validators"
                     )));
                 }
-                if store.tip()?.is_none() {
+                let Some(tip) = store.tip()? else {
                     return Err(store.refuse("commit tip is missing".into()));
-                }
+                };
+                store
+                    .committed_height
+                    .store(tip.block.height, Ordering::Relaxed);
             }
             Some(bytes) => {
                 return Err(store.refuse(format!(
@@ -176,17 +215,27 @@ impl Store {
             }
         }
         let mut keys = BTreeSet::new();
-        for item in store
-            .db
-            .iterator_cf(store.cf("pending")?, rocksdb::IteratorMode::Start)
-        {
+        for item in store.uncommitted_bodies()? {
             let (key, _) = item.map_err(|e| store.err(e))?;
             keys.insert(key.to_vec());
         }
-        if let Ok(mut pending) = store.pending_keys.lock() {
-            *pending = keys;
+        if let Ok(mut uncommitted) = store.uncommitted.lock() {
+            *uncommitted = keys;
         }
         Ok(store)
+    }
+
+    /// The `bodies` above the commit tip, in key order.
+    fn uncommitted_bodies(&self) -> Result<rocksdb::DBIteratorWithThreadMode<'_, DB>, NodeError> {
+        let first = self
+            .committed_height
+            .load(Ordering::Relaxed)
+            .saturating_add(1)
+            .to_be_bytes();
+        Ok(self.db.iterator_cf(
+            self.cf("bodies")?,
+            rocksdb::IteratorMode::From(&first, rocksdb::Direction::Forward),
+        ))
     }
 
     fn refuse(&self, reason: String) -> NodeError {
@@ -269,10 +318,23 @@ impl Store {
 
     /// Applies one committed block atomically and durably.
     pub fn commit_block(&self, w: BlockWrite<'_>) -> Result<(), NodeError> {
-        let b = &w.stored.block;
+        let b = w.block;
         let height = b.height.to_be_bytes();
+        let key = body_key(b.height, &b.id);
         let mut batch = WriteBatch::default();
-        batch.put_cf(self.cf("blocks")?, height, self.encode(w.stored)?);
+        let stored_before = self
+            .uncommitted
+            .lock()
+            .map(|keys| keys.contains(&key))
+            .unwrap_or(false);
+        if !stored_before {
+            batch.put_cf(self.cf("bodies")?, &key, self.encode(b)?);
+        }
+        let entry = CommittedBlock {
+            id: b.id,
+            state_root: w.state_root,
+        };
+        batch.put_cf(self.cf("blocks")?, height, self.encode(&entry)?);
         batch.put_cf(self.cf("block_ids")?, b.id.as_bytes(), height);
         let txs = self.cf("txs")?;
         // In key order: RocksDB's memtable reuses its position from one insert to the next, so
@@ -287,18 +349,19 @@ impl Store {
         // are the committed accounts, and `account` reads them from there.
         self.put_tree(&mut batch, &w.tree)?;
         batch.put_cf(self.cf("meta")?, b"tip", self.encode(w.tip)?);
-        // Uncommitted blocks at or below this height can never commit now.
+        // Other uncommitted blocks at or below this height can never commit now.
         let above = b.height.saturating_add(1).to_be_bytes();
         let done: Vec<Vec<u8>> = self
-            .pending_keys
+            .uncommitted
             .lock()
             .map(|keys| keys.range(..above.to_vec()).cloned().collect())
             .unwrap_or_default();
-        let pending = self.cf("pending")?;
-        for key in &done {
-            batch.delete_cf(pending, key);
+        let bodies = self.cf("bodies")?;
+        for stale in done.iter().filter(|k| **k != key) {
+            batch.delete_cf(bodies, stale);
         }
         self.sync_write(batch)?;
+        self.committed_height.store(b.height, Ordering::Relaxed);
         self.accounts.store(w.accounts);
         let previous = self
             .recent_nodes
@@ -308,7 +371,7 @@ impl Store {
         // Freed after the lock is released (thousands of nodes), so a state-root reader on
         // another thread never waits for it.
         drop(previous);
-        if let Ok(mut keys) = self.pending_keys.lock() {
+        if let Ok(mut keys) = self.uncommitted.lock() {
             for key in &done {
                 keys.remove(key);
             }
@@ -316,27 +379,32 @@ impl Store {
         Ok(())
     }
 
-    /// Stores an uncommitted block (not synced: the next safety write's sync covers it, and
-    /// that write precedes any vote for the block).
+    /// Stores an uncommitted block's body, which its commit will not write again (not synced:
+    /// the next safety write's sync covers it, and that write precedes any vote for the block).
+    /// A block at or below the commit tip can never commit (or is committed and stored), so it
+    /// is not written.
     pub fn put_pending(&self, block: &Block) -> Result<(), NodeError> {
-        let mut key = block.height.to_be_bytes().to_vec();
-        key.extend_from_slice(block.id.as_bytes());
-        self.db
-            .put_cf(self.cf("pending")?, &key, self.encode(block)?)
-            .map_err(|e| self.err(e))?;
-        if let Ok(mut keys) = self.pending_keys.lock() {
-            keys.insert(key);
+        if block.height <= self.committed_height.load(Ordering::Relaxed) {
+            return Ok(());
         }
+        let key = body_key(block.height, &block.id);
+        let Ok(mut keys) = self.uncommitted.lock() else {
+            return Err(self.err("the uncommitted-block index is poisoned"));
+        };
+        if keys.contains(&key) {
+            return Ok(());
+        }
+        self.db
+            .put_cf(self.cf("bodies")?, &key, self.encode(block)?)
+            .map_err(|e| self.err(e))?;
+        keys.insert(key);
         Ok(())
     }
 
     /// Every stored uncommitted block (for restart recovery).
     pub fn pending_blocks(&self) -> Result<Vec<Block>, NodeError> {
         let mut out = Vec::new();
-        for item in self
-            .db
-            .iterator_cf(self.cf("pending")?, rocksdb::IteratorMode::Start)
-        {
+        for item in self.uncommitted_bodies()? {
             let (_, value) = item.map_err(|e| self.err(e))?;
             out.push(
                 postcard::from_bytes(&value)
@@ -369,7 +437,24 @@ impl Store {
     }
 
     pub fn block_by_height(&self, height: u64) -> Result<Option<StoredBlock>, NodeError> {
-        self.get("blocks", &height.to_be_bytes())
+        let Some(entry) = self.get::<CommittedBlock>("blocks", &height.to_be_bytes())? else {
+            return Ok(None);
+        };
+        let block = self.body(height, &entry.id)?;
+        Ok(Some(StoredBlock {
+            block,
+            state_root: entry.state_root,
+        }))
+    }
+
+    /// The body of a committed block; missing means the database is damaged.
+    fn body(&self, height: u64, id: &Digest) -> Result<Block, NodeError> {
+        self.get("bodies", &body_key(height, id))?.ok_or_else(|| {
+            self.refuse(format!(
+                "committed block {} at height {height} has no body",
+                id.short()
+            ))
+        })
     }
 
     pub fn height_of(&self, id: &Digest) -> Result<Option<u64>, NodeError> {
@@ -382,7 +467,7 @@ impl Store {
     /// A committed block by id (for serving peers' block requests).
     pub fn block_by_id(&self, id: &Digest) -> Result<Option<Block>, NodeError> {
         match self.height_of(id)? {
-            Some(h) => Ok(self.block_by_height(h)?.map(|s| s.block)),
+            Some(h) => self.body(h, id).map(Some),
             None => Ok(None),
         }
     }
@@ -567,11 +652,6 @@ mod tests {
         tree: TreeUpdateBatch,
         parent: &CommitTip,
     ) -> CommitTip {
-        let stored = StoredBlock {
-            block: block.clone(),
-            state_root,
-            tx_hashes: Vec::new(),
-        };
         let tip = CommitTip {
             block: block.info(),
             state_root,
@@ -579,7 +659,8 @@ mod tests {
         };
         store
             .commit_block(BlockWrite {
-                stored: &stored,
+                block,
+                state_root,
                 records: &[],
                 accounts,
                 tree,
@@ -616,6 +697,110 @@ mod tests {
         drop(store);
         let store = Store::open(dir.path(), &g).unwrap();
         assert_eq!(store.pending_blocks().unwrap().len(), 1);
+    }
+
+    /// The `bodies` keys present, in order.
+    fn body_keys(store: &Store) -> Vec<Vec<u8>> {
+        store
+            .db
+            .iterator_cf(store.cf("bodies").unwrap(), rocksdb::IteratorMode::Start)
+            .map(|item| item.unwrap().0.to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn a_body_is_stored_once_and_served_whether_stored_before_its_commit_or_by_it() {
+        let (dir, g, store, _, genesis) = genesis_store();
+        let empty = std::collections::BTreeMap::new();
+        let stored_first = block_at(1, 1, &genesis);
+        let fork = block_at(1, 2, &genesis);
+        store.put_pending(&stored_first).unwrap();
+        store.put_pending(&fork).unwrap();
+        let tip = commit(
+            &store,
+            &stored_first,
+            genesis.state_root,
+            &empty,
+            TreeUpdateBatch::default(),
+            &genesis,
+        );
+        // Never stored before its commit (as after a restart that lost nothing but an
+        // unsynced write): the commit writes it.
+        let unseen = block_at(2, 3, &tip);
+        let tip = commit(
+            &store,
+            &unseen,
+            genesis.state_root,
+            &empty,
+            TreeUpdateBatch::default(),
+            &tip,
+        );
+        // A block at a committed height can never commit: not stored.
+        store.put_pending(&block_at(2, 4, &tip)).unwrap();
+        let expected = vec![body_key(1, &stored_first.id), body_key(2, &unseen.id)];
+        assert_eq!(body_keys(&store), expected, "the fork's body is deleted");
+        drop(store);
+        let store = Store::open(dir.path(), &g).unwrap();
+        assert_eq!(body_keys(&store), expected);
+        for block in [&stored_first, &unseen] {
+            let served = store.block_by_height(block.height).unwrap().unwrap();
+            assert_eq!(&served.block, block);
+            assert_eq!(served.state_root, genesis.state_root);
+            assert_eq!(store.block_by_id(&block.id).unwrap().as_ref(), Some(block));
+        }
+        assert_eq!(store.block_by_id(&fork.id).unwrap(), None);
+        assert_eq!(store.block_by_height(3).unwrap(), None);
+        assert!(store.pending_blocks().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_committed_block_without_its_body_is_an_error_not_an_absence() {
+        let (_dir, _, store, _, genesis) = genesis_store();
+        let block = block_at(1, 1, &genesis);
+        commit(
+            &store,
+            &block,
+            genesis.state_root,
+            &std::collections::BTreeMap::new(),
+            TreeUpdateBatch::default(),
+            &genesis,
+        );
+        store
+            .db
+            .delete_cf(store.cf("bodies").unwrap(), body_key(1, &block.id))
+            .unwrap();
+        let err = store.block_by_height(1).unwrap_err();
+        assert!(err.to_string().contains("has no body"), "{err}");
+        assert!(store.block_by_id(&block.id).is_err());
+    }
+
+    #[test]
+    fn a_schema_1_database_is_refused_by_its_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = Digest::of(b"chain a");
+        {
+            // Schema 1's families, "pending" and "accounts" among them.
+            let mut opts = Options::default();
+            opts.create_if_missing(true);
+            opts.create_missing_column_families(true);
+            let names = [
+                "meta",
+                "pending",
+                "blocks",
+                "block_ids",
+                "txs",
+                "accounts",
+                "tree_nodes",
+                "tree_values",
+            ];
+            let db = DB::open_cf(&opts, dir.path(), names).unwrap();
+            let meta = db.cf_handle("meta").unwrap();
+            db.put_cf(meta, b"genesis", g.as_bytes()).unwrap();
+            db.put_cf(meta, b"schema", postcard::to_allocvec(&1u32).unwrap())
+                .unwrap();
+        }
+        let err = Store::open(dir.path(), &g).unwrap_err();
+        assert!(err.to_string().contains("schema version 1"), "{err}");
     }
 
     #[test]

@@ -308,7 +308,7 @@ async fn committed_blocks_and_transactions() {
     use hotledger_consensus::Block;
     use hotledger_ledger::jmt::storage::TreeUpdateBatch;
     use hotledger_ledger::{BlockPayload, TxOutcome};
-    use hotledger_node::storage::{BlockWrite, StoredBlock, TxRecord};
+    use hotledger_node::storage::{BlockWrite, TxRecord};
 
     let f = start().await;
     let tx = f.transfer(10, 0);
@@ -324,11 +324,7 @@ async fn committed_blocks_and_transactions() {
         payload: payload.encode(),
         signature: Signature([0; 64]),
     };
-    let stored = StoredBlock {
-        block: block.clone(),
-        state_root: Digest::of(b"root 1"),
-        tx_hashes: vec![tx.hash()],
-    };
+    let state_root = Digest::of(b"root 1");
     let tip = CommitTip {
         block: BlockInfo {
             id: block.id,
@@ -337,13 +333,14 @@ async fn committed_blocks_and_transactions() {
             timestamp_ms: 5,
         },
         qc: genesis.qc.clone(),
-        state_root: stored.state_root,
+        state_root,
         committed_txs: 1,
     };
     f.shared
         .store
         .commit_block(BlockWrite {
-            stored: &stored,
+            block: &block,
+            state_root,
             records: &[(
                 tx.hash(),
                 TxRecord {
@@ -362,7 +359,7 @@ async fn committed_blocks_and_transactions() {
     assert_eq!(view, f.client.get_block(Some(1)).await.unwrap().unwrap());
     assert_eq!((view.height, view.id, view.round), (1, block.id, 1));
     assert_eq!(view.parent_id, genesis.block.id);
-    assert_eq!(view.state_root, stored.state_root);
+    assert_eq!(view.state_root, state_root);
     assert_eq!(view.txs_root, payload.txs_root);
     assert_eq!((view.tx_count, view.txs.clone()), (1, vec![tx.hash()]));
     assert_eq!(view.payload_state_root, genesis.state_root);

@@ -185,7 +185,10 @@ fn print_row(r: &StepResult, header: bool) {
 
 /// One rate: fresh network, warm-up, measured step, stop.
 async fn step(args: &BenchArgs, bin: &std::path::Path, rate: u64) -> Result<StepResult> {
-    let secs = args.warmup_secs + args.step_secs;
+    // One second more than the warm-up and the step: the load must still be running when the
+    // measured window closes (it starts after the network and the signing), or the window's
+    // last moments see no new transfers and the offered rate reads short.
+    let secs = args.warmup_secs + args.step_secs + 1;
     let count = rate.saturating_mul(secs);
     let (num, den) = ACCOUNTS_PER_TPS;
     let accounts = rate.saturating_mul(num).div_ceil(den).max(MIN_ACCOUNTS);
@@ -228,9 +231,12 @@ async fn step(args: &BenchArgs, bin: &std::path::Path, rate: u64) -> Result<Step
     let ticks_before: Vec<Option<u64>> = net.pids.iter().map(|&p| procs::cpu_ticks(p)).collect();
     let self_before = procs::cpu_ticks(std::process::id());
     let t0 = Instant::now();
+    // Each second's end is fixed from the start, so the checks below do not stretch the step
+    // (the rates divide by its measured length either way).
+    let start = tokio::time::Instant::from_std(t0);
     for s in 0..args.step_secs {
         bar.set_message(format!("{rate} tx/s: measuring {s}/{} s", args.step_secs));
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep_until(start + Duration::from_secs(s.saturating_add(1))).await;
         for (i, why) in net.poll_exits() {
             bar.println(format!(
                 "{} exited ({why})\n{}",

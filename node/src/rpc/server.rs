@@ -208,10 +208,10 @@ impl HotledgerApiServer for RpcServer {
                 proposer: block.author,
                 state_root: stored.state_root,
                 txs_root: payload.txs_root,
-                tx_count: stored.tx_hashes.len(),
+                tx_count: payload.txs.len(),
                 payload_state_height: payload.state_height,
                 payload_state_root: payload.state_root,
-                txs: stored.tx_hashes,
+                txs: payload.txs.iter().map(|tx| tx.hash()).collect(),
             }))
         })
         .await
