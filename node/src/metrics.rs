@@ -31,6 +31,7 @@ pub struct Metrics {
     pub evidence: Counter,
     pub rejected_txs: Counter,
     pub payload_verified_txs: Counter,
+    pub known_signature_txs: Counter,
 }
 
 impl Default for Metrics {
@@ -59,6 +60,7 @@ impl Metrics {
         let evidence = Counter::default();
         let rejected_txs = Counter::default();
         let payload_verified_txs = Counter::default();
+        let known_signature_txs = Counter::default();
         registry.register("height", "Last committed height", height.clone());
         registry.register("round", "Current consensus round", round.clone());
         registry.register("timeouts", "Rounds this node timed out", timeouts.clone());
@@ -116,6 +118,12 @@ impl Metrics {
              consensus loop)",
             payload_verified_txs.clone(),
         );
+        registry.register(
+            "known_signature_txs",
+            "Gossiped or submitted transactions whose signature the payload check had verified, so \
+             not checked again",
+            known_signature_txs.clone(),
+        );
         Metrics {
             registry,
             height,
@@ -134,6 +142,7 @@ impl Metrics {
             evidence,
             rejected_txs,
             payload_verified_txs,
+            known_signature_txs,
         }
     }
 

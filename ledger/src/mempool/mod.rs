@@ -120,7 +120,9 @@ struct SenderQueue {
 pub struct Mempool {
     chain_id: String,
     limits: MempoolLimits,
-    index: HashMap<Digest, (PublicKey, u64)>,
+    /// Sender, nonce and signature of each pending transaction (the signature so a proposal's
+    /// copy is compared with one lookup: [`Mempool::verified`]).
+    index: HashMap<Digest, (PublicKey, u64, Signature)>,
     senders: HashMap<PublicKey, SenderQueue>,
     arrival: BTreeMap<u64, (PublicKey, u64)>,
     next_seq: u64,
@@ -472,7 +474,7 @@ impl Mempool {
         let needed = self.check_pending(accounts, &tx, None)?;
         let seq = self.next_seq;
         self.next_seq = seq.checked_add(1).ok_or(Rejection::MempoolFull)?;
-        let (from, nonce) = (tx.transfer.from, tx.transfer.nonce);
+        let (from, nonce, signature) = (tx.transfer.from, tx.transfer.nonce, tx.signature);
         let queue = self.senders.entry(from).or_default();
         queue.total = needed;
         queue.by_nonce.insert(
@@ -484,7 +486,7 @@ impl Mempool {
                 seq,
             },
         );
-        self.index.insert(hash, (from, nonce));
+        self.index.insert(hash, (from, nonce, signature));
         self.arrival.insert(seq, (from, nonce));
         self.bytes = self.bytes.saturating_add(size);
         Ok(hash)
@@ -523,7 +525,9 @@ impl Mempool {
     /// with the same signature bytes, or was noted by [`Mempool::note_verified`]. A proposal's
     /// copy with other signature bytes (the hash does not cover them) is not.
     pub fn verified(&self, hash: &Digest, signature: &Signature) -> bool {
-        self.get(hash).is_some_and(|tx| tx.signature == *signature)
+        self.index
+            .get(hash)
+            .is_some_and(|(_, _, pending)| pending == signature)
             || self.verified.holds(hash, signature)
     }
 
@@ -537,13 +541,13 @@ impl Mempool {
     }
 
     pub fn get(&self, hash: &Digest) -> Option<&SignedTransaction> {
-        let (sender, nonce) = self.index.get(hash)?;
+        let (sender, nonce, _) = self.index.get(hash)?;
         self.pending(sender, *nonce).map(|p| &p.tx)
     }
 
     /// Removes one transaction.
     pub fn remove(&mut self, hash: &Digest) -> Option<SignedTransaction> {
-        let (sender, nonce) = *self.index.get(hash)?;
+        let (sender, nonce, _) = *self.index.get(hash)?;
         self.remove_entry(&sender, nonce)
     }
 
