@@ -32,6 +32,11 @@ pub(crate) fn decode_hex<const N: usize>(
         }
     }
     let mut out = [0u8; N];
+    // The fast decoder for the common case; any failure is decoded again by `hex` for its
+    // message (and so that what is accepted is exactly what `hex` accepts: no `0x` prefix).
+    if s.len() == 2 * N && !s.starts_with("0x") && const_hex::decode_to_slice(s, &mut out).is_ok() {
+        return Ok(out);
+    }
     hex::decode_to_slice(s, &mut out).map_err(|e| CryptoError::InvalidHex {
         what,
         reason: e.to_string(),
@@ -51,13 +56,24 @@ pub(crate) fn array_from_slice<const N: usize>(
     })
 }
 
+/// The longest fixed-size byte type (a signature).
+const MAX_N: usize = 64;
+
 /// Serialises `bytes` as hex (human-readable) or an `N`-tuple of bytes.
 pub(crate) fn serialize<S: Serializer, const N: usize>(
     bytes: &[u8; N],
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
     if serializer.is_human_readable() {
-        serializer.serialize_str(&hex::encode(bytes))
+        // On the stack: every key, signature and hash in a JSON-RPC answer or request passes
+        // here (N is at most 64).
+        let mut buf = [0u8; 2 * MAX_N];
+        let Some(out) = buf.get_mut(..2 * N) else {
+            return serializer.serialize_str(&hex::encode(bytes));
+        };
+        const_hex::encode_to_slice(bytes, out).map_err(serde::ser::Error::custom)?;
+        let text = std::str::from_utf8(out).map_err(serde::ser::Error::custom)?;
+        serializer.serialize_str(text)
     } else {
         let mut tup = serializer.serialize_tuple(N)?;
         for b in bytes {
@@ -164,5 +180,26 @@ mod tests {
             Err(CryptoError::InvalidHex { .. })
         ));
         assert_eq!(decode_hex::<2>("x", "aBcD").ok(), Some([0xab, 0xcd]));
+    }
+
+    proptest::proptest! {
+        /// The fast path accepts exactly what `hex` accepts, with the same bytes, and encodes
+        /// as `hex` does.
+        #[test]
+        fn fast_hex_agrees_with_hex(
+            text in proptest::prop_oneof![
+                "[0-9a-fA-F]{64}",
+                "[0-9a-fA-FxX g]{64}",
+                "0x[0-9a-f]{62}",
+                "[0-9a-f]{0,70}",
+            ],
+            bytes in proptest::array::uniform32(proptest::num::u8::ANY),
+        ) {
+            let mut expected = [0u8; 32];
+            let reference = hex::decode_to_slice(&text, &mut expected).map(|()| expected);
+            proptest::prop_assert_eq!(decode_hex::<32>("x", &text).ok(), reference.ok());
+            let json = serde_json::to_string(&crate::Digest(bytes)).unwrap();
+            proptest::prop_assert_eq!(json, format!("\"{}\"", hex::encode(bytes)));
+        }
     }
 }
