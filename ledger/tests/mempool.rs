@@ -556,7 +556,7 @@ fn a_signature_checked_in_a_proposal_is_not_checked_again_but_other_signature_by
     assert!(!mp.verified(&malleated.hash(), &malleated.signature));
 
     let screened = mp.screen(&state, vec![noted.clone(), malleated], Origin::Peer);
-    assert_eq!((screened.candidates(), screened.to_check()), (2, 1));
+    assert_eq!((screened.candidates(), screened.known()), (2, 1));
     let results = mp.admit_verified(&state, screened.verify());
     assert_eq!(
         results,

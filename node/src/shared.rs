@@ -73,8 +73,9 @@ impl Shared {
                 .lock()
                 .map_err(|_| MempoolPoisoned)?
                 .screen(&self.store, txs, origin);
-        let known = screened.candidates().saturating_sub(screened.to_check());
-        self.metrics.known_signature_txs.inc_by(known as u64);
+        self.metrics
+            .known_signature_txs
+            .inc_by(screened.known() as u64);
         let verified = screened.verify();
         let results = self
             .mempool

@@ -321,13 +321,16 @@ impl Store {
         let b = w.block;
         let height = b.height.to_be_bytes();
         let key = body_key(b.height, &b.id);
-        let mut batch = WriteBatch::default();
-        let stored_before = self
+        // Uncommitted bodies at or below this height, this block's among them if it was stored
+        // before (then not written again); the others can never commit now.
+        let above = b.height.saturating_add(1).to_be_bytes();
+        let done: Vec<Vec<u8>> = self
             .uncommitted
             .lock()
-            .map(|keys| keys.contains(&key))
-            .unwrap_or(false);
-        if !stored_before {
+            .map(|keys| keys.range(..above.to_vec()).cloned().collect())
+            .unwrap_or_default();
+        let mut batch = WriteBatch::default();
+        if !done.contains(&key) {
             batch.put_cf(self.cf("bodies")?, &key, self.encode(b)?);
         }
         let entry = CommittedBlock {
@@ -349,13 +352,6 @@ impl Store {
         // are the committed accounts, and `account` reads them from there.
         self.put_tree(&mut batch, &w.tree)?;
         batch.put_cf(self.cf("meta")?, b"tip", self.encode(w.tip)?);
-        // Other uncommitted blocks at or below this height can never commit now.
-        let above = b.height.saturating_add(1).to_be_bytes();
-        let done: Vec<Vec<u8>> = self
-            .uncommitted
-            .lock()
-            .map(|keys| keys.range(..above.to_vec()).cloned().collect())
-            .unwrap_or_default();
         let bodies = self.cf("bodies")?;
         for stale in done.iter().filter(|k| **k != key) {
             batch.delete_cf(bodies, stale);
@@ -709,7 +705,30 @@ mod tests {
     }
 
     #[test]
-    fn a_body_is_stored_once_and_served_whether_stored_before_its_commit_or_by_it() {
+    fn a_commit_does_not_write_again_a_body_stored_before_it() {
+        let (_dir, _, store, _, genesis) = genesis_store();
+        let block = block_at(1, 1, &genesis);
+        store.put_pending(&block).unwrap();
+        // Removed behind the store's back: only a commit that writes the body again would
+        // bring it back.
+        store
+            .db
+            .delete_cf(store.cf("bodies").unwrap(), body_key(1, &block.id))
+            .unwrap();
+        commit(
+            &store,
+            &block,
+            genesis.state_root,
+            &std::collections::BTreeMap::new(),
+            TreeUpdateBatch::default(),
+            &genesis,
+        );
+        assert!(body_keys(&store).is_empty());
+        assert!(store.block_by_height(1).is_err());
+    }
+
+    #[test]
+    fn a_body_is_served_whether_stored_before_its_commit_or_by_it() {
         let (dir, g, store, _, genesis) = genesis_store();
         let empty = std::collections::BTreeMap::new();
         let stored_first = block_at(1, 1, &genesis);

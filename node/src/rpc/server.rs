@@ -197,8 +197,10 @@ impl HotledgerApiServer for RpcServer {
                 return Ok(None);
             };
             let block = &stored.block;
-            let payload = BlockPayload::decode(&block.payload, usize::MAX, usize::MAX)
-                .map_err(|e| internal(format!("stored block {height} has a bad payload: {e}")))?;
+            let (payload, hashes) =
+                BlockPayload::decode_hashed(&block.payload, usize::MAX, usize::MAX).map_err(
+                    |e| internal(format!("stored block {height} has a bad payload: {e}")),
+                )?;
             Ok(Some(BlockView {
                 height: block.height,
                 id: block.id,
@@ -208,10 +210,10 @@ impl HotledgerApiServer for RpcServer {
                 proposer: block.author,
                 state_root: stored.state_root,
                 txs_root: payload.txs_root,
-                tx_count: payload.txs.len(),
+                tx_count: hashes.len(),
                 payload_state_height: payload.state_height,
                 payload_state_root: payload.state_root,
-                txs: payload.txs.iter().map(|tx| tx.hash()).collect(),
+                txs: hashes,
             }))
         })
         .await
