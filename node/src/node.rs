@@ -183,6 +183,31 @@ pub async fn run(home: &Home) -> Result<(), NodeError> {
         path: data.clone(),
         reason: "commit tip is missing".into(),
     })?;
+    let behind = store.tree_behind();
+    if !behind.is_empty() {
+        tracing::info!(
+            from = behind.start(),
+            to = behind.end(),
+            "rebuilding the state tree's nodes a crash left unwritten"
+        );
+        let rebuilt =
+            store.rebuild_tree(|block| {
+                let payload = BlockPayload::decode(&block.payload, usize::MAX, usize::MAX)
+                    .map_err(|e| NodeError::Database {
+                        path: data.clone(),
+                        reason: format!("committed block {} has a bad payload: {e}", block.height),
+                    })?;
+                Ok(payload
+                    .txs
+                    .iter()
+                    .flat_map(|tx| [tx.transfer.from, tx.transfer.to])
+                    .collect())
+            })?;
+        tracing::info!(
+            heights = rebuilt,
+            "state tree rebuilt; every root matches its commit"
+        );
+    }
     let safety = store.safety()?.unwrap_or_default();
     tracing::info!(
         moniker = %config.moniker,

@@ -2,10 +2,15 @@
 //! and metadata.
 //!
 //! * Each committed block is applied in **one atomic, synced write batch**: its height index,
-//!   its transactions' records, the state-tree nodes and values (the accounts) and the new commit
-//!   tip. The block's body is written once, when the node first stores it (uncommitted); the
-//!   commit's synced write also makes that earlier write durable (one WAL, replayed in order),
-//!   and a body not stored before is written in the commit's batch.
+//!   its transactions' records, the state-tree values (the accounts) and the new commit tip. The
+//!   block's body is written once, when the node first stores it (uncommitted); the commit's
+//!   synced write also makes that earlier write durable (one WAL, replayed in order), and a body
+//!   not stored before is written in the commit's batch.
+//! * The state tree's **nodes** are derived data: they are kept in memory and written with every
+//!   [`TREE_WRITE_EVERY`]th commit (and on shutdown), in that commit's batch with the version they
+//!   complete (`meta/tree_version`). Nodes that a later block replaced before that write are never
+//!   written. After a crash, [`Store::rebuild_tree`] recomputes the missing versions from the
+//!   committed values and checks each root against the one its commit stored.
 //! * The safety state is written with `sync = true` before the node sends any vote or timeout
 //!   that depends on it (`Action::PersistSafety` comes first).
 //! * The database remembers the genesis hash it was created for and refuses to open for another;
@@ -15,7 +20,7 @@
 //!
 //! | cf | key | value |
 //! |---|---|---|
-//! | `meta` | `genesis`, `safety`, `tip`, `schema` | genesis hash, `SafetyData`, `CommitTip`, version |
+//! | `meta` | `genesis`, `safety`, `tip`, `schema`, `tree_version` | genesis hash, `SafetyData`, `CommitTip`, version, the newest tree version whose nodes are all written (absent: the tip's) |
 //! | `bodies` | height (u64 BE) ‖ block id | `Block`: committed ones, and uncommitted ones above the commit tip (restart recovery) |
 //! | `blocks` | height (u64 BE) | `CommittedBlock`: the id of the committed block and the state root after it |
 //! | `block_ids` | block id | height (u64 BE) |
@@ -26,7 +31,8 @@
 //! again in `blocks` with its transaction hashes, and kept an unused `accounts` family; a schema 1
 //! database is refused with its version named.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,8 +41,8 @@ use hotledger_consensus::{Block, BlockInfo, QuorumCert, SafetyData};
 use hotledger_crypto::cache::ShardedCache;
 use hotledger_crypto::{Digest, PublicKey};
 use hotledger_ledger::{
-    account_key_hash, decode_account, decode_node, encode_node, encode_node_key, encode_value_key,
-    Account, AccountReader, LedgerError, TxOutcome,
+    account_key_hash, compute_state_root, decode_account, decode_node, encode_node,
+    encode_node_key, encode_value_key, Account, AccountReader, LedgerError, TxOutcome,
 };
 
 use jmt::storage::{Node, NodeBatch, NodeKey, TreeReader, TreeUpdateBatch};
@@ -108,7 +114,7 @@ pub struct BlockWrite<'a> {
     /// first record and is not listed again).
     pub records: &'a [(Digest, TxRecord)],
     pub accounts: &'a std::collections::BTreeMap<PublicKey, Account>,
-    /// Kept after the write (see [`Store::get_node_option`]), hence owned.
+    /// Its nodes are kept in memory after the write (see [`Store::commit_block`]), hence owned.
     pub tree: TreeUpdateBatch,
     pub tip: &'a CommitTip,
 }
@@ -129,12 +135,65 @@ pub struct Store {
     uncommitted: Arc<Mutex<BTreeSet<Vec<u8>>>>,
     /// Height of the commit tip: a body at or below it is never stored as uncommitted.
     committed_height: Arc<AtomicU64>,
-    /// The state-tree nodes of the last committed block, kept after their synced write. The next
-    /// block's state root reads mostly those (every path it changes was changed by the previous
-    /// block at a busy node), and an in-memory lookup costs a fraction of a RocksDB read and
-    /// decode. A node key names one immutable node (it contains the version), so this can only
-    /// ever answer what RocksDB would.
-    recent_nodes: Arc<Mutex<Option<Arc<NodeBatch>>>>,
+    /// State-tree nodes held in memory: those not written yet, and the last written version's.
+    tree: Arc<Mutex<TreeOverlay>>,
+}
+
+/// Commits between two writes of the state tree's nodes. Between writes, a busy node's blocks
+/// replace most of each other's nodes (every block rewrites the paths of the accounts it
+/// touches), so the nodes a write skips are bytes RocksDB never inserts, logs or flushes; a crash
+/// costs at most this many blocks' roots recomputed at the next start.
+pub const TREE_WRITE_EVERY: u64 = 8;
+
+/// Nodes held unwritten before a write is forced, whatever the count of commits (a bound on the
+/// memory a run of very large blocks can take: about 100 MiB).
+const TREE_WRITE_NODES: usize = 262_144;
+
+/// The state-tree nodes the store holds in memory. A node key names one immutable node (it
+/// contains the version), so a node found here is exactly what `tree_nodes` holds or will hold.
+#[derive(Debug, Default)]
+struct TreeOverlay {
+    /// Node batches by version: every version above `written`, and `written`'s own (the next
+    /// block's root reads mostly those, and an in-memory lookup costs a fraction of a RocksDB
+    /// read and decode).
+    batches: BTreeMap<Version, Arc<NodeBatch>>,
+    /// Every node of this version and below is in `tree_nodes`.
+    written: Version,
+    /// Nodes of versions above `written` that a later version replaced: never written.
+    stale: HashSet<NodeKey>,
+    /// Nodes in the batches above `written`.
+    unwritten: usize,
+}
+
+impl TreeOverlay {
+    /// The node batches above `written`, oldest first.
+    fn unwritten(&self) -> impl Iterator<Item = &NodeBatch> {
+        self.batches
+            .range(self.written.saturating_add(1)..)
+            .map(|(_, b)| b.as_ref())
+    }
+
+    /// Takes in version `height`'s nodes (`stale`: the nodes it replaced), after its commit.
+    fn add(&mut self, height: Version, tree: TreeUpdateBatch) {
+        for s in tree.stale_node_index_batch {
+            if s.node_key.version() > self.written {
+                self.stale.insert(s.node_key);
+            }
+        }
+        self.unwritten = self.unwritten.saturating_add(tree.node_batch.nodes().len());
+        self.batches.insert(height, Arc::new(tree.node_batch));
+    }
+
+    /// Records that every node up to `height` is written; keeps only `height`'s batch. Returns
+    /// the batches let go, to be freed outside the lock.
+    fn mark_written(&mut self, height: Version) -> BTreeMap<Version, Arc<NodeBatch>> {
+        let keep = self.batches.split_off(&height);
+        let released = std::mem::replace(&mut self.batches, keep);
+        self.written = height;
+        self.stale.clear();
+        self.unwritten = 0;
+        released
+    }
 }
 
 /// Most committed accounts kept in memory (about 20 MiB).
@@ -178,7 +237,7 @@ impl Store {
             accounts: Arc::new(ShardedCache::new(ACCOUNT_CACHE)),
             uncommitted: Arc::default(),
             committed_height: Arc::default(),
-            recent_nodes: Arc::default(),
+            tree: Arc::default(),
         };
         match store.get_raw("meta", b"genesis")? {
             Some(bytes) if bytes.as_slice() == genesis_hash.as_bytes() => {
@@ -192,9 +251,19 @@ impl Store {
                 let Some(tip) = store.tip()? else {
                     return Err(store.refuse("commit tip is missing".into()));
                 };
-                store
-                    .committed_height
-                    .store(tip.block.height, Ordering::Relaxed);
+                let height = tip.block.height;
+                // Absent in a database whose every commit wrote its nodes.
+                let written: u64 = store.get("meta", b"tree_version")?.unwrap_or(height);
+                if written > height {
+                    return Err(store.refuse(format!(
+                        "the state tree is written up to height {written}, above the commit tip \
+                         {height}"
+                    )));
+                }
+                store.committed_height.store(height, Ordering::Relaxed);
+                if let Ok(mut tree) = store.tree.lock() {
+                    tree.written = written;
+                }
             }
             Some(bytes) => {
                 return Err(store.refuse(format!(
@@ -295,7 +364,12 @@ impl Store {
         tip: &CommitTip,
     ) -> Result<(), NodeError> {
         let mut batch = WriteBatch::default();
-        self.put_tree(&mut batch, tree)?;
+        self.put_values(&mut batch, tree)?;
+        let nodes = self.cf("tree_nodes")?;
+        for (key, node) in tree.node_batch.nodes() {
+            batch.put_cf(nodes, encode_node_key(key)?, encode_node(node)?);
+        }
+        batch.put_cf(self.cf("meta")?, b"tree_version", self.encode(&0u64)?);
         batch.put_cf(self.cf("meta")?, b"tip", self.encode(tip)?);
         batch.put_cf(self.cf("meta")?, b"schema", self.encode(&SCHEMA_VERSION)?);
         batch.put_cf(self.cf("meta")?, b"genesis_root", tip.state_root.as_bytes());
@@ -303,11 +377,7 @@ impl Store {
         self.sync_write(batch)
     }
 
-    fn put_tree(&self, batch: &mut WriteBatch, tree: &TreeUpdateBatch) -> Result<(), NodeError> {
-        let nodes = self.cf("tree_nodes")?;
-        for (key, node) in tree.node_batch.nodes() {
-            batch.put_cf(nodes, encode_node_key(key)?, encode_node(node)?);
-        }
+    fn put_values(&self, batch: &mut WriteBatch, tree: &TreeUpdateBatch) -> Result<(), NodeError> {
         let values = self.cf("tree_values")?;
         for ((version, key_hash), value) in tree.node_batch.values() {
             let v: &[u8] = value.as_deref().unwrap_or(&[]);
@@ -348,25 +418,62 @@ impl Store {
         for (hash, record) in records {
             batch.put_cf(txs, hash.as_bytes(), self.encode(record)?);
         }
-        // Accounts are not written separately: the state tree's values (written by `put_tree`)
-        // are the committed accounts, and `account` reads them from there.
-        self.put_tree(&mut batch, &w.tree)?;
+        // Accounts are not written separately: the state tree's values are the committed
+        // accounts, and `account` reads them from there.
+        self.put_values(&mut batch, &w.tree)?;
         batch.put_cf(self.cf("meta")?, b"tip", self.encode(w.tip)?);
         let bodies = self.cf("bodies")?;
         for stale in done.iter().filter(|k| **k != key) {
             batch.delete_cf(bodies, stale);
         }
+        // The tree's nodes every `TREE_WRITE_EVERY` commits: all those held unwritten and this
+        // block's, less those a later version replaced.
+        let write_nodes = {
+            let tree = self
+                .tree
+                .lock()
+                .map_err(|_| self.err("the state-tree overlay is poisoned"))?;
+            let due = b.height.saturating_sub(tree.written) >= TREE_WRITE_EVERY
+                || tree
+                    .unwritten
+                    .saturating_add(w.tree.node_batch.nodes().len())
+                    >= TREE_WRITE_NODES;
+            if due {
+                let replaced: HashSet<&NodeKey> = w
+                    .tree
+                    .stale_node_index_batch
+                    .iter()
+                    .map(|s| &s.node_key)
+                    .collect();
+                let nodes = self.cf("tree_nodes")?;
+                for held in tree.unwritten() {
+                    for (k, node) in held.nodes() {
+                        if !tree.stale.contains(k) && !replaced.contains(k) {
+                            batch.put_cf(nodes, encode_node_key(k)?, encode_node(node)?);
+                        }
+                    }
+                }
+                for (k, node) in w.tree.node_batch.nodes() {
+                    batch.put_cf(nodes, encode_node_key(k)?, encode_node(node)?);
+                }
+                batch.put_cf(self.cf("meta")?, b"tree_version", self.encode(&b.height)?);
+            }
+            due
+        };
         self.sync_write(batch)?;
         self.committed_height.store(b.height, Ordering::Relaxed);
         self.accounts.store(w.accounts);
-        let previous = self
-            .recent_nodes
-            .lock()
-            .ok()
-            .and_then(|mut recent| recent.replace(Arc::new(w.tree.node_batch)));
+        let released = self.tree.lock().ok().map(|mut tree| {
+            tree.add(b.height, w.tree);
+            if write_nodes {
+                tree.mark_written(b.height)
+            } else {
+                BTreeMap::new()
+            }
+        });
         // Freed after the lock is released (thousands of nodes), so a state-root reader on
         // another thread never waits for it.
-        drop(previous);
+        drop(released);
         if let Ok(mut keys) = self.uncommitted.lock() {
             for key in &done {
                 keys.remove(key);
@@ -486,9 +593,94 @@ impl Store {
         })
     }
 
-    /// Flushes memtables (on shutdown).
+    /// Writes the state-tree nodes held in memory (synced) and flushes the memtables: on
+    /// shutdown, so the next start has nothing to rebuild.
     pub fn flush(&self) -> Result<(), NodeError> {
+        let written = {
+            let tree = self
+                .tree
+                .lock()
+                .map_err(|_| self.err("the state-tree overlay is poisoned"))?;
+            let newest = tree.batches.last_key_value().map_or(0, |(v, _)| *v);
+            if newest > tree.written {
+                let mut batch = WriteBatch::default();
+                let nodes = self.cf("tree_nodes")?;
+                for held in tree.unwritten() {
+                    for (k, node) in held.nodes() {
+                        if !tree.stale.contains(k) {
+                            batch.put_cf(nodes, encode_node_key(k)?, encode_node(node)?);
+                        }
+                    }
+                }
+                batch.put_cf(self.cf("meta")?, b"tree_version", self.encode(&newest)?);
+                self.sync_write(batch)?;
+                Some(newest)
+            } else {
+                None
+            }
+        };
+        if let Some(height) = written {
+            let released = self.tree.lock().ok().map(|mut t| t.mark_written(height));
+            drop(released);
+        }
         self.db.flush().map_err(|e| self.err(e))
+    }
+
+    /// Committed heights whose state-tree nodes are neither written nor held in memory (a crash
+    /// lost them): empty unless the store was just opened after one. [`Store::rebuild_tree`]
+    /// recomputes them; until then the next state root fails with a missing version.
+    pub fn tree_behind(&self) -> RangeInclusive<u64> {
+        let tip = self.committed_height.load(Ordering::Relaxed);
+        let have = self.tree.lock().map_or(tip, |t| {
+            t.batches
+                .last_key_value()
+                .map_or(t.written, |(v, _)| (*v).max(t.written))
+        });
+        have.saturating_add(1)..=tip
+    }
+
+    /// Recomputes, in memory, the state-tree nodes of [`Store::tree_behind`]'s heights, oldest
+    /// first. `touched(block)` lists the accounts a committed block may have changed (a superset
+    /// is fine: an account holding the same value leaves the root as it was); their values at
+    /// that height come from `tree_values`, which every commit writes. Each height's root must
+    /// equal the one its commit stored, or the database is refused. Returns the heights rebuilt.
+    pub fn rebuild_tree(
+        &self,
+        mut touched: impl FnMut(&Block) -> Result<Vec<PublicKey>, NodeError>,
+    ) -> Result<u64, NodeError> {
+        let heights = self.tree_behind();
+        let mut rebuilt = 0u64;
+        for height in heights {
+            let Some(stored) = self.block_by_height(height)? else {
+                return Err(self.refuse(format!("committed block at height {height} is missing")));
+            };
+            let mut accounts = BTreeMap::new();
+            for key in touched(&stored.block)? {
+                let value = self
+                    .get_value_option(height, account_key_hash(&key))
+                    .map_err(|e| self.err(format!("reading account {key}: {e:#}")))?;
+                if let Some(bytes) = value {
+                    let account = decode_account(&bytes)
+                        .map_err(|e| self.refuse(format!("undecodable account {key}: {e}")))?;
+                    accounts.insert(key, account);
+                }
+            }
+            let (root, tree) = compute_state_root(self, height, &accounts).map_err(|e| {
+                self.refuse(format!("rebuilding the state tree at height {height}: {e}"))
+            })?;
+            if root != stored.state_root {
+                return Err(self.refuse(format!(
+                    "the state tree rebuilt at height {height} has root {root}, its commit \
+                     stored {}",
+                    stored.state_root
+                )));
+            }
+            if let Ok(mut t) = self.tree.lock() {
+                t.add(height, tree);
+            }
+            rebuilt = rebuilt.saturating_add(1);
+        }
+        Ok(rebuilt)
     }
 }
 
@@ -502,11 +694,12 @@ impl AccountReader for Store {
 
 impl TreeReader for Store {
     fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
-        let recent = self.recent_nodes.lock().ok().and_then(|r| r.clone());
-        if let Some(node) = recent
-            .as_ref()
-            .and_then(|batch| batch.nodes().get(node_key))
-        {
+        let held = self
+            .tree
+            .lock()
+            .ok()
+            .and_then(|t| t.batches.get(&node_key.version()).cloned());
+        if let Some(node) = held.as_ref().and_then(|batch| batch.get_node(node_key)) {
             return Ok(Some(node.clone()));
         }
         let key = encode_node_key(node_key)?;
@@ -871,51 +1064,167 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_recent_node_batch_answers_exactly_what_rocksdb_does() {
-        let (dir, g, store, _, tip) = genesis_store();
-        let keys: Vec<PublicKey> = (20..60u8)
+    /// Overlapping account sets, so each block rewrites paths of the one before.
+    fn tree_updates(
+        keys: &[PublicKey],
+        height: u64,
+    ) -> std::collections::BTreeMap<PublicKey, Account> {
+        keys.iter()
+            .enumerate()
+            .filter(|(i, _)| !(*i as u64 + height).is_multiple_of(3))
+            .map(|(i, k)| {
+                (
+                    *k,
+                    Account {
+                        balance: height * 1000 + i as u64,
+                        nonce: height,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn tree_keys() -> Vec<PublicKey> {
+        (20..60u8)
             .map(|i| KeyPair::from_seed([i; 32]).public())
-            .collect();
-        let updates_at = |height: u64| -> std::collections::BTreeMap<PublicKey, Account> {
-            // Overlapping account sets, so each block rewrites paths of the one before.
-            keys.iter()
-                .enumerate()
-                .filter(|(i, _)| !(*i as u64 + height).is_multiple_of(3))
-                .map(|(i, k)| {
-                    (
-                        *k,
-                        Account {
-                            balance: height * 1000 + i as u64,
-                            nonce: height,
-                        },
-                    )
-                })
-                .collect()
-        };
+            .collect()
+    }
+
+    /// Commits heights `1..=last` with [`tree_updates`]; returns the tip and each height's root.
+    fn commit_tree_blocks(
+        store: &Store,
+        tip: CommitTip,
+        keys: &[PublicKey],
+        last: u64,
+    ) -> (CommitTip, Vec<Digest>) {
         let mut tip = tip;
-        for height in 1..=4u64 {
-            let updates = updates_at(height);
+        let mut roots = Vec::new();
+        for height in 1..=last {
+            let updates = tree_updates(keys, height);
             let (root, tree) =
-                hotledger_ledger::compute_state_root(&store, height, &updates).unwrap();
+                hotledger_ledger::compute_state_root(store, height, &updates).unwrap();
             let block = block_at(height, u8::try_from(height).unwrap(), &tip);
-            tip = commit(&store, &block, root, &updates, tree, &tip);
+            tip = commit(store, &block, root, &updates, tree, &tip);
+            roots.push(root);
         }
-        let next = updates_at(5);
-        let from_recent = hotledger_ledger::compute_state_root(&store, 5, &next).unwrap();
-        // Every node version 5 reads that version 4 wrote came from memory; some from RocksDB.
-        let recent = store.recent_nodes.lock().unwrap().clone().unwrap();
-        assert!(recent.nodes().keys().all(|k| k.version() == 4));
-        assert!(!recent.nodes().is_empty());
+        (tip, roots)
+    }
+
+    /// Versions of the nodes in `tree_nodes`.
+    fn written_versions(store: &Store) -> BTreeSet<u64> {
+        store
+            .db
+            .iterator_cf(
+                store.cf("tree_nodes").unwrap(),
+                rocksdb::IteratorMode::Start,
+            )
+            .map(|item| {
+                let (key, _) = item.unwrap();
+                u64::from_be_bytes(key[..8].try_into().unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tree_nodes_are_written_every_few_commits_without_the_ones_replaced_in_between() {
+        let (_dir, _, store, _, tip) = genesis_store();
+        let keys = tree_keys();
+        let (tip, _) = commit_tree_blocks(&store, tip, &keys, TREE_WRITE_EVERY - 1);
+        assert_eq!(written_versions(&store), BTreeSet::from([0]));
+        assert_eq!(store.tree_behind(), TREE_WRITE_EVERY..=TREE_WRITE_EVERY - 1);
+        let updates = tree_updates(&keys, TREE_WRITE_EVERY);
+        let (root, tree) =
+            hotledger_ledger::compute_state_root(&store, TREE_WRITE_EVERY, &updates).unwrap();
+        let newest = tree.node_batch.nodes().len();
+        let block = block_at(TREE_WRITE_EVERY, 99, &tip);
+        commit(&store, &block, root, &updates, tree, &tip);
+        let versions = written_versions(&store);
+        assert!(versions.contains(&TREE_WRITE_EVERY), "{versions:?}");
+        // Every block replaces the root, so no root of the versions in between is written, and
+        // the write holds fewer nodes than all the blocks made.
+        let root_versions: BTreeSet<u64> = store
+            .db
+            .iterator_cf(
+                store.cf("tree_nodes").unwrap(),
+                rocksdb::IteratorMode::Start,
+            )
+            .map(|item| hotledger_ledger::decode_node_key(&item.unwrap().0).unwrap())
+            .filter(|key| key.nibble_path().is_empty())
+            .map(|key| key.version())
+            .collect();
+        assert_eq!(root_versions, BTreeSet::from([0, TREE_WRITE_EVERY]));
+        let count = store
+            .db
+            .iterator_cf(
+                store.cf("tree_nodes").unwrap(),
+                rocksdb::IteratorMode::Start,
+            )
+            .count();
+        assert!(count > newest);
+        let version: u64 = store.get("meta", b"tree_version").unwrap().unwrap();
+        assert_eq!(version, TREE_WRITE_EVERY);
+    }
+
+    #[test]
+    fn after_a_crash_the_tree_is_rebuilt_from_the_committed_values_to_the_same_roots() {
+        let (dir, g, store, _, tip) = genesis_store();
+        let keys = tree_keys();
+        let last = TREE_WRITE_EVERY + 3;
+        let (_, roots) = commit_tree_blocks(&store, tip, &keys, last);
+        let next = tree_updates(&keys, last + 1);
+        let before = hotledger_ledger::compute_state_root(&store, last + 1, &next).unwrap();
+        // A crash: the store is dropped without `flush`, so versions above the last write are
+        // lost with the process's memory.
         drop(store);
         let store = Store::open(dir.path(), &g).unwrap();
-        assert!(store.recent_nodes.lock().unwrap().is_none());
-        let from_disk = hotledger_ledger::compute_state_root(&store, 5, &next).unwrap();
-        assert_eq!(from_recent.0, from_disk.0);
+        assert_eq!(store.tree_behind(), TREE_WRITE_EVERY + 1..=last);
+        assert!(hotledger_ledger::compute_state_root(&store, last + 1, &next).is_err());
+        let mut seen = Vec::new();
+        let rebuilt = store
+            .rebuild_tree(|block| {
+                seen.push(block.height);
+                Ok(keys.clone()) // a superset of what each block changed
+            })
+            .unwrap();
+        assert_eq!(rebuilt, 3);
+        assert_eq!(seen, vec![TREE_WRITE_EVERY + 1, TREE_WRITE_EVERY + 2, last]);
+        assert!(store.tree_behind().is_empty());
+        let after = hotledger_ledger::compute_state_root(&store, last + 1, &next).unwrap();
+        assert_eq!(after.0, before.0);
         assert_eq!(
-            from_recent.1.node_batch.nodes(),
-            from_disk.1.node_batch.nodes()
+            after.0,
+            hotledger_ledger::compute_state_root(&store, last + 1, &next)
+                .unwrap()
+                .0
         );
+        assert_ne!(after.0, roots[roots.len() - 1]);
+    }
+
+    #[test]
+    fn a_rebuild_that_misses_a_changed_account_is_refused_by_the_stored_root() {
+        let (dir, g, store, _, tip) = genesis_store();
+        let keys = tree_keys();
+        commit_tree_blocks(&store, tip, &keys, 2);
+        drop(store);
+        let store = Store::open(dir.path(), &g).unwrap();
+        let err = store.rebuild_tree(|_| Ok(keys[1..].to_vec())).unwrap_err();
+        assert!(err.to_string().contains("rebuilt at height 1"), "{err}");
+    }
+
+    #[test]
+    fn a_clean_shutdown_writes_the_tree_so_nothing_is_rebuilt() {
+        let (dir, g, store, _, tip) = genesis_store();
+        let keys = tree_keys();
+        commit_tree_blocks(&store, tip, &keys, 3);
+        let next = tree_updates(&keys, 4);
+        let before = hotledger_ledger::compute_state_root(&store, 4, &next).unwrap();
+        store.flush().unwrap();
+        drop(store);
+        let store = Store::open(dir.path(), &g).unwrap();
+        assert!(store.tree_behind().is_empty());
+        let after = hotledger_ledger::compute_state_root(&store, 4, &next).unwrap();
+        assert_eq!(after.0, before.0);
+        assert_eq!(after.1.node_batch.nodes(), before.1.node_batch.nodes());
     }
 
     #[test]
