@@ -9,8 +9,10 @@
 //!
 //! # Storing the tree in a key-value store
 //!
-//! [`compute_state_root`] returns a [`TreeUpdateBatch`]; its `node_batch` must be written in
-//! the same atomic write batch as the block, with this layout (two column families):
+//! [`compute_state_root`] returns a [`TreeUpdateBatch`]; its `node_batch` values must be
+//! written in the same atomic write batch as the block. Its nodes can be rebuilt from the values
+//! (the node's store writes them every few blocks, less those replaced in between, and rebuilds
+//! the rest after a crash). The layout (two column families):
 //!
 //! | what | key | value |
 //! |---|---|---|

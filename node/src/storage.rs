@@ -31,7 +31,7 @@
 //! again in `blocks` with its transaction hashes, and kept an unused `accounts` family; a schema 1
 //! database is refused with its version named.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -157,43 +157,67 @@ struct TreeOverlay {
     /// block's root reads mostly those, and an in-memory lookup costs a fraction of a RocksDB
     /// read and decode).
     batches: BTreeMap<Version, Arc<NodeBatch>>,
-    /// Every node of this version and below is in `tree_nodes`.
+    /// Every node the tree of this version reaches is in `tree_nodes`.
     written: Version,
-    /// Nodes of versions above `written` that a later version replaced: never written.
-    stale: HashSet<NodeKey>,
     /// Nodes in the batches above `written`.
     unwritten: usize,
 }
 
 impl TreeOverlay {
-    /// The node batches above `written`, oldest first.
-    fn unwritten(&self) -> impl Iterator<Item = &NodeBatch> {
-        self.batches
-            .range(self.written.saturating_add(1)..)
-            .map(|(_, b)| b.as_ref())
+    fn node(&self, key: &NodeKey) -> Option<&Node> {
+        self.batches.get(&key.version())?.get_node(key)
     }
 
-    /// Takes in version `height`'s nodes (`stale`: the nodes it replaced), after its commit.
-    fn add(&mut self, height: Version, tree: TreeUpdateBatch) {
-        for s in tree.stale_node_index_batch {
-            if s.node_key.version() > self.written {
-                self.stale.insert(s.node_key);
-            }
-        }
-        self.unwritten = self.unwritten.saturating_add(tree.node_batch.nodes().len());
-        self.batches.insert(height, Arc::new(tree.node_batch));
+    /// Takes in version `height`'s nodes, after its commit.
+    fn add(&mut self, height: Version, nodes: NodeBatch) {
+        self.unwritten = self.unwritten.saturating_add(nodes.nodes().len());
+        self.batches.insert(height, Arc::new(nodes));
     }
 
-    /// Records that every node up to `height` is written; keeps only `height`'s batch. Returns
-    /// the batches let go, to be freed outside the lock.
+    /// Records that the tree of `height` is written; keeps only `height`'s batch. Returns the
+    /// batches let go, to be freed outside the lock.
     fn mark_written(&mut self, height: Version) -> BTreeMap<Version, Arc<NodeBatch>> {
         let keep = self.batches.split_off(&height);
         let released = std::mem::replace(&mut self.batches, keep);
         self.written = height;
-        self.stale.clear();
         self.unwritten = 0;
         released
     }
+}
+
+/// Puts into `batch` the nodes of the tree of version `root_version` that are newer than
+/// `written`: a walk from its root that stops at children of version `written` or below (those
+/// are in `tree_nodes`). Nodes a later version replaced are not reached, so never written.
+/// `node` finds a held node; one the walk needs but cannot find is an error.
+fn put_reachable<'n>(
+    batch: &mut WriteBatch,
+    cf: &rocksdb::ColumnFamily,
+    root_version: Version,
+    written: Version,
+    node: impl Fn(&NodeKey) -> Option<&'n Node>,
+) -> Result<usize, String> {
+    let mut stack = vec![NodeKey::new(root_version, std::iter::empty().collect())];
+    let mut count = 0usize;
+    while let Some(key) = stack.pop() {
+        let found = node(&key).ok_or_else(|| format!("state-tree node {key:?} is not held"))?;
+        if let Node::Internal(internal) = found {
+            for (nibble, child) in internal.children_sorted() {
+                if child.version > written {
+                    let path = key
+                        .nibble_path()
+                        .nibbles()
+                        .chain(std::iter::once(nibble))
+                        .collect();
+                    stack.push(NodeKey::new(child.version, path));
+                }
+            }
+        }
+        let k = encode_node_key(&key).map_err(|e| e.to_string())?;
+        let v = encode_node(found).map_err(|e| e.to_string())?;
+        batch.put_cf(cf, k, v);
+        count = count.saturating_add(1);
+    }
+    Ok(count)
 }
 
 /// Most committed accounts kept in memory (about 20 MiB).
@@ -426,36 +450,31 @@ impl Store {
         for stale in done.iter().filter(|k| **k != key) {
             batch.delete_cf(bodies, stale);
         }
-        // The tree's nodes every `TREE_WRITE_EVERY` commits: all those held unwritten and this
-        // block's, less those a later version replaced.
+        // The tree's nodes every `TREE_WRITE_EVERY` commits: those of this block's tree that
+        // are not written yet (nodes replaced in between are not part of it).
         let write_nodes = {
             let tree = self
                 .tree
                 .lock()
                 .map_err(|_| self.err("the state-tree overlay is poisoned"))?;
+            let newest = &w.tree.node_batch;
             let due = b.height.saturating_sub(tree.written) >= TREE_WRITE_EVERY
-                || tree
-                    .unwritten
-                    .saturating_add(w.tree.node_batch.nodes().len())
-                    >= TREE_WRITE_NODES;
+                || tree.unwritten.saturating_add(newest.nodes().len()) >= TREE_WRITE_NODES;
             if due {
-                let replaced: HashSet<&NodeKey> = w
-                    .tree
-                    .stale_node_index_batch
-                    .iter()
-                    .map(|s| &s.node_key)
-                    .collect();
-                let nodes = self.cf("tree_nodes")?;
-                for held in tree.unwritten() {
-                    for (k, node) in held.nodes() {
-                        if !tree.stale.contains(k) && !replaced.contains(k) {
-                            batch.put_cf(nodes, encode_node_key(k)?, encode_node(node)?);
+                put_reachable(
+                    &mut batch,
+                    self.cf("tree_nodes")?,
+                    b.height,
+                    tree.written,
+                    |key| {
+                        if key.version() == b.height {
+                            newest.get_node(key)
+                        } else {
+                            tree.node(key)
                         }
-                    }
-                }
-                for (k, node) in w.tree.node_batch.nodes() {
-                    batch.put_cf(nodes, encode_node_key(k)?, encode_node(node)?);
-                }
+                    },
+                )
+                .map_err(|e| self.err(e))?;
                 batch.put_cf(self.cf("meta")?, b"tree_version", self.encode(&b.height)?);
             }
             due
@@ -464,7 +483,7 @@ impl Store {
         self.committed_height.store(b.height, Ordering::Relaxed);
         self.accounts.store(w.accounts);
         let released = self.tree.lock().ok().map(|mut tree| {
-            tree.add(b.height, w.tree);
+            tree.add(b.height, w.tree.node_batch);
             if write_nodes {
                 tree.mark_written(b.height)
             } else {
@@ -604,14 +623,14 @@ impl Store {
             let newest = tree.batches.last_key_value().map_or(0, |(v, _)| *v);
             if newest > tree.written {
                 let mut batch = WriteBatch::default();
-                let nodes = self.cf("tree_nodes")?;
-                for held in tree.unwritten() {
-                    for (k, node) in held.nodes() {
-                        if !tree.stale.contains(k) {
-                            batch.put_cf(nodes, encode_node_key(k)?, encode_node(node)?);
-                        }
-                    }
-                }
+                put_reachable(
+                    &mut batch,
+                    self.cf("tree_nodes")?,
+                    newest,
+                    tree.written,
+                    |key| tree.node(key),
+                )
+                .map_err(|e| self.err(e))?;
                 batch.put_cf(self.cf("meta")?, b"tree_version", self.encode(&newest)?);
                 self.sync_write(batch)?;
                 Some(newest)
@@ -676,7 +695,7 @@ impl Store {
                 )));
             }
             if let Ok(mut t) = self.tree.lock() {
-                t.add(height, tree);
+                t.add(height, tree.node_batch);
             }
             rebuilt = rebuilt.saturating_add(1);
         }
