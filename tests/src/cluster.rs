@@ -13,9 +13,12 @@ use hotledger_node::rpc::HotledgerApiClient;
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use serde::Deserialize;
 
-/// Builds (if needed) and locates the `hotledger` binary of this workspace's current profile.
+/// Locates the `hotledger` binary: `$HOTLEDGER_BIN` when set, else the one the same cargo build
+/// made beside this test (`target/<profile>/hotledger`). `cargo test --workspace` builds it,
+/// because `hotledger-node` has integration tests; nothing is built here, since a `cargo build`
+/// of one package resolves other features and would compile RocksDB a second time.
 pub fn hotledger_binary() -> Result<PathBuf> {
-    if let Ok(path) = std::env::var("HOTLEDGER_BIN") {
+    if let Some(path) = std::env::var_os("HOTLEDGER_BIN").filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(path));
     }
     let exe = std::env::current_exe().context("locating the test executable")?;
@@ -24,34 +27,13 @@ pub fn hotledger_binary() -> Result<PathBuf> {
         .parent()
         .and_then(Path::parent)
         .context("test executable has no profile folder")?;
-    let profile = profile_dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("debug")
-        .to_string();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args([
-        "build",
-        "--quiet",
-        "-p",
-        "hotledger-node",
-        "--bin",
-        "hotledger",
-    ]);
-    if profile == "release" {
-        cmd.arg("--release");
-    }
-    if let Some(target) = profile_dir.parent() {
-        cmd.env("CARGO_TARGET_DIR", target);
-    }
-    let status = cmd.status().context("running cargo build for hotledger")?;
-    if !status.success() {
-        bail!("cargo build -p hotledger-node failed");
-    }
     let bin = profile_dir.join("hotledger");
-    if !bin.exists() {
-        bail!("{} was not built", bin.display());
+    if !bin.is_file() {
+        bail!(
+            "{} does not exist: run the tests with `cargo test --workspace` (which builds it), \
+             or set HOTLEDGER_BIN to a hotledger binary",
+            bin.display()
+        );
     }
     Ok(bin)
 }
