@@ -11,10 +11,10 @@
 //! prime-order part and a signature that passes needs its discrete logarithm: even one whose `R`
 //! has small order (which `verify_strict` refuses) satisfies `s = k·a mod ℓ`, so only the key's
 //! owner can make it. Checking `R` for small order would cost three point doublings per
-//! signature, about 7% of a batched verification, and buy no security. The batch checks one combination `Σ zᵢ·(sᵢB − Rᵢ − kᵢAᵢ)`, multiplied by the
-//! cofactor, with 128-bit coefficients `zᵢ` from a seed the operating system draws for each
-//! batch; a batch with an item that fails the single check passes with probability at most
-//! 2⁻¹²⁸, independently of how the signer crafted it.
+//! signature and buy no security. The batch checks one combination `Σ zᵢ·(sᵢB − Rᵢ − kᵢAᵢ)`,
+//! multiplied by the cofactor, with 128-bit coefficients `zᵢ` from a seed the operating system
+//! draws for each batch; a batch with an item that fails the single check passes with
+//! probability at most 2⁻¹²⁸, independently of how the signer crafted it.
 //!
 //! Why cofactored: with the cofactorless equation (`verify_strict`, and the batch of
 //! `ed25519_dalek::verify_batch`) a signature whose `R` carries a small-order component fails

@@ -1,7 +1,7 @@
 //! A bounded, process-wide cache of decompressed public keys.
 //!
-//! Decompressing an Ed25519 point (a field square root) costs about 5 µs here, an eighth of a
-//! signature verification, and a busy node sees the same few thousand keys (accounts, validators)
+//! Decompressing an Ed25519 point takes a field square root, a sizeable part of what a signature
+//! verification costs, and a busy node sees the same few thousand keys (accounts, validators)
 //! in every decoded transaction and vote. [`decompress`] validates a key once and then answers
 //! from memory. The cache (a [`ShardedCache`]) holds at most 65,536 keys; a full shard is
 //! emptied, so a peer that sends fresh keys only costs itself the decompression it would have

@@ -33,7 +33,9 @@
 //! block stays valid, and every node records the same outcomes because execution depends only
 //! on the previous state and the payload. Signatures are not checked by [`execute`]: the node
 //! verifies each transaction once, on admission to its mempool or on receipt of a proposal
-//! (batch-verified with [`verify_transactions`], skipping those its mempool [`Mempool::contains`]).
+//! (batch-verified with [`verify_transactions`], skipping those [`Mempool::verified`] says it
+//! checked before: pending with the same signature bytes, or noted from an earlier payload
+//! check).
 //!
 //! # Supply invariant
 //!
@@ -49,9 +51,11 @@
 //! `SHA-256(public key)` with value `postcard(Account)`; its root depends only on the set of
 //! accounts, not on the order or history of updates. Genesis is version 0 and the block at
 //! height `h` is version `h`: [`compute_state_root`] applies an [`Execution`]'s updates on top
-//! of version `h - 1` and returns the root and the node batch, which the node writes atomically
-//! with the block ([`root`] documents the key-value layout). [`prove_account`] and
-//! [`verify_account_proof`] give and check account proofs for queries.
+//! of version `h - 1` and returns the root and the batch of new values and nodes. The node writes
+//! the values (the accounts) atomically with the block; the nodes are derived data, which it
+//! writes every few commits and rebuilds from the values after a crash ([`root`]
+//! documents the key-value layout). [`prove_account`] and [`verify_account_proof`] give and
+//! check account proofs for queries.
 //!
 //! A [`BlockPayload`] carries a *lagging* commitment: the proposer's last committed height and
 //! its state root (`state_height`, `state_root`), plus `txs_root`, the
@@ -61,25 +65,37 @@
 //!
 //! # Mempool admission rules
 //!
-//! [`Mempool::insert_batch`] admits a transaction only if:
+//! Admission has three steps: [`Mempool::screen`] runs every check that needs no signature,
+//! [`Screened::verify`] checks the signatures of the transactions that passed (one batch, and
+//! needing no lock on the mempool), and [`Mempool::admit_verified`] runs the screen's checks
+//! again, since the state or the mempool may have changed in between, and inserts. So a
+//! transaction the mempool would refuse anyway costs no signature check.
+//! [`Mempool::insert_batch`] is the three in one call. The checks, in the order they run:
 //!
-//! - its encoding is at most `max_tx_bytes` ([`Rejection::Oversized`]) and its hash is not
-//!   already held ([`Rejection::Duplicate`]);
-//! - `amount > 0` and `from != to` ([`Rejection::ZeroAmount`], [`Rejection::SelfTransfer`]);
-//! - the sender has a committed account ([`Rejection::UnknownSender`]) and
-//!   `account nonce <= nonce <= account nonce + max_nonce_gap` ([`Rejection::StaleNonce`],
-//!   [`Rejection::NonceTooFarAhead`]);
-//! - its signature is valid ([`Rejection::BadSignature`]); a whole batch is verified at once;
-//! - no other pending transaction of the sender has this nonce ([`Rejection::DuplicateNonce`]),
-//!   the sender has fewer than `max_per_sender` pending ([`Rejection::SenderQueueFull`]), and
-//!   the committed balance covers the sum of all its pending amounts including this one
-//!   ([`Rejection::InsufficientBalance`]);
-//! - once no more than `ready_reserve` slots are free, it can execute without a gap: its nonce is
-//!   the sender's committed nonce plus its consecutive pending ones ([`Rejection::NonceGap`]), so
-//!   transfers that cannot execute yet never take the whole mempool;
-//! - the mempool stays within `max_txs` and `max_bytes` ([`Rejection::MempoolFull`]; nothing is
-//!   evicted, so a full mempool does not grow), and a client's submission ([`Origin::Client`])
-//!   leaves the last `peer_reserve` slots to transactions other validators gossip.
+//! 1. its encoding is at most `max_tx_bytes` ([`Rejection::Oversized`]) and its hash is not
+//!    already held ([`Rejection::Duplicate`]);
+//! 2. `amount > 0` and `from != to` ([`Rejection::ZeroAmount`], [`Rejection::SelfTransfer`]);
+//! 3. the mempool has room: fewer than `max_txs` held and at most `max_bytes` with this one, and
+//!    a client's submission ([`Origin::Client`]) may not take the last `peer_reserve` slots,
+//!    which are kept for transactions other validators gossip ([`Rejection::MempoolFull`];
+//!    nothing is evicted, so a full mempool does not grow);
+//! 4. the sender has a committed account ([`Rejection::UnknownSender`]),
+//!    `account nonce <= nonce <= account nonce + max_nonce_gap` ([`Rejection::StaleNonce`],
+//!    [`Rejection::NonceTooFarAhead`]) and `amount <= balance`
+//!    ([`Rejection::InsufficientBalance`]);
+//! 5. against the sender's pending transactions: none has this nonce
+//!    ([`Rejection::DuplicateNonce`]), fewer than `max_per_sender` are pending
+//!    ([`Rejection::SenderQueueFull`]), once no more than `ready_reserve` slots are free it can
+//!    execute without a gap (its nonce is the sender's committed nonce plus its consecutive
+//!    pending ones, counting the batch's earlier transactions: [`Rejection::NonceGap`], so
+//!    transfers that cannot execute yet never take the whole mempool), and the committed
+//!    balance covers the sum of all its pending amounts with this one
+//!    ([`Rejection::InsufficientBalance`]);
+//! 6. its signature is valid ([`Rejection::BadSignature`]), checked in [`Screened::verify`]
+//!    unless this node already checked the same hash and signature bytes in a proposal's
+//!    payload check ([`Mempool::note_verified`]).
+//!
+//! A failed account read refuses the transaction with [`Rejection::State`].
 //!
 //! [`Mempool::select`] fills a proposal in arrival order with, per sender, only consecutive
 //! nonces from the committed nonce that the committed balance covers, skipping transactions

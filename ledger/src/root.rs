@@ -9,10 +9,12 @@
 //!
 //! # Storing the tree in a key-value store
 //!
-//! [`compute_state_root`] returns a [`TreeUpdateBatch`]; its `node_batch` values must be
-//! written in the same atomic write batch as the block. Its nodes can be rebuilt from the values
-//! (the node's store writes them every few blocks, less those replaced in between, and rebuilds
-//! the rest after a crash). The layout (two column families):
+//! [`compute_state_root`] returns a [`TreeUpdateBatch`] and writes nothing; its `node_batch`
+//! holds the version's new values and new nodes. The values must be written in the same atomic
+//! write batch as the block. The nodes can be rebuilt from the values, so a store may write them
+//! later: [`StateTree::apply`] writes both at once into a [`TreeStore`], while the node's store
+//! (`node/src/storage.rs`) holds the nodes in memory, writes them every few blocks less those
+//! replaced in between, and rebuilds the rest after a crash. The layout (two column families):
 //!
 //! | what | key | value |
 //! |---|---|---|
@@ -103,8 +105,11 @@ pub fn encode_value_key(key_hash: &KeyHash, version: Version) -> [u8; 40] {
     out
 }
 
-/// A tree store: jmt's reader plus a fallible batch write. The node implements it over RocksDB;
-/// [`MemoryTreeStore`] is the in-memory one for tests and the simulator.
+/// A tree store for [`StateTree`]: jmt's reader plus a fallible batch write. [`MemoryTreeStore`]
+/// implements it in memory, for tests (the ledger's state-root tests use the two together). The
+/// node does not use it: its `Store` (`node/src/storage.rs`) implements jmt's `TreeReader` over
+/// RocksDB and the nodes it holds in memory, calls [`compute_state_root`] itself and writes the
+/// batch in its own commit batches.
 pub trait TreeStore: TreeReader {
     fn write_node_batch(&self, batch: &NodeBatch) -> Result<(), LedgerError>;
 }
@@ -138,8 +143,8 @@ pub fn compute_state_root<R: TreeReader>(
         tree.put_value_set([], height).map_err(LedgerError::tree)?
     } else {
         // One pass over the sorted keys: every new node is built and hashed once. The per-key
-        // `put_value_set` rebuilds and rehashes the whole path for each key, which at a few
-        // thousand accounts per block was a fifth of the consensus loop.
+        // `put_value_set` rebuilds and rehashes the whole path for each key, so an internal node
+        // would be hashed once per changed key below it.
         let (roots, batch) = tree
             .batch_put_value_sets(vec![set], None, height)
             .map_err(LedgerError::tree)?;
@@ -287,7 +292,7 @@ impl<S: TreeStore> AccountReader for StateTree<'_, S> {
     }
 }
 
-/// An in-memory [`TreeStore`] (tests and the simulator).
+/// An in-memory [`TreeStore`], for tests.
 #[derive(Debug, Default)]
 pub struct MemoryTreeStore {
     inner: RwLock<MemoryInner>,

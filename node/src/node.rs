@@ -73,8 +73,9 @@ struct DecodedPayload {
 }
 
 /// The application's check of proposals: the payload decodes within the genesis limits, its
-/// transactions' signatures verify (each checked once: those already in our mempool were verified
-/// on admission), and its state claim matches our own root at that height when we have it.
+/// transactions' signatures verify (each checked once: those pending in our mempool with the
+/// same signature bytes, or noted by an earlier payload check, are not checked again), and its
+/// state claim matches our own root at that height when we have it.
 #[derive(Debug)]
 struct PayloadValidator {
     chain_id: String,
@@ -400,10 +401,10 @@ fn network_config(
 }
 
 /// Most gossip frames verified as one batch: frames that queued up while the previous batch was
-/// being verified are admitted together, since small batches cost more per signature (12.7 µs
-/// at 64, 8.2 µs at 256, 8.4 µs at 1,024 on the reference machine: `cargo bench -p
-/// hotledger-crypto --bench verify`). (Waiting up to 2 ms for more frames was tried: no gain
-/// measurable at 20,000 tx/s.)
+/// being verified are admitted together, since small batches cost more per signature (`cargo
+/// bench -p hotledger-crypto --bench verify`; the figures are in `testnet/PROFILING.md`). Only
+/// frames already queued are gathered: the task never waits for more, so a frame's
+/// verification is not delayed to fill a batch.
 const INGEST_COALESCE: usize = 8;
 
 /// Decodes and admits transaction frames gossiped by peers, off the consensus loop (their

@@ -11,8 +11,8 @@
 //!   complete (`meta/tree_version`). Nodes that a later block replaced before that write are never
 //!   written. After a crash, [`Store::rebuild_tree`] recomputes the missing versions from the
 //!   committed values and checks each root against the one its commit stored.
-//! * The safety state is written with `sync = true` before the node sends any vote or timeout
-//!   that depends on it (`Action::PersistSafety` comes first).
+//! * The safety state is written with `sync = true` before the node sends any vote, timeout or
+//!   proposal that depends on it (`Action::PersistSafety` comes first).
 //! * The database remembers the genesis hash it was created for and refuses to open for another;
 //!   a database whose metadata is missing or undecodable is refused, never rewritten.
 //!
@@ -130,8 +130,7 @@ pub struct Store {
     /// `bodies` keys of the uncommitted blocks (above the commit tip), so a commit knows whether
     /// its body is stored already and deletes the ones it makes uncommittable one by one. (A
     /// range deletion per block would leave thousands of range tombstones in the memtable, and
-    /// RocksDB rebuilds its tombstone list on every one: quadratic time and memory; seen as
-    /// validators growing to 1 GiB after 5,000 blocks.)
+    /// RocksDB rebuilds its tombstone list on every one: time and memory grow quadratically.)
     uncommitted: Arc<Mutex<BTreeSet<Vec<u8>>>>,
     /// Height of the commit tip: a body at or below it is never stored as uncommitted.
     committed_height: Arc<AtomicU64>,
@@ -145,9 +144,9 @@ pub struct Store {
 /// costs fewer than this many blocks' roots recomputed at the next start.
 pub const TREE_WRITE_EVERY: u64 = 8;
 
-/// Nodes held unwritten before a write is forced, whatever the count of commits (a bound on the
-/// memory a run of very large blocks can take; not measured, ~100 MiB if a held node with its
-/// map entry takes ~400 bytes).
+/// Nodes held unwritten before a write is forced, whatever the count of commits: a bound on the
+/// memory a run of very large blocks can take (about 100 MiB, estimating ~400 bytes for a held
+/// node with its map entry).
 const TREE_WRITE_NODES: usize = 262_144;
 
 /// The state-tree nodes the store holds in memory. A node key names one immutable node (it
@@ -241,8 +240,8 @@ impl Store {
         }
         let cfs = names.iter().map(|name| {
             let mut cf = Options::default();
-            // Hashes, keys and signatures barely compress: LZ4 on flushes and compactions cost
-            // ~1.5% of a validator at 20,000 tx/s for little space.
+            // Hashes, keys and signatures barely compress, so compressing flushes and
+            // compactions would cost CPU for little space.
             cf.set_compression_type(rocksdb::DBCompressionType::None);
             // Memtables of 16 MiB (not 64): every committed block inserts thousands of random
             // keys (transaction hashes, account keys), and a smaller skip list keeps those
