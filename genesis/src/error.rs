@@ -156,6 +156,14 @@ pub enum GenesisError {
         /// The account whose balance made the total overflow.
         key: PublicKey,
     },
+    /// A host given for a validator is neither an IP address nor a DNS name.
+    #[error("invalid host {host:?}: {reason}")]
+    BadHost {
+        /// The host as given.
+        host: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A [`crate::NetworkSpec`] cannot produce a network.
     #[error("invalid network spec: {reason}")]
     BadSpec {

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::net::IpAddr;
+use std::str::FromStr;
 
 use hotledger_consensus::MAX_VALIDATORS;
 use hotledger_crypto::{Digest, KeyPair};
@@ -25,15 +26,105 @@ pub struct NetworkSpec {
     pub balance: u64,
     /// The chain id (see [`crate::validate_chain_id`]).
     pub chain_id: String,
-    /// The host every validator listens on, e.g. `127.0.0.1`; must not be unspecified.
-    pub host: IpAddr,
-    /// One distinct, non-zero TCP port per validator.
+    /// One host per validator, where its peers dial it: an IP address (not unspecified) or a
+    /// DNS name.
+    pub hosts: Vec<Host>,
+    /// One non-zero TCP port per validator; two validators on one host need distinct ports.
     pub p2p_ports: Vec<u16>,
     /// Genesis block timestamp, in milliseconds since the Unix epoch.
     pub genesis_time_ms: u64,
     /// `Some(seed)` derives every key deterministically from `seed` (tests and fixtures: such
     /// keys are public knowledge); `None` draws them from the operating system.
     pub seed: Option<u64>,
+}
+
+/// Where a validator is reached: an IP address or a DNS name. Parsed from text by
+/// [`Host::from_str`]; written into a multiaddr as `/ip4/..`, `/ip6/..` or `/dns/..`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Host {
+    Ip(IpAddr),
+    /// A DNS name of 1 to 253 bytes, labels of 1 to 63 letters, digits and inner hyphens.
+    Dns(String),
+}
+
+impl Host {
+    /// The multiaddr component naming this host.
+    pub fn protocol(&self) -> Protocol<'_> {
+        match self {
+            Host::Ip(ip) => Protocol::from(*ip),
+            Host::Dns(name) => Protocol::Dns(name.as_str().into()),
+        }
+    }
+
+    /// The address's own text form for a URL: IPv6 in brackets.
+    pub fn url_host(&self) -> String {
+        match self {
+            Host::Ip(IpAddr::V6(ip)) => format!("[{ip}]"),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl From<IpAddr> for Host {
+    fn from(ip: IpAddr) -> Self {
+        Host::Ip(ip)
+    }
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Ip(ip) => ip.fmt(f),
+            Host::Dns(name) => f.write_str(name),
+        }
+    }
+}
+
+impl FromStr for Host {
+    type Err = GenesisError;
+
+    /// An IPv4 or IPv6 address (IPv6 with or without brackets) or a DNS name; an unspecified
+    /// address (`0.0.0.0`, `::`) is refused, since peers cannot dial it.
+    fn from_str(text: &str) -> Result<Host, GenesisError> {
+        let bad = |reason: &str| GenesisError::BadHost {
+            host: text.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let bare = text
+            .strip_prefix('[')
+            .and_then(|t| t.strip_suffix(']'))
+            .unwrap_or(text);
+        if let Ok(ip) = bare.parse::<IpAddr>() {
+            if ip.is_unspecified() {
+                return Err(bad(
+                    "an unspecified address is not dialable; give the host's own address",
+                ));
+            }
+            return Ok(Host::Ip(ip));
+        }
+        let name = text.strip_suffix('.').unwrap_or(text);
+        if name.is_empty() || name.len() > 253 {
+            return Err(bad("not an IP address, and a DNS name has 1 to 253 bytes"));
+        }
+        for label in name.split('.') {
+            let ok = (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-');
+            if !ok {
+                return Err(bad(
+                    "not an IP address, and not a DNS name (labels of 1 to 63 letters, digits \
+                     and inner hyphens, separated by dots)",
+                ));
+            }
+        }
+        if name.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            return Err(bad("not a valid IPv4 address"));
+        }
+        Ok(Host::Dns(name.to_ascii_lowercase()))
+    }
 }
 
 /// One generated validator, with its secrets.
@@ -47,7 +138,7 @@ pub struct GeneratedValidator {
     pub node_key: [u8; 32],
     /// The libp2p `PeerId` (base58) of `node_key`.
     pub peer_id: String,
-    /// The multiaddr the node listens on, e.g. `/ip4/127.0.0.1/tcp/30000`.
+    /// The multiaddr its peers dial, e.g. `/ip4/127.0.0.1/tcp/30000` or `/dns/v0.example/tcp/26656`.
     pub address: String,
 }
 
@@ -90,12 +181,12 @@ pub fn generate_network(spec: &NetworkSpec) -> Result<GeneratedNetwork, GenesisE
 
     let mut validators = Vec::with_capacity(spec.validators);
     let mut entries = Vec::with_capacity(spec.validators);
-    for (i, &port) in spec.p2p_ports.iter().enumerate() {
+    for (i, (host, &port)) in spec.hosts.iter().zip(&spec.p2p_ports).enumerate() {
         let consensus_key = KeyPair::from_seed(secret(spec.seed, "consensus-key", i)?);
         let node_key = secret(spec.seed, "node-key", i)?;
         let peer_id = peer_id_from_node_key(node_key)?;
         let address = Multiaddr::empty()
-            .with(Protocol::from(spec.host))
+            .with(host.protocol())
             .with(Protocol::Tcp(port))
             .to_string();
         let name = format!("validator-{i}");
@@ -165,27 +256,32 @@ fn check_spec(spec: &NetworkSpec) -> Result<(), GenesisError> {
         });
     }
     let bad = |reason: String| Err(GenesisError::BadSpec { reason });
-    if spec.p2p_ports.len() != spec.validators {
-        return bad(format!(
-            "{} validators need {} p2p ports, got {}",
-            spec.validators,
-            spec.validators,
-            spec.p2p_ports.len()
-        ));
-    }
-    if spec.host.is_unspecified() {
-        return bad(format!(
-            "host {} is not an address peers can dial; use e.g. 127.0.0.1",
-            spec.host
-        ));
+    for (what, len) in [
+        ("p2p ports", spec.p2p_ports.len()),
+        ("hosts", spec.hosts.len()),
+    ] {
+        if len != spec.validators {
+            return bad(format!(
+                "{} validators need {} {what}, got {len}",
+                spec.validators, spec.validators
+            ));
+        }
     }
     let mut seen = HashSet::new();
-    for &port in &spec.p2p_ports {
+    for (host, &port) in spec.hosts.iter().zip(&spec.p2p_ports) {
+        if matches!(host, Host::Ip(ip) if ip.is_unspecified()) {
+            return bad(format!(
+                "host {host} is not an address peers can dial; use e.g. 127.0.0.1"
+            ));
+        }
         if port == 0 {
             return bad("p2p port 0 is not dialable; give every validator a fixed port".into());
         }
-        if !seen.insert(port) {
-            return bad(format!("p2p port {port} is given to two validators"));
+        if !seen.insert((host, port)) {
+            return bad(format!(
+                "p2p address {}:{port} is given to two validators",
+                host.url_host()
+            ));
         }
     }
     Ok(())

@@ -79,7 +79,8 @@ mod validate;
 pub use crate::document::{ConsensusParams, Genesis, GenesisAccount, GenesisValidator};
 pub use crate::error::GenesisError;
 pub use crate::generate::{
-    generate_network, peer_id_from_node_key, GeneratedNetwork, GeneratedValidator, NetworkSpec,
+    generate_network, peer_id_from_node_key, GeneratedNetwork, GeneratedValidator, Host,
+    NetworkSpec,
 };
 pub use crate::validate::{
     validate_chain_id, MAX_BACKOFF_EXPONENT, MAX_BASE_TIMEOUT_MS, MAX_BLOCK_BYTES,

@@ -30,7 +30,7 @@ fn fixture_spec() -> NetworkSpec {
         accounts: 4,
         balance: 1_000_000_000,
         chain_id: "hotledger-golden".into(),
-        host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        hosts: vec![IpAddr::V4(Ipv4Addr::LOCALHOST).into(); 4],
         p2p_ports: vec![30_000, 30_001, 30_002, 30_003],
         genesis_time_ms: 1_700_000_000_000,
         seed: Some(42),

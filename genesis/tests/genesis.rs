@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use hotledger_crypto::{KeyPair, PublicKey};
 use hotledger_genesis::{
     generate_network, peer_id_from_node_key, ConsensusParams, GeneratedNetwork, Genesis,
-    GenesisAccount, GenesisError, NetworkSpec, MAX_VALIDATORS,
+    GenesisAccount, GenesisError, Host, NetworkSpec, MAX_VALIDATORS,
 };
 
 fn spec(validators: usize, seed: Option<u64>) -> NetworkSpec {
@@ -18,7 +18,7 @@ fn spec(validators: usize, seed: Option<u64>) -> NetworkSpec {
         accounts: 3,
         balance: 1_000,
         chain_id: "hotledger-test".into(),
-        host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        hosts: vec![IpAddr::V4(Ipv4Addr::LOCALHOST).into(); validators],
         p2p_ports: (0..validators).map(|i| 30_000 + i as u16).collect(),
         genesis_time_ms: 1_700_000_000_000,
         seed,
@@ -745,10 +745,29 @@ fn bad_specs_are_rejected() {
         (
             "unspecified host",
             NetworkSpec {
-                host: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                hosts: vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED).into(); 4],
                 ..spec(4, Some(1))
             },
             |e| matches!(e, GenesisError::BadSpec { .. }),
+        ),
+        (
+            "missing host",
+            NetworkSpec {
+                hosts: vec![IpAddr::V4(Ipv4Addr::LOCALHOST).into(); 3],
+                ..spec(4, Some(1))
+            },
+            |e| matches!(e, GenesisError::BadSpec { .. }),
+        ),
+        (
+            "two validators at one address",
+            NetworkSpec {
+                hosts: ["10.0.0.1", "10.0.0.2", "10.0.0.1", "10.0.0.3"]
+                    .map(|h| h.parse().unwrap())
+                    .to_vec(),
+                p2p_ports: vec![26_656; 4],
+                ..spec(4, Some(1))
+            },
+            |e| matches!(e, GenesisError::BadSpec { reason } if reason.contains("10.0.0.1:26656")),
         ),
         (
             "bad chain id",
@@ -776,11 +795,72 @@ fn bad_specs_are_rejected() {
 #[test]
 fn ipv6_hosts_produce_ip6_addresses() {
     let net = generate_network(&NetworkSpec {
-        host: IpAddr::V6(Ipv6Addr::LOCALHOST),
+        hosts: vec![IpAddr::V6(Ipv6Addr::LOCALHOST).into(); 2],
         ..spec(2, Some(3))
     })
     .unwrap();
     assert_eq!(net.validators[1].address, "/ip6/::1/tcp/30001");
+}
+
+#[test]
+fn one_host_per_validator_with_one_port() {
+    let hosts: Vec<Host> = ["198.51.100.7", "[2001:db8::1]", "V2.Example.org.", "db-3"]
+        .iter()
+        .map(|h| h.parse().unwrap())
+        .collect();
+    let net = generate_network(&NetworkSpec {
+        hosts,
+        p2p_ports: vec![26_656; 4],
+        ..spec(4, Some(3))
+    })
+    .unwrap();
+    let addresses: Vec<&str> = net.validators.iter().map(|v| v.address.as_str()).collect();
+    assert_eq!(
+        addresses,
+        [
+            "/ip4/198.51.100.7/tcp/26656",
+            "/ip6/2001:db8::1/tcp/26656",
+            "/dns/v2.example.org/tcp/26656",
+            "/dns/db-3/tcp/26656",
+        ]
+    );
+    assert_eq!(
+        net.genesis.validators[2].addresses,
+        vec![addresses[2].to_string()]
+    );
+}
+
+#[test]
+fn bad_hosts_are_named() {
+    for text in [
+        "",
+        "0.0.0.0",
+        "::",
+        "[::]",
+        "exa mple.org",
+        "-v0.example",
+        "v0-.example",
+        "a..b",
+        "1.2.3.999",
+        "300.1.1.1",
+        "v0_example.org",
+        &"a".repeat(64),
+        "http://v0",
+    ] {
+        match text.parse::<Host>() {
+            Err(GenesisError::BadHost { host, .. }) => assert_eq!(host, text),
+            other => panic!("{text:?}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        "::1".parse::<Host>().unwrap(),
+        Host::Ip(Ipv6Addr::LOCALHOST.into())
+    );
+    assert_eq!("[::1]".parse::<Host>().unwrap().url_host(), "[::1]");
+    assert_eq!(
+        "localhost".parse::<Host>().unwrap(),
+        Host::Dns("localhost".into())
+    );
 }
 
 #[test]

@@ -207,6 +207,21 @@ fn testnet_of_four() {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
+    // One key file per funded account, for `tx transfer --key`.
+    for (i, funded) in genesis.accounts.iter().enumerate() {
+        let file = out.join(format!("accounts/{i}.json"));
+        let key = hotledger_crypto::load_key_file(&file).unwrap();
+        assert_eq!(key.public(), funded.public_key);
+        let shown = ok(&["keys", "show", "--key", s(&file)]);
+        assert_eq!(shown.trim(), funded.public_key.to_hex());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", file.display());
+        }
+    }
+    assert!(!out.join("accounts/7.json").exists());
     let network: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("network.json")).unwrap()).unwrap();
     assert_eq!(network["chain_id"], "hotledger-testnet");
@@ -236,6 +251,162 @@ fn testnet_of_four() {
         "--output",
         s(&dir.path().join("b")),
     ]);
+}
+
+/// Validator `index`'s listen addresses (p2p, JSON-RPC, metrics) in the home at `root`, and
+/// its addresses in genesis.
+fn placement_of_home(root: &Path, index: usize) -> (String, String, String, Vec<String>) {
+    let home = Home::new(root.to_path_buf());
+    let config = home.load_config().unwrap();
+    let genesis = home.load_genesis().unwrap();
+    (
+        config.p2p.listen,
+        config.rpc.listen.to_string(),
+        config.metrics.listen.to_string(),
+        genesis.validators[index].addresses.clone(),
+    )
+}
+
+/// [`placement_of_home`] of every validator of the testnet in `out`.
+fn placement(out: &Path, n: usize) -> Vec<(String, String, String, Vec<String>)> {
+    (0..n)
+        .map(|i| placement_of_home(&out.join(format!("validator-{i}")), i))
+        .collect()
+}
+
+#[test]
+fn testnet_for_separate_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("net");
+    let hosts = "198.51.100.1,2001:db8::2,v2.example.org,V3.Example.org";
+    ok(&[
+        "testnet",
+        "--hosts",
+        hosts,
+        "--output",
+        s(&out),
+        "--accounts",
+        "2",
+    ]);
+    let placed = placement(&out, 4);
+    let any4 = ("/ip4/0.0.0.0/tcp/26656", "0.0.0.0:26657", "0.0.0.0:26660");
+    let expected = [
+        (any4, "/ip4/198.51.100.1/tcp/26656"),
+        (
+            ("/ip6/::/tcp/26656", "[::]:26657", "[::]:26660"),
+            "/ip6/2001:db8::2/tcp/26656",
+        ),
+        (any4, "/dns/v2.example.org/tcp/26656"),
+        (any4, "/dns/v3.example.org/tcp/26656"),
+    ];
+    for (got, ((p2p, rpc, metrics), address)) in placed.iter().zip(expected) {
+        assert_eq!(
+            (got.0.as_str(), got.1.as_str(), got.2.as_str()),
+            (p2p, rpc, metrics)
+        );
+        assert_eq!(got.3, vec![address.to_string()]);
+    }
+    let network: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("network.json")).unwrap()).unwrap();
+    assert_eq!(
+        network["validators"][1]["rpc_url"],
+        "http://[2001:db8::2]:26657"
+    );
+    assert_eq!(
+        network["validators"][2]["rpc_url"],
+        "http://v2.example.org:26657"
+    );
+    assert_eq!(network["validators"][3]["host"], "v3.example.org");
+
+    // Other ports, and listening on the hosts' own addresses.
+    let out2 = dir.path().join("net2");
+    ok(&[
+        "testnet",
+        "--hosts",
+        "198.51.100.1,198.51.100.2",
+        "--p2p-port",
+        "7000",
+        "--rpc-port",
+        "7001",
+        "--metrics-port",
+        "7002",
+        "--bind",
+        "host",
+        "--output",
+        s(&out2),
+    ]);
+    let placed = placement(&out2, 2);
+    assert_eq!(placed[1].0, "/ip4/198.51.100.2/tcp/7000");
+    assert_eq!(placed[1].1, "198.51.100.2:7001");
+    assert_eq!(placed[1].2, "198.51.100.2:7002");
+    assert_eq!(placed[1].3, vec!["/ip4/198.51.100.2/tcp/7000".to_string()]);
+}
+
+#[test]
+fn bad_hosts_and_ports_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let cases: [(&[&str], &str); 7] = [
+        (&["--hosts", "198.51.100.1,exa mple.org"], "exa mple.org"),
+        (&["--hosts", "198.51.100.1,0.0.0.0"], "0.0.0.0"),
+        (&["--hosts", "198.51.100.1,198.51.100.1"], "198.51.100.1"),
+        (
+            &["--validators", "3", "--hosts", "198.51.100.1,198.51.100.2"],
+            "--validators 3",
+        ),
+        (
+            &["--hosts", "v0.example,v1.example", "--bind", "host"],
+            "v0.example",
+        ),
+        (
+            &["--hosts", "198.51.100.1", "--p2p-port", "0"],
+            "--p2p-port",
+        ),
+        (
+            &["--hosts", "198.51.100.1", "--rpc-port", "26656"],
+            "--p2p-port and --rpc-port",
+        ),
+    ];
+    for (i, (args, named)) in cases.into_iter().enumerate() {
+        let target = out(&format!("n{i}"));
+        let mut all = vec!["testnet", "--output", target.as_str()];
+        all.extend_from_slice(args);
+        let err = fails(&all);
+        assert!(err.contains(named), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn init_for_a_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("home");
+    ok(&[
+        "init",
+        "--home",
+        s(&root),
+        "--host",
+        "198.51.100.9",
+        "--p2p-port",
+        "7100",
+    ]);
+    let placed = placement_of_home(&root, 0);
+    assert_eq!(placed.0, "/ip4/0.0.0.0/tcp/7100");
+    assert_eq!(placed.1, "0.0.0.0:26657");
+    assert_eq!(placed.3, vec!["/ip4/198.51.100.9/tcp/7100".to_string()]);
+    // The default stays on loopback.
+    let local = dir.path().join("local");
+    ok(&["init", "--home", s(&local)]);
+    let placed = placement_of_home(&local, 0);
+    assert_eq!(placed.0, "/ip4/127.0.0.1/tcp/26656");
+    assert_eq!(placed.1, "127.0.0.1:26657");
+    let err = fails(&[
+        "init",
+        "--home",
+        s(&dir.path().join("x")),
+        "--host",
+        "bad host",
+    ]);
+    assert!(err.contains("bad host"), "{err}");
 }
 
 #[test]

@@ -192,9 +192,9 @@ async fn step(args: &BenchArgs, bin: &std::path::Path, rate: u64) -> Result<Step
     let count = rate.saturating_mul(secs);
     let (num, den) = ACCOUNTS_PER_TPS;
     let accounts = rate.saturating_mul(num).div_ceil(den).max(MIN_ACCOUNTS);
-    let info = network::prepare(&args.dir, bin, args.validators, accounts, true)?;
+    let info = network::prepare(&args.dir, bin, args.validators, accounts, true, None)?;
     let dir = args.dir.canonicalize()?;
-    let mut net = start_network(&dir, bin, info).await?;
+    let mut net = start_network(&dir, bin, info, None).await?;
     let clients = net.clients()?;
     let keys = crate::files::read_accounts(&dir)?;
     let nonces = load::fetch_nonces(&clients[0], &keys).await?;

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
-/// Start, watch, load and benchmark a local hotledger network (127.0.0.1 only).
+/// Start, watch, load and benchmark a local hotledger network (127.0.0.1, or with `run --netns`
+/// network namespaces made for the run).
 #[derive(Debug, Parser)]
 #[command(name = "hotledger-testnet", version, propagate_version = true)]
 pub struct Cli {
@@ -65,6 +66,11 @@ pub struct RunArgs {
     /// Delete a stopped network in DIR and generate a new one (default: reuse its homes)
     #[arg(long)]
     pub fresh: bool,
+    /// Run each validator on its own network host: a Linux network namespace with its own
+    /// address on a bridge (198.18.0.0/24), homes generated with `hotledger testnet --hosts`.
+    /// Root only; the namespaces are deleted when the run ends
+    #[arg(long)]
+    pub netns: bool,
     /// Without --duration: seconds of load to pre-sign (the load stops when they are used up)
     #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=3_600))]
     pub presign_secs: u64,

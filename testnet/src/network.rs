@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use jsonrpsee::http_client::HttpClient;
 
 use crate::files::{self, NetworkFile, PidEntry, PidFile};
+use crate::netns::Hosts;
 use crate::{load, procs};
 
 /// How long validators get between SIGTERM and SIGKILL.
@@ -28,9 +29,32 @@ pub fn spinner(message: impl Into<String>) -> ProgressBar {
     bar
 }
 
+/// Whether a network's validators are reached where they will run: at `hosts`' addresses, or
+/// without hosts on loopback.
+fn placed_on(info: &NetworkFile, hosts: Option<&Hosts>) -> bool {
+    info.validators
+        .iter()
+        .enumerate()
+        .all(|(i, v)| match hosts {
+            Some(h) => h
+                .addresses
+                .get(i)
+                .is_some_and(|a| v.p2p.starts_with(&format!("/ip4/{a}/"))),
+            None => v.p2p.starts_with("/ip4/127.") || v.p2p.starts_with("/ip6/::1/"),
+        })
+}
+
 /// Makes DIR hold an `n`-validator network: refuses while one runs there; with `fresh`, deletes
-/// a stopped one first; reuses existing homes; otherwise runs `hotledger testnet`.
-pub fn prepare(dir: &Path, bin: &Path, n: u16, accounts: u64, fresh: bool) -> Result<NetworkFile> {
+/// a stopped one first; reuses existing homes; otherwise runs `hotledger testnet` (with
+/// `--hosts` when the validators run on separate `hosts`).
+pub fn prepare(
+    dir: &Path,
+    bin: &Path,
+    n: u16,
+    accounts: u64,
+    fresh: bool,
+    hosts: Option<&Hosts>,
+) -> Result<NetworkFile> {
     files::ensure_not_running(dir)?;
     if fresh && files::wipe_dir(dir)? {
         println!("deleted the old network in {}", dir.display());
@@ -42,6 +66,17 @@ pub fn prepare(dir: &Path, bin: &Path, n: u16, accounts: u64, fresh: bool) -> Re
                 "{} holds a {}-validator network, not {n}; pass --fresh to replace it",
                 dir.display(),
                 network.validators.len()
+            );
+        }
+        if !placed_on(&network, hosts) {
+            bail!(
+                "{} holds a network for {}; pass --fresh to replace it",
+                dir.display(),
+                if hosts.is_some() {
+                    "other hosts than these namespaces"
+                } else {
+                    "separate hosts (made with --netns)"
+                }
             );
         }
         println!(
@@ -60,14 +95,18 @@ pub fn prepare(dir: &Path, bin: &Path, n: u16, accounts: u64, fresh: bool) -> Re
     let bar = spinner(format!(
         "generating {n} validator homes and {accounts} accounts"
     ));
-    let out = Command::new(bin)
-        .args([
-            "testnet",
-            "--validators",
-            &n.to_string(),
-            "--accounts",
-            &accounts.to_string(),
-        ])
+    let mut cmd = Command::new(bin);
+    cmd.args([
+        "testnet",
+        "--validators",
+        &n.to_string(),
+        "--accounts",
+        &accounts.to_string(),
+    ]);
+    if let Some(hosts) = hosts {
+        cmd.arg("--hosts").arg(hosts.hosts_arg());
+    }
+    let out = cmd
         .arg("--output")
         .arg(dir)
         .stdin(Stdio::null())
@@ -100,13 +139,20 @@ pub struct Network {
     children: Vec<Option<Child>>,
     /// Why each validator exited, once it has.
     pub exited: Vec<Option<String>>,
+    /// The network namespaces the validators run in, if any; dropped after the processes.
+    hosts: Option<Hosts>,
 }
 
 impl Network {
-    /// Starts `bin --home <home> start` for every validator, logs in DIR/logs, and writes
-    /// DIR/pids.json. Each process gets its own process group, so Ctrl-C in the terminal reaches
-    /// only this program, which then stops them in order.
-    pub fn start(dir: &Path, bin: &Path, info: NetworkFile) -> Result<Network> {
+    /// Starts `bin --home <home> start` for every validator (on host `i` of `hosts`, if given),
+    /// logs in DIR/logs, and writes DIR/pids.json. Each process gets its own process group, so
+    /// Ctrl-C in the terminal reaches only this program, which then stops them in order.
+    pub fn start(
+        dir: &Path,
+        bin: &Path,
+        info: NetworkFile,
+        hosts: Option<Hosts>,
+    ) -> Result<Network> {
         use std::os::unix::process::CommandExt;
         std::fs::create_dir_all(files::logs_dir(dir))
             .with_context(|| format!("cannot create {}", files::logs_dir(dir).display()))?;
@@ -116,6 +162,7 @@ impl Network {
             children: Vec::new(),
             exited: vec![None; info.validators.len()],
             info,
+            hosts,
         };
         let mut entries = Vec::new();
         for (i, v) in net.info.validators.iter().enumerate() {
@@ -125,7 +172,16 @@ impl Network {
                 .append(true)
                 .open(&log_path)
                 .with_context(|| format!("cannot open {}", log_path.display()))?;
-            let child = Command::new(bin)
+            let prefix = net.hosts.as_ref().map(|h| h.exec_prefix(i));
+            let mut cmd = match prefix.as_deref() {
+                Some([program, args @ ..]) => {
+                    let mut cmd = Command::new(program);
+                    cmd.args(args).arg(bin);
+                    cmd
+                }
+                _ => Command::new(bin),
+            };
+            let child = cmd
                 .arg("--home")
                 .arg(&v.home)
                 .arg("start")

@@ -12,11 +12,14 @@ use crate::cli::RunArgs;
 use crate::dashboard::{thousands, Dashboard};
 use crate::files;
 use crate::load::{self, Progress};
+use crate::netns;
 use crate::network::{self, Network};
 use crate::stats::Stats;
 
 /// A run without `--duration` still ends by itself after this long.
 pub const MAX_RUN: Duration = Duration::from_secs(24 * 3600);
+/// The names of `run --netns`'s namespaces (`hltn-<i>`) and bridge (`hltnbr`).
+pub const NETNS_TAG: &str = "hltn";
 /// How long the validators get to commit their first block.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -38,8 +41,13 @@ pub async fn interrupted() {
 }
 
 /// Starts the network in DIR and waits for every validator to commit height 1.
-pub async fn start_network(dir: &Path, bin: &Path, info: files::NetworkFile) -> Result<Network> {
-    let mut net = Network::start(dir, bin, info)?;
+pub async fn start_network(
+    dir: &Path,
+    bin: &Path,
+    info: files::NetworkFile,
+    hosts: Option<netns::Hosts>,
+) -> Result<Network> {
+    let mut net = Network::start(dir, bin, info, hosts)?;
     let n = net.len();
     let bar = network::spinner(format!("starting {n} validators"));
     let waited = net
@@ -68,7 +76,29 @@ pub async fn start_network(dir: &Path, bin: &Path, info: files::NetworkFile) -> 
 
 pub async fn run(args: RunArgs) -> Result<()> {
     let bin = args.bin.resolve()?;
-    let info = network::prepare(&args.dir, &bin, args.validators, args.accounts, args.fresh)?;
+    let hosts = if args.netns {
+        let hosts =
+            netns::Hosts::create(NETNS_TAG, 0, usize::from(args.validators)).context("--netns")?;
+        println!(
+            "{} hosts in network namespaces {}-0.. on bridge {}br ({}), this machine at {}",
+            hosts.len(),
+            NETNS_TAG,
+            NETNS_TAG,
+            hosts.hosts_arg(),
+            hosts.gateway
+        );
+        Some(hosts)
+    } else {
+        None
+    };
+    let info = network::prepare(
+        &args.dir,
+        &bin,
+        args.validators,
+        args.accounts,
+        args.fresh,
+        hosts.as_ref(),
+    )?;
     let dir = args
         .dir
         .canonicalize()
@@ -78,7 +108,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let interrupt = interrupted();
     tokio::pin!(interrupt);
     let mut net = tokio::select! {
-        net = start_network(&dir, &bin, info) => net?,
+        net = start_network(&dir, &bin, info, hosts) => net?,
         _ = &mut interrupt => {
             // `Network` is dropped here: its Drop kills the processes started so far.
             let _ = std::fs::remove_file(files::pids_path(&dir));

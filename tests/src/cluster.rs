@@ -64,6 +64,8 @@ pub struct Cluster {
     homes: Vec<PathBuf>,
     pub rpc_urls: Vec<String>,
     procs: Vec<Option<Child>>,
+    /// Per validator, a command that runs `hotledger` in its place (e.g. `ip netns exec NS`).
+    launchers: Vec<Vec<String>>,
     /// The funded accounts' keys.
     pub accounts: Vec<KeyPair>,
 }
@@ -71,6 +73,11 @@ pub struct Cluster {
 impl Cluster {
     /// Generates an `n`-validator network in `dir` with `accounts` funded accounts.
     pub fn generate(dir: &Path, n: usize, accounts: usize) -> Result<Cluster> {
+        Self::generate_with(dir, n, accounts, &[])
+    }
+
+    /// [`Cluster::generate`] with more arguments for `hotledger testnet` (e.g. `--hosts`).
+    pub fn generate_with(dir: &Path, n: usize, accounts: usize, extra: &[&str]) -> Result<Cluster> {
         let bin = hotledger_binary()?;
         let out = Command::new(&bin)
             .args([
@@ -79,8 +86,9 @@ impl Cluster {
                 &n.to_string(),
                 "--accounts",
                 &accounts.to_string(),
-                "--output",
             ])
+            .args(extra)
+            .arg("--output")
             .arg(dir)
             .output()
             .context("running hotledger testnet")?;
@@ -115,6 +123,7 @@ impl Cluster {
                 .map(|v| v.rpc_url.clone())
                 .collect(),
             procs: (0..n).map(|_| None).collect(),
+            launchers: vec![Vec::new(); n],
             accounts: keys,
         })
     }
@@ -131,13 +140,32 @@ impl Cluster {
         self.dir.join(format!("validator-{i}.log"))
     }
 
+    /// Validator `i`'s home folder.
+    pub fn home(&self, i: usize) -> &Path {
+        &self.homes[i]
+    }
+
+    /// Runs validator `i` through `launcher` (program and arguments, then the `hotledger`
+    /// command line), from its next start on.
+    pub fn set_launcher(&mut self, i: usize, launcher: Vec<String>) {
+        self.launchers[i] = launcher;
+    }
+
     /// Starts validator `i` (appending to its log file).
     pub fn start(&mut self, i: usize) -> Result<()> {
         let log = File::options()
             .create(true)
             .append(true)
             .open(self.log_path(i))?;
-        let child = Command::new(&self.bin)
+        let mut cmd = match self.launchers[i].split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(&self.bin);
+                cmd
+            }
+            None => Command::new(&self.bin),
+        };
+        let child = cmd
             .arg("--home")
             .arg(&self.homes[i])
             .arg("start")

@@ -1,14 +1,13 @@
 //! `hotledger init`: a single-validator home.
 
-use std::net::{IpAddr, Ipv4Addr};
-
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use hotledger_crypto::{save_key_file, KeyPair};
-use hotledger_genesis::{generate_network, NetworkSpec};
+use hotledger_genesis::{generate_network, Host, NetworkSpec};
 use hotledger_node::config::NodeConfig;
 use hotledger_node::home::Home;
-use libp2p::multiaddr::{Multiaddr, Protocol};
+
+use super::address::{parse_host, Listen, PortArgs};
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
@@ -21,6 +20,11 @@ pub struct InitArgs {
     /// Balance of the funded account (its key goes to keys/account.json)
     #[arg(long, default_value_t = 1_000_000_000)]
     balance: u64,
+    /// Where peers and clients reach this node: an IPv4 or IPv6 address or a DNS name
+    #[arg(long, default_value = "127.0.0.1", value_parser = parse_host)]
+    host: Host,
+    #[command(flatten)]
+    ports: PortArgs,
     /// Overwrite an existing home: replaces its config, genesis and keys, deletes its database
     #[arg(long)]
     force: bool,
@@ -44,23 +48,30 @@ pub fn run(home: &Home, args: InitArgs) -> Result<()> {
         );
     }
 
-    let config = NodeConfig {
+    args.ports.check()?;
+    let mut config = NodeConfig {
         moniker: args.moniker.clone(),
         ..NodeConfig::default()
     };
+    Listen::new(
+        &args.host,
+        args.ports.bind,
+        args.ports.p2p_port,
+        args.ports.rpc_port,
+        args.ports.metrics_port,
+    )?
+    .apply(&mut config);
     config
         .validate()
-        .map_err(|reason| anyhow::anyhow!("--moniker: {reason}"))?;
-    let port = tcp_port(&config.p2p.listen)
-        .with_context(|| format!("p2p.listen {:?} has no TCP port", config.p2p.listen))?;
+        .map_err(|reason| anyhow::anyhow!("the options give an invalid config.toml: {reason}"))?;
 
     let mut network = generate_network(&NetworkSpec {
         validators: 1,
         accounts: 1,
         balance: args.balance,
         chain_id: args.chain_id.clone(),
-        host: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        p2p_ports: vec![port],
+        hosts: vec![args.host.clone()],
+        p2p_ports: vec![args.ports.p2p_port],
         genesis_time_ms: super::testnet::now_ms(),
         seed: None,
     })
@@ -111,19 +122,19 @@ pub fn run(home: &Home, args: InitArgs) -> Result<()> {
         args.balance,
         home.account_key_path().display()
     );
-    println!("  rpc               http://{}", config.rpc.listen);
+    println!(
+        "  p2p               {} (listening on {})",
+        validator.address, config.p2p.listen
+    );
+    println!(
+        "  rpc               http://{}:{} (listening on {})",
+        args.host.url_host(),
+        args.ports.rpc_port,
+        config.rpc.listen
+    );
     println!(
         "start it with: hotledger start --home {}",
         home.root().display()
     );
     Ok(())
-}
-
-/// The TCP port of a multiaddr such as `/ip4/127.0.0.1/tcp/26656`.
-fn tcp_port(addr: &str) -> Option<u16> {
-    let addr: Multiaddr = addr.parse().ok()?;
-    addr.iter().find_map(|p| match p {
-        Protocol::Tcp(port) => Some(port),
-        _ => None,
-    })
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use hotledger_crypto::{save_key_file, KeyPair};
+use hotledger_crypto::{load_key_file, save_key_file, KeyPair};
 use hotledger_genesis::peer_id_from_node_key;
 use hotledger_node::home::Home;
 
@@ -12,7 +12,7 @@ use hotledger_node::home::Home;
 pub enum KeysCommand {
     /// Generate a new ed25519 key file (mode 0600) and print its public key
     Generate(GenerateArgs),
-    /// Show the home's validator public key and libp2p peer id
+    /// Show the home's validator public key and libp2p peer id, or a key file's public key
     Show(ShowArgs),
 }
 
@@ -28,6 +28,9 @@ pub struct GenerateArgs {
 
 #[derive(Debug, Args)]
 pub struct ShowArgs {
+    /// Print only this key file's public key (e.g. an account's, as the `--to` of a transfer)
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
     /// Print JSON
     #[arg(long)]
     json: bool,
@@ -41,6 +44,15 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
 }
 
 pub fn show(home: &Home, args: ShowArgs) -> Result<()> {
+    if let Some(path) = &args.key {
+        let key = load_key_file(path)?;
+        return if args.json {
+            super::print_json(&serde_json::json!({ "public_key": key.public() }))
+        } else {
+            println!("{}", key.public());
+            Ok(())
+        };
+    }
     let validator = home.load_validator_key()?;
     let node = home.load_node_key()?;
     let peer_id = peer_id_from_node_key(*node.secret_bytes())

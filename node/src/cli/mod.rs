@@ -1,5 +1,6 @@
 //! The `hotledger` command line: `init`, `keys`, `start`, `testnet`, `tx`, `query`.
 
+mod address;
 mod init;
 mod keys;
 mod query;

@@ -1,29 +1,39 @@
-//! `hotledger testnet`: one home per validator of a fresh local network.
+//! `hotledger testnet`: one home per validator of a fresh network, on this machine's loopback
+//! (free ports chosen now) or, with `--hosts`, one validator per host on fixed ports.
 
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use hotledger_crypto::{save_key_file, KeyPair};
-use hotledger_genesis::{generate_network, NetworkSpec};
+use hotledger_genesis::{generate_network, Host, NetworkSpec};
 use hotledger_node::config::NodeConfig;
 use hotledger_node::home::Home;
 use serde::Serialize;
 
+use super::address::{parse_host, Listen, PortArgs};
+
 #[derive(Debug, Args)]
 pub struct TestnetArgs {
-    /// Number of validators (1 to 100)
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=100))]
-    validators: u16,
+    /// Number of validators, 1 to 100 [default: the number of --hosts]
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=100), required_unless_present = "hosts")]
+    validators: Option<u16>,
+    /// One host per validator, comma-separated: IPv4, IPv6 or DNS names where its peers reach
+    /// it. Every validator then uses the same --p2p-port, --rpc-port and --metrics-port on its
+    /// own host. Without it, all validators run on 127.0.0.1 on free ports chosen now.
+    #[arg(long, value_delimiter = ',', value_name = "HOST,...", value_parser = parse_host)]
+    hosts: Vec<Host>,
+    #[command(flatten)]
+    ports: PortArgs,
     /// Folder to write the validators' homes, accounts.json and network.json into
     #[arg(long, value_name = "DIR")]
     output: PathBuf,
-    /// Number of funded accounts (keys in DIR/accounts.json)
-    #[arg(long, default_value_t = 100)]
-    accounts: usize,
+    /// Number of funded accounts (keys in DIR/accounts.json and DIR/accounts/<n>.json)
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    accounts: u64,
     /// Balance of each funded account
     #[arg(long, default_value_t = 1_000_000_000)]
     balance: u64,
@@ -51,6 +61,8 @@ struct NetworkFile {
 struct ValidatorEntry {
     name: String,
     home: PathBuf,
+    /// Where its peers and clients reach it.
+    host: String,
     rpc_url: String,
     metrics_url: String,
     p2p: String,
@@ -76,8 +88,53 @@ fn free_ports(count: usize) -> Result<Vec<u16>> {
         .collect()
 }
 
+/// Each validator's host and ports: `--hosts` on the fixed ports, else loopback on free ports.
+struct Placement {
+    hosts: Vec<Host>,
+    p2p: Vec<u16>,
+    rpc: Vec<u16>,
+    metrics: Vec<u16>,
+}
+
+fn placement(args: &TestnetArgs) -> Result<Placement> {
+    if args.hosts.is_empty() {
+        let n = usize::from(args.validators.unwrap_or(1));
+        let ports = free_ports(3 * n)?;
+        return Ok(Placement {
+            hosts: vec![Host::Ip(Ipv4Addr::LOCALHOST.into()); n],
+            p2p: ports[..n].to_vec(),
+            rpc: ports[n..2 * n].to_vec(),
+            metrics: ports[2 * n..].to_vec(),
+        });
+    }
+    let n = args.hosts.len();
+    if let Some(v) = args.validators.filter(|&v| usize::from(v) != n) {
+        bail!("--validators {v} but {n} --hosts: give one host per validator");
+    }
+    if n > 100 {
+        bail!("{n} --hosts: at most 100 validators");
+    }
+    args.ports.check()?;
+    for (i, host) in args.hosts.iter().enumerate() {
+        if let Some(j) = args.hosts[..i].iter().position(|h| h == host) {
+            bail!(
+                "--hosts names {host} for validators {j} and {i}: with one port per role, \
+                 each validator needs its own host"
+            );
+        }
+    }
+    Ok(Placement {
+        hosts: args.hosts.clone(),
+        p2p: vec![args.ports.p2p_port; n],
+        rpc: vec![args.ports.rpc_port; n],
+        metrics: vec![args.ports.metrics_port; n],
+    })
+}
+
 pub fn run(args: TestnetArgs) -> Result<()> {
-    let n = usize::from(args.validators);
+    let place = placement(&args)?;
+    let n = place.hosts.len();
+    let accounts = usize::try_from(args.accounts).context("--accounts")?;
     let dir = &args.output;
     let non_empty = std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
     if non_empty && !args.force {
@@ -92,20 +149,28 @@ pub fn run(args: TestnetArgs) -> Result<()> {
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", dir.display()))?;
 
-    let ports = free_ports(3 * n)?;
-    let (p2p_ports, rest) = ports.split_at(n);
-    let (rpc_ports, metrics_ports) = rest.split_at(n);
+    let listens = (0..n)
+        .map(|i| {
+            Listen::new(
+                &place.hosts[i],
+                args.ports.bind,
+                place.p2p[i],
+                place.rpc[i],
+                place.metrics[i],
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
     let network = generate_network(&NetworkSpec {
         validators: n,
-        accounts: args.accounts,
+        accounts,
         balance: args.balance,
         chain_id: args.chain_id.clone(),
-        host: std::net::Ipv4Addr::LOCALHOST.into(),
-        p2p_ports: p2p_ports.to_vec(),
+        hosts: place.hosts.clone(),
+        p2p_ports: place.p2p.clone(),
         genesis_time_ms: now_ms(),
         seed: None,
     })
-    .context("cannot generate the network (check --chain-id, --accounts and --balance)")?;
+    .context("cannot generate the network (check --hosts, --chain-id, --accounts and --balance)")?;
 
     let mut entries = Vec::with_capacity(n);
     for (i, v) in network.validators.iter().enumerate() {
@@ -114,9 +179,8 @@ pub fn run(args: TestnetArgs) -> Result<()> {
             moniker: v.name.clone(),
             ..NodeConfig::default()
         };
-        config.p2p.listen = v.address.clone();
-        config.rpc.listen = SocketAddr::from(([127, 0, 0, 1], rpc_ports[i]));
-        config.metrics.listen = SocketAddr::from(([127, 0, 0, 1], metrics_ports[i]));
+        listens[i].apply(&mut config);
+        let url_host = place.hosts[i].url_host();
         write_home(
             &home,
             &config,
@@ -128,8 +192,9 @@ pub fn run(args: TestnetArgs) -> Result<()> {
         entries.push(ValidatorEntry {
             name: v.name.clone(),
             home: home.root().to_path_buf(),
-            rpc_url: format!("http://{}", config.rpc.listen),
-            metrics_url: format!("http://{}/metrics", config.metrics.listen),
+            host: place.hosts[i].to_string(),
+            rpc_url: format!("http://{url_host}:{}", place.rpc[i]),
+            metrics_url: format!("http://{url_host}:{}/metrics", place.metrics[i]),
             p2p: v.address.clone(),
         });
     }
@@ -144,6 +209,7 @@ pub fn run(args: TestnetArgs) -> Result<()> {
         .collect();
     let accounts_path = dir.join("accounts.json");
     write_private(&accounts_path, &serde_json::to_vec_pretty(&accounts)?)?;
+    let key_dir = write_account_keys(&dir, &network.account_keys, args.force)?;
     let network_path = dir.join("network.json");
     let file = NetworkFile {
         chain_id: network.genesis.chain_id.clone(),
@@ -160,16 +226,56 @@ pub fn run(args: TestnetArgs) -> Result<()> {
         dir.display()
     );
     println!("  accounts (secret keys): {}", accounts_path.display());
+    println!(
+        "  account key files:      {}/<n>.json (for `hotledger tx transfer --key`)",
+        key_dir.display()
+    );
     println!("  network description:    {}", network_path.display());
-    println!("start each validator (one terminal each, or in the background):");
-    for v in &file.validators {
-        println!(
-            "  hotledger start --home {}    # rpc {}",
-            v.home.display(),
-            v.rpc_url
-        );
+    if args.hosts.is_empty() {
+        println!("start each validator (one terminal each, or in the background):");
+        for v in &file.validators {
+            println!(
+                "  hotledger --home {} start    # rpc {}",
+                v.home.display(),
+                v.rpc_url
+            );
+        }
+    } else {
+        println!("copy each home to its host and start it there (see docs/deploy.md):");
+        for v in &file.validators {
+            println!(
+                "  {} -> {}: hotledger --home <copied folder> start    # p2p {}, rpc {}",
+                v.home.display(),
+                v.host,
+                v.p2p,
+                v.rpc_url
+            );
+        }
     }
     Ok(())
+}
+
+/// One key file per funded account, `DIR/accounts/<n>.json` (mode 0600, the format of
+/// `keys/account.json`), in the order of `accounts.json`.
+fn write_account_keys(dir: &Path, keys: &[KeyPair], force: bool) -> Result<PathBuf> {
+    let key_dir = dir.join("accounts");
+    if force && key_dir.exists() {
+        // Keys of the replaced network's accounts would otherwise outlive it.
+        std::fs::remove_dir_all(&key_dir)
+            .with_context(|| format!("cannot delete the old {}", key_dir.display()))?;
+    }
+    std::fs::create_dir_all(&key_dir)
+        .with_context(|| format!("cannot create {}", key_dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot restrict {}", key_dir.display()))?;
+    }
+    for (i, key) in keys.iter().enumerate() {
+        save_key_file(&key_dir.join(format!("{i}.json")), key, force)?;
+    }
+    Ok(key_dir)
 }
 
 fn write_home(
