@@ -86,6 +86,27 @@ fn create_private(path: &Path) -> io::Result<File> {
     opts.open(path)
 }
 
+/// The contents of `key`'s key file (format in the module docs), zeroed when dropped; for
+/// callers that write many key files and make them durable another way.
+pub fn key_file_bytes(key: &KeyPair) -> io::Result<Zeroizing<Vec<u8>>> {
+    let secret_hex = Zeroizing::new(hex::encode(*key.secret_bytes()));
+    let public_hex = key.public().to_hex();
+    // Reserve enough up front that serialisation never reallocates and
+    // leaves stray copies of the secret in freed memory.
+    let mut json = Zeroizing::new(Vec::with_capacity(512));
+    serde_json::to_writer(
+        &mut *json,
+        &KeyFileOut {
+            ty: KEY_FILE_TYPE,
+            public_key: &public_hex,
+            secret_key: &secret_hex,
+        },
+    )
+    .map_err(io::Error::other)?;
+    json.push(b'\n');
+    Ok(json)
+}
+
 /// Writes `key` to `path` as a key file (format in the module docs).
 ///
 /// The file is first written and synced under a temporary name in the same
@@ -101,21 +122,7 @@ pub fn save_key_file(path: &Path, key: &KeyPair, overwrite: bool) -> Result<(), 
         });
     }
 
-    let secret_hex = Zeroizing::new(hex::encode(*key.secret_bytes()));
-    let public_hex = key.public().to_hex();
-    // Reserve enough up front that serialisation never reallocates and
-    // leaves stray copies of the secret in freed memory.
-    let mut json = Zeroizing::new(Vec::with_capacity(512));
-    serde_json::to_writer(
-        &mut *json,
-        &KeyFileOut {
-            ty: KEY_FILE_TYPE,
-            public_key: &public_hex,
-            secret_key: &secret_hex,
-        },
-    )
-    .map_err(|e| io_err(path)(io::Error::other(e)))?;
-    json.push(b'\n');
+    let json = key_file_bytes(key).map_err(|e| io_err(path)(e))?;
 
     let mut attempt = 0u32;
     let (tmp, mut file) = loop {

@@ -86,7 +86,7 @@ pub mod sign;
 
 pub use digest::{Digest, Hasher};
 pub use error::CryptoError;
-pub use keyfile::{load_key_file, save_key_file, KEY_FILE_TYPE};
+pub use keyfile::{key_file_bytes, load_key_file, save_key_file, KEY_FILE_TYPE};
 pub use keys::{KeyPair, PublicKey, Signature};
 pub use merkle::{
     leaf_hash, merkle_proof, merkle_root, node_hash, verify_merkle_proof, MerkleProof,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use hotledger_crypto::{save_key_file, KeyPair};
+use hotledger_crypto::{key_file_bytes, save_key_file, KeyPair};
 use hotledger_genesis::{generate_network, Host, NetworkSpec};
 use hotledger_node::config::NodeConfig;
 use hotledger_node::home::Home;
@@ -208,7 +208,7 @@ pub fn run(args: TestnetArgs) -> Result<()> {
         })
         .collect();
     let accounts_path = dir.join("accounts.json");
-    write_private(&accounts_path, &serde_json::to_vec_pretty(&accounts)?)?;
+    write_private(&accounts_path, &serde_json::to_vec_pretty(&accounts)?, true)?;
     let key_dir = write_account_keys(&dir, &network.account_keys, args.force)?;
     let network_path = dir.join("network.json");
     let file = NetworkFile {
@@ -256,7 +256,8 @@ pub fn run(args: TestnetArgs) -> Result<()> {
 }
 
 /// One key file per funded account, `DIR/accounts/<n>.json` (mode 0600, the format of
-/// `keys/account.json`), in the order of `accounts.json`.
+/// `keys/account.json`), in the order of `accounts.json`. `accounts.json`, written and synced
+/// before, holds the same keys, so these are not synced one by one.
 fn write_account_keys(dir: &Path, keys: &[KeyPair], force: bool) -> Result<PathBuf> {
     let key_dir = dir.join("accounts");
     if force && key_dir.exists() {
@@ -273,7 +274,10 @@ fn write_account_keys(dir: &Path, keys: &[KeyPair], force: bool) -> Result<PathB
             .with_context(|| format!("cannot restrict {}", key_dir.display()))?;
     }
     for (i, key) in keys.iter().enumerate() {
-        save_key_file(&key_dir.join(format!("{i}.json")), key, force)?;
+        let path = key_dir.join(format!("{i}.json"));
+        let bytes =
+            key_file_bytes(key).with_context(|| format!("cannot encode {}", path.display()))?;
+        write_private(&path, &bytes, false)?;
     }
     Ok(key_dir)
 }
@@ -299,8 +303,8 @@ fn write_home(
     Ok(())
 }
 
-/// Writes `data` to `path` with mode 0600 (unix).
-fn write_private(path: &Path, data: &[u8]) -> Result<()> {
+/// Writes `data` to `path` with mode 0600 (unix), synced to disk if `sync`.
+fn write_private(path: &Path, data: &[u8], sync: bool) -> Result<()> {
     let mut opts = OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -317,6 +321,6 @@ fn write_private(path: &Path, data: &[u8]) -> Result<()> {
         .open(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
     file.write_all(data)
-        .and_then(|()| file.sync_all())
+        .and_then(|()| if sync { file.sync_all() } else { Ok(()) })
         .with_context(|| format!("cannot write {}", path.display()))
 }
