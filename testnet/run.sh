@@ -10,10 +10,33 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
-scripts/build-deps.sh
-
 # A target folder outside the clone is reused between runs as a build cache.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/hotledger-target}"
+bin_dir="$CARGO_TARGET_DIR/release"
+
+for arg in "$@"; do
+  if [ "$arg" = -h ] || [ "$arg" = --help ]; then
+    if [ -x "$bin_dir/hotledger-testnet" ]; then
+      exec "$bin_dir/hotledger-testnet" run --help
+    fi
+    cat <<'USAGE'
+Usage: testnet/run.sh [OPTIONS]   (builds hotledger, then runs `hotledger-testnet run OPTIONS`)
+
+The full option list is printed by `hotledger-testnet run --help` once the first run has built it
+(about 17 minutes on 2 cores). The common ones:
+  --validators N   validators, 1 to 100 [default: 4]
+  --rate TPS       offered transfers per second [default: 1000]
+  --duration SECS  stop after SECS [default: until Ctrl-C]
+  --no-load        no load generator; the network stays up for your own requests
+  --dir DIR        the network's folder [default: ./.testnet]; --fresh replaces it
+  --netns          each validator on its own network host (root only)
+USAGE
+    exit 0
+  fi
+done
+
+scripts/build-deps.sh
+
 # Exactly the build scripts/test.sh makes (release profile, whole workspace, tests included, so
 # the same features), which leaves target/release/hotledger and hotledger-testnet: after the test
 # command nothing is compiled again, and either command compiles RocksDB only once per machine.
@@ -21,5 +44,5 @@ echo "==> building in $CARGO_TARGET_DIR (a first build compiles RocksDB: ~17 min
 cargo test --release --workspace --locked --no-run
 
 # The release `hotledger` goes in through HOTLEDGER_BIN, so an explicit --bin still wins.
-export HOTLEDGER_BIN="$CARGO_TARGET_DIR/release/hotledger"
-exec "$CARGO_TARGET_DIR/release/hotledger-testnet" run "$@"
+export HOTLEDGER_BIN="$bin_dir/hotledger"
+exec "$bin_dir/hotledger-testnet" run "$@"
