@@ -18,9 +18,8 @@ use crate::stats::{self, Stats};
 
 /// Funded accounts per offered transfer per second: each account sends about 2.9 transfers a
 /// second (7,000 accounts at 20,000 tx/s), whatever the step's length, so steps of different
-/// lengths run the same workload. (The account count used to grow with the step's length, and
-/// every block touches its senders' and recipients' accounts in the state tree, so a 20-second
-/// step at 20,000 tx/s ran against 2,500 accounts and a 60-second one against 7,000.)
+/// lengths run the same workload: every block touches its senders' and recipients' accounts in
+/// the state tree, so the account count shapes the cost of a commit.
 const ACCOUNTS_PER_TPS: (u64, u64) = (7, 20);
 /// Fewest accounts in a step.
 const MIN_ACCOUNTS: u64 = 1_000;

@@ -217,6 +217,11 @@ impl Network {
         self.info.validators.len()
     }
 
+    /// Whether the validators run on hosts of their own (`run --netns`).
+    pub fn on_hosts(&self) -> bool {
+        self.hosts.is_some()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.info.validators.is_empty()
     }

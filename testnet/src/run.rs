@@ -245,8 +245,9 @@ fn summary(net: &Network, stats: &Stats, elapsed: Duration, no_load: bool) {
     }
     println!("data:  {}/validator-*/", net.dir.display());
     println!("logs:  {}", files::logs_dir(&net.dir).display());
+    let netns = if net.on_hosts() { " --netns" } else { "" };
     println!(
-        "start it again: hotledger-testnet run --dir {}   (or testnet/run.sh --dir ...)",
+        "start it again: hotledger-testnet run --dir {}{netns}   (or testnet/run.sh --dir ...{netns})",
         net.dir.display()
     );
     if let Some(v) = net.info.validators.first() {
