@@ -15,6 +15,9 @@ pub struct NodeConfig {
     pub moniker: String,
     /// `tracing` filter, e.g. `info` or `hotledger_node=debug,info`.
     pub log_level: String,
+    /// Log line format: `text` (readable) or `json` (one object per line); `hotledger start
+    /// --log-format` overrides it.
+    pub log_format: LogFormat,
     pub p2p: P2pConfig,
     pub rpc: RpcConfig,
     pub metrics: MetricsConfig,
@@ -23,18 +26,50 @@ pub struct NodeConfig {
     pub consensus: ConsensusLimits,
 }
 
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines, coloured on a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line, the event's fields at the top level.
+    Json,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct P2pConfig {
-    /// libp2p multiaddr to listen on.
+    /// libp2p multiaddr to listen on: `/ip4/<address>/tcp/<port>` or `/ip6/<address>/tcp/<port>`
+    /// (peers may be reached by DNS names, but a listener binds an IP address).
     pub listen: String,
     /// Largest message accepted from a peer, in bytes.
     pub max_message_bytes: usize,
-    /// First reconnection delay to a lost validator; doubles up to `reconnect_max_ms`.
+    /// First reconnection delay to a lost validator, in milliseconds; doubles up to
+    /// `reconnect_max_ms`.
     pub reconnect_initial_ms: u64,
+    /// Longest reconnection delay to a lost validator, in milliseconds.
     pub reconnect_max_ms: u64,
     /// Invalid messages from one peer before it is disconnected.
     pub max_peer_strikes: u32,
+    /// How long a peer disconnected for misbehaviour is refused, in milliseconds.
+    pub ban_ms: u64,
+    /// How long a message to a peer may wait for its acknowledgement, in milliseconds; then
+    /// the send counts as failed.
+    pub request_timeout_ms: u64,
+    /// How long a connection with no open stream is kept, in milliseconds.
+    pub idle_connection_timeout_ms: u64,
+    /// Most messages in flight on one connection, both directions together (streams).
+    pub max_concurrent_streams: usize,
+    /// Peers' messages waiting for the consensus loop (messages); when it is full, further
+    /// ones are dropped and counted in `hotledger_p2p_dropped_inbound_total`.
+    pub inbound_queue: usize,
+    /// Peers' transaction frames waiting to be decoded and verified (frames); when it is full,
+    /// further ones are dropped (the transactions reach this node again in a proposal).
+    pub inbound_tx_queue: usize,
+    /// Messages to peers waiting for the network task (messages); when it is full, further
+    /// ones are dropped (consensus retransmits what matters).
+    pub outbound_queue: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,10 +92,17 @@ pub struct MetricsConfig {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MempoolConfig {
+    /// Most transactions held.
     pub max_txs: usize,
+    /// Most encoded transaction bytes held, in bytes.
     pub max_bytes: usize,
+    /// Most transactions held per sender.
     pub max_per_sender: usize,
+    /// Largest encoded transaction accepted, in bytes.
     pub max_tx_bytes: usize,
+    /// Largest distance from a sender's account nonce to a transaction's nonce accepted
+    /// (nonces); 0 accepts only each sender's next transaction.
+    pub max_nonce_gap: u64,
     /// Slots kept for transfers that can execute now: once fewer are free, transfers behind a
     /// nonce gap are refused. Below `max_txs`.
     pub ready_reserve: usize,
@@ -96,6 +138,7 @@ impl Default for NodeConfig {
         NodeConfig {
             moniker: "hotledger".into(),
             log_level: "info".into(),
+            log_format: LogFormat::default(),
             p2p: P2pConfig::default(),
             rpc: RpcConfig::default(),
             metrics: MetricsConfig::default(),
@@ -114,6 +157,13 @@ impl Default for P2pConfig {
             reconnect_initial_ms: 500,
             reconnect_max_ms: 10_000,
             max_peer_strikes: 20,
+            ban_ms: 60_000,
+            request_timeout_ms: 10_000,
+            idle_connection_timeout_ms: 3_600_000,
+            max_concurrent_streams: 1_024,
+            inbound_queue: 8_192,
+            inbound_tx_queue: 256,
+            outbound_queue: 8_192,
         }
     }
 }
@@ -146,6 +196,7 @@ impl Default for MempoolConfig {
             max_bytes: l.max_bytes,
             max_per_sender: l.max_per_sender,
             max_tx_bytes: l.max_tx_bytes,
+            max_nonce_gap: l.max_nonce_gap,
             ready_reserve: l.ready_reserve,
             peer_reserve: l.peer_reserve,
         }
@@ -225,23 +276,27 @@ impl NodeConfig {
                 self.log_level
             ));
         }
-        if self.p2p.listen.parse::<libp2p::Multiaddr>().is_err() {
-            return Err(format!(
-                "p2p.listen {:?} is not a multiaddr",
-                self.p2p.listen
-            ));
-        }
+        validate_listen(&self.p2p.listen)?;
+        let p2p = &self.p2p;
         #[rustfmt::skip]
-        let ranges: [(&str, u64, u64, u64); 11] = [
-            ("p2p.max_message_bytes", self.p2p.max_message_bytes as u64, 1024, 256 << 20),
-            ("p2p.reconnect_initial_ms", self.p2p.reconnect_initial_ms, 10, 60_000),
-            ("p2p.reconnect_max_ms", self.p2p.reconnect_max_ms, self.p2p.reconnect_initial_ms, 3_600_000),
+        let ranges: [(&str, u64, u64, u64); 19] = [
+            ("p2p.max_message_bytes", p2p.max_message_bytes as u64, 1024, 256 << 20),
+            ("p2p.reconnect_initial_ms", p2p.reconnect_initial_ms, 10, 60_000),
+            ("p2p.reconnect_max_ms", p2p.reconnect_max_ms, p2p.reconnect_initial_ms, 3_600_000),
+            ("p2p.ban_ms", p2p.ban_ms, 1_000, 86_400_000),
+            ("p2p.request_timeout_ms", p2p.request_timeout_ms, 100, 600_000),
+            ("p2p.idle_connection_timeout_ms", p2p.idle_connection_timeout_ms, 1_000, 86_400_000),
+            ("p2p.max_concurrent_streams", p2p.max_concurrent_streams as u64, 1, 65_536),
+            ("p2p.inbound_queue", p2p.inbound_queue as u64, 1, 1 << 20),
+            ("p2p.inbound_tx_queue", p2p.inbound_tx_queue as u64, 1, 65_536),
+            ("p2p.outbound_queue", p2p.outbound_queue as u64, 1, 1 << 20),
             ("rpc.max_request_bytes", u64::from(self.rpc.max_request_bytes), 1024, 64 << 20),
             ("rpc.max_connections", u64::from(self.rpc.max_connections), 1, 100_000),
             ("mempool.max_txs", self.mempool.max_txs as u64, 1, 10_000_000),
             ("mempool.max_bytes", self.mempool.max_bytes as u64, 1024, 16 << 30),
             ("mempool.max_per_sender", self.mempool.max_per_sender as u64, 1, 1_000_000),
             ("mempool.max_tx_bytes", self.mempool.max_tx_bytes as u64, 128, 1 << 20),
+            ("mempool.max_nonce_gap", self.mempool.max_nonce_gap, 0, 1_000_000),
             ("mempool.ready_reserve", self.mempool.ready_reserve as u64, 0, (self.mempool.max_txs as u64).saturating_sub(1)),
             ("mempool.peer_reserve", self.mempool.peer_reserve as u64, 0, (self.mempool.max_txs as u64).saturating_sub(1)),
         ];
@@ -266,6 +321,25 @@ impl NodeConfig {
             .to_limits()
             .validate()
             .map_err(|e| format!("consensus: {e}"))
+    }
+}
+
+/// `p2p.listen` must be an address a TCP listener binds: an IP address and a port.
+fn validate_listen(listen: &str) -> Result<(), String> {
+    use libp2p::multiaddr::Protocol;
+    let addr = listen
+        .parse::<libp2p::Multiaddr>()
+        .map_err(|e| format!("p2p.listen {listen:?} is not a multiaddr: {e}"))?;
+    let mut parts = addr.iter();
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(Protocol::Ip4(_) | Protocol::Ip6(_)), Some(Protocol::Tcp(_)), None) => Ok(()),
+        (Some(Protocol::Dns(_) | Protocol::Dns4(_) | Protocol::Dns6(_)), ..) => Err(format!(
+            "p2p.listen {listen:?} names a host: a listener binds an IP address, e.g. \
+             /ip4/0.0.0.0/tcp/26656 (peers may still dial this node by its DNS name)"
+        )),
+        _ => Err(format!(
+            "p2p.listen {listen:?} must be /ip4/<address>/tcp/<port> or /ip6/<address>/tcp/<port>"
+        )),
     }
 }
 
@@ -308,6 +382,97 @@ mod tests {
         assert!(err.contains("mempool.peer_reserve = 100"), "{err}");
         c.mempool.peer_reserve = 99;
         assert!(c.validate().is_ok());
+    }
+
+    /// Each peer bound: below its minimum and above its maximum, the error names the field.
+    #[test]
+    fn peer_bounds_are_checked() {
+        type Set = fn(&mut NodeConfig, u64);
+        #[rustfmt::skip]
+        let fields: [(&str, Set, Option<u64>, u64); 8] = [
+            ("p2p.ban_ms", |c, v| c.p2p.ban_ms = v, Some(999), 86_400_001),
+            ("p2p.request_timeout_ms", |c, v| c.p2p.request_timeout_ms = v, Some(99), 600_001),
+            ("p2p.idle_connection_timeout_ms", |c, v| c.p2p.idle_connection_timeout_ms = v, Some(999), 86_400_001),
+            ("p2p.max_concurrent_streams", |c, v| c.p2p.max_concurrent_streams = v as usize, Some(0), 65_537),
+            ("p2p.inbound_queue", |c, v| c.p2p.inbound_queue = v as usize, Some(0), (1 << 20) + 1),
+            ("p2p.inbound_tx_queue", |c, v| c.p2p.inbound_tx_queue = v as usize, Some(0), 65_537),
+            ("p2p.outbound_queue", |c, v| c.p2p.outbound_queue = v as usize, Some(0), (1 << 20) + 1),
+            ("mempool.max_nonce_gap", |c, v| c.mempool.max_nonce_gap = v, None, 1_000_001),
+        ];
+        for (name, set, below, above) in fields {
+            for value in below.into_iter().chain([above]) {
+                let mut c = NodeConfig::default();
+                set(&mut c, value);
+                let err = c.validate().unwrap_err();
+                assert!(err.contains(&format!("{name} = {value}")), "{name}: {err}");
+            }
+            let mut c = NodeConfig::default();
+            set(&mut c, below.map_or(0, |v| v + 1));
+            assert_eq!(c.validate(), Ok(()), "{name} at its minimum");
+            set(&mut c, above - 1);
+            assert_eq!(c.validate(), Ok(()), "{name} at its maximum");
+        }
+    }
+
+    #[test]
+    fn the_default_peer_bounds() {
+        let p = P2pConfig::default();
+        assert_eq!(p.ban_ms, 60_000);
+        assert_eq!(p.request_timeout_ms, 10_000);
+        assert_eq!(p.idle_connection_timeout_ms, 3_600_000);
+        assert_eq!(p.max_concurrent_streams, 1_024);
+        assert_eq!(
+            (p.inbound_queue, p.inbound_tx_queue, p.outbound_queue),
+            (8_192, 256, 8_192)
+        );
+        assert_eq!(
+            MempoolConfig::default().max_nonce_gap,
+            hotledger_ledger::MempoolLimits::default().max_nonce_gap
+        );
+    }
+
+    #[test]
+    fn the_log_format_is_text_or_json() {
+        assert_eq!(NodeConfig::default().log_format, LogFormat::Text);
+        let c: NodeConfig = toml::from_str("log_format = \"json\"").unwrap();
+        assert_eq!(c.log_format, LogFormat::Json);
+        let err = toml::from_str::<NodeConfig>("log_format = \"xml\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("log_format") && err.contains("json"), "{err}");
+    }
+
+    #[test]
+    fn the_listen_address_is_an_ip_address_and_a_tcp_port() {
+        let mut c = NodeConfig::default();
+        for ok in [
+            "/ip4/0.0.0.0/tcp/26656",
+            "/ip6/::/tcp/0",
+            "/ip4/10.0.0.1/tcp/1",
+        ] {
+            c.p2p.listen = ok.into();
+            assert_eq!(c.validate(), Ok(()), "{ok}");
+        }
+        for name in [
+            "/dns/v0.example/tcp/26656",
+            "/dns4/localhost/tcp/1",
+            "/dns6/h/tcp/1",
+        ] {
+            c.p2p.listen = name.into();
+            let err = c.validate().unwrap_err();
+            assert!(
+                err.contains("p2p.listen") && err.contains("binds an IP"),
+                "{err}"
+            );
+        }
+        for bad in [
+            "/ip4/1.2.3.4/udp/1",
+            "/ip4/1.2.3.4",
+            "/ip4/1.2.3.4/tcp/1/tcp/2",
+        ] {
+            c.p2p.listen = bad.into();
+            assert!(c.validate().unwrap_err().contains("p2p.listen"), "{bad}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::error::NodeError;
+use crate::network::NetStats;
 
 /// Every metric the node exports. Handles are cheap clones of shared atomics.
 #[derive(Debug)]
@@ -146,6 +147,25 @@ impl Metrics {
         }
     }
 
+    /// Exports the network task's counters (`hotledger_p2p_*`); each is shared, not copied, so
+    /// the values are read at every scrape.
+    pub fn register_network(&mut self, net: &NetStats) {
+        #[rustfmt::skip]
+        let counters = [
+            ("p2p_dropped_inbound", "Peer messages dropped because the inbound queue to the consensus loop was full (p2p.inbound_queue)", &net.dropped_inbound),
+            ("p2p_send_failures", "Messages to peers that failed: no connection, timeout (p2p.request_timeout_ms) or a closed stream", &net.send_failures),
+            ("p2p_inbound_failures", "Messages from peers whose stream failed before they were read and acknowledged", &net.inbound_failures),
+            ("p2p_dial_failures", "Attempts to connect to a validator that failed", &net.dial_failures),
+            ("p2p_disconnects", "Times the last connection to a validator closed", &net.disconnects),
+            ("p2p_refused_connections", "Connections closed at once: the peer is not a validator of this chain, or is banned", &net.refused_connections),
+            ("p2p_strikes", "Reports of invalid data from a validator (each a strike; undecodable data bans at once)", &net.strikes),
+            ("p2p_bans", "Validators disconnected and banned for misbehaviour (p2p.max_peer_strikes, p2p.ban_ms)", &net.bans),
+        ];
+        for (name, help, counter) in counters {
+            self.registry.register(name, help, counter.clone());
+        }
+    }
+
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -180,4 +200,45 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<crate::shared::Shared>) -> Res
     axum::serve(listener, app)
         .await
         .map_err(|e| NodeError::Network(format!("metrics server: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_network_counters_are_exported() {
+        let net = NetStats::default();
+        let mut metrics = Metrics::new();
+        metrics.register_network(&net);
+        let counters = [
+            ("dropped_inbound", &net.dropped_inbound),
+            ("send_failures", &net.send_failures),
+            ("inbound_failures", &net.inbound_failures),
+            ("dial_failures", &net.dial_failures),
+            ("disconnects", &net.disconnects),
+            ("refused_connections", &net.refused_connections),
+            ("strikes", &net.strikes),
+            ("bans", &net.bans),
+        ];
+        let text = metrics.encode();
+        for (name, _) in counters {
+            assert!(
+                text.contains(&format!("hotledger_p2p_{name}_total 0\n")),
+                "{name}: {text}"
+            );
+        }
+        for (i, (_, counter)) in counters.iter().enumerate() {
+            counter.inc_by(i as u64 + 1);
+        }
+        let text = metrics.encode();
+        for (i, (name, _)) in counters.iter().enumerate() {
+            let line = format!("hotledger_p2p_{name}_total {}\n", i + 1);
+            assert!(text.contains(&line), "{line}: {text}");
+            assert!(
+                text.contains(&format!("# HELP hotledger_p2p_{name} ")),
+                "{name}"
+            );
+        }
+    }
 }

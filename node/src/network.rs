@@ -1,5 +1,8 @@
 //! Peer-to-peer transport: libp2p over TCP with Noise and Yamux.
 //!
+//! * Peers' addresses may name their host by IP address or by DNS name (`/dns/..`, `/dns4/..`,
+//!   `/dns6/..`), resolved when dialled with the system's resolver configuration
+//!   (`/etc/resolv.conf` on Unix).
 //! * Only validators listed in genesis may stay connected: a connection from any other peer id is
 //!   closed at once. A validator's libp2p identity is the `peer_id` of its genesis entry.
 //! * The protocol name embeds the genesis hash (`/hotledger/<hash prefix>/1`), so nodes of
@@ -9,27 +12,29 @@
 //!   acknowledgement.
 //! * Lost validators are redialled with exponential backoff. A peer the node reports for invalid
 //!   data gets strikes; at `max_peer_strikes` (or at once for undecodable bytes) it is
-//!   disconnected and banned for a while.
+//!   disconnected and banned for `ban`.
 //! * Queues between this task and the node are bounded; when the node falls behind, inbound
-//!   messages are dropped (consensus retransmits what matters) and counted.
+//!   messages are dropped (consensus retransmits what matters) and counted. Every counter of
+//!   [`NetStats`] is exported as a Prometheus metric.
 
 use std::collections::HashMap;
 use std::io;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use hotledger_crypto::{Digest, PublicKey};
 use libp2p::request_response::{self, ProtocolSupport};
-use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identity, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol};
+use libp2p::swarm::{DialError, NetworkBehaviour, SwarmEvent};
+use libp2p::{identity, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
 
 use crate::error::NodeError;
 
-/// How long a banned peer is refused.
-const BAN: Duration = Duration::from_secs(60);
+/// How often lost validators are checked for a redial that is due.
+const DIAL_TICK: Duration = Duration::from_millis(200);
 
 /// A validator as the network sees it.
 #[derive(Clone, Debug)]
@@ -50,6 +55,14 @@ pub struct NetworkConfig {
     pub reconnect_initial: Duration,
     pub reconnect_max: Duration,
     pub max_strikes: u32,
+    /// How long a peer disconnected for misbehaviour is refused.
+    pub ban: Duration,
+    /// How long a request waits for its acknowledgement.
+    pub request_timeout: Duration,
+    /// How long a connection with no open stream is kept.
+    pub idle_connection_timeout: Duration,
+    /// Most streams (requests in flight, both directions) on one connection.
+    pub max_concurrent_streams: usize,
 }
 
 /// What the node asks the network to do.
@@ -75,13 +88,28 @@ pub enum NetEvent {
     Message { from: PublicKey, bytes: Vec<u8> },
 }
 
-/// Counters shared with metrics and RPC.
+/// Counters shared with the consensus loop and the metrics endpoint
+/// ([`crate::metrics::Metrics::register_network`] exports each counter).
 #[derive(Debug, Default)]
 pub struct NetStats {
+    /// Validators with at least one connection.
     pub connected_validators: AtomicUsize,
-    pub dropped_inbound: AtomicU64,
-    pub send_failures: AtomicU64,
-    pub disconnected_for_misbehaviour: AtomicU64,
+    /// Peers' messages dropped because the queue to the node was full.
+    pub dropped_inbound: Counter,
+    /// Requests to peers that failed (no connection, timeout, stream error).
+    pub send_failures: Counter,
+    /// Peers' requests whose stream failed before they were read and acknowledged.
+    pub inbound_failures: Counter,
+    /// Dials of validators that failed.
+    pub dial_failures: Counter,
+    /// Times a validator's last connection closed.
+    pub disconnects: Counter,
+    /// Connections closed at once: the peer is not a validator, or is banned.
+    pub refused_connections: Counter,
+    /// Penalties the node reported against a validator.
+    pub strikes: Counter,
+    /// Validators disconnected and banned for misbehaviour.
+    pub bans: Counter,
 }
 
 /// Length-prefixed frames with a hard size cap.
@@ -178,22 +206,19 @@ struct PeerState {
     banned_until: Option<Instant>,
 }
 
-/// Runs the swarm until `commands` closes.
-pub async fn run(
-    cfg: NetworkConfig,
-    mut commands: mpsc::Receiver<NetCommand>,
-    events: mpsc::Sender<NetEvent>,
-    stats: Arc<NetStats>,
-) -> Result<(), NodeError> {
+/// Builds the swarm: TCP with Noise and Yamux, behind a resolver of `/dns*` addresses, carrying
+/// the chain's request-response protocol.
+fn build_swarm(cfg: &NetworkConfig) -> Result<Swarm<Behaviour>, NodeError> {
     let protocol = StreamProtocol::try_from_owned(protocol_name(&cfg.genesis_hash))
         .map_err(|e| NodeError::Network(e.to_string()))?;
     let codec = FrameCodec {
         max: cfg.max_message_bytes,
     };
     let rr_config = request_response::Config::default()
-        .with_request_timeout(Duration::from_secs(10))
-        .with_max_concurrent_streams(1024);
-    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(cfg.keypair.clone())
+        .with_request_timeout(cfg.request_timeout)
+        .with_max_concurrent_streams(cfg.max_concurrent_streams);
+    let idle = cfg.idle_connection_timeout;
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(cfg.keypair.clone())
         .with_tokio()
         .with_tcp(
             tcp::Config::default().nodelay(true),
@@ -201,6 +226,13 @@ pub async fn run(
             yamux::Config::default,
         )
         .map_err(|e| NodeError::Network(format!("transport: {e}")))?
+        .with_dns()
+        .map_err(|e| {
+            NodeError::Network(format!(
+                "DNS resolver: cannot read the system's resolver configuration \
+                 (/etc/resolv.conf on Unix): {e}"
+            ))
+        })?
         .with_behaviour(|_| Behaviour {
             rr: request_response::Behaviour::with_codec(
                 codec,
@@ -209,140 +241,356 @@ pub async fn run(
             ),
         })
         .map_err(|e| NodeError::Network(format!("behaviour: {e}")))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+        .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
         .build();
+    Ok(swarm)
+}
+
+/// Runs the swarm until `commands` closes.
+pub async fn run(
+    cfg: NetworkConfig,
+    mut commands: mpsc::Receiver<NetCommand>,
+    events: mpsc::Sender<NetEvent>,
+    stats: Arc<NetStats>,
+) -> Result<(), NodeError> {
+    let mut swarm = build_swarm(&cfg)?;
     swarm
         .listen_on(cfg.listen.clone())
         .map_err(|e| NodeError::Network(format!("cannot listen on {}: {e}", cfg.listen)))?;
-
-    let me = *swarm.local_peer_id();
-    let mut peers: HashMap<PeerId, PeerState> = HashMap::new();
-    let mut by_key: HashMap<PublicKey, PeerId> = HashMap::new();
-    for info in cfg.validators.iter().filter(|v| v.peer_id != me) {
-        for addr in &info.addresses {
-            swarm.add_peer_address(info.peer_id, addr.clone());
-        }
-        by_key.insert(info.key, info.peer_id);
-        peers.insert(
-            info.peer_id,
-            PeerState {
-                info: info.clone(),
-                connections: 0,
-                next_dial: Instant::now(),
-                backoff: cfg.reconnect_initial,
-                strikes: 0,
-                banned_until: None,
-            },
-        );
-    }
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
-
+    let mut net = Net::new(swarm, &cfg, events, stats);
+    let mut tick = tokio::time::interval(DIAL_TICK);
     loop {
         tokio::select! {
-            cmd = commands.recv() => {
-                let Some(cmd) = cmd else { return Ok(()) };
-                match cmd {
-                    NetCommand::Send { to, bytes } => {
-                        if let Some(peer) = by_key.get(&to) {
-                            swarm.behaviour_mut().rr.send_request(peer, bytes);
-                        }
-                    }
-                    NetCommand::Broadcast { bytes } => {
-                        for (peer, st) in &peers {
-                            if st.connections > 0 {
-                                swarm.behaviour_mut().rr.send_request(peer, bytes.clone());
-                            }
-                        }
-                    }
-                    NetCommand::Penalize { peer, severe } => {
-                        let Some(pid) = by_key.get(&peer).copied() else { continue };
-                        if let Some(st) = peers.get_mut(&pid) {
-                            st.strikes = st.strikes.saturating_add(if severe { cfg.max_strikes } else { 1 });
-                            if st.strikes >= cfg.max_strikes {
-                                tracing::warn!(peer = %pid, strikes = st.strikes, "disconnecting misbehaving peer");
-                                st.banned_until = Some(Instant::now() + BAN);
-                                st.strikes = 0;
-                                stats.disconnected_for_misbehaviour.fetch_add(1, Ordering::Relaxed);
-                                let _ = swarm.disconnect_peer_id(pid);
-                            }
-                        }
-                    }
-                }
+            cmd = commands.recv() => match cmd {
+                Some(cmd) => net.on_command(cmd),
+                None => return Ok(()),
+            },
+            _ = tick.tick() => net.dial_due(),
+            event = net.swarm.select_next_some() => net.on_swarm_event(event),
+        }
+    }
+}
+
+/// The swarm and what this node knows of each validator.
+struct Net {
+    swarm: Swarm<Behaviour>,
+    peers: HashMap<PeerId, PeerState>,
+    by_key: HashMap<PublicKey, PeerId>,
+    events: mpsc::Sender<NetEvent>,
+    stats: Arc<NetStats>,
+    reconnect_initial: Duration,
+    reconnect_max: Duration,
+    max_strikes: u32,
+    ban: Duration,
+}
+
+impl Net {
+    /// Knows every validator of `cfg` but this node, each due for a dial now.
+    fn new(
+        mut swarm: Swarm<Behaviour>,
+        cfg: &NetworkConfig,
+        events: mpsc::Sender<NetEvent>,
+        stats: Arc<NetStats>,
+    ) -> Net {
+        let me = *swarm.local_peer_id();
+        let mut peers = HashMap::new();
+        let mut by_key = HashMap::new();
+        for info in cfg.validators.iter().filter(|v| v.peer_id != me) {
+            for addr in &info.addresses {
+                swarm.add_peer_address(info.peer_id, addr.clone());
             }
-            _ = tick.tick() => {
-                let now = Instant::now();
-                for (pid, st) in peers.iter_mut() {
-                    let banned = st.banned_until.is_some_and(|t| t > now);
-                    if st.connections == 0 && !banned && now >= st.next_dial {
-                        tracing::debug!(peer = %pid, "dialling validator");
-                        let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(*pid)
-                            .addresses(st.info.addresses.clone())
-                            .build();
-                        let _ = swarm.dial(opts);
-                        st.next_dial = now + st.backoff;
-                        st.backoff = (st.backoff * 2).min(cfg.reconnect_max);
-                    }
-                }
-            }
-            event = swarm.select_next_some() => match event {
-                SwarmEvent::NewListenAddr { address, .. } => {
-                    tracing::info!(%address, "p2p listening");
-                }
-                SwarmEvent::ConnectionEstablished { peer_id, .. } => {
-                    let now = Instant::now();
-                    match peers.get_mut(&peer_id) {
-                        Some(st) if st.banned_until.is_none_or(|t| t <= now) => {
-                            st.connections += 1;
-                            st.backoff = cfg.reconnect_initial;
-                            if st.connections == 1 {
-                                tracing::info!(peer = %peer_id, key = %st.info.key.short(), "validator connected");
-                            }
-                        }
-                        _ => {
-                            tracing::debug!(peer = %peer_id, "refusing peer that is not an allowed validator");
-                            let _ = swarm.disconnect_peer_id(peer_id);
-                        }
-                    }
-                    stats.connected_validators.store(
-                        peers.values().filter(|s| s.connections > 0).count(),
-                        Ordering::Relaxed,
-                    );
-                }
-                SwarmEvent::ConnectionClosed { peer_id, num_established, .. } => {
-                    if let Some(st) = peers.get_mut(&peer_id) {
-                        st.connections = num_established as usize;
-                        if num_established == 0 {
-                            tracing::info!(peer = %peer_id, "validator disconnected");
-                            st.next_dial = Instant::now() + st.backoff;
-                        }
-                    }
-                    stats.connected_validators.store(
-                        peers.values().filter(|s| s.connections > 0).count(),
-                        Ordering::Relaxed,
-                    );
-                }
-                SwarmEvent::Behaviour(BehaviourEvent::Rr(ev)) => match ev {
-                    request_response::Event::Message { peer, message, .. } => {
-                        if let request_response::Message::Request { request, channel, .. } = message {
-                            let _ = swarm.behaviour_mut().rr.send_response(channel, ());
-                            let Some(st) = peers.get(&peer) else { continue };
-                            let bytes = Arc::try_unwrap(request).unwrap_or_else(|a| (*a).clone());
-                            if events.try_send(NetEvent::Message { from: st.info.key, bytes }).is_err() {
-                                stats.dropped_inbound.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                    }
-                    request_response::Event::OutboundFailure { peer, error, .. } => {
-                        stats.send_failures.fetch_add(1, Ordering::Relaxed);
-                        tracing::trace!(%peer, %error, "send failed");
-                    }
-                    request_response::Event::InboundFailure { peer, error, .. } => {
-                        tracing::debug!(%peer, %error, "inbound stream failed");
-                    }
-                    request_response::Event::ResponseSent { .. } => {}
+            by_key.insert(info.key, info.peer_id);
+            peers.insert(
+                info.peer_id,
+                PeerState {
+                    info: info.clone(),
+                    connections: 0,
+                    next_dial: Instant::now(),
+                    backoff: cfg.reconnect_initial,
+                    strikes: 0,
+                    banned_until: None,
                 },
-                _ => {}
+            );
+        }
+        Net {
+            swarm,
+            peers,
+            by_key,
+            events,
+            stats,
+            reconnect_initial: cfg.reconnect_initial,
+            reconnect_max: cfg.reconnect_max,
+            max_strikes: cfg.max_strikes,
+            ban: cfg.ban,
+        }
+    }
+
+    fn on_command(&mut self, cmd: NetCommand) {
+        match cmd {
+            NetCommand::Send { to, bytes } => {
+                if let Some(peer) = self.by_key.get(&to) {
+                    self.swarm.behaviour_mut().rr.send_request(peer, bytes);
+                }
+            }
+            NetCommand::Broadcast { bytes } => {
+                for (peer, st) in &self.peers {
+                    if st.connections > 0 {
+                        self.swarm
+                            .behaviour_mut()
+                            .rr
+                            .send_request(peer, bytes.clone());
+                    }
+                }
+            }
+            NetCommand::Penalize { peer, severe } => self.penalize(peer, severe),
+        }
+    }
+
+    /// A strike against `peer` (all of them if `severe`); at `max_strikes` it is disconnected
+    /// and banned.
+    fn penalize(&mut self, peer: PublicKey, severe: bool) {
+        let Some(pid) = self.by_key.get(&peer).copied() else {
+            return;
+        };
+        let Some(st) = self.peers.get_mut(&pid) else {
+            return;
+        };
+        self.stats.strikes.inc();
+        st.strikes = st
+            .strikes
+            .saturating_add(if severe { self.max_strikes } else { 1 });
+        if st.strikes >= self.max_strikes {
+            tracing::warn!(peer = %pid, strikes = st.strikes, "disconnecting misbehaving peer");
+            st.banned_until = Instant::now().checked_add(self.ban);
+            st.strikes = 0;
+            self.stats.bans.inc();
+            let _ = self.swarm.disconnect_peer_id(pid);
+        }
+    }
+
+    /// Dials every validator without a connection whose backoff has passed and that is not
+    /// banned.
+    fn dial_due(&mut self) {
+        let now = Instant::now();
+        for (pid, st) in self.peers.iter_mut() {
+            let banned = st.banned_until.is_some_and(|t| t > now);
+            if st.connections == 0 && !banned && now >= st.next_dial {
+                tracing::debug!(peer = %pid, "dialling validator");
+                let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(*pid)
+                    .addresses(st.info.addresses.clone())
+                    .build();
+                // A dial still under way (slower than the backoff) is not a failure.
+                match self.swarm.dial(opts) {
+                    Ok(()) | Err(DialError::DialPeerConditionFalse(_)) => {}
+                    Err(error) => {
+                        self.stats.dial_failures.inc();
+                        tracing::debug!(peer = %pid, %error, "cannot dial validator");
+                    }
+                }
+                st.next_dial = now + st.backoff;
+                st.backoff = (st.backoff * 2).min(self.reconnect_max);
             }
         }
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "p2p listening");
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, .. } => self.on_connected(peer_id),
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                ..
+            } => self.on_closed(peer_id, num_established),
+            // An aborted dial (the swarm gave it up) failed nowhere.
+            SwarmEvent::OutgoingConnectionError {
+                error: DialError::Aborted,
+                ..
+            } => {}
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                self.stats.dial_failures.inc();
+                tracing::debug!(peer = ?peer_id, %error, "dial failed");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Rr(ev)) => self.on_request_response(ev),
+            _ => {}
+        }
+    }
+
+    /// Keeps a connection from an allowed, unbanned validator; closes any other.
+    fn on_connected(&mut self, peer_id: PeerId) {
+        let now = Instant::now();
+        match self.peers.get_mut(&peer_id) {
+            Some(st) if st.banned_until.is_none_or(|t| t <= now) => {
+                st.connections += 1;
+                st.backoff = self.reconnect_initial;
+                if st.connections == 1 {
+                    tracing::info!(peer = %peer_id, key = %st.info.key.short(), "validator connected");
+                }
+            }
+            _ => {
+                tracing::debug!(peer = %peer_id, "refusing peer that is not an allowed validator");
+                self.stats.refused_connections.inc();
+                let _ = self.swarm.disconnect_peer_id(peer_id);
+            }
+        }
+        self.count_connected();
+    }
+
+    fn on_closed(&mut self, peer_id: PeerId, num_established: u32) {
+        if let Some(st) = self.peers.get_mut(&peer_id) {
+            let was_connected = st.connections > 0;
+            st.connections = num_established as usize;
+            if num_established == 0 && was_connected {
+                tracing::info!(peer = %peer_id, "validator disconnected");
+                self.stats.disconnects.inc();
+                st.next_dial = Instant::now() + st.backoff;
+            }
+        }
+        self.count_connected();
+    }
+
+    fn count_connected(&self) {
+        self.stats.connected_validators.store(
+            self.peers.values().filter(|s| s.connections > 0).count(),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Acknowledges each request and hands its bytes to the node, or drops them if the node's
+    /// queue is full.
+    fn on_request_response(&mut self, ev: request_response::Event<Arc<Vec<u8>>, ()>) {
+        match ev {
+            request_response::Event::Message { peer, message, .. } => {
+                let request_response::Message::Request {
+                    request, channel, ..
+                } = message
+                else {
+                    return;
+                };
+                let _ = self.swarm.behaviour_mut().rr.send_response(channel, ());
+                let Some(st) = self.peers.get(&peer) else {
+                    return;
+                };
+                let bytes = Arc::try_unwrap(request).unwrap_or_else(|a| (*a).clone());
+                let event = NetEvent::Message {
+                    from: st.info.key,
+                    bytes,
+                };
+                if self.events.try_send(event).is_err() {
+                    self.stats.dropped_inbound.inc();
+                }
+            }
+            request_response::Event::OutboundFailure { peer, error, .. } => {
+                self.stats.send_failures.inc();
+                tracing::trace!(%peer, %error, "send failed");
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                self.stats.inbound_failures.inc();
+                tracing::debug!(%peer, %error, "inbound stream failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hotledger_crypto::KeyPair;
+
+    use super::*;
+
+    /// A running network task and its ends.
+    struct Node {
+        key: PublicKey,
+        commands: mpsc::Sender<NetCommand>,
+        events: mpsc::Receiver<NetEvent>,
+        stats: Arc<NetStats>,
+    }
+
+    fn free_port() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    }
+
+    /// Two validators that know each other only by `/dns4/localhost/tcp/<port>`.
+    fn start_two() -> [Node; 2] {
+        let ids = [0, 1].map(|_| identity::Keypair::generate_ed25519());
+        let keys = [1u8, 2].map(|seed| KeyPair::from_seed([seed; 32]).public());
+        let ports = [free_port(), free_port()];
+        let validators: Vec<PeerInfo> = (0..2)
+            .map(|i| PeerInfo {
+                key: keys[i],
+                peer_id: ids[i].public().to_peer_id(),
+                addresses: vec![format!("/dns4/localhost/tcp/{}", ports[i]).parse().unwrap()],
+            })
+            .collect();
+        [0, 1].map(|i| {
+            let cfg = NetworkConfig {
+                keypair: ids[i].clone(),
+                listen: format!("/ip4/127.0.0.1/tcp/{}", ports[i]).parse().unwrap(),
+                validators: validators.clone(),
+                genesis_hash: Digest::of(b"network test"),
+                max_message_bytes: 1024,
+                reconnect_initial: Duration::from_millis(50),
+                reconnect_max: Duration::from_millis(200),
+                max_strikes: 3,
+                ban: Duration::from_secs(60),
+                request_timeout: Duration::from_secs(10),
+                idle_connection_timeout: Duration::from_secs(60),
+                max_concurrent_streams: 16,
+            };
+            let (commands, command_rx) = mpsc::channel(16);
+            let (event_tx, events) = mpsc::channel(16);
+            let stats = Arc::new(NetStats::default());
+            tokio::spawn(run(cfg, command_rx, event_tx, stats.clone()));
+            Node {
+                key: keys[i],
+                commands,
+                events,
+                stats,
+            }
+        })
+    }
+
+    /// Waits up to 20 s for `done`.
+    async fn wait_for(what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn validators_dial_dns_names_and_a_ban_is_counted() {
+        let [mut a, b] = start_two();
+        let connected = |n: &Node| n.stats.connected_validators.load(Ordering::Relaxed) == 1;
+        wait_for("the connection", || connected(&a) && connected(&b)).await;
+
+        let bytes = Arc::new(b"hello".to_vec());
+        b.commands
+            .send(NetCommand::Send { to: a.key, bytes })
+            .await
+            .unwrap();
+        match tokio::time::timeout(Duration::from_secs(20), a.events.recv()).await {
+            Ok(Some(NetEvent::Message { from, bytes })) => {
+                assert_eq!((from, bytes.as_slice()), (b.key, &b"hello"[..]));
+            }
+            other => panic!("no message: {other:?}"),
+        }
+
+        let penalty = NetCommand::Penalize {
+            peer: b.key,
+            severe: true,
+        };
+        a.commands.send(penalty).await.unwrap();
+        let s = a.stats.clone();
+        wait_for("the ban", || s.bans.get() == 1 && s.disconnects.get() == 1).await;
+        assert_eq!(s.strikes.get(), 1);
+        // `b` redials at once and is refused while banned.
+        wait_for("a refused redial", || s.refused_connections.get() >= 1).await;
+        assert_eq!(s.connected_validators.load(Ordering::Relaxed), 0);
     }
 }

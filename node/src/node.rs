@@ -23,7 +23,7 @@ use hotledger_ledger::{
 };
 use tokio::sync::mpsc;
 
-use crate::config::NodeConfig;
+use crate::config::{LogFormat, NodeConfig};
 use crate::error::NodeError;
 use crate::home::Home;
 use crate::metrics::Metrics;
@@ -32,10 +32,9 @@ use crate::shared::{Shared, Status};
 use crate::storage::{BlockWrite, CommitTip, Store, TxRecord};
 use crate::wire::WireMessage;
 
-/// Capacity of the queues between tasks; all are bounded.
-const NET_QUEUE: usize = 8_192;
+/// Capacity of the queue of this node's accepted transactions to gossip (batches); the queues
+/// that carry peers' input are sized by `config.toml`'s `p2p` section. All are bounded.
 const GOSSIP_QUEUE: usize = 1_024;
-const INGEST_QUEUE: usize = 256;
 /// Most transactions per gossip frame.
 const GOSSIP_BATCH: usize = 4_096;
 /// State roots kept in memory for checking proposals' state claims.
@@ -47,16 +46,20 @@ fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// Sets up `tracing` from the config's filter (`RUST_LOG` overrides it).
-fn init_logging(filter: &str) {
+/// Sets up `tracing` from the config's filter (`RUST_LOG` overrides it), in `format`.
+fn init_logging(filter: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .try_init();
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Text => fmt
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .try_init(),
+        LogFormat::Json => fmt.with_ansi(false).json().flatten_event(true).try_init(),
+    };
 }
 
 /// State roots by height, shared by the loop (writer) and the payload check (reader).
@@ -160,10 +163,11 @@ struct Runner {
     max_message_bytes: usize,
 }
 
-/// Runs the validator in `home` until SIGINT or SIGTERM.
-pub async fn run(home: &Home) -> Result<(), NodeError> {
+/// Runs the validator in `home` until SIGINT or SIGTERM; `log_format`, if given, replaces the
+/// config's.
+pub async fn run(home: &Home, log_format: Option<LogFormat>) -> Result<(), NodeError> {
     let config = home.load_config()?;
-    init_logging(&config.log_level);
+    init_logging(&config.log_level, log_format.unwrap_or(config.log_format));
     let genesis = home.load_genesis()?;
     let key = home.load_validator_key()?;
     let node_key = home.load_node_key()?;
@@ -219,11 +223,13 @@ pub async fn run(home: &Home) -> Result<(), NodeError> {
         key.public()
     );
 
-    let (net_tx, net_rx) = mpsc::channel(NET_QUEUE);
-    let (event_tx, event_rx) = mpsc::channel(NET_QUEUE);
+    let (net_tx, net_rx) = mpsc::channel(config.p2p.outbound_queue);
+    let (event_tx, event_rx) = mpsc::channel(config.p2p.inbound_queue);
     let (gossip_tx, gossip_rx) = mpsc::channel(GOSSIP_QUEUE);
-    let (ingest_tx, ingest_rx) = mpsc::channel(INGEST_QUEUE);
+    let (ingest_tx, ingest_rx) = mpsc::channel(config.p2p.inbound_tx_queue);
     let net_stats = Arc::new(NetStats::default());
+    let mut metrics = Metrics::new();
+    metrics.register_network(&net_stats);
     let mempool = Mempool::new(genesis.chain_id.clone(), mempool_limits(&config));
     let shared = Arc::new(Shared {
         chain_id: genesis.chain_id.clone(),
@@ -238,7 +244,7 @@ pub async fn run(home: &Home) -> Result<(), NodeError> {
             ..Status::default()
         }),
         net: net_stats.clone(),
-        metrics: Metrics::new(),
+        metrics,
         gossip: gossip_tx,
         max_batch: 10_000,
     });
@@ -325,9 +331,9 @@ fn mempool_limits(config: &NodeConfig) -> MempoolLimits {
         max_bytes: config.mempool.max_bytes,
         max_per_sender: config.mempool.max_per_sender,
         max_tx_bytes: config.mempool.max_tx_bytes,
+        max_nonce_gap: config.mempool.max_nonce_gap,
         ready_reserve: config.mempool.ready_reserve,
         peer_reserve: config.mempool.peer_reserve,
-        ..MempoolLimits::default()
     }
 }
 
@@ -397,6 +403,10 @@ fn network_config(
         reconnect_initial: Duration::from_millis(config.p2p.reconnect_initial_ms),
         reconnect_max: Duration::from_millis(config.p2p.reconnect_max_ms),
         max_strikes: config.p2p.max_peer_strikes,
+        ban: Duration::from_millis(config.p2p.ban_ms),
+        request_timeout: Duration::from_millis(config.p2p.request_timeout_ms),
+        idle_connection_timeout: Duration::from_millis(config.p2p.idle_connection_timeout_ms),
+        max_concurrent_streams: config.p2p.max_concurrent_streams,
     })
 }
 
