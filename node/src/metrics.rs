@@ -153,6 +153,8 @@ impl Metrics {
         #[rustfmt::skip]
         let counters = [
             ("p2p_dropped_inbound", "Peer messages dropped because the inbound queue to the consensus loop was full (p2p.inbound_queue)", &net.dropped_inbound),
+            ("p2p_dropped_tx_frames", "Peer transaction frames dropped because the admission queue was full (p2p.inbound_tx_queue)", &net.dropped_tx_frames),
+            ("p2p_dropped_outbound", "Messages to peers dropped because the queue to the network task was full (p2p.outbound_queue)", &net.dropped_outbound),
             ("p2p_send_failures", "Messages to peers that failed: no connection, timeout (p2p.request_timeout_ms) or a closed stream", &net.send_failures),
             ("p2p_inbound_failures", "Messages from peers whose stream failed before they were read and acknowledged", &net.inbound_failures),
             ("p2p_dial_failures", "Attempts to connect to a validator that failed", &net.dial_failures),
@@ -213,6 +215,8 @@ mod tests {
         metrics.register_network(&net);
         let counters = [
             ("dropped_inbound", &net.dropped_inbound),
+            ("dropped_tx_frames", &net.dropped_tx_frames),
+            ("dropped_outbound", &net.dropped_outbound),
             ("send_failures", &net.send_failures),
             ("inbound_failures", &net.inbound_failures),
             ("dial_failures", &net.dial_failures),

@@ -96,6 +96,10 @@ pub struct NetStats {
     pub connected_validators: AtomicUsize,
     /// Peers' messages dropped because the queue to the node was full.
     pub dropped_inbound: Counter,
+    /// Peers' transaction frames dropped because the queue to admission was full.
+    pub dropped_tx_frames: Counter,
+    /// Messages to peers dropped because the queue to the network task was full.
+    pub dropped_outbound: Counter,
     /// Requests to peers that failed (no connection, timeout, stream error).
     pub send_failures: Counter,
     /// Peers' requests whose stream failed before they were read and acknowledged.

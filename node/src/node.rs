@@ -552,7 +552,9 @@ impl Runner {
     fn on_network(&mut self, from: PublicKey, bytes: Vec<u8>) -> Result<(), NodeError> {
         if WireMessage::is_transactions(&bytes) {
             // A full queue drops the batch: it is only a copy of what the peer will propose.
-            let _ = self.ingest.try_send((from, bytes));
+            if self.ingest.try_send((from, bytes)).is_err() {
+                self.shared.net.dropped_tx_frames.inc();
+            }
             return Ok(());
         }
         match WireMessage::decode(&bytes) {
@@ -598,6 +600,7 @@ impl Runner {
 
     fn send(&self, command: NetCommand) {
         if self.net.try_send(command).is_err() {
+            self.shared.net.dropped_outbound.inc();
             tracing::warn!("network queue full; message dropped");
         }
     }

@@ -37,7 +37,7 @@ enum Command {
     #[command(subcommand)]
     Keys(keys::KeysCommand),
     /// Run the validator node of the home
-    Start,
+    Start(start::StartArgs),
     /// Generate a local N-validator network (one home per validator)
     Testnet(testnet::TestnetArgs),
     /// Sign and submit transactions
@@ -55,7 +55,7 @@ impl Cli {
             Command::Init(args) => init::run(&home()?, args),
             Command::Keys(keys::KeysCommand::Generate(args)) => keys::generate(args),
             Command::Keys(keys::KeysCommand::Show(args)) => keys::show(&home()?, args),
-            Command::Start => start::run(&home()?),
+            Command::Start(args) => start::run(&home()?, args),
             Command::Testnet(args) => testnet::run(args),
             Command::Tx(cmd) => tx::run(&home()?, cmd),
             Command::Query(args) => query::run(&home()?, args),

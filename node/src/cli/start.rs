@@ -6,20 +6,15 @@ use hotledger_node::config::LogFormat;
 use hotledger_node::home::Home;
 
 /// `hotledger start`'s flags; each one given overrides config.toml.
-#[derive(Debug, Default, Args)]
+#[derive(Debug, Args)]
 pub struct StartArgs {
     /// Log line format [default: config.toml's log_format, else text]
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
 }
 
-/// Runs the node with config.toml's settings.
-pub fn run(home: &Home) -> Result<()> {
-    run_with(home, StartArgs::default())
-}
-
 /// Runs the node; `args` override config.toml.
-pub fn run_with(home: &Home, args: StartArgs) -> Result<()> {
+pub fn run(home: &Home, args: StartArgs) -> Result<()> {
     // Fail fast, before any runtime or logging, on the files an operator most often gets
     // wrong; `node::run` loads (and checks) them again.
     home.load_config()?;
