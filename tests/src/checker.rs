@@ -46,11 +46,23 @@ impl Verdict {
     }
 }
 
+/// A block of the agreed chain, as the measurements need it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommittedBlock {
+    pub height: Height,
+    pub round: Round,
+    pub author: PublicKey,
+    /// The proposer's clock when it proposed (virtual ms).
+    pub timestamp_ms: u64,
+}
+
 /// Watches an honest node's commits and signatures.
 #[derive(Debug, Default)]
 pub struct Checker {
     /// Height → the first honest commit seen at it.
     canonical: HashMap<Height, Digest>,
+    /// The same blocks, for measurements.
+    chain: BTreeMap<Height, CommittedBlock>,
     fork_heights: HashSet<Height>,
     /// Per honest node: last committed (height, id).
     tips: HashMap<usize, (Height, Digest)>,
@@ -96,6 +108,15 @@ impl Checker {
             Some(_) => {}
             None => {
                 self.canonical.insert(block.height, block.id);
+                self.chain.insert(
+                    block.height,
+                    CommittedBlock {
+                        height: block.height,
+                        round: block.round,
+                        author: block.author,
+                        timestamp_ms: block.timestamp_ms,
+                    },
+                );
             }
         }
         if let Some(mark) = self.gst_mark {
@@ -115,6 +136,11 @@ impl Checker {
                 rounds.insert(data.block.round, data);
             }
         }
+    }
+
+    /// The agreed chain so far, lowest height first.
+    pub fn chain(&self) -> Vec<CommittedBlock> {
+        self.chain.values().copied().collect()
     }
 
     pub fn evidence(&mut self) {

@@ -23,9 +23,11 @@
 
 pub mod checker;
 pub mod cluster;
+pub mod measure;
 pub mod scenario;
 pub mod sim;
 
-pub use checker::Verdict;
+pub use checker::{CommittedBlock, Verdict};
+pub use measure::{CrashReport, CrashRun};
 pub use scenario::{Scenario, SimConfig};
 pub use sim::{run_clean, run_seed, RunReport, Sim};

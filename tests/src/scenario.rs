@@ -24,6 +24,9 @@ pub struct SimConfig {
     pub disabled_rule: Option<hotledger_consensus::DisabledRule>,
     pub base_timeout_ms: u64,
     pub max_backoff_exponent: u32,
+    /// Virtual milliseconds from a leader's payload request to the payload (the node's
+    /// empty-block pace is modelled by a larger value).
+    pub payload_delay_ms: u64,
 }
 
 impl SimConfig {
@@ -38,6 +41,7 @@ impl SimConfig {
             disabled_rule: None,
             base_timeout_ms: 400,
             max_backoff_exponent: 4,
+            payload_delay_ms: 1,
         }
     }
 

@@ -12,7 +12,7 @@ use hotledger_crypto::{Digest, Domain, KeyPair, PublicKey};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::checker::{Checker, Verdict};
+use crate::checker::{Checker, CommittedBlock, Verdict};
 use crate::scenario::{Scenario, SimConfig};
 
 const CHAIN_ID: &str = "hotledger-sim";
@@ -128,6 +128,16 @@ impl Sim {
     pub fn new(cfg: SimConfig, seed: u64) -> Sim {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let scenario = Scenario::draw(&cfg, &mut rng);
+        Self::build(cfg, scenario, rng)
+    }
+
+    /// A network with the given faults instead of ones drawn from the seed (the seed still
+    /// drives jitter and loss).
+    pub fn with_scenario(cfg: SimConfig, scenario: Scenario, seed: u64) -> Sim {
+        Self::build(cfg, scenario, ChaCha8Rng::seed_from_u64(seed))
+    }
+
+    fn build(cfg: SimConfig, scenario: Scenario, rng: ChaCha8Rng) -> Sim {
         let keys: Vec<KeyPair> = (0..cfg.validators)
             .map(|i| {
                 let mut seed = [0u8; 32];
@@ -237,6 +247,19 @@ impl Sim {
     /// Runs until `end_ms` (virtual), or until every honest node has recovered after GST when
     /// `stop_when_recovered` is set.
     pub fn run(mut self, end_ms: u64, stop_when_recovered: bool, seed: u64) -> RunReport {
+        let events = self.run_events(end_ms, stop_when_recovered);
+        self.report(events, seed)
+    }
+
+    /// Runs until `end_ms` and returns, with the report, the blocks honest nodes committed
+    /// (the first honest commit at each height, lowest height first).
+    pub fn run_chain(mut self, end_ms: u64, seed: u64) -> (RunReport, Vec<CommittedBlock>) {
+        let events = self.run_events(end_ms, false);
+        let chain = self.checker.chain();
+        (self.report(events, seed), chain)
+    }
+
+    fn run_events(&mut self, end_ms: u64, stop_when_recovered: bool) -> u64 {
         let mut events = 0;
         let honest = self.honest();
         while let Some(q) = self.queue.pop() {
@@ -255,7 +278,11 @@ impl Sim {
                 }
             }
         }
-        let verdict = self.checker.finish(&honest, self.cfg.gst_ms);
+        events
+    }
+
+    fn report(&mut self, events: u64, seed: u64) -> RunReport {
+        let verdict = self.checker.finish(&self.honest(), self.cfg.gst_ms);
         RunReport {
             seed,
             verdict,
@@ -366,7 +393,8 @@ impl Sim {
                     self.push(now.saturating_add(after_ms), Ev::Timer { node, inc, round });
                 }
                 Action::RequestPayload { round, .. } => {
-                    self.push(now + 1, Ev::Payload { node, inc, round });
+                    let at = now.saturating_add(self.cfg.payload_delay_ms.max(1));
+                    self.push(at, Ev::Payload { node, inc, round });
                 }
                 Action::ServeBlocks { to, id, count } => {
                     let n = &self.nodes[node];

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 use hotledger_consensus::DisabledRule;
-use hotledger_tests::{run_clean, run_seed, RunReport, SimConfig};
+use hotledger_tests::{run_clean, run_seed, CrashRun, RunReport, SimConfig};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -44,6 +44,17 @@ struct Args {
     /// Negative control: switch off a safety rule in every honest node.
     #[arg(long, value_enum)]
     disable_rule: Option<Rule>,
+    /// Measure degraded mode instead: a clean network with the daemon's timing (1 s base
+    /// timeout, 200 ms empty-block pace) in which this many validators crash at `--crash-at-ms`
+    /// and stay down; prints commit rates and rounds lost, one line per seed.
+    #[arg(long)]
+    crash: Option<usize>,
+    /// Virtual time (ms) at which the `--crash` validators go down.
+    #[arg(long, default_value_t = 20_000)]
+    crash_at_ms: u64,
+    /// Virtual length (ms) of a `--crash` run.
+    #[arg(long, default_value_t = 120_000)]
+    duration_ms: u64,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -67,6 +78,12 @@ fn main() -> ExitCode {
     });
     if let Some(ms) = args.scale_ms {
         return scale(&cfg, ms, args.first_seed);
+    }
+    if let Some(crashed) = args.crash {
+        let mut run = CrashRun::new(args.validators, crashed);
+        run.crash_at_ms = args.crash_at_ms;
+        run.duration_ms = args.duration_ms;
+        return crash(&run, args.first_seed, args.seeds);
     }
 
     let started = Instant::now();
@@ -153,6 +170,27 @@ fn scale(cfg: &SimConfig, duration_ms: u64, seed: u64) -> ExitCode {
         started.elapsed().as_secs_f64(),
     );
     if r.verdict.safe() && r.verdict.committed_height > 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn crash(run: &CrashRun, first_seed: u64, seeds: u64) -> ExitCode {
+    let mut safe = true;
+    for seed in first_seed..first_seed.saturating_add(seeds) {
+        let started = Instant::now();
+        let r = run.run(seed);
+        println!(
+            "validators={} crashed={} seed={seed} {} wall_s={:.1}",
+            run.validators,
+            run.crashed,
+            r.describe(),
+            started.elapsed().as_secs_f64()
+        );
+        safe &= r.safe;
+    }
+    if safe {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
