@@ -14,7 +14,7 @@ use crate::load::{self, Progress};
 use crate::network;
 use crate::procs;
 use crate::run::{interrupted, start_network};
-use crate::stats::{self, Stats};
+use crate::stats::{self, Counters, Stats};
 
 /// Funded accounts per offered transfer per second: each account sends about 2.9 transfers a
 /// second (7,000 accounts at 20,000 tx/s), whatever the step's length, so steps of different
@@ -58,6 +58,24 @@ pub struct StepResult {
     /// This program's own CPU (load generator and watcher), in % of one core.
     pub loadgen_cpu_percent: f64,
     pub saturated: bool,
+    /// With `--crash`: the step's thirds (healthy, crashed, then recovered or still crashed).
+    pub phases: Vec<PhaseResult>,
+    /// Our transfers committed in each second of the step.
+    pub committed_per_sec: Vec<u64>,
+}
+
+/// One part of a step with `--crash`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseResult {
+    /// `healthy`, `crashed` or `recovered`.
+    pub name: &'static str,
+    pub secs: f64,
+    pub committed_tps: f64,
+    pub blocks_per_sec: f64,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    /// Transfers sent again to another validator after their request failed.
+    pub failed_over: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -72,6 +90,14 @@ struct BenchFile<'a> {
 
 pub async fn bench(args: BenchArgs) -> Result<()> {
     let bin = args.bin.resolve()?;
+    let f = (args.validators.saturating_sub(1)) / 3;
+    if args.crash > f {
+        anyhow::bail!(
+            "--crash {} exceeds f = {f} for {} validators: a quorum would be gone",
+            args.crash,
+            args.validators
+        );
+    }
     let mut results: Vec<StepResult> = Vec::new();
     println!(
         "bench: {} validators, rates {:?} tx/s, {} s warm-up + {} s measured per rate, network in {}",
@@ -180,6 +206,56 @@ fn print_row(r: &StepResult, header: bool) {
             thousands(r.resubmitted)
         );
     }
+    for ph in &r.phases {
+        println!(
+            "        {:<9} {:>5.1} s: committed {:>7.0} tx/s, {:>5.1} blocks/s, p50 {} ms, p99 {} ms, failed over {}",
+            ph.name,
+            ph.secs,
+            ph.committed_tps,
+            ph.blocks_per_sec,
+            opt(ph.p50_ms),
+            opt(ph.p99_ms),
+            thousands(ph.failed_over)
+        );
+    }
+}
+
+/// Where a step with `--crash` changes phase: seconds into the step, the phase that starts, and
+/// whether the crashed validators are killed (`Some(true)`) or restarted (`Some(false)`) then.
+fn phase_plan(args: &BenchArgs) -> Vec<(u64, &'static str, Option<bool>)> {
+    if args.crash == 0 {
+        return Vec::new();
+    }
+    let third = (args.step_secs / 3).max(1);
+    let last = if args.restart { "recovered" } else { "crashed" };
+    vec![
+        (0, "healthy", None),
+        (third, "crashed", Some(true)),
+        (2 * third, last, args.restart.then_some(false)),
+    ]
+}
+
+/// Closes a phase that ran from `since` with counters `before`; also returns its latencies.
+fn close_phase(
+    name: &'static str,
+    since: Instant,
+    before: &Counters,
+    stats: &Stats,
+) -> (PhaseResult, Vec<f64>) {
+    let secs = since.elapsed().as_secs_f64().max(0.001);
+    let delta = stats.counters().since(before);
+    let mut lat = stats.take_window();
+    let (p50, _, p99) = stats::summarize(&mut lat);
+    let phase = PhaseResult {
+        name,
+        secs,
+        committed_tps: delta.committed_ours as f64 / secs,
+        blocks_per_sec: delta.blocks as f64 / secs,
+        p50_ms: p50,
+        p99_ms: p99,
+        failed_over: delta.failed_over,
+    };
+    (phase, lat)
 }
 
 /// One rate: fresh network, warm-up, measured step, stop.
@@ -233,9 +309,54 @@ async fn step(args: &BenchArgs, bin: &std::path::Path, rate: u64) -> Result<Step
     // Each second's end is fixed from the start, so the checks below do not stretch the step
     // (the rates divide by its measured length either way).
     let start = tokio::time::Instant::from_std(t0);
+    let plan = phase_plan(args);
+    let crashed: Vec<usize> = (0..usize::from(args.crash))
+        .map(|k| net.len() - 1 - k)
+        .collect();
+    let mut phases = Vec::new();
+    // The latencies of the whole step, gathered phase by phase.
+    let mut lat = Vec::new();
+    let mut phase: Option<(&'static str, Instant, Counters)> = None;
+    let mut committed_per_sec = Vec::new();
+    let mut last_second = stats.counters();
     for s in 0..args.step_secs {
+        if let Some(&(_, name, action)) = plan.iter().find(|(at, _, _)| *at == s) {
+            if let Some((prev, since, counters)) = phase.take() {
+                let (closed, samples) = close_phase(prev, since, &counters, &stats);
+                lat.extend(samples);
+                phases.push(closed);
+            }
+            match action {
+                Some(true) => crashed.iter().for_each(|&i| net.kill(i)),
+                Some(false) => {
+                    for &i in &crashed {
+                        net.restart(i)?;
+                    }
+                }
+                None => {}
+            }
+            if action.is_some() {
+                let names: Vec<&str> = crashed
+                    .iter()
+                    .map(|&i| net.info.validators[i].name.as_str())
+                    .collect();
+                let what = if action == Some(true) {
+                    "killed"
+                } else {
+                    "restarted"
+                };
+                bar.println(format!("{rate} tx/s at {s} s: {what} {}", names.join(", ")));
+            }
+            phase = Some((name, Instant::now(), stats.counters()));
+        }
         bar.set_message(format!("{rate} tx/s: measuring {s}/{} s", args.step_secs));
         tokio::time::sleep_until(start + Duration::from_secs(s.saturating_add(1))).await;
+        let now = stats.counters();
+        committed_per_sec.push(
+            now.committed_ours
+                .saturating_sub(last_second.committed_ours),
+        );
+        last_second = now;
         for (i, why) in net.poll_exits() {
             bar.println(format!(
                 "{} exited ({why})\n{}",
@@ -244,9 +365,14 @@ async fn step(args: &BenchArgs, bin: &std::path::Path, rate: u64) -> Result<Step
             ));
         }
     }
+    if let Some((prev, since, counters)) = phase.take() {
+        let (closed, samples) = close_phase(prev, since, &counters, &stats);
+        lat.extend(samples);
+        phases.push(closed);
+    }
     let wall = t0.elapsed().as_secs_f64();
     let delta = stats.counters().since(&before);
-    let mut lat = stats.take_window();
+    lat.extend(stats.take_window());
     let validators = net
         .info
         .validators
@@ -298,5 +424,7 @@ async fn step(args: &BenchArgs, bin: &std::path::Path, rate: u64) -> Result<Step
         validators,
         loadgen_cpu_percent,
         saturated: committed_tps < SATURATION * offered_tps,
+        phases,
+        committed_per_sec,
     })
 }

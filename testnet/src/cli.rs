@@ -95,6 +95,14 @@ pub struct BenchArgs {
     /// Where to write the results as JSON
     #[arg(long, value_name = "FILE", default_value = "bench.json")]
     pub out: PathBuf,
+    /// Validators to kill with SIGKILL during each measured step (at most f of 3f+1): the step
+    /// is measured in thirds, healthy, then crashed from the first third on
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    pub crash: u16,
+    /// With --crash: start the crashed validators again at two thirds of the step, so the last
+    /// third measures the recovery
+    #[arg(long, requires = "crash")]
+    pub restart: bool,
     /// The benchmark networks' folder (wiped for every rate)
     #[arg(long, value_name = "DIR", default_value = "./.testnet-bench")]
     pub dir: PathBuf,

@@ -115,6 +115,41 @@ impl Backlog {
     }
 }
 
+/// How long a validator whose request failed gets no new requests.
+pub const DOWN_FOR: Duration = Duration::from_secs(1);
+
+/// Per validator, until when it gets no requests (ms since the load started; 0: never down).
+#[derive(Debug)]
+struct Down(Vec<AtomicU64>);
+
+impl Down {
+    fn new(n: usize) -> Self {
+        Down((0..n).map(|_| AtomicU64::new(0)).collect())
+    }
+
+    fn mark(&self, i: usize, now: Duration) {
+        let until = u64::try_from((now + DOWN_FOR).as_millis()).unwrap_or(u64::MAX);
+        if let Some(slot) = self.0.get(i) {
+            slot.store(until, Ordering::Relaxed);
+        }
+    }
+
+    /// The validator for tick `tick`: round-robin, skipping those marked down (all down: the
+    /// round-robin one).
+    fn pick(&self, tick: usize, now: Duration) -> usize {
+        let n = self.0.len().max(1);
+        let now = u64::try_from(now.as_millis()).unwrap_or(u64::MAX);
+        (0..n)
+            .map(|k| (tick + k) % n)
+            .find(|&i| {
+                self.0
+                    .get(i)
+                    .is_some_and(|d| d.load(Ordering::Relaxed) <= now)
+            })
+            .unwrap_or(tick % n)
+    }
+}
+
 /// The node's refusals that a wallet answers by sending the same transfer again later: a full
 /// mempool (`Rejection::MempoolFull`), or a nonce gap while it is nearly full
 /// (`Rejection::NonceGap`, when an earlier nonce of the account was itself refused).
@@ -234,6 +269,7 @@ pub fn spawn_load(
         let mut txs = txs.into_iter();
         let mut sent = 0usize;
         let backlog: Arc<std::sync::Mutex<Backlog>> = Arc::default();
+        let down = Arc::new(Down::new(clients.len()));
         let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         // At most one tick per 10 ms of the duration (or of the transfers at this rate), then
@@ -288,8 +324,10 @@ pub fn spawn_load(
                 stats.on_dropped(dropped);
                 continue;
             };
-            let client = clients[tick as usize % clients.len()].clone();
-            let (stats, backlog) = (Arc::clone(&stats), Arc::clone(&backlog));
+            let target = down.pick(tick as usize, start.elapsed());
+            let client = clients[target].clone();
+            let (stats, backlog, down) =
+                (Arc::clone(&stats), Arc::clone(&backlog), Arc::clone(&down));
             tokio::spawn(async move {
                 let new: Vec<Digest> = batch
                     .iter()
@@ -326,15 +364,27 @@ pub fn spawn_load(
                         }
                     }
                     Ok(_) | Err(_) => {
+                        // The validator is unreachable, overloaded or answered nonsense: leave
+                        // it alone for a while and send the same transfers (same nonces) to
+                        // another one, as a wallet fails over.
+                        down.mark(target, start.elapsed());
+                        let mut given_up = Vec::new();
+                        let mut again = 0;
                         if let Ok(mut b) = backlog.lock() {
-                            for (p, _, from_backlog) in &batch {
-                                if *from_backlog {
-                                    b.done(p);
+                            for (p, attempts, from_backlog) in batch {
+                                if from_backlog {
+                                    b.done(&p);
+                                }
+                                if attempts + 1 < MAX_ATTEMPTS {
+                                    again += 1;
+                                    b.push(p, attempts + 1);
+                                } else {
+                                    given_up.push(p.hash);
                                 }
                             }
                         }
-                        let hashes: Vec<Digest> = batch.iter().map(|(p, _, _)| p.hash).collect();
-                        stats.on_request_error(&hashes);
+                        stats.on_failover(again);
+                        stats.on_request_error(&given_up);
                     }
                 }
                 drop(permit);

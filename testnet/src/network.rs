@@ -134,6 +134,7 @@ pub fn prepare(
 #[derive(Debug)]
 pub struct Network {
     pub dir: PathBuf,
+    bin: PathBuf,
     pub info: NetworkFile,
     pub pids: Vec<u32>,
     children: Vec<Option<Child>>,
@@ -153,64 +154,101 @@ impl Network {
         info: NetworkFile,
         hosts: Option<Hosts>,
     ) -> Result<Network> {
-        use std::os::unix::process::CommandExt;
         std::fs::create_dir_all(files::logs_dir(dir))
             .with_context(|| format!("cannot create {}", files::logs_dir(dir).display()))?;
+        let n = info.validators.len();
         let mut net = Network {
             dir: dir.to_path_buf(),
-            pids: Vec::new(),
-            children: Vec::new(),
-            exited: vec![None; info.validators.len()],
+            bin: bin.to_path_buf(),
+            pids: vec![0; n],
+            children: (0..n).map(|_| None).collect(),
+            exited: vec![None; n],
             info,
             hosts,
         };
-        let mut entries = Vec::new();
-        for (i, v) in net.info.validators.iter().enumerate() {
-            let log_path = files::log_path(dir, i);
-            let log = File::options()
-                .create(true)
-                .append(true)
-                .open(&log_path)
-                .with_context(|| format!("cannot open {}", log_path.display()))?;
-            let prefix = net.hosts.as_ref().map(|h| h.exec_prefix(i));
-            let mut cmd = match prefix.as_deref() {
-                Some([program, args @ ..]) => {
-                    let mut cmd = Command::new(program);
-                    cmd.args(args).arg(bin);
-                    cmd
-                }
-                _ => Command::new(bin),
-            };
-            let child = cmd
-                .arg("--home")
-                .arg(&v.home)
-                .arg("start")
-                .stdin(Stdio::null())
-                .stdout(log.try_clone()?)
-                .stderr(log)
-                .process_group(0)
-                .spawn()
-                .with_context(|| format!("cannot start {} ({})", v.name, bin.display()))?;
-            let pid = child.id();
-            net.pids.push(pid);
-            net.children.push(Some(child));
-            entries.push(PidEntry {
-                name: v.name.clone(),
-                pid,
-                start_ticks: procs::start_ticks(pid),
-                rpc_url: v.rpc_url.clone(),
-                log: log_path,
-            });
+        for i in 0..n {
+            net.spawn(i)?;
         }
+        net.write_pids()?;
+        Ok(net)
+    }
+
+    /// Starts validator `i`'s process, appending to its log.
+    fn spawn(&mut self, i: usize) -> Result<()> {
+        use std::os::unix::process::CommandExt;
+        let v = &self.info.validators[i];
+        let log_path = files::log_path(&self.dir, i);
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("cannot open {}", log_path.display()))?;
+        let prefix = self.hosts.as_ref().map(|h| h.exec_prefix(i));
+        let mut cmd = match prefix.as_deref() {
+            Some([program, args @ ..]) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(&self.bin);
+                cmd
+            }
+            _ => Command::new(&self.bin),
+        };
+        let child = cmd
+            .arg("--home")
+            .arg(&v.home)
+            .arg("start")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("cannot start {} ({})", v.name, self.bin.display()))?;
+        self.pids[i] = child.id();
+        self.children[i] = Some(child);
+        self.exited[i] = None;
+        Ok(())
+    }
+
+    /// Writes DIR/pids.json for the processes now running.
+    fn write_pids(&self) -> Result<()> {
+        let entries = self
+            .info
+            .validators
+            .iter()
+            .enumerate()
+            .map(|(i, v)| PidEntry {
+                name: v.name.clone(),
+                pid: self.pids[i],
+                start_ticks: procs::start_ticks(self.pids[i]),
+                rpc_url: v.rpc_url.clone(),
+                log: files::log_path(&self.dir, i),
+            })
+            .collect();
         files::write_pids(
-            dir,
+            &self.dir,
             &PidFile {
                 supervisor: std::process::id(),
                 started_at_ms: now_ms(),
                 validators: entries,
             },
-        )?;
-        Ok(net)
+        )
+    }
+
+    /// SIGKILL to validator `i` (a crash: nothing is flushed).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.children.get_mut(i).and_then(Option::take) {
+            let _ = child.kill();
+            let _ = child.wait();
+            self.exited[i] = Some("killed (SIGKILL)".into());
+        }
+    }
+
+    /// Starts validator `i` again after it exited or was killed.
+    pub fn restart(&mut self, i: usize) -> Result<()> {
+        if self.children.get(i).is_some_and(Option::is_some) {
+            bail!("{} is still running", self.info.validators[i].name);
+        }
+        self.spawn(i)?;
+        self.write_pids()
     }
 
     pub fn len(&self) -> usize {

@@ -226,13 +226,17 @@ fn summary(net: &Network, stats: &Stats, elapsed: Duration, no_load: bool) {
     );
     if !no_load {
         println!(
-            "load: offered {} ({:.0} tx/s), accepted {}, rejected {} ({}), dropped by client {}, rpc errors {}",
+            "load: offered {} ({:.0} tx/s), accepted {}, rejected {} ({}), dropped by client {}, \
+             resubmitted {} (mempool full) and {} (to another validator after a failed request), \
+             given up after failed requests {}",
             thousands(c.offered),
             c.offered as f64 / secs,
             thousands(c.accepted),
             thousands(c.rejected_total()),
             c.rejected_summary(),
             thousands(c.dropped_by_client),
+            thousands(c.resubmitted),
+            thousands(c.failed_over),
             thousands(c.rpc_errors)
         );
     }

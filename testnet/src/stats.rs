@@ -59,11 +59,14 @@ pub struct Counters {
     pub rejected: BTreeMap<String, u64>,
     /// Batches not sent because 64 requests were in flight (counted in transfers).
     pub dropped_by_client: u64,
-    /// Transfers in requests that failed (timeout, connection refused, RPC error).
+    /// Transfers given up after their requests failed [`crate::load::MAX_ATTEMPTS`] times
+    /// (timeout, connection refused, RPC error).
     pub rpc_errors: u64,
     /// Submissions again of transfers refused for a full mempool (as a wallet would: a later
     /// nonce of the same account cannot commit before it).
     pub resubmitted: u64,
+    /// Transfers sent again, to another validator, after their request failed.
+    pub failed_over: u64,
     /// All transactions in blocks the watcher saw.
     pub committed: u64,
     /// Of those, the ones this generator submitted (with a latency sample).
@@ -92,6 +95,7 @@ impl Counters {
                 .saturating_sub(earlier.dropped_by_client),
             rpc_errors: self.rpc_errors.saturating_sub(earlier.rpc_errors),
             resubmitted: self.resubmitted.saturating_sub(earlier.resubmitted),
+            failed_over: self.failed_over.saturating_sub(earlier.failed_over),
             committed: self.committed.saturating_sub(earlier.committed),
             committed_ours: self.committed_ours.saturating_sub(earlier.committed_ours),
             blocks: self.blocks.saturating_sub(earlier.blocks),
@@ -164,7 +168,13 @@ impl Stats {
         self.lock().counters.resubmitted += count as u64;
     }
 
-    /// The request carrying `hashes` failed as a whole.
+    /// `count` transfers of a failed request go back to the queue, for another validator; they
+    /// stay pending, so their latency counts from the first submission.
+    pub fn on_failover(&self, count: usize) {
+        self.lock().counters.failed_over += count as u64;
+    }
+
+    /// The request carrying `hashes` failed as a whole and they are given up.
     pub fn on_request_error(&self, hashes: &[Digest]) {
         let mut s = self.lock();
         s.counters.rpc_errors += hashes.len() as u64;
