@@ -192,6 +192,23 @@ fn per_sender_limit() {
 }
 
 #[test]
+fn next_nonce_follows_the_pending_transfers_without_a_gap() {
+    let state = accounts(&[(0, 100), (1, 100)]);
+    let mut mp = pool(MempoolLimits::default());
+    assert_eq!(mp.next_nonce(&pk(0), 0), 0);
+    for n in [0, 1, 2, 5] {
+        assert!(insert_one(&mut mp, &state, signed(0, 1, 1, n)).is_ok());
+    }
+    // 0, 1 and 2 are pending, 3 is missing: the wallet's next transfer is nonce 3, not 6.
+    assert_eq!(mp.next_nonce(&pk(0), 0), 3);
+    // Once 0 and 1 commit, the account's nonce is 2 and 2 is still pending.
+    assert_eq!(mp.next_nonce(&pk(0), 2), 3);
+    // A committed nonce past what is pending wins.
+    assert_eq!(mp.next_nonce(&pk(0), 4), 4);
+    assert_eq!(mp.next_nonce(&pk(1), 7), 7);
+}
+
+#[test]
 fn batch_finds_every_bad_signature_and_duplicates_within_batch() {
     let balances: Vec<(u8, u64)> = (0..10).map(|i| (i, 100)).collect();
     let state = accounts(&balances);

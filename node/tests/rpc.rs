@@ -152,9 +152,15 @@ async fn submit_and_query() {
         .await
         .unwrap()
         .unwrap();
+    // Committed nonce 0; the pending transfer 0 makes the wallet's next nonce 1.
     assert_eq!(
-        (account.balance, account.nonce, account.height),
-        (BALANCE, 0, 0)
+        (
+            account.balance,
+            account.nonce,
+            account.pending_nonce,
+            account.height
+        ),
+        (BALANCE, 0, 1, 0)
     );
     assert_eq!(f.client.get_account(f.bob).await.unwrap(), None);
     assert_eq!(f.client.get_block(None).await.unwrap(), None);

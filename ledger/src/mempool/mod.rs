@@ -518,6 +518,26 @@ impl Mempool {
     }
 
     /// True if a transaction with this hash is pending.
+    /// The next nonce `sender` can use: `committed` (its committed account nonce) plus its
+    /// pending transactions that follow it without a gap. A wallet's next transfer with this
+    /// nonce executes once those before it do.
+    pub fn next_nonce(&self, sender: &PublicKey, committed: u64) -> u64 {
+        let Some(queue) = self.senders.get(sender) else {
+            return committed;
+        };
+        let mut next = committed;
+        for &nonce in queue.by_nonce.range(committed..).map(|(n, _)| n) {
+            if nonce != next {
+                break;
+            }
+            match next.checked_add(1) {
+                Some(n) => next = n,
+                None => break,
+            }
+        }
+        next
+    }
+
     pub fn contains(&self, hash: &Digest) -> bool {
         self.index.contains_key(hash)
     }

@@ -82,6 +82,10 @@ pub fn run(home: &Home, args: QueryArgs) -> Result<()> {
             println!("account   {}", a.public_key);
             println!("balance   {}", a.balance);
             println!("nonce     {}", a.nonce);
+            println!(
+                "pending   next nonce {} (after this node's pending transfers)",
+                a.pending_nonce
+            );
             println!("height    {}", a.height);
         }
         Query::Block { height } => {

@@ -28,7 +28,8 @@ pub struct TransferArgs {
     /// Amount to transfer (at least 1)
     #[arg(long)]
     amount: u64,
-    /// The sender's nonce [default: the account's committed nonce, fetched from the node]
+    /// The sender's nonce [default: the node's next nonce for the account, after its pending
+    /// transfers]
     #[arg(long)]
     nonce: Option<u64>,
     #[command(flatten)]
@@ -52,7 +53,7 @@ pub fn run(home: &Home, cmd: TxCommand) -> Result<()> {
                     node.url
                 )
                 })?
-                .nonce
+                .pending_nonce
         }
     };
     let tx = Transfer {

@@ -168,11 +168,15 @@ impl HotledgerApiServer for RpcServer {
                 .tip()
                 .map_err(store_err)?
                 .map_or(0, |t| t.block.height);
-            let account = shared.store.account(&public_key).map_err(store_err)?;
-            Ok(account.map(|a| AccountView {
+            let Some(account) = shared.store.account(&public_key).map_err(store_err)? else {
+                return Ok(None);
+            };
+            let pending_nonce = lock_mempool(shared)?.next_nonce(&public_key, account.nonce);
+            Ok(Some(AccountView {
                 public_key,
-                balance: a.balance,
-                nonce: a.nonce,
+                balance: account.balance,
+                nonce: account.nonce,
+                pending_nonce,
                 height,
             }))
         })

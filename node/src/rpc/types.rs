@@ -37,6 +37,9 @@ pub struct AccountView {
     pub balance: u64,
     /// The next nonce this account must use.
     pub nonce: u64,
+    /// The next nonce after this node's pending transfers of the account that follow `nonce`
+    /// without a gap: the nonce a wallet's next transfer takes.
+    pub pending_nonce: u64,
     /// The committed height the node reported along with the account.
     pub height: u64,
 }
@@ -117,8 +120,10 @@ mod tests {
             public_key: key,
             balance: 5,
             nonce: 2,
+            pending_nonce: 4,
             height: 9,
         });
+        assert_eq!(json["pending_nonce"], 4);
         assert_eq!(json["public_key"], key.to_hex());
         round_trip(&BlockView {
             height: 1,
