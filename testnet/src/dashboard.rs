@@ -169,12 +169,13 @@ impl Dashboard {
             thousands(stats.pending() as u64)
         ));
         text.push(format!(
-            "  submitted {} tx/s   accepted {}   rejected {} ({})   dropped by client {}   rpc errors {}",
+            "  submitted {} tx/s   accepted {}   rejected {} ({})   dropped by client {}   failed over {}   given up {}",
             per_sec(delta.offered),
             thousands(counters.accepted),
             thousands(counters.rejected_total()),
             counters.rejected_summary(),
             thousands(counters.dropped_by_client),
+            thousands(counters.failed_over),
             thousands(counters.rpc_errors)
         ));
 
