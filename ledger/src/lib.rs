@@ -112,7 +112,9 @@ pub mod state;
 pub mod tx;
 
 pub use error::LedgerError;
-pub use mempool::{Mempool, MempoolLimits, Origin, Rejection, Screened, Verified};
+pub use mempool::{
+    Eviction, Mempool, MempoolLimits, Origin, Rejection, Screened, Verified, GAP_SWEEP_MS,
+};
 pub use payload::{txs_root, BlockPayload};
 pub use root::{
     account_key_hash, compute_state_root, decode_account, decode_node, decode_node_key,

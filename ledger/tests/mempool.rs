@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashSet};
 use common::{accounts, key, pk, signed, CHAIN};
 use hotledger_crypto::{Digest, PublicKey, Signature};
 use hotledger_ledger::{
-    Account, AccountReader, LedgerError, Mempool, MempoolLimits, Origin, Rejection,
-    SignedTransaction, Transfer,
+    Account, AccountReader, Eviction, LedgerError, Mempool, MempoolLimits, Origin, Rejection,
+    SignedTransaction, Transfer, GAP_SWEEP_MS,
 };
 
 fn pool(limits: MempoolLimits) -> Mempool {
@@ -206,6 +206,71 @@ fn next_nonce_follows_the_pending_transfers_without_a_gap() {
     // A committed nonce past what is pending wins.
     assert_eq!(mp.next_nonce(&pk(0), 4), 4);
     assert_eq!(mp.next_nonce(&pk(1), 7), 7);
+}
+
+#[test]
+fn transfers_behind_a_gap_expire_and_the_gapless_ones_stay() {
+    let state = accounts(&[(0, 100), (1, 100)]);
+    let mut mp = pool(MempoolLimits {
+        gap_expiry_ms: 5_000,
+        ..MempoolLimits::default()
+    });
+    // Sender 0: nonces 0 and 1 can execute, 3 and 4 wait for a 2 that never comes.
+    for n in [0, 1, 3, 4] {
+        assert!(insert_one(&mut mp, &state, signed(0, 1, 1, n)).is_ok());
+    }
+    // Sender 1: 5 and 6 wait behind 0..5; the gap closes before it expires.
+    let late = signed(1, 0, 1, 6);
+    assert!(insert_one(&mut mp, &state, late.clone()).is_ok());
+    assert_eq!(mp.expire_gapped(&state, 10_000).unwrap(), vec![]);
+    // Within one sweep period nothing is swept.
+    assert_eq!(mp.expire_gapped(&state, 14_999).unwrap(), vec![]);
+    assert_eq!(
+        mp.expire_gapped(&state, 14_000 + GAP_SWEEP_MS).unwrap(),
+        vec![]
+    );
+    for n in 0..6 {
+        assert!(insert_one(&mut mp, &state, signed(1, 0, 1, n)).is_ok());
+    }
+    let expired = mp.expire_gapped(&state, 16_000).unwrap();
+    let gapped: Vec<Digest> = [3, 4].iter().map(|&n| signed(0, 1, 1, n).hash()).collect();
+    assert_eq!(
+        expired,
+        vec![
+            (
+                gapped[0],
+                Eviction::NonceGapExpired {
+                    next: 2,
+                    nonce: 3,
+                    waited_ms: 6_000
+                }
+            ),
+            (
+                gapped[1],
+                Eviction::NonceGapExpired {
+                    next: 2,
+                    nonce: 4,
+                    waited_ms: 6_000
+                }
+            ),
+        ]
+    );
+    assert!(!mp.contains(&gapped[0]) && !mp.contains(&gapped[1]));
+    assert!(mp.contains(&signed(0, 1, 1, 1).hash()));
+    assert!(
+        mp.contains(&late.hash()),
+        "its gap closed before it expired"
+    );
+    assert_eq!(mp.len(), 2 + 7);
+    // 0 turns expiry off.
+    let mut keep = pool(MempoolLimits {
+        gap_expiry_ms: 0,
+        ..MempoolLimits::default()
+    });
+    assert!(insert_one(&mut keep, &state, signed(0, 1, 1, 3)).is_ok());
+    assert_eq!(keep.expire_gapped(&state, 0).unwrap(), vec![]);
+    assert_eq!(keep.expire_gapped(&state, u64::MAX).unwrap(), vec![]);
+    assert_eq!(keep.len(), 1);
 }
 
 #[test]

@@ -103,6 +103,9 @@ pub struct MempoolConfig {
     /// Largest distance from a sender's account nonce to a transaction's nonce accepted
     /// (nonces); 0 accepts only each sender's next transaction.
     pub max_nonce_gap: u64,
+    /// How long a sender's transfers may wait behind a nonce gap (an earlier nonce that never
+    /// arrives) before they are dropped, in milliseconds; 0 keeps them until the gap fills.
+    pub gap_expiry_ms: u64,
     /// Slots kept for transfers that can execute now: once fewer are free, transfers behind a
     /// nonce gap are refused. Below `max_txs`.
     pub ready_reserve: usize,
@@ -197,6 +200,7 @@ impl Default for MempoolConfig {
             max_per_sender: l.max_per_sender,
             max_tx_bytes: l.max_tx_bytes,
             max_nonce_gap: l.max_nonce_gap,
+            gap_expiry_ms: l.gap_expiry_ms,
             ready_reserve: l.ready_reserve,
             peer_reserve: l.peer_reserve,
         }
@@ -279,7 +283,7 @@ impl NodeConfig {
         validate_listen(&self.p2p.listen)?;
         let p2p = &self.p2p;
         #[rustfmt::skip]
-        let ranges: [(&str, u64, u64, u64); 19] = [
+        let ranges: [(&str, u64, u64, u64); 20] = [
             ("p2p.max_message_bytes", p2p.max_message_bytes as u64, 1024, 256 << 20),
             ("p2p.reconnect_initial_ms", p2p.reconnect_initial_ms, 10, 60_000),
             ("p2p.reconnect_max_ms", p2p.reconnect_max_ms, p2p.reconnect_initial_ms, 3_600_000),
@@ -297,6 +301,7 @@ impl NodeConfig {
             ("mempool.max_per_sender", self.mempool.max_per_sender as u64, 1, 1_000_000),
             ("mempool.max_tx_bytes", self.mempool.max_tx_bytes as u64, 128, 1 << 20),
             ("mempool.max_nonce_gap", self.mempool.max_nonce_gap, 0, 1_000_000),
+            ("mempool.gap_expiry_ms", self.mempool.gap_expiry_ms, 0, 86_400_000),
             ("mempool.ready_reserve", self.mempool.ready_reserve as u64, 0, (self.mempool.max_txs as u64).saturating_sub(1)),
             ("mempool.peer_reserve", self.mempool.peer_reserve as u64, 0, (self.mempool.max_txs as u64).saturating_sub(1)),
         ];
@@ -389,7 +394,7 @@ mod tests {
     fn peer_bounds_are_checked() {
         type Set = fn(&mut NodeConfig, u64);
         #[rustfmt::skip]
-        let fields: [(&str, Set, Option<u64>, u64); 8] = [
+        let fields: [(&str, Set, Option<u64>, u64); 9] = [
             ("p2p.ban_ms", |c, v| c.p2p.ban_ms = v, Some(999), 86_400_001),
             ("p2p.request_timeout_ms", |c, v| c.p2p.request_timeout_ms = v, Some(99), 600_001),
             ("p2p.idle_connection_timeout_ms", |c, v| c.p2p.idle_connection_timeout_ms = v, Some(999), 86_400_001),
@@ -398,6 +403,7 @@ mod tests {
             ("p2p.inbound_tx_queue", |c, v| c.p2p.inbound_tx_queue = v as usize, Some(0), 65_537),
             ("p2p.outbound_queue", |c, v| c.p2p.outbound_queue = v as usize, Some(0), (1 << 20) + 1),
             ("mempool.max_nonce_gap", |c, v| c.mempool.max_nonce_gap = v, None, 1_000_001),
+            ("mempool.gap_expiry_ms", |c, v| c.mempool.gap_expiry_ms = v, None, 86_400_001),
         ];
         for (name, set, below, above) in fields {
             for value in below.into_iter().chain([above]) {

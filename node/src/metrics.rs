@@ -33,6 +33,7 @@ pub struct Metrics {
     pub rejected_txs: Counter,
     pub payload_verified_txs: Counter,
     pub known_signature_txs: Counter,
+    pub expired_txs: Counter,
 }
 
 impl Default for Metrics {
@@ -125,6 +126,12 @@ impl Metrics {
              not checked again",
             known_signature_txs.clone(),
         );
+        let expired_txs = Counter::default();
+        registry.register(
+            "expired_txs",
+            "Pending transfers dropped after waiting behind a nonce gap for mempool.gap_expiry_ms",
+            expired_txs.clone(),
+        );
         Metrics {
             registry,
             height,
@@ -144,6 +151,7 @@ impl Metrics {
             rejected_txs,
             payload_verified_txs,
             known_signature_txs,
+            expired_txs,
         }
     }
 

@@ -332,6 +332,7 @@ fn mempool_limits(config: &NodeConfig) -> MempoolLimits {
         max_per_sender: config.mempool.max_per_sender,
         max_tx_bytes: config.mempool.max_tx_bytes,
         max_nonce_gap: config.mempool.max_nonce_gap,
+        gap_expiry_ms: config.mempool.gap_expiry_ms,
         ready_reserve: config.mempool.ready_reserve,
         peer_reserve: config.mempool.peer_reserve,
     }
@@ -797,6 +798,11 @@ impl Runner {
             }
             if let Ok(mut mp) = self.shared.mempool.lock() {
                 mp.remove_committed(&self.store, hashes.iter().copied().zip(&payload.txs))?;
+                let expired = mp.expire_gapped(&self.store, now_ms())?;
+                if let Some((hash, why)) = expired.first() {
+                    self.shared.metrics.expired_txs.inc_by(expired.len() as u64);
+                    tracing::info!(count = expired.len(), first = %hash, %why, "pending transfers expired behind nonce gaps");
+                }
             }
             let m = &self.shared.metrics;
             m.committed_blocks.inc();

@@ -35,6 +35,10 @@ pub struct MempoolLimits {
     /// later on the consensus loop, in the payload check, when the proposal comes. So under
     /// overload the load is shed where clients submit, not between validators.
     pub peer_reserve: usize,
+    /// How long a sender's transactions may wait behind a nonce gap (an earlier nonce that never
+    /// arrives, e.g. sent to a validator that crashed) before [`Mempool::expire_gapped`] drops
+    /// them, in milliseconds; 0 keeps them until the gap fills.
+    pub gap_expiry_ms: u64,
 }
 
 /// Where a transaction comes from; clients may not use the [`MempoolLimits::peer_reserve`].
@@ -56,6 +60,7 @@ impl Default for MempoolLimits {
             max_nonce_gap: 1_000,
             ready_reserve: 10_000,
             peer_reserve: 20_000,
+            gap_expiry_ms: 60_000,
         }
     }
 }
@@ -112,7 +117,25 @@ struct SenderQueue {
     by_nonce: BTreeMap<u64, Pending>,
     /// Sum of the pending amounts; never above the sender's balance at admission.
     total: u64,
+    /// When [`Mempool::expire_gapped`] first saw transactions of this sender behind a gap.
+    gapped_since_ms: Option<u64>,
 }
+
+/// Why the mempool dropped a pending transaction that did not commit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum Eviction {
+    #[error(
+        "waited {waited_ms} ms behind a nonce gap: the sender's next nonce is {next}, this is {nonce}"
+    )]
+    NonceGapExpired {
+        next: u64,
+        nonce: u64,
+        waited_ms: u64,
+    },
+}
+
+/// Least time between two sweeps of [`Mempool::expire_gapped`], in milliseconds.
+pub const GAP_SWEEP_MS: u64 = 1_000;
 
 /// Verified transactions by hash, per sender by nonce, and in order of arrival. Every operation
 /// is O(log n) per transaction (hash maps and B-trees).
@@ -128,6 +151,8 @@ pub struct Mempool {
     next_seq: u64,
     bytes: usize,
     verified: RecentlyVerified,
+    /// The clock reading before which [`Mempool::expire_gapped`] does not sweep again.
+    next_sweep_ms: u64,
 }
 
 /// Most pairs in each of [`RecentlyVerified`]'s two generations.
@@ -256,6 +281,7 @@ impl Mempool {
             next_seq: 0,
             bytes: 0,
             verified: RecentlyVerified::default(),
+            next_sweep_ms: 0,
         }
     }
 
@@ -536,6 +562,59 @@ impl Mempool {
             }
         }
         next
+    }
+
+    /// Drops every pending transaction that has waited behind a nonce gap for
+    /// [`MempoolLimits::gap_expiry_ms`] or longer, and returns them with the reason. `now_ms` is
+    /// the caller's clock (milliseconds, any epoch, not decreasing); a sender's gap is timed from
+    /// the first sweep that saw it, and a gap that closes resets it. Sweeps at most every
+    /// [`GAP_SWEEP_MS`] (an earlier call returns nothing), reading each sender's account once.
+    pub fn expire_gapped(
+        &mut self,
+        state: &impl AccountReader,
+        now_ms: u64,
+    ) -> Result<Vec<(Digest, Eviction)>, LedgerError> {
+        let max = self.limits.gap_expiry_ms;
+        if max == 0 || now_ms < self.next_sweep_ms {
+            return Ok(Vec::new());
+        }
+        self.next_sweep_ms = now_ms.saturating_add(GAP_SWEEP_MS);
+        let mut expired = Vec::new();
+        let senders: Vec<PublicKey> = self.senders.keys().copied().collect();
+        for sender in senders {
+            let committed = state.account(&sender)?.map_or(0, |a| a.nonce);
+            let next = self.next_nonce(&sender, committed);
+            let Some(queue) = self.senders.get_mut(&sender) else {
+                continue;
+            };
+            // `next` itself is not pending, so anything from it on waits behind the gap.
+            let behind: Vec<(u64, Digest)> = queue
+                .by_nonce
+                .range(next..)
+                .map(|(n, p)| (*n, p.hash))
+                .collect();
+            if behind.is_empty() {
+                queue.gapped_since_ms = None;
+                continue;
+            }
+            let waited_ms = now_ms.saturating_sub(*queue.gapped_since_ms.get_or_insert(now_ms));
+            if waited_ms < max {
+                continue;
+            }
+            queue.gapped_since_ms = None;
+            for (nonce, hash) in behind {
+                self.remove_entry(&sender, nonce);
+                expired.push((
+                    hash,
+                    Eviction::NonceGapExpired {
+                        next,
+                        nonce,
+                        waited_ms,
+                    },
+                ));
+            }
+        }
+        Ok(expired)
     }
 
     pub fn contains(&self, hash: &Digest) -> bool {
