@@ -76,6 +76,16 @@ impl Cluster {
         Self::generate_with(dir, n, accounts, &[])
     }
 
+    /// Generates an `n`-validator network in `dir`, starts every validator and waits until all
+    /// have committed height 2 (at most 90 s).
+    pub async fn running(dir: &Path, n: usize, accounts: usize) -> Result<Cluster> {
+        let mut c = Self::generate(dir, n, accounts)?;
+        c.start_all()?;
+        let all: Vec<usize> = (0..n).collect();
+        c.wait_for_height(&all, 2, Duration::from_secs(90)).await?;
+        Ok(c)
+    }
+
     /// [`Cluster::generate`] with more arguments for `hotledger testnet` (e.g. `--hosts`).
     pub fn generate_with(dir: &Path, n: usize, accounts: usize, extra: &[&str]) -> Result<Cluster> {
         let bin = hotledger_binary()?;

@@ -20,10 +20,7 @@ const KILLED: usize = 3;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_validators_commit_transfers_and_survive_a_kill() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let mut c = Cluster::generate(dir.path(), 4, ACCOUNTS)?;
-    c.start_all()?;
-    c.wait_for_height(&[0, 1, 2, 3], 2, Duration::from_secs(90))
-        .await?;
+    let mut c = Cluster::running(dir.path(), 4, ACCOUNTS).await?;
 
     let keys = c.accounts.clone();
     let client0 = c.client(0)?;
