@@ -221,6 +221,7 @@ mod tests {
             author: key(i),
             signature: Signature([i; 64]),
             last_tc: None,
+            vote: None,
         }
     }
 

@@ -104,6 +104,65 @@ impl Limits {
     }
 }
 
+/// Leader reputation (see [`crate::leader`]). Every validator of a chain must use the same
+/// values: they decide who leads each round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReputationParams {
+    /// Committed blocks looked at; a validator that took part in none of them is skipped.
+    /// 0 turns reputation off (weighted round-robin only).
+    pub window_blocks: u64,
+    /// The leader of round `r` is chosen from committed blocks of rounds up to `r - lag_rounds`,
+    /// which every honest node near the tip has committed.
+    pub lag_rounds: u64,
+}
+
+impl ReputationParams {
+    /// Committed blocks per validator in the window.
+    pub const BLOCKS_PER_VALIDATOR: u64 = 5;
+    /// The smallest window.
+    pub const MIN_WINDOW_BLOCKS: u64 = 10;
+    /// The default lag.
+    pub const LAG_ROUNDS: u64 = 10;
+
+    /// The chain-wide defaults for a set of `validators`.
+    pub fn for_validators(validators: usize) -> Self {
+        let n = u64::try_from(validators).unwrap_or(u64::MAX);
+        ReputationParams {
+            window_blocks: n
+                .saturating_mul(Self::BLOCKS_PER_VALIDATOR)
+                .max(Self::MIN_WINDOW_BLOCKS),
+            lag_rounds: Self::LAG_ROUNDS,
+        }
+    }
+
+    /// Committed blocks a restarted node needs to choose leaders as its peers do: the window,
+    /// plus the blocks that may sit within the lag.
+    pub fn history_blocks(&self) -> u64 {
+        if self.window_blocks == 0 {
+            0
+        } else {
+            self.window_blocks.saturating_add(self.lag_rounds)
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.window_blocks > 100_000 {
+            return Err(ConsensusError::InvalidConfig(format!(
+                "reputation window_blocks = {} must be at most 100000",
+                self.window_blocks
+            )));
+        }
+        if self.window_blocks > 0 && !(2..=10_000).contains(&self.lag_rounds) {
+            return Err(ConsensusError::InvalidConfig(format!(
+                "reputation lag_rounds = {} must be in 2..=10000",
+                self.lag_rounds
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// A safety rule that the simulator may switch off to prove its checkers notice. Settable only
 /// with the `fault-injection` feature.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,6 +185,8 @@ pub struct Config {
     pub key: Option<KeyPair>,
     pub params: Params,
     pub limits: Limits,
+    /// Defaults to [`ReputationParams::for_validators`] of the set.
+    pub reputation: ReputationParams,
     #[cfg(feature = "fault-injection")]
     pub disabled_rule: Option<DisabledRule>,
 }
@@ -138,6 +199,7 @@ impl Config {
         validators: ValidatorSet,
         key: Option<KeyPair>,
     ) -> Self {
+        let reputation = ReputationParams::for_validators(validators.len());
         Config {
             chain_id: chain_id.into(),
             genesis,
@@ -145,6 +207,7 @@ impl Config {
             key,
             params: Params::default(),
             limits: Limits::default(),
+            reputation,
             #[cfg(feature = "fault-injection")]
             disabled_rule: None,
         }
@@ -187,6 +250,13 @@ impl Config {
             }
         }
         self.params.validate()?;
-        self.limits.validate()
+        self.limits.validate()?;
+        self.reputation.validate()
+    }
+
+    /// Committed blocks, ending at the last one, that a restarting node passes in
+    /// [`crate::Recovery::history`].
+    pub fn history_blocks(&self) -> u64 {
+        self.reputation.history_blocks()
     }
 }

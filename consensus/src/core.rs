@@ -1,17 +1,22 @@
-//! The consensus state machine: events in, actions out.
+//! The consensus state machine: events in, actions out. Rounds and timeouts are handled in
+//! `core/rounds.rs`, block retrieval in `core/sync.rs`.
+
+mod rounds;
+mod sync;
 
 use std::collections::{BTreeMap, HashMap};
 
 use hotledger_crypto::{Digest, PublicKey, Signature};
 
 use crate::block_tree::{BlockTree, Inserted};
-use crate::collect::{TimeoutCollector, TimeoutOutcome, VoteCollector, VoteOutcome};
+use crate::collect::{TimeoutCollector, VoteCollector, VoteOutcome};
 use crate::config::{Config, Limits, Params};
 use crate::error::{ConsensusError, Result};
+use crate::leader::LeaderElection;
 use crate::safety::{SafetyData, SafetyRules};
 use crate::types::{
-    Block, BlockInfo, BlockRequest, BlockResponse, Commit, Evidence, Height, Message, Proposal,
-    QuorumCert, Round, TimeoutCert, TimeoutMsg, Vote,
+    Block, BlockInfo, Commit, Evidence, Height, Message, Proposal, QuorumCert, Round, TimeoutCert,
+    Vote,
 };
 use crate::validators::ValidatorSet;
 use crate::verify::Verifier;
@@ -96,6 +101,11 @@ pub struct Recovery {
     pub root_qc: QuorumCert,
     /// Uncommitted blocks stored through `Action::StoreBlock` (any order; stale ones are dropped).
     pub blocks: Vec<Block>,
+    /// The last committed blocks, lowest height first, ending with `root`: the last
+    /// `Config::history_blocks()` of them, or all there are (none at genesis). Leader reputation
+    /// reads them, so a restarted node picks the same leaders as its peers; with fewer, it picks
+    /// round-robin leaders and rejects its peers' proposals until it has committed enough.
+    pub history: Vec<Block>,
 }
 
 impl Recovery {
@@ -106,6 +116,7 @@ impl Recovery {
             root: config.genesis,
             root_qc: config.genesis_qc(),
             blocks: Vec::new(),
+            history: Vec::new(),
         }
     }
 }
@@ -129,6 +140,7 @@ pub struct Consensus {
     chain_id: String,
     genesis: BlockInfo,
     validators: ValidatorSet,
+    leaders: LeaderElection,
     params: Params,
     limits: Limits,
     safety: Option<SafetyRules>,
@@ -139,6 +151,8 @@ pub struct Consensus {
     high_tc: Option<TimeoutCert>,
     /// Verified QCs of blocks above the root, by block id (so each QC is verified once).
     certified: HashMap<Digest, QuorumCert>,
+    /// A verified QC of the root, if one is known.
+    root_cert: Option<QuorumCert>,
     /// The highest consecutive QC seen: its parent is committed once the chain to it is local.
     commit_candidate: Option<QuorumCert>,
     votes: VoteCollector,
@@ -166,6 +180,9 @@ impl Consensus {
                 "recovery root QC certifies neither the root nor its child".into(),
             ));
         }
+        check_history(&recovery.history, &recovery.root)?;
+        let mut leaders = LeaderElection::new(config.reputation);
+        leaders.record(&config.validators, &recovery.history);
         let me = config.key.as_ref().map(|k| k.public());
         let mut high_qc = recovery.root_qc.clone();
         if let Some(qc) = &recovery.safety.high_qc {
@@ -182,24 +199,16 @@ impl Consensus {
         if let Some(s) = safety.as_mut() {
             s.disable(config.disabled_rule);
         }
-        let mut tree = BlockTree::new(
-            recovery.root,
-            config.limits.max_pending_blocks,
-            config.limits.max_orphan_blocks,
-        );
-        let mut blocks = recovery.blocks;
-        blocks.sort_by_key(|b| b.height);
-        for block in blocks {
-            // Our own disk: inserted as stored; stale or disconnected blocks are simply skipped.
-            let _ = tree.insert(block);
-        }
+        let tree = restore_tree(&config.limits, recovery.root, recovery.blocks);
         let mut certified = HashMap::new();
         certified.insert(high_qc.data.block.id, high_qc.clone());
+        let root_cert = (rb.block.id == recovery.root.id).then(|| recovery.root_qc.clone());
         Ok(Consensus {
             payload_check: Box::new(AcceptAll),
             chain_id: config.chain_id,
             genesis: config.genesis,
             validators: config.validators,
+            leaders,
             params: config.params,
             limits: config.limits,
             safety,
@@ -209,6 +218,7 @@ impl Consensus {
             high_qc,
             high_tc,
             certified,
+            root_cert,
             commit_candidate: None,
             votes: VoteCollector::default(),
             timeouts: TimeoutCollector::default(),
@@ -247,6 +257,16 @@ impl Consensus {
 
     pub fn validators(&self) -> &ValidatorSet {
         &self.validators
+    }
+
+    /// The leader of `round`, as this node computes it from its committed history.
+    pub fn leader(&self, round: Round) -> PublicKey {
+        self.leaders.leader(&self.validators, round)
+    }
+
+    /// The validators that may lead `round` under leader reputation (see [`crate::leader`]).
+    pub fn leader_candidates(&self, round: Round) -> Vec<PublicKey> {
+        self.leaders.candidates(&self.validators, round)
     }
 
     pub fn safety_data(&self) -> Option<&SafetyData> {
@@ -344,7 +364,7 @@ impl Consensus {
         };
         if vote.round() == self.round {
             if let Some(next) = vote.round().checked_add(1) {
-                let to = self.validators.leader(next);
+                let to = self.leader(next);
                 out.push(Action::Send {
                     to,
                     message: Message::Vote(vote),
@@ -381,11 +401,10 @@ impl Consensus {
 
     // ---- certificates --------------------------------------------------------------------
 
-    /// Verifies a QC unless its vote data is already known certified.
+    /// Verifies a QC unless this very QC, signers included, was verified before. (Its signers
+    /// matter beyond the quorum: leader reputation reads them.)
     fn verify_qc_once(&self, qc: &QuorumCert) -> Result<()> {
-        if self.certified.get(&qc.data.block.id).map(|q| &q.data) == Some(&qc.data)
-            || (qc.data.block.id == self.tree.root().id
-                && qc.data.block.round == self.tree.root().round)
+        if self.certified.get(&qc.data.block.id) == Some(qc) || self.root_cert.as_ref() == Some(qc)
         {
             return Ok(());
         }
@@ -463,156 +482,20 @@ impl Consensus {
         let Some(proof) = self.commit_candidate.take() else {
             return;
         };
-        let root_height = self.tree.root().height;
+        let root = *self.tree.root();
+        self.root_cert = self.certified.remove(&root.id);
         self.certified
-            .retain(|_, q| q.data.block.height > root_height);
+            .retain(|_, q| q.data.block.height > root.height);
+        self.leaders.record(&self.validators, &blocks);
         self.stats.blocks_committed += blocks.len() as u64;
         out.push(Action::Commit(Commit { blocks, proof }));
     }
 
-    // ---- rounds and the pacemaker ----------------------------------------------------------
-
-    /// The timeout for the current round: doubled for every round since the last QC.
-    fn round_timeout_ms(&self) -> u64 {
-        let since_qc = self
-            .round
-            .saturating_sub(self.high_qc.round().saturating_add(1));
-        let exp = since_qc.min(u64::from(self.params.max_backoff_exponent)) as u32;
-        self.params
-            .base_timeout_ms
-            .saturating_mul(1u64.checked_shl(exp).unwrap_or(u64::MAX))
-    }
-
-    /// Moves to `round` if it is ahead: arms the timer, prunes, and asks for a payload if we lead.
-    fn enter_round(&mut self, round: Round, out: &mut Vec<Action>) {
-        if round <= self.round {
-            return;
-        }
-        self.round = round;
-        let keep_from = round.saturating_sub(1);
-        self.votes.prune_below(keep_from);
-        self.timeouts.prune_below(round);
-        self.proposals_seen = self.proposals_seen.split_off(&keep_from);
-        self.awaiting_parent = self.awaiting_parent.split_off(&round);
-        out.push(Action::ScheduleTimeout {
-            round,
-            after_ms: self.round_timeout_ms(),
-        });
-        if self.me.is_some() && self.me == Some(self.validators.leader(round)) {
-            self.payload_round = Some(round);
-            out.push(Action::RequestPayload {
-                round,
-                parent: *self.high_qc.block(),
-            });
-        }
-    }
-
-    fn on_timer(&mut self, round: Round, out: &mut Vec<Action>) -> Result<()> {
-        if round != self.round {
-            return Ok(()); // stale timer
-        }
-        self.local_timeout(out)?;
-        out.push(Action::ScheduleTimeout {
-            round,
-            after_ms: self.round_timeout_ms(),
-        });
-        Ok(())
-    }
-
-    /// Signs (or re-sends) a timeout for the current round, persists, broadcasts, and counts it.
-    fn local_timeout(&mut self, out: &mut Vec<Action>) -> Result<()> {
-        let round = self.round;
-        let last_tc = self
-            .high_tc
-            .clone()
-            .filter(|tc| tc.round.checked_add(1) == Some(round));
-        let high_qc = self.high_qc.clone();
-        let Some(safety) = self.safety.as_mut() else {
-            return Ok(()); // observers do not time out
-        };
-        safety.record_certificates(&high_qc, self.high_tc.as_ref());
-        let timeout = safety.timeout(round, &high_qc, last_tc.as_ref())?;
-        out.push(Action::PersistSafety(safety.data().clone()));
-        out.push(Action::Broadcast(Message::Timeout(timeout.clone())));
-        self.stats.timeouts_sent += 1;
-        self.count_timeout(&timeout, out);
-        Ok(())
-    }
-
-    /// Adds a verified timeout to the collector; forms a TC, or joins a timeout that f+1 started.
-    fn count_timeout(&mut self, t: &TimeoutMsg, out: &mut Vec<Action>) {
-        let Ok(power) = self.validators.power(&t.author) else {
-            return;
-        };
-        match self.timeouts.add(t, power, self.validators.quorum()) {
-            TimeoutOutcome::Certified(tc) => {
-                self.stats.tcs_formed += 1;
-                self.process_tc(tc, out);
-            }
-            TimeoutOutcome::Counted { power } => {
-                // f+1 timed out this round, so at least one honest node did: join them rather
-                // than wait for our own timer (keeps rounds in step after a partition heals).
-                let joined = self
-                    .safety_data()
-                    .is_some_and(|s| s.highest_timeout_round >= t.round);
-                if t.round == self.round && power >= self.validators.validity() && !joined {
-                    let _ = self.local_timeout(out);
-                }
-            }
-            TimeoutOutcome::Equivocation(evidence) => {
-                out.push(Action::ReportMisbehaviour(*evidence));
-            }
-            TimeoutOutcome::Duplicate => {}
-        }
-    }
-
     // ---- messages ---------------------------------------------------------------------------
-
-    fn on_timeout(&mut self, from: PublicKey, t: TimeoutMsg, out: &mut Vec<Action>) -> Result<()> {
-        // Verify everything before changing anything.
-        let new_tc = match &t.last_tc {
-            Some(tc) => self.verify_tc_once(tc)?,
-            None => false,
-        };
-        self.verify_qc_once(&t.high_qc)?;
-        // The round its certificates take us to: a laggard follows them there.
-        let mut reach = self.round.max(t.high_qc.round().saturating_add(1));
-        if let (true, Some(tc)) = (new_tc, &t.last_tc) {
-            reach = reach.max(tc.round.saturating_add(1));
-        }
-        let stale = t.round < reach;
-        if stale {
-            if !new_tc && t.high_qc.round() <= self.high_qc.round() {
-                return Err(ConsensusError::StaleRound {
-                    round: t.round,
-                    current: self.round,
-                });
-            }
-        } else {
-            if t.round > reach.saturating_add(self.limits.max_round_ahead) {
-                return Err(ConsensusError::RoundTooFarAhead {
-                    round: t.round,
-                    current: self.round,
-                });
-            }
-            self.verifier().verify_timeout(&t)?;
-        }
-        // Apply: certificates first, they may move us to the timeout's round.
-        if let (true, Some(tc)) = (new_tc, &t.last_tc) {
-            self.process_qc(&tc.high_qc.clone(), Some(from), out);
-            self.process_tc(tc.clone(), out);
-        }
-        self.process_qc(&t.high_qc, Some(from), out);
-        if !stale && t.round >= self.round {
-            self.count_timeout(&t, out);
-        }
-        Ok(())
-    }
-
     fn on_vote(&mut self, vote: Vote, out: &mut Vec<Action>) -> Result<()> {
         let round = vote.round();
         let next = round.checked_add(1).ok_or(ConsensusError::Overflow)?;
-        if self.me.is_none() || self.me != Some(self.validators.leader(next)) {
+        if self.me.is_none() || self.me != Some(self.leader(next)) {
             return Err(ConsensusError::NotNextLeader { round });
         }
         if next < self.round {
@@ -623,18 +506,24 @@ impl Consensus {
         }
         self.check_not_too_far(round)?;
         self.verifier().verify_vote(&vote)?;
-        self.count_vote(vote, out);
+        self.count_vote(vote, None, out);
         Ok(())
     }
 
-    fn count_vote(&mut self, vote: Vote, out: &mut Vec<Action>) {
+    /// Adds a verified vote; `from` (a peer that holds the block) is asked for the block if a
+    /// QC forms on one this node lacks.
+    fn count_vote(&mut self, vote: Vote, from: Option<PublicKey>, out: &mut Vec<Action>) {
         let Ok(power) = self.validators.power(&vote.author) else {
             return;
         };
         match self.votes.add(vote, power, self.validators.quorum()) {
             VoteOutcome::Certified(qc) => {
                 self.stats.qcs_formed += 1;
-                self.process_qc(&qc, None, out);
+                let fresh = qc.round() > self.high_qc.round();
+                self.process_qc(&qc, from, out);
+                if fresh {
+                    self.skip_unled_round(qc.round(), out);
+                }
             }
             VoteOutcome::Equivocation(evidence) => out.push(Action::ReportMisbehaviour(*evidence)),
             VoteOutcome::Counted | VoteOutcome::Duplicate => {}
@@ -643,27 +532,24 @@ impl Consensus {
 
     fn on_proposal(&mut self, from: PublicKey, p: Proposal, out: &mut Vec<Action>) -> Result<()> {
         let block = &p.block;
-        let leader = self.validators.leader(block.round);
+        let leader = self.leader(block.round);
         if block.author != leader {
-            return Err(ConsensusError::NotLeader {
+            let not_leader = ConsensusError::NotLeader {
                 round: block.round,
                 author: block.author,
                 expected: leader,
-            });
+            };
+            return match self.take_certificates(from, &p, out)? {
+                true => Ok(()),
+                false => Err(not_leader),
+            };
         }
         // A proposal may be any number of rounds ahead: its certificates, verified below, justify
         // the jump (a node back from a long partition follows them). Nothing changes until the
         // whole proposal is verified.
         self.verifier()
             .verify_block(block, self.params.max_payload_bytes)?;
-        let max_ts = self.now_ms.saturating_add(self.params.max_clock_skew_ms);
-        if block.timestamp_ms > max_ts {
-            return Err(ConsensusError::BadTimestamp {
-                got: block.timestamp_ms,
-                min: block.parent().timestamp_ms,
-                max: max_ts,
-            });
-        }
+        self.check_clock_skew(block)?;
         self.check_justification(block, p.tc.as_ref())?;
         self.verify_qc_once(&block.qc)?;
         let new_tc = match &p.tc {
@@ -700,6 +586,50 @@ impl Consensus {
         }
         if round == self.round && self.tree.get(&id).is_some() {
             self.try_vote(&id, p.tc.as_ref(), out);
+        }
+        Ok(())
+    }
+
+    /// A proposal whose author is not the leader this node computes is not voted on, nor is its
+    /// block kept, but its certificates, verified on their own as a timeout's are, still move
+    /// the node on: a node whose committed history lags computes other leaders than its peers
+    /// until their QCs let it commit and catch up. Returns whether they brought anything new.
+    fn take_certificates(
+        &mut self,
+        from: PublicKey,
+        p: &Proposal,
+        out: &mut Vec<Action>,
+    ) -> Result<bool> {
+        if !self.validators.contains(&p.block.author) {
+            return Ok(false);
+        }
+        let qc = &p.block.qc;
+        let new_qc = qc.round() > self.high_qc.round();
+        let tc =
+            p.tc.as_ref()
+                .filter(|tc| self.high_tc.as_ref().is_none_or(|h| h.round < tc.round));
+        if !new_qc && tc.is_none() {
+            return Ok(false);
+        }
+        self.verify_qc_once(qc)?;
+        if let Some(tc) = tc {
+            self.verify_tc_once(tc)?;
+            self.process_qc(&tc.high_qc.clone(), Some(from), out);
+            self.process_tc(tc.clone(), out);
+        }
+        self.process_qc(qc, Some(from), out);
+        Ok(true)
+    }
+
+    /// A block may not be timestamped further ahead of this node's clock than the allowed skew.
+    fn check_clock_skew(&self, block: &Block) -> Result<()> {
+        let max_ts = self.now_ms.saturating_add(self.params.max_clock_skew_ms);
+        if block.timestamp_ms > max_ts {
+            return Err(ConsensusError::BadTimestamp {
+                got: block.timestamp_ms,
+                min: block.parent().timestamp_ms,
+                max: max_ts,
+            });
         }
         Ok(())
     }
@@ -762,9 +692,9 @@ impl Consensus {
         let Some(next) = vote.round().checked_add(1) else {
             return;
         };
-        let to = self.validators.leader(next);
+        let to = self.leader(next);
         if Some(to) == self.me {
-            self.count_vote(vote, out);
+            self.count_vote(vote, None, out);
         } else {
             out.push(Action::Send {
                 to,
@@ -848,108 +778,28 @@ impl Consensus {
         }
         Ok(())
     }
+}
 
-    // ---- block retrieval ---------------------------------------------------------------------
-
-    /// How long a block request stays outstanding before it may be retried.
-    fn request_expiry_ms(&self) -> u64 {
-        self.params.base_timeout_ms.saturating_mul(4)
+/// The block tree over `root` with the uncommitted blocks from our own disk, inserted as stored;
+/// stale or disconnected blocks are simply skipped.
+fn restore_tree(limits: &Limits, root: BlockInfo, mut blocks: Vec<Block>) -> BlockTree {
+    let mut tree = BlockTree::new(root, limits.max_pending_blocks, limits.max_orphan_blocks);
+    blocks.sort_by_key(|b| b.height);
+    for block in blocks {
+        let _ = tree.insert(block);
     }
+    tree
+}
 
-    fn request_block(&mut self, peer: PublicKey, id: Digest, out: &mut Vec<Action>) {
-        if Some(peer) == self.me {
-            return;
-        }
-        let expiry = self.request_expiry_ms();
-        let now = self.now_ms;
-        self.requested
-            .retain(|_, asked| now.saturating_sub(*asked) < expiry);
-        if self.requested.contains_key(&id) || self.requested.len() >= self.limits.max_orphan_blocks
-        {
-            return;
-        }
-        self.requested.insert(id, now);
-        out.push(Action::Send {
-            to: peer,
-            message: Message::BlockRequest(BlockRequest {
-                id,
-                count: self.limits.max_blocks_per_request,
-            }),
-        });
-    }
-
-    fn on_block_request(
-        &mut self,
-        from: PublicKey,
-        r: BlockRequest,
-        out: &mut Vec<Action>,
-    ) -> Result<()> {
-        if r.count == 0 || r.count > self.limits.max_blocks_per_request {
-            return Err(ConsensusError::RequestTooLarge {
-                got: r.count,
-                max: self.limits.max_blocks_per_request,
-            });
-        }
-        out.push(Action::ServeBlocks {
-            to: from,
-            id: r.id,
-            count: r.count,
-        });
+/// Recovery history must be consecutive committed blocks ending at the root.
+fn check_history(history: &[Block], root: &BlockInfo) -> Result<()> {
+    let chained = history.windows(2).all(|w| w[1].parent().id == w[0].id);
+    let ends_at_root = history.last().is_none_or(|b| b.id == root.id);
+    if chained && ends_at_root {
         Ok(())
-    }
-
-    fn on_block_response(
-        &mut self,
-        from: PublicKey,
-        r: BlockResponse,
-        out: &mut Vec<Action>,
-    ) -> Result<()> {
-        let max = self.limits.max_blocks_per_request as usize;
-        if r.blocks.is_empty() || r.blocks.len() > max {
-            return Err(ConsensusError::BadBlockResponse(
-                "empty or larger than requested",
-            ));
-        }
-        if !self.requested.contains_key(&r.blocks[0].id) {
-            return Err(ConsensusError::BadBlockResponse("not requested"));
-        }
-        for pair in r.blocks.windows(2) {
-            if pair[0].parent().id != pair[1].id {
-                return Err(ConsensusError::BadBlockResponse("blocks do not chain"));
-            }
-        }
-        // Verify everything before inserting anything.
-        for block in &r.blocks {
-            self.verifier()
-                .verify_block(block, self.params.max_payload_bytes)?;
-            self.verify_qc_once(&block.qc)?;
-        }
-        self.requested.remove(&r.blocks[0].id);
-        let mut oldest_missing = None;
-        for block in r.blocks.into_iter().rev() {
-            let qc = block.qc.clone();
-            let Ok(inserted) = self.tree.insert(block) else {
-                break; // buffers full: keep what is in, the rest can be fetched again
-            };
-            match inserted {
-                Inserted::Added(ids) => {
-                    self.store_blocks(&ids, out);
-                    self.process_qc(&qc, None, out);
-                    self.after_insert(&ids, out);
-                }
-                Inserted::Orphan { missing } => {
-                    oldest_missing.get_or_insert(missing);
-                    self.process_qc(&qc, None, out);
-                }
-                Inserted::Known | Inserted::BelowRoot => {}
-            }
-        }
-        if let Some(missing) = oldest_missing {
-            if !self.tree.contains(&missing) {
-                self.request_block(from, missing, out);
-            }
-        }
-        self.try_commit(out);
-        Ok(())
+    } else {
+        Err(ConsensusError::InvalidConfig(
+            "recovery history is not a chain of committed blocks ending at the root".into(),
+        ))
     }
 }

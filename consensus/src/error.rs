@@ -64,6 +64,16 @@ pub enum ConsensusError {
     /// A timeout certificate is inconsistent.
     #[error("malformed timeout certificate: {0}")]
     MalformedTc(&'static str),
+    /// A timeout carries a vote that is not its author's vote in the timed-out round.
+    #[error(
+        "timeout of round {round} by {author:?} carries a vote of round {vote_round} by {voter:?}"
+    )]
+    ForeignTimeoutVote {
+        round: Round,
+        author: PublicKey,
+        vote_round: Round,
+        voter: PublicKey,
+    },
     /// A genesis certificate that is not ours (another chain, or forged).
     #[error("certificate claims genesis {got} but this chain's genesis is {expected}")]
     WrongGenesis { expected: Digest, got: Digest },

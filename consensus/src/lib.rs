@@ -8,7 +8,8 @@
 //! ## The protocol (Jolteon / DiemBFT-v4, "2-chain HotStuff")
 //!
 //! Validators hold voting power; a *quorum* is more than two thirds of it (2f+1 of 3f+1).
-//! Time is divided into *rounds*, each with a leader chosen by weighted round-robin.
+//! Time is divided into *rounds*, each with a leader chosen from recent committed history by
+//! leader reputation (see [`leader`]), or by weighted round-robin while that history is short.
 //!
 //! * **Propose.** On entering round `r`, the leader asks the application for a payload and
 //!   proposes a block `B` that extends the highest certified block it knows: `B.qc` is its
@@ -23,9 +24,12 @@
 //! * **Commit (2-chain rule).** When a block `B'` is certified and its parent `B` is exactly one
 //!   round below it, `B` and all its ancestors are committed.
 //! * **Time out.** If round `r` makes no progress before its timer fires, a validator signs and
-//!   broadcasts a timeout carrying its highest QC. 2f+1 timeouts form a TC, which moves everyone
-//!   to `r+1`. The timer doubles for every round without a QC (exponential backoff, capped),
-//!   and f+1 timeouts for a round make the rest join it, so rounds realign after a partition.
+//!   broadcasts a timeout carrying its highest QC and its vote of round `r`, if it voted. 2f+1
+//!   timeouts form a TC, which moves everyone to `r+1`; 2f+1 of the votes they carry form a QC
+//!   on `r`'s block at every node, so a block whose next leader is down is still certified, and
+//!   that leader's round is then timed out at once (see [`pacemaker`] for the timer, which
+//!   backs off exponentially, capped, from the second consecutive round without a QC). f+1
+//!   timeouts for a round make the rest join it, so rounds realign after a partition.
 //! * **Catch up.** A block whose parent is unknown is held as an orphan and its ancestors are
 //!   fetched from the sender with a bounded [`BlockRequest`]; verified chains are inserted and
 //!   may complete a pending commit.
@@ -54,12 +58,14 @@ mod collect;
 mod config;
 mod core;
 mod error;
+pub mod leader;
+pub mod pacemaker;
 pub mod safety;
 mod types;
 mod validators;
 mod verify;
 
-pub use crate::config::{Config, DisabledRule, Limits, Params};
+pub use crate::config::{Config, DisabledRule, Limits, Params, ReputationParams};
 pub use crate::core::{AcceptAll, Action, Consensus, Event, PayloadCheck, Recovery, Stats};
 pub use crate::error::{ConsensusError, Result};
 pub use crate::safety::{SafetyData, SafetyRules};

@@ -216,7 +216,8 @@ impl SafetyRules {
 
     /// Times out `round` with our highest QC, justified by `last_tc` (a TC for `round - 1`) when
     /// the QC is not for the previous round. Rules 1 and 3; a repeat for the same round returns
-    /// the stored timeout (with the current `last_tc` attached).
+    /// the stored timeout (with the current `last_tc` attached). The returned timeout carries no
+    /// vote; the caller may attach the vote already signed in `round` (`data().last_vote`).
     pub fn timeout(
         &mut self,
         round: Round,
@@ -255,6 +256,7 @@ impl SafetyRules {
             author: self.key.public(),
             signature,
             last_tc: None,
+            vote: None,
         };
         let mut stored = msg.clone();
         stored.last_tc = None;

@@ -108,7 +108,12 @@ pub struct Block {
 
 impl Block {
     /// The id a block with these contents must carry: SHA-256 over
-    /// `"hotledger/block/v1" || round || height || timestamp_ms || author || qc.data digest || payload digest`.
+    /// `"hotledger/block/v2" || round || height || timestamp_ms || author || qc.data digest ||
+    /// signer count (u32) || each QC signer's key, in the QC's order || payload digest`.
+    ///
+    /// The signers are part of the id because leader reputation reads them (see
+    /// [`crate::leader`]): every node must see the same signers in a committed block, so nobody
+    /// can pass the block on with another QC of the same vote data.
     pub fn compute_id(
         round: Round,
         height: Height,
@@ -118,13 +123,18 @@ impl Block {
         payload: &[u8],
     ) -> Digest {
         let mut h = Digest::hasher();
-        h.update(b"hotledger/block/v1")
+        let signers = u32::try_from(qc.votes.len()).unwrap_or(u32::MAX);
+        h.update(b"hotledger/block/v2")
             .update(&round.to_be_bytes())
             .update(&height.to_be_bytes())
             .update(&timestamp_ms.to_be_bytes())
             .update(author.as_bytes())
             .update(qc.data.digest().as_bytes())
-            .update(Digest::of(payload).as_bytes());
+            .update(&signers.to_be_bytes());
+        for (signer, _) in &qc.votes {
+            h.update(signer.as_bytes());
+        }
+        h.update(Digest::of(payload).as_bytes());
         h.finalize()
     }
 
@@ -214,6 +224,10 @@ pub struct TimeoutMsg {
     pub signature: Signature,
     /// Not signed: the TC that took the sender into `round`, so laggards can follow it there.
     pub last_tc: Option<TimeoutCert>,
+    /// Not signed by the timeout: the sender's own vote in `round`, if it voted (the vote carries
+    /// its own signature). Its votes went to the next leader only; broadcast with the timeout,
+    /// they let every node certify the round's block when that leader is down.
+    pub vote: Option<Vote>,
 }
 
 /// One signer's entry in a timeout certificate.

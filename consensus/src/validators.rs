@@ -94,6 +94,11 @@ impl ValidatorSet {
         self.index.contains_key(key)
     }
 
+    /// Position of `key` in the configured order.
+    pub fn index_of(&self, key: &PublicKey) -> Option<usize> {
+        self.index.get(key).copied()
+    }
+
     /// Voting power of `key`, or `UnknownSigner`.
     pub fn power(&self, key: &PublicKey) -> Result<u64> {
         self.index

@@ -444,6 +444,7 @@ mod tests {
             high_qc,
             author: k.public(),
             last_tc: None,
+            vote: None,
         };
         assert_eq!(v.verify_timeout(&timeout(2, qc1.clone())), Ok(()));
         assert_eq!(

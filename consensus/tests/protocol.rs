@@ -234,6 +234,94 @@ fn a_timer_firing_broadcasts_a_persisted_timeout() {
     );
 }
 
+/// A node that voted in a round times it out with that vote attached (signed once, persisted
+/// when it was cast); a node that did not vote attaches none.
+#[test]
+fn a_timeout_carries_the_vote_of_its_round() {
+    let net = Net::new(4);
+    let g = net.genesis_qc();
+    let voter = (0..4)
+        .find(|&i| i != net.leader(1) && i != net.leader(2))
+        .unwrap();
+    let mut node = net.node(voter);
+    let actions = feed(
+        &mut node,
+        net.pk(net.leader(1)),
+        Message::Proposal(net.proposal(1, &g, None)),
+    )
+    .unwrap();
+    let cast = sent_votes(&actions)[0].1.clone();
+    let actions = node.handle(NOW, Event::TimeoutFired { round: 1 }).unwrap();
+    let timeouts: Vec<_> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Broadcast(Message::Timeout(t)) => Some(t.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(timeouts.len(), 1);
+    assert_eq!(timeouts[0].vote, Some(cast));
+    common::check_persist_before_send(&net.pk(voter), &actions).unwrap();
+
+    let mut silent = net.node(voter);
+    let actions = silent
+        .handle(NOW, Event::TimeoutFired { round: 1 })
+        .unwrap();
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, Action::Broadcast(Message::Timeout(t)) if t.vote.is_none())));
+}
+
+/// The leader of round 2 is down. Round 1's block gets its votes only through the timeouts of
+/// round 1, which every live node certifies; round 2 is then timed out at once, without a
+/// second timer, and the leader of round 3 proposes on the QC of round 1: the block is kept.
+#[test]
+fn a_block_whose_next_leader_is_down_is_certified_by_the_timeouts() {
+    let dead = Net::new(4).leader(2);
+    let drop: DropFn = Box::new(move |from, to, _| from == dead || to == dead);
+    let mut sim = Sim::with(4, true, drop);
+    sim.run_until(10_000, |_| false);
+    let live: Vec<usize> = (0..4).filter(|&i| i != dead).collect();
+    assert!(live.iter().all(|&i| sim.nodes[i].round() == 1));
+    for &i in &live {
+        let round = sim.nodes[i].round();
+        sim.deliver(i, Event::TimeoutFired { round });
+    }
+    let leader3 = sim.net.leader(3);
+    let proposed3 = |s: &Sim| {
+        s.sent.iter().any(
+            |(from, _, m)| matches!(m, Message::Proposal(p) if *from == leader3 && p.block.round == 3),
+        )
+    };
+    assert!(
+        sim.run_until(10_000, proposed3),
+        "round 3 was never proposed"
+    );
+    let p3 = sim
+        .sent
+        .iter()
+        .find_map(|(from, _, m)| match m {
+            Message::Proposal(p) if *from == leader3 && p.block.round == 3 => Some(p.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(p3.block.qc.round(), 1, "round 1's block was dropped");
+    assert_eq!(p3.tc.as_ref().map(|t| t.round), Some(2));
+    for &i in &live {
+        let stats = sim.nodes[i].stats();
+        assert_eq!(
+            stats.timeouts_sent, 2,
+            "node {i}: rounds 1 and 2, one timer"
+        );
+        assert!(sim.nodes[i].high_qc().round() >= 1);
+    }
+    // Round 1's block commits once round 3's is certified (node 3 never hears of any of it).
+    assert!(sim.run_until(10_000, |s| live
+        .iter()
+        .all(|&i| s.committed[i].first().is_some_and(|b| b.round == 1))));
+    assert!(sim.errors.iter().all(Vec::is_empty), "{:?}", sim.errors);
+}
+
 // ---- catch-up --------------------------------------------------------------------------------
 
 /// Node 3 never receives the proposals of rounds 1 and 2. When a later proposal refers to blocks

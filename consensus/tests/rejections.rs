@@ -268,6 +268,25 @@ fn vote_and_timeout_rejections() {
     forged_timeout.signature = net.timeout(1, 1, &g).signature;
     let (vote, timeout) = (Message::Vote, Message::Timeout);
     let unknown = ConsensusError::UnknownSigner(outsider().public());
+    // Timeouts of round 1 by validator 1 carrying a vote that is not its own vote of round 1.
+    let with_vote = |v: Vote| {
+        let mut t = net.timeout(1, 1, &g);
+        t.vote = Some(v);
+        timeout(t)
+    };
+    let b2 = BlockInfo {
+        round: 2,
+        ..far_block
+    };
+    let round2_vote = net.vote_on(
+        1,
+        VoteData {
+            block: b2,
+            parent: net.genesis,
+        },
+    );
+    let mut forged_timeout_vote = net.vote(1, &b1);
+    forged_timeout_vote.signature = net.keys[2].sign(Domain::Vote, CHAIN, &data.signing_bytes());
 
     let cases = vec![
         case(
@@ -311,6 +330,34 @@ fn vote_and_timeout_rejections() {
             ConsensusError::BadSignature {
                 what: "timeout",
                 signer: net.pk(0),
+            },
+        ),
+        case(
+            "timeout carrying another validator's vote",
+            with_vote(net.vote(2, &b1)),
+            ConsensusError::ForeignTimeoutVote {
+                round: 1,
+                author: net.pk(1),
+                vote_round: 1,
+                voter: net.pk(2),
+            },
+        ),
+        case(
+            "timeout carrying a vote of another round",
+            with_vote(round2_vote),
+            ConsensusError::ForeignTimeoutVote {
+                round: 1,
+                author: net.pk(1),
+                vote_round: 2,
+                voter: net.pk(1),
+            },
+        ),
+        case(
+            "timeout carrying a badly signed vote",
+            with_vote(forged_timeout_vote),
+            ConsensusError::BadSignature {
+                what: "vote",
+                signer: net.pk(1),
             },
         ),
         case(

@@ -272,11 +272,22 @@ pub async fn run(home: &Home, log_format: Option<LogFormat>) -> Result<(), NodeE
     );
     ccfg.params = params;
     ccfg.limits = config.consensus.to_limits();
+    // The last committed blocks, for leader reputation to choose the same leaders as the peers.
+    let from = tip
+        .block
+        .height
+        .saturating_sub(ccfg.history_blocks())
+        .saturating_add(1);
+    let mut history = Vec::new();
+    for height in from..=tip.block.height {
+        history.extend(store.block_by_height(height)?.map(|stored| stored.block));
+    }
     let recovery = Recovery {
         safety,
         root: tip.block,
         root_qc: tip.qc.clone(),
         blocks: store.pending_blocks()?,
+        history,
     };
     let mut core = Consensus::new(ccfg, recovery)?;
     let decoded: Decoded = Arc::new(Mutex::new(HashMap::new()));

@@ -23,6 +23,8 @@ pub struct Verdict {
     pub committed_height: Height,
     /// Misbehaviour reports raised by honest nodes.
     pub evidence: usize,
+    /// In an omission run: honest nodes' commits at which the target was no leader candidate.
+    pub target_excluded: usize,
 }
 
 impl Verdict {
@@ -36,12 +38,14 @@ impl Verdict {
 
     pub fn describe(&self) -> String {
         format!(
-            "forks={} conflicting_votes={} invalid_commits={} stalled_nodes={} recovery_ms={:?}",
+            "forks={} conflicting_votes={} invalid_commits={} stalled_nodes={} recovery_ms={:?} \
+             target_excluded={}",
             self.forks,
             self.conflicting_votes,
             self.invalid_commits,
             self.stalled_nodes,
-            self.recovery_ms
+            self.recovery_ms,
+            self.target_excluded
         )
     }
 }
@@ -141,6 +145,11 @@ impl Checker {
     /// The agreed chain so far, lowest height first.
     pub fn chain(&self) -> Vec<CommittedBlock> {
         self.chain.values().copied().collect()
+    }
+
+    /// An honest node does not count the omission target among the leader candidates.
+    pub fn target_excluded(&mut self) {
+        self.verdict.target_excluded += 1;
     }
 
     pub fn evidence(&mut self) {

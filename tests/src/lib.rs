@@ -24,10 +24,12 @@
 pub mod checker;
 pub mod cluster;
 pub mod measure;
+pub mod omission;
 pub mod scenario;
 pub mod sim;
 
 pub use checker::{CommittedBlock, Verdict};
 pub use measure::{CrashReport, CrashRun};
+pub use omission::{run_omission, OmissionSpec};
 pub use scenario::{Scenario, SimConfig};
 pub use sim::{run_clean, run_seed, RunReport, Sim};

@@ -25,6 +25,8 @@ pub struct CrashRun {
     pub payload_delay_ms: u64,
     pub base_timeout_ms: u64,
     pub max_backoff_exponent: u32,
+    /// Leader reputation on (the default) or off.
+    pub reputation: bool,
 }
 
 impl CrashRun {
@@ -39,6 +41,7 @@ impl CrashRun {
             payload_delay_ms: 200,
             base_timeout_ms: 1_000,
             max_backoff_exponent: 6,
+            reputation: true,
         }
     }
 
@@ -50,6 +53,7 @@ impl CrashRun {
         cfg.payload_delay_ms = self.payload_delay_ms;
         cfg.base_timeout_ms = self.base_timeout_ms;
         cfg.max_backoff_exponent = self.max_backoff_exponent;
+        cfg.reputation = self.reputation;
         cfg
     }
 

@@ -2,6 +2,8 @@
 //! is reproducible from its seed alone.
 
 use rand::Rng;
+
+use crate::omission::OmissionSpec;
 use rand_chacha::ChaCha8Rng;
 
 /// How a simulation is set up; everything else is drawn from the seed.
@@ -27,6 +29,10 @@ pub struct SimConfig {
     /// Virtual milliseconds from a leader's payload request to the payload (the node's
     /// empty-block pace is modelled by a larger value).
     pub payload_delay_ms: u64,
+    /// Leader reputation on (the default) or off (weighted round-robin only).
+    pub reputation: bool,
+    /// Byzantine validators that leave one honest validator out (see [`crate::omission`]).
+    pub omission: Option<OmissionSpec>,
 }
 
 impl SimConfig {
@@ -42,6 +48,8 @@ impl SimConfig {
             base_timeout_ms: 400,
             max_backoff_exponent: 4,
             payload_delay_ms: 1,
+            reputation: true,
+            omission: None,
         }
     }
 

@@ -5,17 +5,20 @@ use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
 
 use hotledger_consensus::{
-    proposal_signing_bytes, Action, Block, BlockInfo, BlockResponse, Config, Consensus, Event,
-    Message, Params, Proposal, QuorumCert, Recovery, SafetyData, Validator, ValidatorSet,
+    proposal_signing_bytes, Action, Block, BlockInfo, BlockResponse, Commit, Config, Consensus,
+    Event, Message, Params, Proposal, QuorumCert, Recovery, SafetyData, Validator, ValidatorSet,
 };
 use hotledger_crypto::{Digest, Domain, KeyPair, PublicKey};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::checker::{Checker, CommittedBlock, Verdict};
+use crate::omission::{self, Omission};
 use crate::scenario::{Scenario, SimConfig};
 
 const CHAIN_ID: &str = "hotledger-sim";
+/// `consensus.max_orphan_blocks` in the daemon's default configuration.
+const DAEMON_MAX_ORPHANS: usize = 4_096;
 /// Hard cap on processed events per run, so every run ends by itself.
 const MAX_EVENTS: u64 = 20_000_000;
 
@@ -122,6 +125,8 @@ pub struct Sim {
     payload_counter: u64,
     /// `SIM_DEBUG` set: trace crashes and commits to stderr (read once, not per event).
     debug: bool,
+    /// Validators leaving one honest validator out (`SimConfig::omission`).
+    omission: Option<Omission>,
 }
 
 impl Sim {
@@ -164,7 +169,11 @@ impl Sim {
                 };
                 SimNode {
                     key: keys[key_index].clone(),
-                    honest: key_index >= cfg.twins,
+                    honest: key_index >= cfg.twins
+                        && !cfg
+                            .omission
+                            .as_ref()
+                            .is_some_and(|o| o.omitters.contains(&key_index)),
                     core: None,
                     disk: Disk {
                         safety: SafetyData::default(),
@@ -177,6 +186,11 @@ impl Sim {
                 }
             })
             .collect();
+        let omission = cfg.omission.clone().map(|spec| {
+            let target = keys[spec.target].public();
+            let own = spec.omitters.iter().map(|&i| keys[i].clone()).collect();
+            Omission::new(spec, target, own)
+        });
         let mut sim = Sim {
             cfg,
             scenario,
@@ -193,6 +207,7 @@ impl Sim {
             latency_count: 0,
             payload_counter: 0,
             debug: std::env::var_os("SIM_DEBUG").is_some(),
+            omission,
         };
         for node in 0..sim.nodes.len() {
             if sim.scenario.silent != Some(node) {
@@ -238,6 +253,12 @@ impl Sim {
             max_backoff_exponent: self.cfg.max_backoff_exponent,
             ..Params::default()
         };
+        // The daemon's orphan bound: a validator silent until GST fetches the whole chain
+        // committed without it backwards, as the daemon would.
+        cfg.limits.max_orphan_blocks = DAEMON_MAX_ORPHANS;
+        if !self.cfg.reputation {
+            cfg.reputation.window_blocks = 0;
+        }
         if n.honest {
             cfg.disabled_rule = self.cfg.disabled_rule;
         }
@@ -300,6 +321,9 @@ impl Sim {
     fn dispatch(&mut self, ev: Ev) {
         match ev {
             Ev::Deliver { to, from, msg } => {
+                if self.omission.as_mut().is_some_and(|o| o.drops(to, &msg)) {
+                    return;
+                }
                 self.step(to, Event::Message { from, message: msg });
             }
             Ev::Timer { node, inc, round } => {
@@ -342,11 +366,16 @@ impl Sim {
         }
         let config = self.config_for(node);
         let d = &self.nodes[node].disk;
+        let mut history: Vec<Block> = d.blocks.values().cloned().collect();
+        history.sort_by_key(|b| b.height);
+        let keep = usize::try_from(config.history_blocks()).unwrap_or(usize::MAX);
+        history.drain(..history.len().saturating_sub(keep));
         let recovery = Recovery {
             safety: d.safety.clone(),
             root: d.root,
             root_qc: d.root_qc.clone(),
             blocks: d.pending.values().cloned().collect(),
+            history,
         };
         match Consensus::new(config, recovery) {
             Ok(core) => {
@@ -372,6 +401,9 @@ impl Sim {
         let now = self.now;
         let inc = self.nodes[node].incarnation;
         for action in actions {
+            if self.debug {
+                trace(now, node, &action);
+            }
             match action {
                 Action::PersistSafety(data) => {
                     let n = &mut self.nodes[node];
@@ -382,18 +414,17 @@ impl Sim {
                     }
                     n.disk.safety = data;
                 }
-                Action::Send { to, message } => self.route(node, Some(to), message),
-                Action::Broadcast(Message::Proposal(p))
-                    if self.scenario.equivocator == Some(node) =>
-                {
-                    self.equivocate(node, p);
-                }
-                Action::Broadcast(message) => self.route(node, None, message),
+                Action::Send { to, message } => self.send(node, Some(to), message),
+                Action::Broadcast(message) => self.send(node, None, message),
                 Action::ScheduleTimeout { round, after_ms } => {
                     self.push(now.saturating_add(after_ms), Ev::Timer { node, inc, round });
                 }
                 Action::RequestPayload { round, .. } => {
-                    let at = now.saturating_add(self.cfg.payload_delay_ms.max(1));
+                    let mut wait = self.cfg.payload_delay_ms.max(1);
+                    if self.omission.as_ref().is_some_and(|o| o.is_omitter(node)) {
+                        wait = wait.max(omission::WAIT_MS);
+                    }
+                    let at = now.saturating_add(wait);
                     self.push(at, Ev::Payload { node, inc, round });
                 }
                 Action::ServeBlocks { to, id, count } => {
@@ -412,34 +443,7 @@ impl Sim {
                         );
                     }
                 }
-                Action::Commit(commit) => {
-                    let honest = self.nodes[node].honest;
-                    if self.debug {
-                        let hs: Vec<String> = commit
-                            .blocks
-                            .iter()
-                            .map(|b| format!("{}:{}", b.height, b.id.short()))
-                            .collect();
-                        eprintln!("t={now} node {node} commits {hs:?}");
-                    }
-                    for block in &commit.blocks {
-                        if honest {
-                            self.checker.committed(node, block, now);
-                            self.latency_sum_ms += now.saturating_sub(block.timestamp_ms);
-                            self.latency_count += 1;
-                        }
-                    }
-                    let d = &mut self.nodes[node].disk;
-                    if let Some(last) = commit.blocks.last() {
-                        d.root = last.info();
-                        d.root_qc = commit.proof.clone();
-                    }
-                    let root_height = d.root.height;
-                    d.pending.retain(|_, b| b.height > root_height);
-                    for block in commit.blocks {
-                        d.blocks.insert(block.id, block);
-                    }
-                }
+                Action::Commit(commit) => self.on_commit(node, commit),
                 Action::StoreBlock(block) => {
                     self.nodes[node].disk.pending.insert(block.id, block);
                 }
@@ -449,6 +453,74 @@ impl Sim {
                     }
                 }
             }
+        }
+    }
+
+    /// A node's commit: checkers, latency, its disk, and (in an omission run) whether the
+    /// target is still a leader candidate at this honest node.
+    fn on_commit(&mut self, node: usize, commit: Commit) {
+        let now = self.now;
+        let honest = self.nodes[node].honest;
+        if self.debug {
+            let hs: Vec<String> = commit
+                .blocks
+                .iter()
+                .map(|b| format!("{}:{}", b.height, b.id.short()))
+                .collect();
+            eprintln!("t={now} node {node} commits {hs:?}");
+        }
+        for block in &commit.blocks {
+            if honest {
+                self.checker.committed(node, block, now);
+                self.latency_sum_ms += now.saturating_sub(block.timestamp_ms);
+                self.latency_count += 1;
+            }
+        }
+        let d = &mut self.nodes[node].disk;
+        if let Some(last) = commit.blocks.last() {
+            d.root = last.info();
+            d.root_qc = commit.proof.clone();
+        }
+        let root_height = d.root.height;
+        d.pending.retain(|_, b| b.height > root_height);
+        for block in commit.blocks {
+            d.blocks.insert(block.id, block);
+        }
+        self.watch_target(node);
+    }
+
+    /// Counts an honest node's view in which the omission target may not lead.
+    fn watch_target(&mut self, node: usize) {
+        let (Some(o), true) = (&self.omission, self.nodes[node].honest) else {
+            return;
+        };
+        if let Some(core) = &self.nodes[node].core {
+            if !core.leader_candidates(core.round()).contains(&o.target()) {
+                self.checker.target_excluded();
+            }
+        }
+    }
+
+    /// Sends a node's message, bent by its Byzantine role if it has one.
+    fn send(&mut self, node: usize, to: Option<PublicKey>, message: Message) {
+        let message = match (message, self.omission.as_mut()) {
+            (Message::Proposal(p), Some(o)) if o.is_omitter(node) => {
+                let key = &self.nodes[node].key;
+                Message::Proposal(o.rewrite(p, key, CHAIN_ID, &self.validators))
+            }
+            (Message::Vote(v), Some(o)) if o.is_omitter(node) => {
+                Message::Vote(o.redirect_vote(v, &self.nodes[node].key, CHAIN_ID))
+            }
+            (message, _) => message,
+        };
+        if let (Message::Proposal(p), Some(o)) = (&message, self.omission.as_mut()) {
+            o.note_proposal(p);
+        }
+        match message {
+            Message::Proposal(p) if to.is_none() && self.scenario.equivocator == Some(node) => {
+                self.equivocate(node, p);
+            }
+            message => self.route(node, to, message),
         }
     }
 
@@ -529,6 +601,34 @@ impl Sim {
             self.send_one(from_group, j, sender, Message::Proposal(msg));
         }
     }
+}
+
+/// One line per action of interest, for `SIM_DEBUG` runs.
+fn trace(now: u64, node: usize, action: &Action) {
+    let what = match action {
+        Action::Broadcast(Message::Proposal(p)) => format!(
+            "proposes round {} on qc {} tc {:?} signers {:?}",
+            p.block.round,
+            p.block.qc.round(),
+            p.tc.as_ref().map(|t| t.round),
+            p.block.qc.votes.iter().map(|v| v.0).collect::<Vec<_>>()
+        ),
+        Action::Broadcast(Message::Timeout(t)) => format!(
+            "times out round {} (high qc {}, vote {})",
+            t.round,
+            t.high_qc.round(),
+            t.vote.is_some()
+        ),
+        Action::Send {
+            message: Message::Vote(v),
+            ..
+        } => format!("votes round {}", v.round()),
+        Action::ScheduleTimeout { round, after_ms } => {
+            format!("enters round {round} ({after_ms} ms)")
+        }
+        _ => return,
+    };
+    eprintln!("t={now} node {node} {what}");
 }
 
 /// Runs one seed of a scenario run (faults, GST, liveness bound), stopping early once every

@@ -4,8 +4,8 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use hotledger_consensus::DisabledRule;
-use hotledger_tests::{run_clean, run_seed, RunReport, SimConfig};
+use hotledger_consensus::{DisabledRule, ReputationParams};
+use hotledger_tests::{run_clean, run_omission, run_seed, CrashRun, RunReport, SimConfig};
 
 /// Runs `seeds` on two threads; returns every report.
 fn run_many(cfg: &SimConfig, seeds: std::ops::Range<u64>) -> Vec<RunReport> {
@@ -124,4 +124,79 @@ fn communication_is_linear_in_the_number_of_validators() {
         );
         assert!(r.verdict.safe());
     }
+}
+
+#[test]
+fn a_crashed_leader_stops_costing_rounds() {
+    // One of 4 and two of 7 validators crash 20 s into the run and stay down, with the daemon's
+    // timing. Once leader reputation's window has moved past their last votes (a window of
+    // committed blocks, at most every other round lost, plus the lag), no round is lost.
+    for (n, crashed) in [(4usize, 1usize), (7, 2)] {
+        let mut run = CrashRun::new(n, crashed);
+        run.duration_ms = 80_000;
+        let r = run.run(1);
+        let params = ReputationParams::for_validators(n);
+        let bound = 2 * params.window_blocks + params.lag_rounds;
+        assert!(r.safe && r.forks == 0, "n={n}: {}", r.describe());
+        assert!(
+            r.rounds_until_no_loss <= bound,
+            "n={n}: rounds kept failing for {} rounds after the crash (bound {bound}): {}",
+            r.rounds_until_no_loss,
+            r.describe()
+        );
+        assert_eq!(r.tail_lost_per_100, 0.0, "n={n}: {}", r.describe());
+        assert!(
+            r.tail_blocks_per_s >= 0.9 * r.healthy_blocks_per_s,
+            "n={n}: {}",
+            r.describe()
+        );
+        // Control: with round-robin leaders the crashed ones cost rounds to the end of the run.
+        run.reputation = false;
+        let off = run.run(1);
+        assert!(off.tail_lost_per_100 >= 10.0, "n={n}: {}", off.describe());
+        assert!(
+            off.rounds_until_no_loss > bound,
+            "n={n}: {}",
+            off.describe()
+        );
+    }
+}
+
+#[test]
+fn a_dead_leader_costs_its_own_round_only() {
+    // Round-robin leaders, one of 4 crashed: the round before the dead leader's is certified
+    // by the votes its timeouts carry, so each of the dead leader's turns loses one round (of
+    // every 4), not two, and the rounds around it keep the base timeout.
+    let mut run = CrashRun::new(4, 1);
+    run.duration_ms = 80_000;
+    run.reputation = false;
+    let r = run.run(1);
+    assert!(r.safe, "{}", r.describe());
+    assert!(
+        (20.0..=27.0).contains(&r.tail_lost_per_100),
+        "{}",
+        r.describe()
+    );
+    // Three blocks and one base timeout (1 s) per turn of four rounds of about 225 ms.
+    assert!(r.tail_blocks_per_s >= 1.6, "{}", r.describe());
+}
+
+#[test]
+fn a_byzantine_leader_cannot_get_an_honest_validator_skipped() {
+    // f omitters leave the last validator's votes out of their QCs, never vote for its blocks
+    // and never certify them: it stays a leader candidate at every honest node.
+    for (n, omitters) in [(4usize, 1usize), (7, 2)] {
+        for seed in 0..2 {
+            let r = run_omission(n, omitters, seed, 20_000);
+            assert!(
+                r.verdict.safe() && r.verdict.live() && r.verdict.target_excluded == 0,
+                "n={n} omitters={omitters} seed={seed}: {}",
+                r.verdict.describe()
+            );
+            assert!(r.verdict.committed_height > 100, "n={n} seed={seed}");
+        }
+    }
+    // Negative control: with every other validator omitting it, it is skipped.
+    let r = run_omission(4, 3, 0, 20_000);
+    assert!(r.verdict.target_excluded > 0, "{}", r.verdict.describe());
 }

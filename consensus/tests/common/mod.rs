@@ -195,6 +195,7 @@ impl Net {
                 &hotledger_consensus::timeout_signing_bytes(round, high_qc.round()),
             ),
             last_tc: None,
+            vote: None,
         }
     }
 

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 use hotledger_consensus::DisabledRule;
-use hotledger_tests::{run_clean, run_seed, CrashRun, RunReport, SimConfig};
+use hotledger_tests::{run_clean, run_omission, run_seed, CrashRun, RunReport, SimConfig};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -55,6 +55,15 @@ struct Args {
     /// Virtual length (ms) of a `--crash` run.
     #[arg(long, default_value_t = 120_000)]
     duration_ms: u64,
+    /// Switch leader reputation off (weighted round-robin leaders only), to compare.
+    #[arg(long)]
+    no_reputation: bool,
+    /// Run the omission scenario instead: the first N validators are Byzantine and try to get
+    /// the last one skipped by leader reputation (its votes left out of their QCs, its blocks
+    /// never voted for nor certified by them), on a clean network for `--duration-ms`. Fails if
+    /// an honest node ever stops counting the last validator among the leader candidates.
+    #[arg(long)]
+    omitters: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -72,6 +81,7 @@ fn main() -> ExitCode {
     let mut cfg = SimConfig::new(args.validators, args.twins);
     cfg.gst_ms = args.gst_ms;
     cfg.liveness_bound_ms = args.liveness_bound_ms;
+    cfg.reputation = !args.no_reputation;
     cfg.disabled_rule = args.disable_rule.map(|r| match r {
         Rule::RoundIncrease => DisabledRule::RoundIncrease,
         Rule::VoteExtension => DisabledRule::VoteExtension,
@@ -79,10 +89,14 @@ fn main() -> ExitCode {
     if let Some(ms) = args.scale_ms {
         return scale(&cfg, ms, args.first_seed);
     }
+    if let Some(omitters) = args.omitters {
+        return omission(&args, omitters);
+    }
     if let Some(crashed) = args.crash {
         let mut run = CrashRun::new(args.validators, crashed);
         run.crash_at_ms = args.crash_at_ms;
         run.duration_ms = args.duration_ms;
+        run.reputation = !args.no_reputation;
         return crash(&run, args.first_seed, args.seeds);
     }
 
@@ -194,5 +208,31 @@ fn crash(run: &CrashRun, first_seed: u64, seeds: u64) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+fn omission(args: &Args, omitters: usize) -> ExitCode {
+    let started = Instant::now();
+    let (mut excluded_runs, mut failed) = (0, false);
+    let end = args.first_seed.saturating_add(args.seeds);
+    for seed in args.first_seed..end {
+        let r = run_omission(args.validators, omitters, seed, args.duration_ms);
+        excluded_runs += usize::from(r.verdict.target_excluded > 0);
+        if !r.verdict.safe() || !r.verdict.live() || r.verdict.target_excluded > 0 {
+            eprintln!("seed {seed}: {}", r.verdict.describe());
+            failed = true;
+        }
+    }
+    println!(
+        "validators={} omitters={omitters} seeds={} runs_with_target_excluded={excluded_runs} \
+         wall_s={:.1}",
+        args.validators,
+        args.seeds,
+        started.elapsed().as_secs_f64()
+    );
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }

@@ -1,0 +1,203 @@
+//! Rounds: the pacemaker's timer, entering rounds, timing out, and timeouts from peers.
+
+use hotledger_crypto::PublicKey;
+
+use super::{Action, Consensus};
+use crate::collect::TimeoutOutcome;
+use crate::error::{ConsensusError, Result};
+use crate::pacemaker;
+use crate::types::{Message, Round, TimeoutMsg, Vote};
+
+impl Consensus {
+    // ---- rounds and the pacemaker ----------------------------------------------------------
+
+    /// The timeout for the current round (see [`crate::pacemaker`]).
+    fn round_timeout_ms(&self) -> u64 {
+        pacemaker::round_timeout_ms(&self.params, self.round, self.high_qc.round())
+    }
+
+    /// Moves to `round` if it is ahead: arms the timer, prunes, and asks for a payload if we lead.
+    pub(super) fn enter_round(&mut self, round: Round, out: &mut Vec<Action>) {
+        if round <= self.round {
+            return;
+        }
+        self.round = round;
+        let keep_from = round.saturating_sub(1);
+        self.votes.prune_below(keep_from);
+        self.timeouts.prune_below(round);
+        self.proposals_seen = self.proposals_seen.split_off(&keep_from);
+        self.awaiting_parent = self.awaiting_parent.split_off(&round);
+        out.push(Action::ScheduleTimeout {
+            round,
+            after_ms: self.round_timeout_ms(),
+        });
+        if self.me.is_some() && self.me == Some(self.leader(round)) {
+            self.payload_round = Some(round);
+            out.push(Action::RequestPayload {
+                round,
+                parent: *self.high_qc.block(),
+            });
+        }
+    }
+
+    pub(super) fn on_timer(&mut self, round: Round, out: &mut Vec<Action>) -> Result<()> {
+        if round != self.round {
+            return Ok(()); // stale timer
+        }
+        self.local_timeout(out)?;
+        out.push(Action::ScheduleTimeout {
+            round,
+            after_ms: self.round_timeout_ms(),
+        });
+        Ok(())
+    }
+
+    /// Signs (or re-sends) a timeout for the current round, persists, broadcasts, and counts it.
+    /// The timeout carries this node's vote of the round, if it voted: that vote is already
+    /// signed and persisted, so every node can certify the block when the next leader is down.
+    pub(super) fn local_timeout(&mut self, out: &mut Vec<Action>) -> Result<()> {
+        let round = self.round;
+        let last_tc = self
+            .high_tc
+            .clone()
+            .filter(|tc| tc.round.checked_add(1) == Some(round));
+        let high_qc = self.high_qc.clone();
+        let Some(safety) = self.safety.as_mut() else {
+            return Ok(()); // observers do not time out
+        };
+        safety.record_certificates(&high_qc, self.high_tc.as_ref());
+        let mut timeout = safety.timeout(round, &high_qc, last_tc.as_ref())?;
+        timeout.vote = safety
+            .data()
+            .last_vote
+            .clone()
+            .filter(|v| v.round() == round);
+        out.push(Action::PersistSafety(safety.data().clone()));
+        out.push(Action::Broadcast(Message::Timeout(timeout.clone())));
+        self.stats.timeouts_sent += 1;
+        if let Some(vote) = timeout.vote.clone() {
+            self.count_vote(vote, None, out);
+        }
+        self.count_timeout(&timeout, out);
+        Ok(())
+    }
+
+    /// Adds a verified timeout to the collector; forms a TC, or joins a timeout that f+1 started.
+    fn count_timeout(&mut self, t: &TimeoutMsg, out: &mut Vec<Action>) {
+        let Ok(power) = self.validators.power(&t.author) else {
+            return;
+        };
+        match self.timeouts.add(t, power, self.validators.quorum()) {
+            TimeoutOutcome::Certified(tc) => {
+                self.stats.tcs_formed += 1;
+                self.process_tc(tc, out);
+            }
+            TimeoutOutcome::Counted { power } => {
+                // f+1 timed out this round, so at least one honest node did: join them rather
+                // than wait for our own timer (keeps rounds in step after a partition heals).
+                let joined = self
+                    .safety_data()
+                    .is_some_and(|s| s.highest_timeout_round >= t.round);
+                if t.round == self.round && power >= self.validators.validity() && !joined {
+                    let _ = self.local_timeout(out);
+                }
+            }
+            TimeoutOutcome::Equivocation(evidence) => {
+                out.push(Action::ReportMisbehaviour(*evidence));
+            }
+            TimeoutOutcome::Duplicate => {}
+        }
+    }
+
+    /// This node certified `round` itself, from votes carried by timeouts, and does not lead
+    /// the next round: that round's leader did not gather the votes sent to it within a whole
+    /// round's timer, so it is crashed or cut off. Time out its round at once instead of waiting
+    /// a second timer for a proposal that is not coming. (The leader of the next round itself
+    /// proposes instead; a node that already voted in that round keeps waiting.)
+    pub(super) fn skip_unled_round(&mut self, round: Round, out: &mut Vec<Action>) {
+        let Some(next) = round.checked_add(1) else {
+            return;
+        };
+        if next != self.round || self.me.is_none() || self.me == Some(self.leader(next)) {
+            return;
+        }
+        let acted = self
+            .safety_data()
+            .is_some_and(|s| s.last_voted_round >= next || s.highest_timeout_round >= next);
+        if !acted {
+            let _ = self.local_timeout(out);
+        }
+    }
+
+    pub(super) fn on_timeout(
+        &mut self,
+        from: PublicKey,
+        t: TimeoutMsg,
+        out: &mut Vec<Action>,
+    ) -> Result<()> {
+        // Verify everything before changing anything.
+        let new_tc = match &t.last_tc {
+            Some(tc) => self.verify_tc_once(tc)?,
+            None => false,
+        };
+        self.verify_qc_once(&t.high_qc)?;
+        // The round its certificates take us to: a laggard follows them there.
+        let mut reach = self.round.max(t.high_qc.round().saturating_add(1));
+        if let (true, Some(tc)) = (new_tc, &t.last_tc) {
+            reach = reach.max(tc.round.saturating_add(1));
+        }
+        let stale = t.round < reach;
+        // The vote still counts for the round just left: a TC may have taken this node on before
+        // the round's votes were in, and a QC is better than the TC (it keeps the block).
+        let vote = t
+            .vote
+            .as_ref()
+            .filter(|_| t.round.saturating_add(1) >= self.round);
+        if stale {
+            if !new_tc && t.high_qc.round() <= self.high_qc.round() && vote.is_none() {
+                return Err(ConsensusError::StaleRound {
+                    round: t.round,
+                    current: self.round,
+                });
+            }
+        } else {
+            if t.round > reach.saturating_add(self.limits.max_round_ahead) {
+                return Err(ConsensusError::RoundTooFarAhead {
+                    round: t.round,
+                    current: self.round,
+                });
+            }
+            self.verifier().verify_timeout(&t)?;
+        }
+        if let Some(vote) = vote {
+            self.verify_timeout_vote(&t, vote)?;
+        }
+        // Apply: certificates first, they may move us to the timeout's round; then the vote, so
+        // a QC forms before a TC when this timeout completes both.
+        if let (true, Some(tc)) = (new_tc, &t.last_tc) {
+            self.process_qc(&tc.high_qc.clone(), Some(from), out);
+            self.process_tc(tc.clone(), out);
+        }
+        self.process_qc(&t.high_qc, Some(from), out);
+        if let Some(vote) = vote.filter(|_| t.round.saturating_add(1) >= self.round) {
+            self.count_vote(vote.clone(), Some(from), out);
+        }
+        if !stale && t.round >= self.round {
+            self.count_timeout(&t, out);
+        }
+        Ok(())
+    }
+
+    /// A timeout's vote must be its author's, for the timed-out round, validly signed.
+    fn verify_timeout_vote(&self, t: &TimeoutMsg, vote: &Vote) -> Result<()> {
+        if vote.author != t.author || vote.round() != t.round {
+            return Err(ConsensusError::ForeignTimeoutVote {
+                round: t.round,
+                author: t.author,
+                vote_round: vote.round(),
+                voter: vote.author,
+            });
+        }
+        self.verifier().verify_vote(vote)
+    }
+}
