@@ -27,9 +27,10 @@
 //! | `txs` | tx hash | `TxRecord` |
 //! | `tree_nodes`, `tree_values` | see `hotledger_ledger::root` | state tree |
 //!
-//! Schema 2. Schema 1 (before `bodies`) wrote each block twice, uncommitted in `pending` and
-//! again in `blocks` with its transaction hashes, and kept an unused `accounts` family; a schema 1
-//! database is refused with its version named.
+//! Schema 3. Schema 2 held blocks whose ids did not cover their QC's signers, and safety data and
+//! timeouts of the earlier consensus formats, which this build does not decode; schema 1 (before
+//! `bodies`) wrote each block twice, uncommitted in `pending` and again in `blocks`, and kept an
+//! unused `accounts` family. A database of another schema is refused with its version named.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::RangeInclusive;
@@ -52,7 +53,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::error::NodeError;
 
-const SCHEMA_VERSION: u32 = 2;
+const SCHEMA_VERSION: u32 = 3;
 const CFS: [&str; 7] = [
     "meta",
     "bodies",
@@ -994,7 +995,13 @@ mod tests {
     }
 
     #[test]
-    fn a_schema_1_database_is_refused_by_its_version() {
+    fn databases_of_earlier_schemas_are_refused_by_their_version() {
+        for version in [1u32, 2] {
+            refused_by_version(version);
+        }
+    }
+
+    fn refused_by_version(version: u32) {
         let dir = tempfile::tempdir().unwrap();
         let g = Digest::of(b"chain a");
         {
@@ -1015,11 +1022,15 @@ mod tests {
             let db = DB::open_cf(&opts, dir.path(), names).unwrap();
             let meta = db.cf_handle("meta").unwrap();
             db.put_cf(meta, b"genesis", g.as_bytes()).unwrap();
-            db.put_cf(meta, b"schema", postcard::to_allocvec(&1u32).unwrap())
+            db.put_cf(meta, b"schema", postcard::to_allocvec(&version).unwrap())
                 .unwrap();
         }
         let err = Store::open(dir.path(), &g).unwrap_err();
-        assert!(err.to_string().contains("schema version 1"), "{err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("schema version {version}")),
+            "{err}"
+        );
     }
 
     #[test]
