@@ -14,9 +14,7 @@
 
 use std::collections::HashMap;
 
-use hotledger_consensus::{
-    proposal_signing_bytes, Block, Message, Proposal, QuorumCert, ValidatorSet, Vote, VoteData,
-};
+use hotledger_consensus::{Message, Proposal, QuorumCert, ValidatorSet, Vote, VoteData};
 use hotledger_crypto::{Digest, Domain, KeyPair, PublicKey, Signature};
 
 use crate::scenario::{Scenario, SimConfig};
@@ -109,19 +107,7 @@ impl Omission {
         let old = p.block.vote_data();
         let b = &mut p.block;
         b.qc = qc;
-        b.id = Block::compute_id(
-            b.round,
-            b.height,
-            b.timestamp_ms,
-            &b.author,
-            &b.qc,
-            &b.payload,
-        );
-        b.signature = key.sign(
-            Domain::Proposal,
-            chain_id,
-            &proposal_signing_bytes(b.round, b.height, &b.id),
-        );
+        crate::sim::reseal(b, key, chain_id);
         self.replaced.insert(old.block.id, b.vote_data());
         self.authors.insert(b.id, b.author);
         p

@@ -578,19 +578,7 @@ impl Sim {
         let b = &mut other.block;
         b.payload.extend_from_slice(b"/conflicting");
         self.checker.payload_produced(&b.payload);
-        b.id = Block::compute_id(
-            b.round,
-            b.height,
-            b.timestamp_ms,
-            &b.author,
-            &b.qc,
-            &b.payload,
-        );
-        b.signature = key.sign(
-            Domain::Proposal,
-            CHAIN_ID,
-            &proposal_signing_bytes(b.round, b.height, &b.id),
-        );
+        reseal(b, &key, CHAIN_ID);
         let sender = key.public();
         let from_group = self.scenario.group(node, self.now, self.cfg.gst_ms);
         for j in 0..self.nodes.len() {
@@ -644,4 +632,22 @@ pub fn run_clean(cfg: &SimConfig, seed: u64, duration_ms: u64) -> RunReport {
     cfg.faults = false;
     cfg.gst_ms = 0;
     Sim::new(cfg, seed).run(duration_ms, false, seed)
+}
+
+/// After a block's fields were changed: its id computed again and the proposal signed again by
+/// `key`, as a Byzantine author would.
+pub(crate) fn reseal(b: &mut Block, key: &KeyPair, chain_id: &str) {
+    b.id = Block::compute_id(
+        b.round,
+        b.height,
+        b.timestamp_ms,
+        &b.author,
+        &b.qc,
+        &b.payload,
+    );
+    b.signature = key.sign(
+        Domain::Proposal,
+        chain_id,
+        &proposal_signing_bytes(b.round, b.height, &b.id),
+    );
 }
