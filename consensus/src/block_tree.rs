@@ -240,12 +240,13 @@ mod tests {
         let payload = tag.to_be_bytes().to_vec();
         let height = parent.height + 1;
         Block {
-            id: Block::compute_id(round, height, 0, &author(), &qc, &payload),
+            id: Block::compute_id(round, height, 0, &author(), &qc, &[], &payload),
             round,
             height,
             timestamp_ms: 0,
             author: author(),
             qc,
+            failed_leaders: Vec::new(),
             payload,
             signature: Signature([0; 64]),
         }

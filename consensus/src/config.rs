@@ -4,7 +4,7 @@ use hotledger_crypto::{Digest, KeyPair};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ConsensusError, Result};
-use crate::types::{BlockInfo, QuorumCert};
+use crate::types::{BlockInfo, QuorumCert, MAX_FAILED_LEADERS};
 use crate::validators::ValidatorSet;
 
 /// Protocol parameters that every validator of a chain must share (they come from genesis).
@@ -137,12 +137,16 @@ impl ReputationParams {
     }
 
     /// Committed blocks a restarted node needs to choose leaders as its peers do: the window,
-    /// plus the blocks that may sit within the lag.
+    /// plus the blocks that may sit within the lag, plus one per failed round a proposal names
+    /// (their leaders are chosen from windows that far back).
     pub fn history_blocks(&self) -> u64 {
         if self.window_blocks == 0 {
             0
         } else {
-            self.window_blocks.saturating_add(self.lag_rounds)
+            let failed = u64::try_from(MAX_FAILED_LEADERS).unwrap_or(u64::MAX);
+            self.window_blocks
+                .saturating_add(self.lag_rounds)
+                .saturating_add(failed)
         }
     }
 

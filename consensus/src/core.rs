@@ -544,6 +544,20 @@ impl Consensus {
                 false => Err(not_leader),
             };
         }
+        let expected =
+            self.leaders
+                .failed_leaders(&self.validators, block.parent().round, block.round);
+        if block.failed_leaders != expected {
+            let wrong = ConsensusError::WrongFailedLeaders {
+                round: block.round,
+                got: block.failed_leaders.clone(),
+                expected,
+            };
+            return match self.take_certificates(from, &p, out)? {
+                true => Ok(()),
+                false => Err(wrong),
+            };
+        }
         // A proposal may be any number of rounds ahead: its certificates, verified below, justify
         // the jump (a node back from a long partition follows them). Nothing changes until the
         // whole proposal is verified.
@@ -754,7 +768,18 @@ impl Consensus {
             .ok_or(ConsensusError::Overflow)?;
         let timestamp_ms = self.now_ms.max(parent.timestamp_ms);
         let author = safety.public();
-        let id = Block::compute_id(round, height, timestamp_ms, &author, &qc, &payload);
+        let failed_leaders = self
+            .leaders
+            .failed_leaders(&self.validators, parent.round, round);
+        let id = Block::compute_id(
+            round,
+            height,
+            timestamp_ms,
+            &author,
+            &qc,
+            &failed_leaders,
+            &payload,
+        );
         let mut block = Block {
             id,
             round,
@@ -762,6 +787,7 @@ impl Consensus {
             timestamp_ms,
             author,
             qc,
+            failed_leaders,
             payload,
             signature: hotledger_crypto::Signature([0; 64]),
         };

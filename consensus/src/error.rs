@@ -27,6 +27,17 @@ pub enum ConsensusError {
         author: PublicKey,
         expected: PublicKey,
     },
+    /// The block names other failed leaders than this node computes for the rounds before it
+    /// (see [`crate::leader`]): it is not voted for.
+    #[error("round {round}: the block names failed leaders {got:?}, expected {expected:?}")]
+    WrongFailedLeaders {
+        round: Round,
+        got: Vec<PublicKey>,
+        expected: Vec<PublicKey>,
+    },
+    /// The block names more failed leaders than a block may.
+    #[error("block names {got} failed leaders, at most {max} allowed")]
+    TooManyFailedLeaders { got: usize, max: usize },
     /// A vote for round `round` was sent to a node that is not the leader of `round + 1`.
     #[error("vote for round {round} sent to a node that does not lead round {round}+1")]
     NotNextLeader { round: Round },

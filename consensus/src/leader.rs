@@ -5,14 +5,23 @@
 //!
 //! For round `r`, look at the last `window_blocks` committed blocks whose round is at most
 //! `r - lag_rounds`. A validator *took part* in a block if it authored it or signed the QC it
-//! carries. The candidates for `r` are the validators that took part in at least one block of
-//! that window; the leader is drawn among them in proportion to voting power, from
-//! `SHA-256("hotledger/leader/v1" || r)`. A crashed validator authors nothing and signs nothing,
-//! so it drops out of the candidates once the window has moved past its last block, and costs
-//! no more rounds; it is back as soon as its votes appear in the QCs of committed blocks (or a
-//! block of its own commits), one window-lag later. With fewer than `window_blocks` such blocks
-//! (a young chain), every validator is a candidate and the leader is the weighted round-robin
-//! of [`ValidatorSet::leader`].
+//! carries. A validator *failed* in the window if a block of the window names it among its
+//! failed leaders (the leaders of the rounds before it that produced no block it extends; see
+//! [`Block::failed_leaders`]) and it authored no block of the window from that one on.
+//!
+//! The candidates for `r` are the validators that took part in at least one block of the window,
+//! less the ones that failed; the leader is drawn among them in proportion to voting power, from
+//! `SHA-256("hotledger/leader/v1" || r)`. A validator that failed is dropped only while the
+//! candidates keep a quorum of the power (the ones that failed most often, then most recently,
+//! go first), so failures alone never leave fewer than f+1 honest candidates.
+//!
+//! A crashed validator's first drawn round fails, and from the block after it (one lag later)
+//! it costs no more rounds: it failed, and soon it has taken part in nothing. A validator that
+//! votes but never proposes is dropped the same way, for a window after each round it fails. A
+//! validator that comes back is a candidate again once its failure has left the window and its
+//! votes appear in the QCs of committed blocks. With fewer than `window_blocks` blocks (a young
+//! chain), every validator is a candidate and the leader is the weighted round-robin of
+//! [`ValidatorSet::leader`].
 //!
 //! The draw, rather than a round-robin among the candidates, gives no validator a fixed
 //! successor, so no single Byzantine validator always follows the same honest one.
@@ -35,9 +44,11 @@
 //!
 //! # Byzantine validators
 //!
-//! Who took part must be the same at every node, so the QC's signers are bound by the block id
-//! ([`crate::Block::compute_id`]): a relay cannot swap a committed block's QC for another one of
-//! the same vote data. An honest validator is skipped only if it is absent from every QC, and
+//! Who took part must be the same at every node, so the QC's signers and the failed leaders are
+//! bound by the block id ([`crate::Block::compute_id`]): a relay cannot swap a committed block's
+//! QC for another one of the same vote data. The failed leaders are checked by every voter
+//! against the ones it computes (see [`LeaderElection::failed_leaders`]), so a certified block
+//! names the leaders an honest node saw fail; a Byzantine proposer cannot name others. An honest validator is skipped only if it is absent from every QC, and
 //! authored nothing, in a whole window. A Byzantine leader chooses the QC only of its own
 //! blocks: it may leave an honest vote out of those, but an honest leader's QC holds the first
 //! 2f+1 votes it receives, its own among them, and the window holds many honest leaders' blocks
@@ -45,8 +56,12 @@
 //! honest block does not erase it either: the timeouts carry the votes, and every node certifies
 //! the block (see [`crate::pacemaker`]).
 //!
-//! Reputation does not demote a validator that votes but fails to propose: its rounds still time
-//! out when it is drawn.
+//! Failures that more than f of the power led one after another (the rounds between two blocks)
+//! are not counted: a partition or a slow network fails every leader, and a crash explains at
+//! most f. A round fails also when its block arrives too late or the next leader builds on an older
+//! certificate; a Byzantine next leader can cause that only with a timeout certificate for the
+//! round, which needs honest timeouts. Either way the failures drop at most f+1's worth of power
+//! below the whole set, and only for a window.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -54,7 +69,7 @@ use std::collections::VecDeque;
 use hotledger_crypto::{Digest, PublicKey};
 
 use crate::config::ReputationParams;
-use crate::types::{Block, Height, Round};
+use crate::types::{Block, Height, Round, MAX_FAILED_LEADERS};
 use crate::validators::ValidatorSet;
 
 /// Who took part in one committed block, as a bit per validator index.
@@ -63,6 +78,10 @@ struct Participation {
     height: Height,
     round: Round,
     took_part: Vec<u64>,
+    /// The author's index.
+    author: Option<usize>,
+    /// The indices of the failed leaders the block names.
+    failed: Vec<usize>,
 }
 
 /// The validators that may lead, in configured order, each with the voting power summed up to
@@ -95,11 +114,13 @@ impl LeaderElection {
         usize::try_from(self.params.window_blocks).unwrap_or(usize::MAX)
     }
 
-    /// Blocks kept: the window, the blocks that may sit within the lag, and as many again for
-    /// proposals of rounds a little behind.
+    /// Blocks kept: the window, the blocks that may sit within the lag, as many again for
+    /// proposals of rounds a little behind, and one per failed round a proposal names.
     fn capacity(&self) -> usize {
         let lag = usize::try_from(self.params.lag_rounds).unwrap_or(usize::MAX);
-        self.window().saturating_add(lag.saturating_mul(2))
+        self.window()
+            .saturating_add(lag.saturating_mul(2))
+            .saturating_add(MAX_FAILED_LEADERS)
     }
 
     /// Takes in newly committed blocks, lowest height first. A block that does not follow the
@@ -128,6 +149,8 @@ impl LeaderElection {
                 height: block.height,
                 round: block.round,
                 took_part,
+                author: validators.index_of(&block.author),
+                failed: explained_by_crashes(validators, &block.failed_leaders),
             });
         }
         let excess = self.history.len().saturating_sub(self.capacity());
@@ -146,6 +169,22 @@ impl LeaderElection {
             let index = c.members.get(at).map_or(0, |m| m.0);
             validators.validators()[index].key
         })
+    }
+
+    /// The leaders of the rounds after `parent_round` and before `round`, the last
+    /// [`MAX_FAILED_LEADERS`] of them, oldest first: what a block of `round` whose parent is of
+    /// `parent_round` must name as [`Block::failed_leaders`].
+    pub fn failed_leaders(
+        &self,
+        validators: &ValidatorSet,
+        parent_round: Round,
+        round: Round,
+    ) -> Vec<PublicKey> {
+        let limit = u64::try_from(MAX_FAILED_LEADERS).unwrap_or(u64::MAX);
+        let first = parent_round
+            .saturating_add(1)
+            .max(round.saturating_sub(limit));
+        (first..round).map(|r| self.leader(validators, r)).collect()
     }
 
     /// The validators that may lead `round` (all of them while the history is too short).
@@ -192,29 +231,82 @@ impl LeaderElection {
     }
 
     /// The candidates of the window ending before `end`. Every QC in it holds a quorum, so the
-    /// candidates always do; should they not (a window of genesis QCs only), all validators are.
+    /// validators that took part always do; should they not (a window of genesis QCs only), all
+    /// validators take part. Then the ones that failed are dropped while a quorum remains.
     fn compute(&self, validators: &ValidatorSet, end: usize) -> Candidates {
-        let mut took_part = vec![0u64; validators.len().div_ceil(64)];
-        for p in self.history.range(end - self.window()..end) {
+        let n = validators.len();
+        let mut took_part = vec![0u64; n.div_ceil(64)];
+        // Per validator: failures named, and the window position of the newest one.
+        let mut failures = vec![(0usize, 0usize); n];
+        let mut last_authored = vec![None; n];
+        let start = end - self.window();
+        for (pos, p) in self.history.range(start..end).enumerate() {
             for (word, bits) in took_part.iter_mut().zip(&p.took_part) {
                 *word |= bits;
             }
+            for &i in &p.failed {
+                if let Some(f) = failures.get_mut(i) {
+                    *f = (f.0 + 1, pos);
+                }
+            }
+            if let Some(slot) = p.author.and_then(|i| last_authored.get_mut(i)) {
+                *slot = Some(pos);
+            }
         }
-        let chosen = |i: usize| took_part[i / 64] & (1 << (i % 64)) != 0;
-        let power: u64 = (0..validators.len())
-            .filter(|&i| chosen(i))
-            .map(|i| validators.validators()[i].power)
-            .sum();
-        let everyone = power < validators.quorum();
+        let power_of = |i: usize| validators.validators()[i].power;
+        let mut chosen: Vec<bool> = (0..n)
+            .map(|i| took_part[i / 64] & (1 << (i % 64)) != 0)
+            .collect();
+        let mut power: u64 = (0..n).filter(|&i| chosen[i]).map(power_of).sum();
+        if power < validators.quorum() {
+            chosen = vec![true; n];
+            power = validators.total_power();
+        }
+        // A failure counts unless the validator authored a block at or after the one naming it.
+        let mut failed: Vec<usize> = (0..n)
+            .filter(|&i| chosen[i] && failures[i].0 > 0)
+            .filter(|&i| last_authored[i].is_none_or(|a| a < failures[i].1))
+            .collect();
+        failed.sort_by_key(|&i| (std::cmp::Reverse(failures[i]), i));
+        for i in failed {
+            let rest = power.saturating_sub(power_of(i));
+            if rest >= validators.quorum() {
+                chosen[i] = false;
+                power = rest;
+            }
+        }
         let mut members = Vec::new();
         let mut sum: u64 = 0;
         for (i, v) in validators.validators().iter().enumerate() {
-            if everyone || chosen(i) {
+            if chosen[i] {
                 sum = sum.saturating_add(v.power);
                 members.push((i, sum));
             }
         }
         Candidates { members }
+    }
+}
+
+/// The indices of `failed` leaders, if at most f of the power (distinct validators) explains
+/// them; none otherwise. A run of failed rounds that more than f validators led is no sign that
+/// those leaders are down: it is what a partition or a slow network looks like, and demoting
+/// them would only hand the Byzantine validators a larger share of the rounds.
+fn explained_by_crashes(validators: &ValidatorSet, failed: &[PublicKey]) -> Vec<usize> {
+    let mut indices: Vec<usize> = failed
+        .iter()
+        .filter_map(|key| validators.index_of(key))
+        .collect();
+    indices.sort_unstable();
+    indices.dedup();
+    let power: u64 = indices
+        .iter()
+        .map(|&i| validators.validators()[i].power)
+        .sum();
+    let tolerated = validators.total_power().saturating_sub(validators.quorum());
+    if power <= tolerated {
+        indices
+    } else {
+        Vec::new()
     }
 }
 
@@ -269,6 +361,7 @@ mod tests {
             height,
             timestamp_ms: 0,
             author: key(author),
+            failed_leaders: Vec::new(),
             qc: QuorumCert {
                 data: VoteData {
                     block: info,
@@ -459,6 +552,147 @@ mod tests {
         }
     }
 
+    /// `blocks` with `failed` named as failed leaders by the block at index `at`.
+    fn with_failures(mut blocks: Vec<Block>, at: usize, failed: &[usize]) -> Vec<Block> {
+        blocks[at].failed_leaders = keys(failed);
+        blocks
+    }
+
+    #[test]
+    fn a_validator_that_failed_is_dropped_until_it_leads_again() {
+        // Four validators, a window of 8 blocks, a lag of 2: round 14 reads rounds 5..=12.
+        // Everyone signs every QC, so only failures drop anyone.
+        let all: &[usize] = &[0, 1, 2, 3];
+        let s = set(&[1, 1, 1, 1]);
+        let blocks = |spec: &[Spec<'_>], at: usize, failed: &[usize]| {
+            with_failures(chain(1, spec), at, failed)
+        };
+        let table: Vec<(&str, Vec<Block>, Vec<usize>)> = vec![
+            (
+                "no failures",
+                blocks(&[(0, all); 12], 0, &[]),
+                vec![0, 1, 2, 3],
+            ),
+            (
+                "3 failed in the window",
+                blocks(&[(0, all); 12], 8, &[3]),
+                vec![0, 1, 2],
+            ),
+            (
+                "3 failed before the window",
+                blocks(&[(0, all); 12], 3, &[3]),
+                vec![0, 1, 2, 3],
+            ),
+            (
+                "3 failed, then authored a block",
+                blocks(
+                    &[vec![(0, all); 9], vec![(3, all)], vec![(1, all); 2]].concat(),
+                    8,
+                    &[3],
+                ),
+                vec![0, 1, 2, 3],
+            ),
+            (
+                "3 authored the block naming its own failure",
+                blocks(
+                    &[vec![(0, all); 8], vec![(3, all)], vec![(1, all); 3]].concat(),
+                    8,
+                    &[3],
+                ),
+                vec![0, 1, 2, 3],
+            ),
+            (
+                "3 authored a block, then failed",
+                blocks(
+                    &[vec![(0, all); 6], vec![(3, all)], vec![(1, all); 5]].concat(),
+                    8,
+                    &[3],
+                ),
+                vec![0, 1, 2],
+            ),
+        ];
+        for (name, chain, want) in table {
+            let mut e = election(8, 2);
+            e.record(&s, &chain);
+            assert_eq!(e.candidates(&s, 14), keys(&want), "{name}");
+        }
+    }
+
+    #[test]
+    fn failures_never_drop_the_candidates_below_a_quorum() {
+        // 2 failed twice, 3 once: dropping both would leave 2 of 4; the one that failed more
+        // goes, the other stays.
+        let all: &[usize] = &[0, 1, 2, 3];
+        let s = set(&[1, 1, 1, 1]);
+        let candidates = |failures: &[(usize, usize)]| {
+            let mut blocks = chain(1, &[(0, all); 12]);
+            for &(at, who) in failures {
+                blocks[at].failed_leaders = keys(&[who]);
+            }
+            let mut e = election(8, 2);
+            e.record(&s, &blocks);
+            e.candidates(&s, 14)
+        };
+        assert_eq!(candidates(&[(5, 3), (6, 2), (9, 2)]), keys(&[0, 1, 3]));
+        // Failed equally often: the most recent failure goes first.
+        assert_eq!(candidates(&[(6, 2), (9, 3)]), keys(&[0, 1, 2]));
+        // Every validator failed: a quorum is kept (the three that failed least recently).
+        assert_eq!(
+            candidates(&[(6, 2), (7, 0), (8, 1), (9, 3)]),
+            keys(&[0, 1, 2])
+        );
+    }
+
+    #[test]
+    fn failures_more_than_f_led_in_a_row_are_not_counted() {
+        let all: &[usize] = &[0, 1, 2, 3];
+        let s = set(&[1, 1, 1, 1]);
+        let table: Vec<(&str, Vec<usize>, Vec<usize>)> = vec![
+            ("one validator", vec![3], vec![0, 1, 2]),
+            ("one validator, twice", vec![3, 3], vec![0, 1, 2]),
+            (
+                "two validators (f = 1): a partition",
+                vec![2, 3],
+                vec![0, 1, 2, 3],
+            ),
+            ("three, one twice", vec![1, 2, 1, 3], vec![0, 1, 2, 3]),
+        ];
+        for (name, failed, want) in table {
+            let mut blocks = chain(1, &[(0, all); 12]);
+            blocks[8].failed_leaders = keys(&failed);
+            let mut e = election(8, 2);
+            e.record(&s, &blocks);
+            assert_eq!(e.candidates(&s, 14), keys(&want), "{name}");
+        }
+        // With 7 validators (f = 2), two crashed leaders in a row still count.
+        let s7 = set(&[1; 7]);
+        let all7: &[usize] = &[0, 1, 2, 3, 4, 5, 6];
+        let mut blocks = chain(1, &[(0, all7); 12]);
+        blocks[8].failed_leaders = keys(&[5, 6]);
+        let mut e = election(8, 2);
+        e.record(&s7, &blocks);
+        assert_eq!(e.candidates(&s7, 14), keys(&[0, 1, 2, 3, 4]));
+    }
+
+    #[test]
+    fn failed_leaders_are_the_leaders_of_the_rounds_in_between() {
+        let s = set(&[1, 1, 1, 1]);
+        let all: &[usize] = &[0, 1, 2, 3];
+        let mut e = election(8, 2);
+        e.record(&s, &chain(1, &[(0, all); 12]));
+        let leaders = |rounds: std::ops::Range<u64>| -> Vec<PublicKey> {
+            rounds.map(|r| e.leader(&s, r)).collect()
+        };
+        assert_eq!(e.failed_leaders(&s, 12, 13), Vec::<PublicKey>::new());
+        assert_eq!(e.failed_leaders(&s, 12, 15), leaders(13..15));
+        // Only the last MAX_FAILED_LEADERS rounds are named.
+        let many = e.failed_leaders(&s, 12, 40);
+        assert_eq!(many.len(), MAX_FAILED_LEADERS);
+        assert_eq!(many, leaders(30..40));
+        // The genesis parent (round 0).
+        assert_eq!(e.failed_leaders(&s, 0, 3), leaders(1..3));
+    }
+
     #[test]
     fn the_record_is_bounded_and_restarts_after_a_gap() {
         let s = set(&[1, 1, 1, 1]);
@@ -466,7 +700,7 @@ mod tests {
         let q: &[usize] = &[0, 1, 2];
         let blocks = chain(1, &vec![(0, q); 1_000]);
         e.record(&s, &blocks);
-        assert_eq!(e.history.len(), 12);
+        assert_eq!(e.history.len(), 8 + 2 * 2 + MAX_FAILED_LEADERS);
         assert_eq!(e.history.back().map(|p| p.height), Some(1_000));
         // Height 2,000 does not follow 1,000: the record starts again from it.
         e.record(&s, &[block(2_000, 3_000, 1, q)]);

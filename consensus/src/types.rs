@@ -90,6 +90,9 @@ impl QuorumCert {
     }
 }
 
+/// The most failed rounds a block names: the ones just before it.
+pub const MAX_FAILED_LEADERS: usize = 10;
+
 /// A block: a round's proposal, extending the block its QC certifies.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Block {
@@ -100,6 +103,11 @@ pub struct Block {
     pub author: PublicKey,
     /// Certifies the parent block.
     pub qc: QuorumCert,
+    /// The leaders of the rounds between the parent's and this one, oldest first: rounds that
+    /// produced no block this one extends. Only the last [`MAX_FAILED_LEADERS`] rounds are named.
+    /// Leader reputation reads them from committed blocks (see [`crate::leader`]); a node votes
+    /// only for a block whose list is the one it computes itself.
+    pub failed_leaders: Vec<PublicKey>,
     /// Opaque to consensus; the application fills and checks it.
     pub payload: Vec<u8>,
     /// The author's signature over `proposal_signing_bytes(round, height, id)`.
@@ -108,31 +116,38 @@ pub struct Block {
 
 impl Block {
     /// The id a block with these contents must carry: SHA-256 over
-    /// `"hotledger/block/v2" || round || height || timestamp_ms || author || qc.data digest ||
-    /// signer count (u32) || each QC signer's key, in the QC's order || payload digest`.
+    /// `"hotledger/block/v3" || round || height || timestamp_ms || author || qc.data digest ||
+    /// signer count (u32) || each QC signer's key, in the QC's order || failed leader count
+    /// (u32) || each failed leader's key, in order || payload digest`.
     ///
-    /// The signers are part of the id because leader reputation reads them (see
-    /// [`crate::leader`]): every node must see the same signers in a committed block, so nobody
-    /// can pass the block on with another QC of the same vote data.
+    /// The signers and the failed leaders are part of the id because leader reputation reads
+    /// them (see [`crate::leader`]): every node must see the same ones in a committed block, so
+    /// nobody can pass the block on with another QC of the same vote data.
     pub fn compute_id(
         round: Round,
         height: Height,
         timestamp_ms: u64,
         author: &PublicKey,
         qc: &QuorumCert,
+        failed_leaders: &[PublicKey],
         payload: &[u8],
     ) -> Digest {
         let mut h = Digest::hasher();
-        let signers = u32::try_from(qc.votes.len()).unwrap_or(u32::MAX);
-        h.update(b"hotledger/block/v2")
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_be_bytes();
+        let signers = count(qc.votes.len());
+        h.update(b"hotledger/block/v3")
             .update(&round.to_be_bytes())
             .update(&height.to_be_bytes())
             .update(&timestamp_ms.to_be_bytes())
             .update(author.as_bytes())
             .update(qc.data.digest().as_bytes())
-            .update(&signers.to_be_bytes());
+            .update(&signers);
         for (signer, _) in &qc.votes {
             h.update(signer.as_bytes());
+        }
+        h.update(&count(failed_leaders.len()));
+        for leader in failed_leaders {
+            h.update(leader.as_bytes());
         }
         h.update(Digest::of(payload).as_bytes());
         h.finalize()
@@ -146,6 +161,7 @@ impl Block {
             self.timestamp_ms,
             &self.author,
             &self.qc,
+            &self.failed_leaders,
             &self.payload,
         )
     }

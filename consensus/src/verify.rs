@@ -10,7 +10,7 @@ use hotledger_crypto::{verify_batch, BatchItem, CryptoError, Domain, PublicKey, 
 use crate::error::{ConsensusError, Result};
 use crate::types::{
     proposal_signing_bytes, timeout_signing_bytes, Block, BlockInfo, QuorumCert, TimeoutCert,
-    TimeoutMsg, Vote,
+    TimeoutMsg, Vote, MAX_FAILED_LEADERS,
 };
 use crate::validators::ValidatorSet;
 
@@ -223,6 +223,12 @@ impl Verifier<'_> {
                 got: block.timestamp_ms,
                 min: parent.timestamp_ms,
                 max: u64::MAX,
+            });
+        }
+        if block.failed_leaders.len() > MAX_FAILED_LEADERS {
+            return Err(ConsensusError::TooManyFailedLeaders {
+                got: block.failed_leaders.len(),
+                max: MAX_FAILED_LEADERS,
             });
         }
         self.validators.power(&block.author)?;
@@ -470,7 +476,7 @@ mod tests {
         let f = Fixture::new();
         let k = &f.keys[0];
         let qc = f.qc(f.data(4), &[0, 1, 2]);
-        let id = Block::compute_id(4, 2, 1, &k.public(), &qc, b"");
+        let id = Block::compute_id(4, 2, 1, &k.public(), &qc, &[], b"");
         let block = Block {
             id,
             round: 4,
@@ -478,6 +484,7 @@ mod tests {
             timestamp_ms: 1,
             author: k.public(),
             qc,
+            failed_leaders: Vec::new(),
             payload: Vec::new(),
             signature: k.sign(Domain::Proposal, CHAIN, &proposal_signing_bytes(4, 2, &id)),
         };

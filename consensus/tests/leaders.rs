@@ -40,15 +40,15 @@ fn restarted(net: &Net, root: &Block, root_qc: &QuorumCert, history: Vec<Block>)
 #[test]
 fn a_restarted_node_chooses_leaders_from_its_history() {
     let net = Net::new(4);
-    let (blocks, qcs) = chain_without_3(&net, 40);
-    let (root, root_qc) = (&blocks[39], &qcs[39]);
+    let (blocks, qcs) = chain_without_3(&net, 60);
+    let (root, root_qc) = (&blocks[59], &qcs[59]);
     let keep = net.config(0).history_blocks() as usize;
     assert!(keep < blocks.len());
     let with_all = restarted(&net, root, root_qc, blocks.clone());
     let with_kept = restarted(&net, root, root_qc, blocks[blocks.len() - keep..].to_vec());
     let without = restarted(&net, root, root_qc, Vec::new());
     let three = net.pk(3);
-    for r in 41..=120 {
+    for r in 61..=140 {
         assert_ne!(
             with_kept.leader(r),
             three,
@@ -157,4 +157,66 @@ fn a_proposal_from_another_leader_still_moves_the_node_on() {
     feed(&mut node, net.pk(net.leader(2)), Message::Proposal(real)).unwrap();
     let voted = node.safety_data().and_then(|d| d.last_vote.clone());
     assert_eq!(voted.map(|v| v.round()), Some(2));
+}
+
+#[test]
+fn a_block_naming_other_failed_leaders_is_not_voted_for() {
+    // Round 1 is certified, round 2 times out, round 3's leader extends round 1's QC with the
+    // TC of round 2: its block must name round 2's leader as failed.
+    let net = Net::new(4);
+    let g = net.genesis_qc();
+    let b1 = net.block(1, &g, b"b1");
+    let qc1 = net.qc(&b1, &[0, 1, 2]);
+    let tc2 = net.tc(2, &qc1, &[0, 1, 2]);
+    let leader3 = net.leader(3);
+    let right = net.failed_leaders(&qc1, 3);
+    assert_eq!(right, vec![net.pk(net.leader(2))]);
+    let me = (0..4).find(|&i| i != leader3).unwrap();
+    let mut node = net.node(me);
+    let p1 = Message::Proposal(Proposal {
+        block: b1,
+        tc: None,
+    });
+    feed(&mut node, net.pk(net.leader(1)), p1).unwrap();
+    let proposal = |failed: &[hotledger_crypto::PublicKey]| {
+        let block =
+            Net::make_block_failed(&net.keys[leader3], common::CHAIN, 3, 2, &qc1, failed, b"b3");
+        Message::Proposal(Proposal {
+            block,
+            tc: Some(tc2.clone()),
+        })
+    };
+    let other = vec![net.pk(leader3)];
+    for (name, failed) in [("none named", Vec::new()), ("another named", other)] {
+        let p = proposal(&failed);
+        let first = feed(&mut node, net.pk(leader3), p.clone());
+        // The first copy's TC moves the node to round 3; nothing is voted for.
+        assert!(matches!(
+            first,
+            Ok(_) | Err(ConsensusError::WrongFailedLeaders { .. })
+        ));
+        assert_eq!(node.round(), 3, "{name}");
+        assert_eq!(
+            feed(&mut node, net.pk(leader3), p),
+            Err(ConsensusError::WrongFailedLeaders {
+                round: 3,
+                got: failed.clone(),
+                expected: right.clone(),
+            }),
+            "{name}"
+        );
+        let voted = node.safety_data().and_then(|d| d.last_vote.clone());
+        assert_eq!(
+            voted.map(|v| v.round()),
+            Some(1),
+            "{name}: voted in round 3"
+        );
+    }
+    feed(&mut node, net.pk(leader3), proposal(&right)).unwrap();
+    let voted = node.safety_data().and_then(|d| d.last_vote.clone());
+    assert_eq!(
+        voted.map(|v| v.round()),
+        Some(3),
+        "the block naming round 2's leader is voted for"
+    );
 }

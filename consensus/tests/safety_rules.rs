@@ -46,12 +46,13 @@ fn block(round: Round, qc_round: Round, tag: u8) -> Block {
     let payload = vec![tag];
     let height = qc.block().height + 1;
     Block {
-        id: Block::compute_id(round, height, round, &author, &qc, &payload),
+        id: Block::compute_id(round, height, round, &author, &qc, &[], &payload),
         round,
         height,
         timestamp_ms: round,
         author,
         qc,
+        failed_leaders: Vec::new(),
         payload,
         signature: Signature([0; 64]),
     }

@@ -27,7 +27,8 @@
 //! | `txs` | tx hash | `TxRecord` |
 //! | `tree_nodes`, `tree_values` | see `hotledger_ledger::root` | state tree |
 //!
-//! Schema 3. Schema 2 held blocks whose ids did not cover their QC's signers, and safety data and
+//! Schema 4. Schema 3 held blocks without the failed leaders leader reputation reads; schema 2
+//! held blocks whose ids did not cover their QC's signers, and safety data and
 //! timeouts of the earlier consensus formats, which this build does not decode; schema 1 (before
 //! `bodies`) wrote each block twice, uncommitted in `pending` and again in `blocks`, and kept an
 //! unused `accounts` family. A database of another schema is refused with its version named.
@@ -53,7 +54,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::error::NodeError;
 
-const SCHEMA_VERSION: u32 = 3;
+const SCHEMA_VERSION: u32 = 4;
 const CFS: [&str; 7] = [
     "meta",
     "bodies",
@@ -846,6 +847,7 @@ mod tests {
             timestamp_ms: 0,
             author: KeyPair::from_seed([7; 32]).public(),
             qc: parent.qc.clone(),
+            failed_leaders: Vec::new(),
             payload: Vec::new(),
             signature: hotledger_crypto::Signature([0; 64]),
         }
@@ -996,7 +998,7 @@ mod tests {
 
     #[test]
     fn databases_of_earlier_schemas_are_refused_by_their_version() {
-        for version in [1u32, 2] {
+        for version in [1u32, 2, 3] {
             refused_by_version(version);
         }
     }

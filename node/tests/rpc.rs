@@ -327,6 +327,7 @@ async fn committed_blocks_and_transactions() {
         timestamp_ms: 5,
         author: f.alice.public(),
         qc: genesis.qc.clone(),
+        failed_leaders: Vec::new(),
         payload: payload.encode(),
         signature: Signature([0; 64]),
     };

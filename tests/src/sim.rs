@@ -643,6 +643,7 @@ pub(crate) fn reseal(b: &mut Block, key: &KeyPair, chain_id: &str) {
         b.timestamp_ms,
         &b.author,
         &b.qc,
+        &b.failed_leaders,
         &b.payload,
     );
     b.signature = key.sign(

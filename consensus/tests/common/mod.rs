@@ -96,7 +96,8 @@ impl Net {
         QuorumCert::genesis(self.genesis)
     }
 
-    /// A block signed by `key` with a correct id (whatever the other fields say).
+    /// A block signed by `key` with a correct id (whatever the other fields say), naming no
+    /// failed leaders.
     pub fn make_block(
         key: &KeyPair,
         chain_id: &str,
@@ -106,35 +107,64 @@ impl Net {
         qc: &QuorumCert,
         payload: &[u8],
     ) -> Block {
-        let author = key.public();
-        let id = Block::compute_id(round, height, timestamp_ms, &author, qc, payload);
-        let signature = key.sign(
-            Domain::Proposal,
-            chain_id,
-            &hotledger_consensus::proposal_signing_bytes(round, height, &id),
-        );
-        Block {
-            id,
-            round,
-            height,
-            timestamp_ms,
-            author,
-            qc: qc.clone(),
-            payload: payload.to_vec(),
-            signature,
-        }
+        let mut block = Self::make_block_failed(key, chain_id, round, height, qc, &[], payload);
+        block.timestamp_ms = timestamp_ms;
+        Self::reseal(key, chain_id, block)
     }
 
+    /// A block timestamped just above its parent, naming `failed_leaders`.
+    pub fn make_block_failed(
+        key: &KeyPair,
+        chain_id: &str,
+        round: Round,
+        height: u64,
+        qc: &QuorumCert,
+        failed_leaders: &[PublicKey],
+        payload: &[u8],
+    ) -> Block {
+        let block = Block {
+            id: Digest::of(b""),
+            round,
+            height,
+            timestamp_ms: qc.block().timestamp_ms + 1,
+            author: key.public(),
+            qc: qc.clone(),
+            failed_leaders: failed_leaders.to_vec(),
+            payload: payload.to_vec(),
+            signature: hotledger_crypto::Signature([0; 64]),
+        };
+        Self::reseal(key, chain_id, block)
+    }
+
+    /// `block` with its id computed again and signed by `key`.
+    pub fn reseal(key: &KeyPair, chain_id: &str, mut block: Block) -> Block {
+        block.id = block.recompute_id();
+        block.signature = key.sign(
+            Domain::Proposal,
+            chain_id,
+            &hotledger_consensus::proposal_signing_bytes(block.round, block.height, &block.id),
+        );
+        block
+    }
+
+    /// The failed leaders a block of `round` extending `qc` names while leaders are
+    /// round-robin (a young chain): the leaders of the rounds in between, the last ten.
+    pub fn failed_leaders(&self, qc: &QuorumCert, round: Round) -> Vec<PublicKey> {
+        let first = (qc.round() + 1).max(round.saturating_sub(10));
+        (first..round).map(|r| self.set.leader(r)).collect()
+    }
+}
+
+impl Net {
     /// A valid block of `round` by validator `author`, extending `qc`'s block.
     pub fn block_by(&self, author: usize, round: Round, qc: &QuorumCert, payload: &[u8]) -> Block {
-        let parent = qc.block();
-        Self::make_block(
+        Self::make_block_failed(
             &self.keys[author],
             CHAIN,
             round,
-            parent.height + 1,
-            parent.timestamp_ms + 1,
+            qc.block().height + 1,
             qc,
+            &self.failed_leaders(qc, round),
             payload,
         )
     }
