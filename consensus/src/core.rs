@@ -4,7 +4,7 @@
 mod rounds;
 mod sync;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use hotledger_crypto::{Digest, PublicKey, Signature};
 
@@ -32,6 +32,11 @@ pub enum Event {
     TimeoutFired { round: Round },
     /// The payload asked for by `Action::RequestPayload { round, .. }`.
     PayloadReady { round: Round, payload: Vec<u8> },
+    /// The validators this node has lost its connection to: connected once, not now (the
+    /// whole set, replacing the last one). Their rounds are timed out at once instead of after
+    /// a timer, and votes that would go to one of them are broadcast and gathered by every node
+    /// (see [`crate::pacemaker`]). Keys outside the validator set are ignored.
+    Unreachable { validators: Vec<PublicKey> },
 }
 
 /// An output of the core, to be carried out **in order**.
@@ -166,6 +171,8 @@ pub struct Consensus {
     requested: HashMap<Digest, u64>,
     /// The round whose payload was requested (leaders only).
     payload_round: Option<Round>,
+    /// Validators the host reports it cannot reach (`Event::Unreachable`).
+    unreachable: BTreeSet<PublicKey>,
     now_ms: u64,
     stats: Stats,
 }
@@ -226,6 +233,7 @@ impl Consensus {
             awaiting_parent: BTreeMap::new(),
             requested: HashMap::new(),
             payload_round: None,
+            unreachable: BTreeSet::new(),
             now_ms: 0,
             stats: Stats::default(),
         })
@@ -327,6 +335,10 @@ impl Consensus {
             Event::Message { from, message } => self.on_message(from, message, &mut out),
             Event::TimeoutFired { round } => self.on_timer(round, &mut out),
             Event::PayloadReady { round, payload } => self.on_payload(round, payload, &mut out),
+            Event::Unreachable { validators } => {
+                self.on_unreachable(validators, &mut out);
+                Ok(())
+            }
         };
         match result {
             Ok(()) => Ok(out),
@@ -495,7 +507,9 @@ impl Consensus {
     fn on_vote(&mut self, vote: Vote, out: &mut Vec<Action>) -> Result<()> {
         let round = vote.round();
         let next = round.checked_add(1).ok_or(ConsensusError::Overflow)?;
-        if self.me.is_none() || self.me != Some(self.leader(next)) {
+        // The next leader gathers the votes; every node does when it is unreachable.
+        let leader = self.leader(next);
+        if self.me.is_none() || (self.me != Some(leader) && !self.unreachable.contains(&leader)) {
             return Err(ConsensusError::NotNextLeader { round });
         }
         if next < self.round {
@@ -708,6 +722,10 @@ impl Consensus {
         };
         let to = self.leader(next);
         if Some(to) == self.me {
+            self.count_vote(vote, None, out);
+        } else if self.unreachable.contains(&to) {
+            // Nobody gathers votes for an unreachable leader: every node gathers them.
+            out.push(Action::Broadcast(Message::Vote(vote.clone())));
             self.count_vote(vote, None, out);
         } else {
             out.push(Action::Send {

@@ -6,6 +6,16 @@
 //! a QC on, the timeout doubles for each further round (capped at `2^max_backoff_exponent`
 //! times the base), so rounds grow long enough for every honest node to meet in one after a
 //! partition heals, however slow the network turned out to be.
+//!
+//! A leader the host reports unreachable (`Event::Unreachable`: its connection dropped) sends
+//! nothing and gathers nothing, so waiting for its timer only costs time. A node whose round is
+//! led by one times the round out at once (timeouts are always safe; this only moves one
+//! earlier, and only while at most one round has failed in a row, so a node that lost every
+//! connection does not race ahead). A vote whose next leader is unreachable is broadcast
+//! instead, and every node that also finds that leader unreachable gathers the votes: each
+//! forms the QC itself and moves on, with no timer. (Timing the voted round out at once, its
+//! timeout carrying the vote, was the other option; but f+1 early timeouts make the slowest
+//! node join them before it has the block, and the round is lost.)
 
 use crate::config::Params;
 use crate::types::Round;

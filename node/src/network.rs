@@ -114,6 +114,33 @@ pub struct NetStats {
     pub strikes: Counter,
     /// Validators disconnected and banned for misbehaviour.
     pub bans: Counter,
+    /// Validators connected once since start and not now (see [`NetStats::lost_validators`]).
+    lost: std::sync::Mutex<Vec<PublicKey>>,
+    /// Woken when `lost` changes.
+    pub lost_changed: tokio::sync::Notify,
+}
+
+impl NetStats {
+    /// The validators this node was connected to and is not any more, ordered by key.
+    /// A validator never connected since start is not in it: at start-up connections come up
+    /// one by one, and nothing is known of the ones still to come.
+    pub fn lost_validators(&self) -> Vec<PublicKey> {
+        self.lost
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_lost(&self, lost: Vec<PublicKey>) {
+        let mut current = self
+            .lost
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *current != lost {
+            *current = lost;
+            self.lost_changed.notify_one();
+        }
+    }
 }
 
 /// Length-prefixed frames with a hard size cap.
@@ -208,6 +235,8 @@ struct PeerState {
     backoff: Duration,
     strikes: u32,
     banned_until: Option<Instant>,
+    /// Connected at least once since start.
+    was_connected: bool,
 }
 
 /// Builds the swarm: TCP with Noise and Yamux, behind a resolver of `/dns*` addresses, carrying
@@ -313,6 +342,7 @@ impl Net {
                     backoff: cfg.reconnect_initial,
                     strikes: 0,
                     banned_until: None,
+                    was_connected: false,
                 },
             );
         }
@@ -428,6 +458,7 @@ impl Net {
         match self.peers.get_mut(&peer_id) {
             Some(st) if st.banned_until.is_none_or(|t| t <= now) => {
                 st.connections += 1;
+                st.was_connected = true;
                 st.backoff = self.reconnect_initial;
                 if st.connections == 1 {
                     tracing::info!(peer = %peer_id, key = %st.info.key.short(), "validator connected");
@@ -460,6 +491,14 @@ impl Net {
             self.peers.values().filter(|s| s.connections > 0).count(),
             Ordering::Relaxed,
         );
+        let mut lost: Vec<PublicKey> = self
+            .peers
+            .values()
+            .filter(|s| s.was_connected && s.connections == 0)
+            .map(|s| s.info.key)
+            .collect();
+        lost.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        self.stats.set_lost(lost);
     }
 
     /// Acknowledges each request and hands its bytes to the node, or drops them if the node's

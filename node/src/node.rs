@@ -549,6 +549,13 @@ impl Runner {
                         let _ = self.net.try_send(NetCommand::Broadcast { bytes });
                     }
                 }
+                _ = self.shared.net.lost_changed.notified() => {
+                    let validators = self.shared.net.lost_validators();
+                    if !validators.is_empty() {
+                        tracing::info!(validators = validators.len(), "validators unreachable");
+                    }
+                    self.dispatch(Event::Unreachable { validators })?;
+                }
                 _ = tokio::time::sleep_until(deadline), if self.timer.is_some() => {
                     if let Some((round, _)) = self.timer.take() {
                         self.dispatch(Event::TimeoutFired { round })?;

@@ -27,6 +27,9 @@ pub struct CrashRun {
     pub max_backoff_exponent: u32,
     /// Leader reputation on (the default) or off.
     pub reputation: bool,
+    /// Tell the live validators, this long after the crash, that the crashed ones are
+    /// unreachable (as the daemon's dropped connections do); `None`: they only time out.
+    pub detect_crash_ms: Option<u64>,
 }
 
 impl CrashRun {
@@ -42,6 +45,7 @@ impl CrashRun {
             base_timeout_ms: 1_000,
             max_backoff_exponent: 6,
             reputation: true,
+            detect_crash_ms: Some(10),
         }
     }
 
@@ -54,6 +58,7 @@ impl CrashRun {
         cfg.base_timeout_ms = self.base_timeout_ms;
         cfg.max_backoff_exponent = self.max_backoff_exponent;
         cfg.reputation = self.reputation;
+        cfg.detect_crash_ms = self.detect_crash_ms;
         cfg
     }
 

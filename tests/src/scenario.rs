@@ -33,6 +33,10 @@ pub struct SimConfig {
     pub reputation: bool,
     /// Byzantine validators that leave one honest validator out (see [`crate::omission`]).
     pub omission: Option<OmissionSpec>,
+    /// Virtual milliseconds after a crash or restart at which the other nodes are told which
+    /// validators are unreachable (`Event::Unreachable`, as the daemon's dropped connections);
+    /// `None`: never told.
+    pub detect_crash_ms: Option<u64>,
 }
 
 impl SimConfig {
@@ -50,6 +54,7 @@ impl SimConfig {
             payload_delay_ms: 1,
             reputation: true,
             omission: None,
+            detect_crash_ms: Some(10),
         }
     }
 

@@ -75,6 +75,8 @@ enum Ev {
     Crash {
         node: usize,
     },
+    /// Tell every live node which validators have no live node (their connections dropped).
+    Unreachable,
     Restart {
         node: usize,
     },
@@ -347,8 +349,29 @@ impl Sim {
                 let n = &mut self.nodes[node];
                 n.core = None;
                 n.incarnation += 1;
+                self.detect_crashes();
             }
-            Ev::Restart { node } => self.restart(node),
+            Ev::Restart { node } => {
+                self.restart(node);
+                self.detect_crashes();
+            }
+            Ev::Unreachable => {
+                let validators: Vec<PublicKey> = self
+                    .validators
+                    .validators()
+                    .iter()
+                    .map(|v| v.key)
+                    .filter(|k| {
+                        self.nodes
+                            .iter()
+                            .all(|n| n.key.public() != *k || n.core.is_none())
+                    })
+                    .collect();
+                for node in 0..self.nodes.len() {
+                    let validators = validators.clone();
+                    self.step(node, Event::Unreachable { validators });
+                }
+            }
             Ev::Gst => {
                 self.checker.mark_gst();
                 for node in 0..self.nodes.len() {
@@ -356,7 +379,15 @@ impl Sim {
                         self.restart(node);
                     }
                 }
+                self.detect_crashes();
             }
+        }
+    }
+
+    /// After a crash or restart: the others learn who is unreachable after the detection delay.
+    fn detect_crashes(&mut self) {
+        if let Some(delay) = self.cfg.detect_crash_ms {
+            self.push(self.now.saturating_add(delay), Ev::Unreachable);
         }
     }
 

@@ -27,9 +27,17 @@ impl Consensus {
         self.timeouts.prune_below(round);
         self.proposals_seen = self.proposals_seen.split_off(&keep_from);
         self.awaiting_parent = self.awaiting_parent.split_off(&round);
+        let leader = self.leader(round);
+        let unreachable = self.me != Some(leader)
+            && self.unreachable.contains(&leader)
+            && self.may_skip_early();
         out.push(Action::ScheduleTimeout {
             round,
-            after_ms: self.round_timeout_ms(),
+            after_ms: if unreachable {
+                0
+            } else {
+                self.round_timeout_ms()
+            },
         });
         if self.me.is_some() && self.me == Some(self.leader(round)) {
             self.payload_round = Some(round);
@@ -37,6 +45,51 @@ impl Consensus {
                 round,
                 parent: *self.high_qc.block(),
             });
+        }
+    }
+
+    /// Whether this node may time out the current round before its timer, because a leader it
+    /// needs is unreachable: only if it has not timed the round out yet, and at most one round
+    /// has failed before it. An isolated node, for which every leader is unreachable, so skips
+    /// two rounds and then waits the backed-off timers like everyone else, rather than racing
+    /// ahead of the network's rounds.
+    pub(super) fn may_skip_early(&self) -> bool {
+        let Some(safety) = self.safety_data() else {
+            return false;
+        };
+        let within = self.round <= self.high_qc.round().saturating_add(2);
+        within && safety.highest_timeout_round < self.round
+    }
+
+    /// The host's set of unreachable validators changed. If the current round's leader is in
+    /// it and this node has not voted, the round is timed out at once. If this node voted and
+    /// the next round's leader is in it, the vote (signed and persisted already) is broadcast,
+    /// so every node can gather the round's QC.
+    pub(super) fn on_unreachable(&mut self, validators: Vec<PublicKey>, out: &mut Vec<Action>) {
+        self.unreachable = validators
+            .into_iter()
+            .filter(|k| self.validators.contains(k))
+            .collect();
+        let is_unreachable = |l: &PublicKey| self.me != Some(*l) && self.unreachable.contains(l);
+        let vote = self
+            .safety_data()
+            .and_then(|s| s.last_vote.clone())
+            .filter(|v| v.round() == self.round);
+        match vote {
+            Some(vote) => {
+                let next = self.round.checked_add(1).map(|n| self.leader(n));
+                if next.is_some_and(|l| is_unreachable(&l)) {
+                    out.push(Action::Broadcast(Message::Vote(vote)));
+                }
+            }
+            None => {
+                if is_unreachable(&self.leader(self.round)) && self.may_skip_early() {
+                    out.push(Action::ScheduleTimeout {
+                        round: self.round,
+                        after_ms: 0,
+                    });
+                }
+            }
         }
     }
 

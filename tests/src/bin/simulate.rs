@@ -58,6 +58,10 @@ struct Args {
     /// Switch leader reputation off (weighted round-robin leaders only), to compare.
     #[arg(long)]
     no_reputation: bool,
+    /// Never tell nodes that a crashed validator is unreachable (by default they learn it 10 ms
+    /// after the crash, as the daemon does from a dropped connection), to compare.
+    #[arg(long)]
+    no_detect: bool,
     /// Run the omission scenario instead: the first N validators are Byzantine and try to get
     /// the last one skipped by leader reputation (its votes left out of their QCs, its blocks
     /// never voted for nor certified by them), on a clean network for `--duration-ms`. Fails if
@@ -82,6 +86,9 @@ fn main() -> ExitCode {
     cfg.gst_ms = args.gst_ms;
     cfg.liveness_bound_ms = args.liveness_bound_ms;
     cfg.reputation = !args.no_reputation;
+    if args.no_detect {
+        cfg.detect_crash_ms = None;
+    }
     cfg.disabled_rule = args.disable_rule.map(|r| match r {
         Rule::RoundIncrease => DisabledRule::RoundIncrease,
         Rule::VoteExtension => DisabledRule::VoteExtension,
@@ -97,6 +104,9 @@ fn main() -> ExitCode {
         run.crash_at_ms = args.crash_at_ms;
         run.duration_ms = args.duration_ms;
         run.reputation = !args.no_reputation;
+        if args.no_detect {
+            run.detect_crash_ms = None;
+        }
         return crash(&run, args.first_seed, args.seeds);
     }
 

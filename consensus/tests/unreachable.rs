@@ -1,0 +1,122 @@
+//! Leaders the host reports unreachable: their rounds are timed out at once, and so is a round
+//! whose vote would go to one, but only while at most one round has failed in a row.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{feed, Net, NOW};
+use hotledger_consensus::{Action, Consensus, Event, Message, Proposal};
+use hotledger_crypto::PublicKey;
+
+fn immediate_timeout(actions: &[Action], round: u64) -> bool {
+    actions.iter().any(|a| {
+        matches!(a, Action::ScheduleTimeout { round: r, after_ms: 0 } if *r == round)
+    })
+}
+
+fn unreachable(node: &mut Consensus, keys: Vec<PublicKey>) -> Vec<Action> {
+    node.handle(NOW, Event::Unreachable { validators: keys })
+        .unwrap()
+}
+
+#[test]
+fn the_round_of_an_unreachable_leader_is_timed_out_at_once() {
+    let net = Net::new(4);
+    let leader1 = net.leader(1);
+    let me = (0..4).find(|&i| i != leader1).unwrap();
+    let mut node = net.node(me);
+    assert_eq!(node.round(), 1);
+    // A key outside the set changes nothing; the leader's does.
+    let outsider = common::outsider().public();
+    assert!(!immediate_timeout(&unreachable(&mut node, vec![outsider]), 1));
+    let actions = unreachable(&mut node, vec![net.pk(leader1)]);
+    assert!(immediate_timeout(&actions, 1), "{actions:#?}");
+    let fired = node.handle(NOW, Event::TimeoutFired { round: 1 }).unwrap();
+    assert!(
+        fired
+            .iter()
+            .any(|a| matches!(a, Action::Broadcast(Message::Timeout(t)) if t.round == 1)),
+        "{fired:#?}"
+    );
+    // Timed out already: reporting it again does not time the round out twice.
+    assert!(!immediate_timeout(&unreachable(&mut node, vec![net.pk(leader1)]), 1));
+    // The leader itself does not skip its own round.
+    let mut leader = net.node(leader1);
+    assert!(!immediate_timeout(&unreachable(&mut leader, vec![net.pk(leader1)]), 1));
+}
+
+#[test]
+fn votes_for_an_unreachable_next_leader_are_gathered_by_everyone() {
+    let net = Net::new(4);
+    let (leader1, leader2) = (net.leader(1), net.leader(2));
+    let others: Vec<usize> = (0..4).filter(|&i| i != leader1 && i != leader2).collect();
+    let me = others[0];
+    let mut node = net.node(me);
+    let p = net.proposal(1, &net.genesis_qc(), None);
+    // A vote for round 1 goes to round 2's leader; this node is not it.
+    let vote_of = |i: usize| {
+        let mut n = net.node(i);
+        let actions = feed(&mut n, net.pk(leader1), Message::Proposal(p.clone())).unwrap();
+        common::sent_votes(&actions)[0].1.clone()
+    };
+    let early = vote_of(others[1]);
+    assert!(matches!(
+        feed(&mut node, net.pk(others[1]), Message::Vote(early.clone())),
+        Err(hotledger_consensus::ConsensusError::NotNextLeader { round: 1 })
+    ));
+    unreachable(&mut node, vec![net.pk(leader2)]);
+    let actions = feed(&mut node, net.pk(leader1), Message::Proposal(p.clone())).unwrap();
+    assert!(common::sent_votes(&actions).is_empty(), "sent to the unreachable leader");
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Broadcast(Message::Vote(v)) if v.round() == 1)),
+        "{actions:#?}"
+    );
+    // The others' votes are taken now; with two more the QC forms and the node moves on.
+    for i in [others[1], leader1] {
+        feed(&mut node, net.pk(i), Message::Vote(vote_of(i))).unwrap();
+    }
+    assert_eq!(node.high_qc().round(), 1);
+    assert_eq!(node.round(), 2);
+    // A node that voted before its next leader became unreachable broadcasts that vote.
+    let mut late = net.node(others[1]);
+    feed(&mut late, net.pk(leader1), Message::Proposal(p)).unwrap();
+    let actions = unreachable(&mut late, vec![net.pk(leader2)]);
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Broadcast(Message::Vote(v)) if v.round() == 1)),
+        "{actions:#?}"
+    );
+}
+
+#[test]
+fn after_two_failed_rounds_the_timer_is_waited_for() {
+    // Rounds 1 and 2 failed (a TC of round 2 over the genesis QC takes the node to round 3):
+    // an unreachable leader of round 3 no longer shortens it.
+    let net = Net::new(4);
+    let g = net.genesis_qc();
+    let leader3 = net.leader(3);
+    let me = (0..4).find(|&i| i != leader3).unwrap();
+    let intruder = (0..4).find(|&i| i != leader3 && i != me).unwrap();
+    let mut node = net.node(me);
+    unreachable(&mut node, vec![net.pk(leader3)]);
+    let tc2 = net.tc(2, &g, &[0, 1, 2]);
+    let p = Proposal {
+        block: net.block_by(intruder, 3, &g, b"x"),
+        tc: Some(tc2),
+    };
+    let actions = feed(&mut node, net.pk(intruder), Message::Proposal(p)).unwrap();
+    assert_eq!(node.round(), 3);
+    let timers: Vec<u64> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::ScheduleTimeout { round: 3, after_ms } => Some(*after_ms),
+            _ => None,
+        })
+        .collect();
+    assert!(!timers.is_empty() && !timers.contains(&0), "{timers:?}");
+    assert!(!immediate_timeout(&unreachable(&mut node, vec![net.pk(leader3)]), 3));
+}
