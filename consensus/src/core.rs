@@ -507,9 +507,10 @@ impl Consensus {
     fn on_vote(&mut self, vote: Vote, out: &mut Vec<Action>) -> Result<()> {
         let round = vote.round();
         let next = round.checked_add(1).ok_or(ConsensusError::Overflow)?;
-        // The next leader gathers the votes; every node does when it is unreachable.
-        let leader = self.leader(next);
-        if self.me.is_none() || (self.me != Some(leader) && !self.unreachable.contains(&leader)) {
+        // The next leader gathers the votes. Any validator takes them in, though: votes are
+        // broadcast when the next leader is unreachable, and one may arrive before this node
+        // has learnt that itself. (Each is verified once; a validator has one vote a round.)
+        if self.me.is_none() {
             return Err(ConsensusError::NotNextLeader { round });
         }
         if next < self.round {

@@ -38,8 +38,9 @@ pub enum ConsensusError {
     /// The block names more failed leaders than a block may.
     #[error("block names {got} failed leaders, at most {max} allowed")]
     TooManyFailedLeaders { got: usize, max: usize },
-    /// A vote for round `round` was sent to a node that is not the leader of `round + 1`.
-    #[error("vote for round {round} sent to a node that does not lead round {round}+1")]
+    /// A vote for round `round` was sent to an observer (a node without a validator key),
+    /// which gathers no votes.
+    #[error("vote for round {round} sent to an observer, which gathers no votes")]
     NotNextLeader { round: Round },
 
     // ---- signatures and certificates -----------------------------------------------------

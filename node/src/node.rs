@@ -478,7 +478,10 @@ async fn ingest(
     }
 }
 
-/// Whether a rejection shows the peer sent something no honest validator sends.
+/// Whether a rejection shows the peer sent something no honest validator sends. A leader
+/// schedule that differs from ours is no proof: a validator whose committed history lags (just
+/// restarted, or back from a partition) computes other leaders and failed leaders until it
+/// catches up; those rejections are made before any signature is checked.
 fn is_misbehaviour(e: &ConsensusError) -> bool {
     !matches!(
         e,
@@ -487,6 +490,9 @@ fn is_misbehaviour(e: &ConsensusError) -> bool {
             | ConsensusError::Full { .. }
             | ConsensusError::BadBlockResponse("not requested")
             | ConsensusError::InvalidPayload { .. }
+            | ConsensusError::NotLeader { .. }
+            | ConsensusError::NotNextLeader { .. }
+            | ConsensusError::WrongFailedLeaders { .. }
     )
 }
 
@@ -657,14 +663,17 @@ impl Runner {
         match action {
             Action::PersistSafety(data) => self.store.put_safety(&data)?,
             Action::Send { to, message } => {
+                tracing::trace!(to = %to.short(), kind = message.kind(), "send");
                 let bytes = Arc::new(WireMessage::Consensus(message).encode());
                 self.send(NetCommand::Send { to, bytes });
             }
             Action::Broadcast(message) => {
+                tracing::trace!(kind = message.kind(), "broadcast");
                 let bytes = Arc::new(WireMessage::Consensus(message).encode());
                 self.send(NetCommand::Broadcast { bytes });
             }
             Action::ScheduleTimeout { round, after_ms } => {
+                tracing::debug!(round, after_ms, "round timer");
                 let at = tokio::time::Instant::now() + Duration::from_millis(after_ms);
                 self.timer = Some((round, at));
             }

@@ -14,7 +14,9 @@ use hotledger_ledger::{
 use hotledger_node::config::RpcConfig;
 use hotledger_node::metrics::Metrics;
 use hotledger_node::network::NetStats;
-use hotledger_node::rpc::{serve_bound, HotledgerApiClient, TxState, REJECTED};
+use hotledger_node::rpc::{
+    serve_bound, HotledgerApiClient, TxState, CATCHING_UP, CATCHING_UP_BLOCKS, REJECTED,
+};
 use hotledger_node::shared::{Shared, Status};
 use hotledger_node::storage::{CommitTip, Store};
 use jsonrpsee::core::client::Error as ClientError;
@@ -166,6 +168,56 @@ async fn submit_and_query() {
     assert_eq!(f.client.get_block(None).await.unwrap(), None);
     assert_eq!(f.client.get_block(Some(7)).await.unwrap(), None);
     assert_eq!(f.client.status().await.unwrap().chain_id, CHAIN);
+}
+
+#[tokio::test]
+async fn a_node_far_behind_refuses_submissions_and_loses_nothing() {
+    let mut f = start().await;
+    let set_certified = |f: &Fixture, height: u64| {
+        f.shared.status.write().unwrap().high_qc_height = height;
+    };
+    // Just within the bound: accepted.
+    set_certified(&f, CATCHING_UP_BLOCKS);
+    let first = f.transfer(10, 0);
+    f.client.submit_transaction(first.clone()).await.unwrap();
+    assert_eq!(f.gossip.try_recv().unwrap(), vec![first]);
+    // One more block behind: both methods refuse, with the heights.
+    set_certified(&f, CATCHING_UP_BLOCKS + 1);
+    let second = f.transfer(10, 1);
+    for result in [
+        f.client
+            .submit_transaction(second.clone())
+            .await
+            .map(|_| ()),
+        f.client
+            .submit_transactions(vec![second.clone()])
+            .await
+            .map(|_| ()),
+    ] {
+        let (code, message, data) = rejection_code(result.unwrap_err());
+        assert_eq!(code, CATCHING_UP);
+        assert!(message.contains("catching up"), "{message}");
+        let data = data.unwrap();
+        assert_eq!(data["height"], 0);
+        assert_eq!(data["certified_height"], CATCHING_UP_BLOCKS + 1);
+    }
+    assert!(
+        f.gossip.try_recv().is_err(),
+        "a refused transfer was passed on"
+    );
+    let pending = f
+        .client
+        .get_account(f.alice.public())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        pending.pending_nonce, 1,
+        "the refused transfer entered the mempool"
+    );
+    // Caught up: the same transfer is accepted.
+    set_certified(&f, 3);
+    f.client.submit_transaction(second).await.unwrap();
 }
 
 #[tokio::test]

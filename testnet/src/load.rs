@@ -41,6 +41,10 @@ pub const TICK: Duration = Duration::from_millis(10);
 pub const WATCH_EVERY: Duration = Duration::from_millis(20);
 /// Most blocks the watcher fetches per poll (it continues on the next poll).
 const MAX_BLOCKS_PER_POLL: u64 = 500;
+/// How long the watcher waits for one validator's answer before it asks the next one: a
+/// crashed or catching-up validator must not delay when commits are seen (and so the measured
+/// latencies).
+const WATCH_CALL_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// A JSON-RPC client for a loopback node URL.
 pub fn client(url: &str) -> Result<HttpClient> {
@@ -400,7 +404,8 @@ pub fn spawn_load(
 /// `get_block(h)` for each new height from the same validator, reported to `stats`. Each poll
 /// goes to the next validator, so the watcher's queries (a block's JSON lists every transaction
 /// hash) load all validators alike instead of slowing one. Runs until `stop` turns true or for
-/// `max_run` at most.
+/// `max_run` at most. A validator that does not answer within [`WATCH_CALL_TIMEOUT`] is
+/// passed over for that poll.
 pub fn spawn_watcher(
     clients: Vec<HttpClient>,
     stats: Arc<Stats>,
@@ -427,7 +432,8 @@ pub fn spawn_watcher(
             }
             current = current.wrapping_add(1);
             let node = &clients[current % clients.len()];
-            let Ok(status) = node.status().await else {
+            let Ok(Ok(status)) = tokio::time::timeout(WATCH_CALL_TIMEOUT, node.status()).await
+            else {
                 continue;
             };
             let mut tip = status.height;
@@ -437,7 +443,8 @@ pub fn spawn_watcher(
             } else if last.is_none() || stalled.is_multiple_of(25) {
                 // `status` has not moved for 0.5 s: ask the store's tip (a lone validator's
                 // loop may not refresh its status while it commits).
-                if let Ok(Some(block)) = node.get_block(None).await {
+                let newest = tokio::time::timeout(WATCH_CALL_TIMEOUT, node.get_block(None)).await;
+                if let Ok(Ok(Some(block))) = newest {
                     tip = tip.max(block.height);
                 }
             }
@@ -451,8 +458,8 @@ pub fn spawn_watcher(
             };
             let to = tip.min(from + MAX_BLOCKS_PER_POLL - 1);
             for h in from..=to {
-                match node.get_block(Some(h)).await {
-                    Ok(Some(block)) => {
+                match tokio::time::timeout(WATCH_CALL_TIMEOUT, node.get_block(Some(h))).await {
+                    Ok(Ok(Some(block))) => {
                         stats.on_block(&block.txs, Instant::now());
                         last = Some(h);
                     }

@@ -28,9 +28,8 @@ impl Consensus {
         self.proposals_seen = self.proposals_seen.split_off(&keep_from);
         self.awaiting_parent = self.awaiting_parent.split_off(&round);
         let leader = self.leader(round);
-        let unreachable = self.me != Some(leader)
-            && self.unreachable.contains(&leader)
-            && self.may_skip_early();
+        let unreachable =
+            self.me != Some(leader) && self.unreachable.contains(&leader) && self.may_skip_early();
         out.push(Action::ScheduleTimeout {
             round,
             after_ms: if unreachable {
@@ -79,7 +78,8 @@ impl Consensus {
             Some(vote) => {
                 let next = self.round.checked_add(1).map(|n| self.leader(n));
                 if next.is_some_and(|l| is_unreachable(&l)) {
-                    out.push(Action::Broadcast(Message::Vote(vote)));
+                    out.push(Action::Broadcast(Message::Vote(vote.clone())));
+                    self.count_vote(vote, None, out);
                 }
             }
             None => {

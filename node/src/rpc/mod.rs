@@ -10,7 +10,10 @@
 //! | `status` | `[]` | [`Status`] |
 //!
 //! Error codes: [`REJECTED`] (`-32001`) when the mempool refuses a transaction (message: the
-//! reason; data: the `Rejection` as JSON); `-32602` for bad params or an oversized batch;
+//! reason; data: the `Rejection` as JSON); [`CATCHING_UP`] (`-32002`) when the node is more
+//! than [`CATCHING_UP_BLOCKS`] blocks behind the highest certified block it knows, so a
+//! transfer would wait there until it caught up (data: `{height, certified_height}`; a wallet
+//! sends it to another node); `-32602` for bad params or an oversized batch;
 //! `-32603` when the store fails; `-32700` for malformed JSON (answered by jsonrpsee).
 //!
 //! The CLI uses the client this module generates ([`HotledgerApiClient`]).
@@ -36,6 +39,12 @@ pub use types::{AccountView, BlockView, Status, SubmitOutcome, TxState, TxStatus
 
 /// JSON-RPC error code of a transaction the mempool refused.
 pub const REJECTED: i32 = -32001;
+
+/// JSON-RPC error code of a submission to a node that is catching up with the chain.
+pub const CATCHING_UP: i32 = -32002;
+
+/// How far behind the highest certified block a node refuses submissions.
+pub const CATCHING_UP_BLOCKS: u64 = 50;
 
 /// Largest response body. `get_block` of a full block (10,000 hashes) is under 1 MiB.
 pub const MAX_RESPONSE_BYTES: u32 = 16 * 1024 * 1024;

@@ -10,7 +10,7 @@ use jsonrpsee::types::error::{INTERNAL_ERROR_CODE, INVALID_PARAMS_CODE};
 use jsonrpsee::types::ErrorObjectOwned;
 
 use super::types::{AccountView, BlockView, Status, SubmitOutcome, TxState, TxStatus};
-use super::{HotledgerApiServer, REJECTED};
+use super::{HotledgerApiServer, CATCHING_UP, CATCHING_UP_BLOCKS, REJECTED};
 use crate::shared::Shared;
 
 /// The JSON-RPC handler; cheap to clone.
@@ -43,6 +43,27 @@ fn internal(message: impl Into<String>) -> ErrorObjectOwned {
 
 fn rejected(rejection: &Rejection) -> ErrorObjectOwned {
     ErrorObjectOwned::owned(REJECTED, rejection.to_string(), Some(rejection))
+}
+
+/// Refuses submissions while this node is far behind the chain: it would neither propose them
+/// soon nor, busy fetching blocks, pass them on promptly.
+fn check_caught_up(shared: &Shared) -> RpcResult<()> {
+    let status = shared.status();
+    if status.high_qc_height > status.height.saturating_add(CATCHING_UP_BLOCKS) {
+        return Err(ErrorObjectOwned::owned(
+            CATCHING_UP,
+            format!(
+                "node is catching up (committed height {}, certified height {}); submit to \
+                 another node or retry later",
+                status.height, status.high_qc_height
+            ),
+            Some(serde_json::json!({
+                "height": status.height,
+                "certified_height": status.high_qc_height,
+            })),
+        ));
+    }
+    Ok(())
 }
 
 fn lock_mempool(shared: &Shared) -> RpcResult<MutexGuard<'_, Mempool>> {
@@ -82,6 +103,7 @@ fn admit(
 #[async_trait]
 impl HotledgerApiServer for RpcServer {
     async fn submit_transaction(&self, tx: SignedTransaction) -> RpcResult<Digest> {
+        check_caught_up(&self.shared)?;
         self.blocking(move |shared| {
             let result = admit(shared, vec![tx])?.into_iter().next();
             match result {
@@ -111,6 +133,7 @@ impl HotledgerApiServer for RpcServer {
         if txs.is_empty() {
             return Ok(Vec::new());
         }
+        check_caught_up(&self.shared)?;
         self.blocking(move |shared| {
             Ok(admit(shared, txs)?
                 .into_iter()
