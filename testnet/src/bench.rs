@@ -62,6 +62,9 @@ pub struct StepResult {
     pub phases: Vec<PhaseResult>,
     /// Our transfers committed in each second of the step.
     pub committed_per_sec: Vec<u64>,
+    /// The p99 commit latency (ms) of the transfers seen committed in each second of the step
+    /// (`null` for a second in which none was).
+    pub p99_ms_per_sec: Vec<Option<f64>>,
 }
 
 /// One part of a step with `--crash`.
@@ -318,7 +321,9 @@ async fn step(args: &BenchArgs, bin: &std::path::Path, rate: u64) -> Result<Step
     let mut lat = Vec::new();
     let mut phase: Option<(&'static str, Instant, Counters)> = None;
     let mut committed_per_sec = Vec::new();
+    let mut p99_ms_per_sec = Vec::new();
     let mut last_second = stats.counters();
+    stats.take_interval();
     for s in 0..args.step_secs {
         if let Some(&(_, name, action)) = plan.iter().find(|(at, _, _)| *at == s) {
             if let Some((prev, since, counters)) = phase.take() {
@@ -357,6 +362,8 @@ async fn step(args: &BenchArgs, bin: &std::path::Path, rate: u64) -> Result<Step
                 .saturating_sub(last_second.committed_ours),
         );
         last_second = now;
+        let mut second = stats.take_interval();
+        p99_ms_per_sec.push(stats::summarize(&mut second).2.map(|ms| ms.round()));
         for (i, why) in net.poll_exits() {
             bar.println(format!(
                 "{} exited ({why})\n{}",
@@ -426,5 +433,6 @@ async fn step(args: &BenchArgs, bin: &std::path::Path, rate: u64) -> Result<Step
         saturated: committed_tps < SATURATION * offered_tps,
         phases,
         committed_per_sec,
+        p99_ms_per_sec,
     })
 }
