@@ -9,13 +9,14 @@
 //!
 //! A leader the host reports unreachable (`Event::Unreachable`: its connection dropped) sends
 //! nothing and gathers nothing, so waiting for its timer only costs time. A node whose round is
-//! led by one times the round out at once (timeouts are always safe; this only moves one
-//! earlier, and only while at most one round has failed in a row, so a node that lost every
-//! connection does not race ahead). A vote whose next leader is unreachable is broadcast
-//! instead, and every node that also finds that leader unreachable gathers the votes: each
-//! forms the QC itself and moves on, with no timer. (Timing the voted round out at once, its
-//! timeout carrying the vote, was the other option; but f+1 early timeouts make the slowest
-//! node join them before it has the block, and the round is lost.)
+//! led by one times the round out at once, and joins the first timeout of it that arrives, so
+//! a node that voted for the block the leader sent before it went waits for no timer either.
+//! (Timeouts are always safe; this only moves them earlier, and only a TC leaves a round, so a
+//! node that lost every connection stays where it is.) A vote whose next leader is unreachable
+//! is broadcast instead, and every validator takes votes in: each forms the QC itself and moves
+//! on, with no timer. (Timing the voted round out at once, its timeout carrying the vote, was the
+//! other option; but f+1 early timeouts make the slowest node join them before it has the
+//! block, and the round is lost.)
 
 use crate::config::Params;
 use crate::types::Round;

@@ -108,16 +108,18 @@ fn votes_for_an_unreachable_next_leader_are_gathered_by_everyone() {
 }
 
 #[test]
-fn after_two_failed_rounds_the_timer_is_waited_for() {
-    // Rounds 1 and 2 failed (a TC of round 2 over the genesis QC takes the node to round 3):
-    // an unreachable leader of round 3 no longer shortens it.
+fn an_isolated_node_times_out_but_stays_in_its_round() {
+    // Rounds 1 and 2 failed (a TC of round 2 over the genesis QC takes the node to round 3).
+    // Every other validator is unreachable: round 3 is timed out at once, and the node stays in
+    // it (only a TC moves it on), its timer backed off as usual.
     let net = Net::new(4);
     let g = net.genesis_qc();
     let leader3 = net.leader(3);
     let me = (0..4).find(|&i| i != leader3).unwrap();
     let intruder = (0..4).find(|&i| i != leader3 && i != me).unwrap();
     let mut node = net.node(me);
-    unreachable(&mut node, vec![net.pk(leader3)]);
+    let others: Vec<PublicKey> = (0..4).filter(|&i| i != me).map(|i| net.pk(i)).collect();
+    unreachable(&mut node, others);
     let tc2 = net.tc(2, &g, &[0, 1, 2]);
     let p = Proposal {
         block: net.block_by(intruder, 3, &g, b"x"),
@@ -125,16 +127,51 @@ fn after_two_failed_rounds_the_timer_is_waited_for() {
     };
     let actions = feed(&mut node, net.pk(intruder), Message::Proposal(p)).unwrap();
     assert_eq!(node.round(), 3);
-    let timers: Vec<u64> = actions
+    assert!(immediate_timeout(&actions, 3), "{actions:#?}");
+    let fired = node.handle(NOW, Event::TimeoutFired { round: 3 }).unwrap();
+    assert_eq!(node.round(), 3, "left the round without a TC");
+    let timers: Vec<u64> = fired
         .iter()
         .filter_map(|a| match a {
             Action::ScheduleTimeout { round: 3, after_ms } => Some(*after_ms),
             _ => None,
         })
         .collect();
-    assert!(!timers.is_empty() && !timers.contains(&0), "{timers:?}");
-    assert!(!immediate_timeout(
-        &unreachable(&mut node, vec![net.pk(leader3)]),
-        3
-    ));
+    assert_eq!(timers, vec![2_000], "the backed-off timer of round 3");
+    // Timed out already: no second immediate timeout.
+    let again = node.handle(NOW, Event::TimeoutFired { round: 3 }).unwrap();
+    assert!(!immediate_timeout(&again, 3));
+}
+
+#[test]
+fn with_its_leader_unreachable_one_timeout_is_joined() {
+    let net = Net::new(4);
+    let leader1 = net.leader(1);
+    let others: Vec<usize> = (0..4).filter(|&i| i != leader1).collect();
+    let (me, first) = (others[0], others[1]);
+    // Without the leader unreachable, one timeout (below f+1) is not joined.
+    let mut node = net.node(me);
+    let t = net.timeout(first, 1, &net.genesis_qc());
+    let actions = feed(&mut node, net.pk(first), Message::Timeout(t.clone())).unwrap();
+    assert!(!actions
+        .iter()
+        .any(|a| matches!(a, Action::Broadcast(Message::Timeout(_)))));
+    // This node voted for the leader's block, then the leader became unreachable: the first
+    // timeout of the round makes it time out too, its vote in the timeout.
+    let mut node = net.node(me);
+    let p = net.proposal(1, &net.genesis_qc(), None);
+    feed(&mut node, net.pk(leader1), Message::Proposal(p)).unwrap();
+    node.handle(
+        NOW,
+        Event::Unreachable {
+            validators: vec![net.pk(leader1)],
+        },
+    )
+    .unwrap();
+    let actions = feed(&mut node, net.pk(first), Message::Timeout(t)).unwrap();
+    assert!(
+        actions.iter().any(|a| matches!(a,
+            Action::Broadcast(Message::Timeout(t)) if t.round == 1 && t.vote.is_some())),
+        "{actions:#?}"
+    );
 }

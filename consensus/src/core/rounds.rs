@@ -27,9 +27,7 @@ impl Consensus {
         self.timeouts.prune_below(round);
         self.proposals_seen = self.proposals_seen.split_off(&keep_from);
         self.awaiting_parent = self.awaiting_parent.split_off(&round);
-        let leader = self.leader(round);
-        let unreachable =
-            self.me != Some(leader) && self.unreachable.contains(&leader) && self.may_skip_early();
+        let unreachable = self.leader_unreachable() && self.may_skip_early();
         out.push(Action::ScheduleTimeout {
             round,
             after_ms: if unreachable {
@@ -47,17 +45,18 @@ impl Consensus {
         }
     }
 
-    /// Whether this node may time out the current round before its timer, because a leader it
-    /// needs is unreachable: only if it has not timed the round out yet, and at most one round
-    /// has failed before it. An isolated node, for which every leader is unreachable, so skips
-    /// two rounds and then waits the backed-off timers like everyone else, rather than racing
-    /// ahead of the network's rounds.
+    /// Whether this node may time out the current round before its timer, because its leader
+    /// is unreachable: if it has not timed the round out yet. (Timing out does not leave the
+    /// round: only a TC does, so a node that lost every connection stays where it is.)
     pub(super) fn may_skip_early(&self) -> bool {
-        let Some(safety) = self.safety_data() else {
-            return false;
-        };
-        let within = self.round <= self.high_qc.round().saturating_add(2);
-        within && safety.highest_timeout_round < self.round
+        self.safety_data()
+            .is_some_and(|s| s.highest_timeout_round < self.round)
+    }
+
+    /// Whether the current round's leader is another validator this node cannot reach.
+    fn leader_unreachable(&self) -> bool {
+        let leader = self.leader(self.round);
+        self.me != Some(leader) && self.unreachable.contains(&leader)
     }
 
     /// The host's set of unreachable validators changed. If the current round's leader is in
@@ -83,7 +82,7 @@ impl Consensus {
                 }
             }
             None => {
-                if is_unreachable(&self.leader(self.round)) && self.may_skip_early() {
+                if self.leader_unreachable() && self.may_skip_early() {
                     out.push(Action::ScheduleTimeout {
                         round: self.round,
                         after_ms: 0,
@@ -148,10 +147,14 @@ impl Consensus {
             TimeoutOutcome::Counted { power } => {
                 // f+1 timed out this round, so at least one honest node did: join them rather
                 // than wait for our own timer (keeps rounds in step after a partition heals).
+                // With the round's leader unreachable, one timeout is enough: a node that did
+                // not get the leader's block (it left while sending it) will not vote for it,
+                // and waiting only delays the TC; the timeouts carry the votes there are.
                 let joined = self
                     .safety_data()
                     .is_some_and(|s| s.highest_timeout_round >= t.round);
-                if t.round == self.round && power >= self.validators.validity() && !joined {
+                let enough = power >= self.validators.validity() || self.leader_unreachable();
+                if t.round == self.round && enough && !joined {
                     let _ = self.local_timeout(out);
                 }
             }
