@@ -130,9 +130,16 @@ pub enum ConsensusError {
     /// A block request asks for more than the configured maximum.
     #[error("block request for {got} blocks exceeds the maximum of {max}")]
     RequestTooLarge { got: u32, max: u32 },
-    /// A block response was not asked for, or does not chain.
-    #[error("unexpected or malformed block response: {0}")]
-    BadBlockResponse(&'static str),
+    /// A block response with no blocks, or more than a request may ask for.
+    #[error("block response of {got} blocks (1 to {max} allowed)")]
+    BlockResponseSize { got: usize, max: usize },
+    /// A block response whose first block was not asked for (or the request expired): an honest
+    /// peer answering late sends it too.
+    #[error("block response for {first:?}, which was not requested")]
+    UnrequestedBlocks { first: Digest },
+    /// A block response whose blocks are not each the parent of the one before.
+    #[error("block response whose blocks do not chain")]
+    BlocksDoNotChain,
 
     // ---- safety rules (see `safety`) -----------------------------------------------------
     /// Would vote or time out in a round not above the last one voted in.

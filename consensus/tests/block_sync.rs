@@ -34,12 +34,14 @@ fn block_request_and_unsolicited_response_rejections() {
         case(
             "unsolicited block response",
             resp(vec![blocks[0].clone()]),
-            ConsensusError::BadBlockResponse("not requested"),
+            ConsensusError::UnrequestedBlocks {
+                first: blocks[0].id,
+            },
         ),
         case(
             "empty block response",
             resp(vec![]),
-            ConsensusError::BadBlockResponse("empty or larger than requested"),
+            ConsensusError::BlockResponseSize { got: 0, max: 64 },
         ),
     ];
     for c in cases {
@@ -97,7 +99,7 @@ fn bad_block_responses_are_rejected() {
         case(
             "block response that does not chain",
             resp(vec![blocks[0].clone(), blocks[1].clone()]),
-            ConsensusError::BadBlockResponse("blocks do not chain"),
+            ConsensusError::BlocksDoNotChain,
         )
         .setup(vec![ask_b1.clone()]),
         case(
@@ -193,7 +195,9 @@ fn a_missing_parent_is_requested_once_and_its_answer_accepted() {
     // A second copy of the answer is the one that is unsolicited.
     assert_eq!(
         feed(&mut node, from, answer),
-        Err(ConsensusError::BadBlockResponse("not requested"))
+        Err(ConsensusError::UnrequestedBlocks {
+            first: blocks[0].id
+        })
     );
 }
 

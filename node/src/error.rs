@@ -31,6 +31,25 @@ pub enum NodeError {
     Home { path: PathBuf, reason: String },
     #[error("network: {0}")]
     Network(String),
+    /// A peer's frame that does not decode as a wire message.
+    #[error("undecodable frame: {0}")]
+    UndecodableFrame(postcard::Error),
+    /// A peer's frame with bytes after the message.
+    #[error("frame has {count} bytes after the message")]
+    TrailingBytes { count: usize },
+    /// A frame of another kind than the queue it came in on carries.
+    #[error("{got} in a {expected} frame")]
+    MisroutedFrame {
+        got: &'static str,
+        expected: &'static str,
+    },
+    /// A message this node could not encode; it is not sent.
+    #[error("cannot encode a {kind} message: {source}")]
+    Unencodable {
+        kind: &'static str,
+        #[source]
+        source: postcard::Error,
+    },
     #[error("rpc: {0}")]
     Rpc(String),
 }

@@ -448,13 +448,17 @@ async fn ingest(
         let shared = shared.clone();
         let refused = tokio::task::spawn_blocking(move || {
             let mut txs = Vec::new();
-            let mut refused: Vec<(PublicKey, String)> = Vec::new();
+            let mut refused: Vec<(PublicKey, NodeError)> = Vec::new();
             for (from, bytes) in frames {
                 match WireMessage::decode(&bytes) {
                     Ok(WireMessage::Transactions(batch)) => txs.extend(batch),
-                    Ok(WireMessage::Consensus(_)) => {
-                        refused.push((from, "a consensus message in a transaction frame".into()))
-                    }
+                    Ok(WireMessage::Consensus(m)) => refused.push((
+                        from,
+                        NodeError::MisroutedFrame {
+                            got: m.kind(),
+                            expected: "transactions",
+                        },
+                    )),
                     Err(reason) => {
                         shared.metrics.rejected_messages.inc();
                         refused.push((from, reason));
@@ -478,6 +482,18 @@ async fn ingest(
     }
 }
 
+/// A message's frame, or `None` (logged) if it cannot be encoded: nothing is sent then, rather
+/// than an empty frame a peer would take for garbage.
+fn frame(message: WireMessage) -> Option<Arc<Vec<u8>>> {
+    match message.encode() {
+        Ok(bytes) => Some(Arc::new(bytes)),
+        Err(e) => {
+            tracing::error!(error = %e, "message not sent");
+            None
+        }
+    }
+}
+
 /// Whether a rejection shows the peer sent something no honest validator sends. A leader
 /// schedule that differs from ours is no proof: a validator whose committed history lags (just
 /// restarted, or back from a partition) computes other leaders and failed leaders until it
@@ -488,7 +504,7 @@ fn is_misbehaviour(e: &ConsensusError) -> bool {
         ConsensusError::StaleRound { .. }
             | ConsensusError::RoundTooFarAhead { .. }
             | ConsensusError::Full { .. }
-            | ConsensusError::BadBlockResponse("not requested")
+            | ConsensusError::UnrequestedBlocks { .. }
             | ConsensusError::InvalidPayload { .. }
             | ConsensusError::NotLeader { .. }
             | ConsensusError::NotNextLeader { .. }
@@ -551,8 +567,9 @@ impl Runner {
                                 Err(_) => break,
                             }
                         }
-                        let bytes = Arc::new(WireMessage::Transactions(txs).encode());
-                        let _ = self.net.try_send(NetCommand::Broadcast { bytes });
+                        if let Some(bytes) = frame(WireMessage::Transactions(txs)) {
+                            let _ = self.net.try_send(NetCommand::Broadcast { bytes });
+                        }
                     }
                 }
                 _ = self.shared.net.lost_changed.notified() => {
@@ -664,13 +681,15 @@ impl Runner {
             Action::PersistSafety(data) => self.store.put_safety(&data)?,
             Action::Send { to, message } => {
                 tracing::trace!(to = %to.short(), kind = message.kind(), "send");
-                let bytes = Arc::new(WireMessage::Consensus(message).encode());
-                self.send(NetCommand::Send { to, bytes });
+                if let Some(bytes) = frame(WireMessage::Consensus(message)) {
+                    self.send(NetCommand::Send { to, bytes });
+                }
             }
             Action::Broadcast(message) => {
                 tracing::trace!(kind = message.kind(), "broadcast");
-                let bytes = Arc::new(WireMessage::Consensus(message).encode());
-                self.send(NetCommand::Broadcast { bytes });
+                if let Some(bytes) = frame(WireMessage::Consensus(message)) {
+                    self.send(NetCommand::Broadcast { bytes });
+                }
             }
             Action::ScheduleTimeout { round, after_ms } => {
                 tracing::debug!(round, after_ms, "round timer");
@@ -763,8 +782,9 @@ impl Runner {
         blocks.truncate(keep);
         if !blocks.is_empty() {
             let message = Message::BlockResponse(BlockResponse { blocks });
-            let bytes = Arc::new(WireMessage::Consensus(message).encode());
-            self.send(NetCommand::Send { to, bytes });
+            if let Some(bytes) = frame(WireMessage::Consensus(message)) {
+                self.send(NetCommand::Send { to, bytes });
+            }
         }
     }
 

@@ -6,6 +6,8 @@ use hotledger_consensus::Message;
 use hotledger_ledger::SignedTransaction;
 use serde::{Deserialize, Serialize};
 
+use crate::error::NodeError;
+
 /// One frame on the wire.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WireMessage {
@@ -15,8 +17,21 @@ pub enum WireMessage {
 }
 
 impl WireMessage {
-    pub fn encode(&self) -> Vec<u8> {
-        postcard::to_allocvec(self).unwrap_or_default()
+    /// The frame's bytes. Fails only on a message serde cannot encode, a bug: the caller drops
+    /// the message rather than send an empty frame.
+    pub fn encode(&self) -> Result<Vec<u8>, NodeError> {
+        postcard::to_allocvec(self).map_err(|source| NodeError::Unencodable {
+            kind: self.kind(),
+            source,
+        })
+    }
+
+    /// A short name for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            WireMessage::Consensus(m) => m.kind(),
+            WireMessage::Transactions(_) => "transactions",
+        }
     }
 
     /// Whether `bytes` claim to be a [`WireMessage::Transactions`] frame (postcard encodes the
@@ -26,11 +41,11 @@ impl WireMessage {
     }
 
     /// Decodes one frame; trailing bytes are an error.
-    pub fn decode(bytes: &[u8]) -> Result<WireMessage, String> {
+    pub fn decode(bytes: &[u8]) -> Result<WireMessage, NodeError> {
         let (msg, rest) =
-            postcard::take_from_bytes::<WireMessage>(bytes).map_err(|e| e.to_string())?;
+            postcard::take_from_bytes::<WireMessage>(bytes).map_err(NodeError::UndecodableFrame)?;
         if !rest.is_empty() {
-            return Err(format!("{} trailing bytes", rest.len()));
+            return Err(NodeError::TrailingBytes { count: rest.len() });
         }
         Ok(msg)
     }
@@ -46,24 +61,33 @@ mod tests {
             let bytes: Vec<u8> = (0..len).map(|i| (i * 37 + len) as u8).collect();
             let _ = WireMessage::decode(&bytes);
         }
-        assert!(WireMessage::decode(&[0xff; 16]).is_err());
+        assert!(matches!(
+            WireMessage::decode(&[0xff; 16]),
+            Err(NodeError::UndecodableFrame(_))
+        ));
+        let mut frame = WireMessage::Transactions(Vec::new()).encode().unwrap();
+        frame.extend_from_slice(&[0, 0]);
+        assert!(matches!(
+            WireMessage::decode(&frame),
+            Err(NodeError::TrailingBytes { count: 2 })
+        ));
     }
 
     #[test]
     fn transaction_frames_are_recognised_before_decoding() {
         assert!(WireMessage::is_transactions(
-            &WireMessage::Transactions(Vec::new()).encode()
+            &WireMessage::Transactions(Vec::new()).encode().unwrap()
         ));
         let consensus = WireMessage::Consensus(hotledger_consensus::Message::BlockResponse(
             hotledger_consensus::BlockResponse { blocks: Vec::new() },
         ));
-        assert!(!WireMessage::is_transactions(&consensus.encode()));
+        assert!(!WireMessage::is_transactions(&consensus.encode().unwrap()));
         assert!(!WireMessage::is_transactions(&[]));
     }
 
     #[test]
     fn round_trip() {
         let m = WireMessage::Transactions(Vec::new());
-        assert_eq!(WireMessage::decode(&m.encode()), Ok(m));
+        assert_eq!(WireMessage::decode(&m.encode().unwrap()).unwrap(), m);
     }
 }

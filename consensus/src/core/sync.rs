@@ -64,17 +64,21 @@ impl Consensus {
         out: &mut Vec<Action>,
     ) -> Result<()> {
         let max = self.limits.max_blocks_per_request as usize;
-        if r.blocks.is_empty() || r.blocks.len() > max {
-            return Err(ConsensusError::BadBlockResponse(
-                "empty or larger than requested",
-            ));
-        }
-        if !self.requested.contains_key(&r.blocks[0].id) {
-            return Err(ConsensusError::BadBlockResponse("not requested"));
+        let first = match r.blocks.first() {
+            Some(first) if r.blocks.len() <= max => first.id,
+            _ => {
+                return Err(ConsensusError::BlockResponseSize {
+                    got: r.blocks.len(),
+                    max,
+                })
+            }
+        };
+        if !self.requested.contains_key(&first) {
+            return Err(ConsensusError::UnrequestedBlocks { first });
         }
         for pair in r.blocks.windows(2) {
             if pair[0].parent().id != pair[1].id {
-                return Err(ConsensusError::BadBlockResponse("blocks do not chain"));
+                return Err(ConsensusError::BlocksDoNotChain);
             }
         }
         // Verify everything before inserting anything.
