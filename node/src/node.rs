@@ -188,7 +188,7 @@ pub async fn run(home: &Home, log_format: Option<LogFormat>) -> Result<(), NodeE
         path: data.clone(),
         reason: "commit tip is missing".into(),
     })?;
-    let behind = store.tree_behind();
+    let behind = store.tree_behind()?;
     if !behind.is_empty() {
         tracing::info!(
             from = behind.start(),

@@ -285,9 +285,7 @@ impl Store {
                     )));
                 }
                 store.committed_height.store(height, Ordering::Relaxed);
-                if let Ok(mut tree) = store.tree.lock() {
-                    tree.written = written;
-                }
+                store.overlay()?.written = written;
             }
             Some(bytes) => {
                 return Err(store.refuse(format!(
@@ -312,9 +310,7 @@ impl Store {
             let (key, _) = item.map_err(|e| store.err(e))?;
             keys.insert(key.to_vec());
         }
-        if let Ok(mut uncommitted) = store.uncommitted.lock() {
-            *uncommitted = keys;
-        }
+        *store.uncommitted_keys()? = keys;
         Ok(store)
     }
 
@@ -419,10 +415,10 @@ impl Store {
         // before (then not written again); the others can never commit now.
         let above = b.height.saturating_add(1).to_be_bytes();
         let done: Vec<Vec<u8>> = self
-            .uncommitted
-            .lock()
-            .map(|keys| keys.range(..above.to_vec()).cloned().collect())
-            .unwrap_or_default();
+            .uncommitted_keys()?
+            .range(..above.to_vec())
+            .cloned()
+            .collect();
         let mut batch = WriteBatch::default();
         if !done.contains(&key) {
             batch.put_cf(self.cf("bodies")?, &key, self.encode(b)?);
@@ -465,21 +461,21 @@ impl Store {
         self.sync_write(batch)?;
         self.committed_height.store(b.height, Ordering::Relaxed);
         self.accounts.store(w.accounts);
-        let released = self.tree.lock().ok().map(|mut tree| {
+        let released = {
+            let mut tree = self.overlay()?;
             tree.add(b.height, w.tree.node_batch);
             if write_nodes {
                 tree.mark_written(b.height)
             } else {
                 BTreeMap::new()
             }
-        });
+        };
         // Freed after the lock is released (thousands of nodes), so a state-root reader on
         // another thread never waits for it.
         drop(released);
-        if let Ok(mut keys) = self.uncommitted.lock() {
-            for key in &done {
-                keys.remove(key);
-            }
+        let mut keys = self.uncommitted_keys()?;
+        for key in &done {
+            keys.remove(key);
         }
         Ok(())
     }
@@ -493,9 +489,7 @@ impl Store {
             return Ok(());
         }
         let key = body_key(block.height, &block.id);
-        let Ok(mut keys) = self.uncommitted.lock() else {
-            return Err(self.err("the uncommitted-block index is poisoned"));
-        };
+        let mut keys = self.uncommitted_keys()?;
         if keys.contains(&key) {
             return Ok(());
         }
@@ -595,10 +589,19 @@ impl Store {
         })
     }
 
+    /// The state-tree overlay. Like every storage failure, a poisoned lock (a thread panicked
+    /// while holding it) is an error the node stops on, never skipped.
     fn overlay(&self) -> Result<std::sync::MutexGuard<'_, TreeOverlay>, NodeError> {
         self.tree
             .lock()
             .map_err(|_| self.err("the state-tree overlay is poisoned"))
+    }
+
+    /// The keys of the uncommitted bodies stored (poisoned: an error, as [`Store::overlay`]).
+    fn uncommitted_keys(&self) -> Result<std::sync::MutexGuard<'_, BTreeSet<Vec<u8>>>, NodeError> {
+        self.uncommitted
+            .lock()
+            .map_err(|_| self.err("the uncommitted-block index is poisoned"))
     }
 
     /// Puts into `batch` the unwritten nodes of the tree of `version` (held in `tree`, or in
@@ -641,7 +644,7 @@ impl Store {
             }
         };
         if let Some(height) = written {
-            let released = self.tree.lock().ok().map(|mut t| t.mark_written(height));
+            let released = self.overlay()?.mark_written(height);
             drop(released);
         }
         self.db.flush().map_err(|e| self.err(e))
@@ -650,14 +653,14 @@ impl Store {
     /// Committed heights whose state-tree nodes are neither written nor held in memory (a crash
     /// lost them): empty unless the store was just opened after one. [`Store::rebuild_tree`]
     /// recomputes them; until then the next state root fails with a missing version.
-    pub fn tree_behind(&self) -> RangeInclusive<u64> {
+    pub fn tree_behind(&self) -> Result<RangeInclusive<u64>, NodeError> {
         let tip = self.committed_height.load(Ordering::Relaxed);
-        let have = self.tree.lock().map_or(tip, |t| {
-            t.batches
-                .last_key_value()
-                .map_or(t.written, |(v, _)| (*v).max(t.written))
-        });
-        have.saturating_add(1)..=tip
+        let t = self.overlay()?;
+        let have = t
+            .batches
+            .last_key_value()
+            .map_or(t.written, |(v, _)| (*v).max(t.written));
+        Ok(have.saturating_add(1)..=tip)
     }
 
     /// Recomputes, in memory, the state-tree nodes of [`Store::tree_behind`]'s heights, oldest
@@ -669,7 +672,7 @@ impl Store {
         &self,
         mut touched: impl FnMut(&Block) -> Result<Vec<PublicKey>, NodeError>,
     ) -> Result<u64, NodeError> {
-        let heights = self.tree_behind();
+        let heights = self.tree_behind()?;
         let mut rebuilt = 0u64;
         for height in heights {
             let Some(stored) = self.block_by_height(height)? else {
@@ -696,9 +699,7 @@ impl Store {
                     stored.state_root
                 )));
             }
-            if let Ok(mut t) = self.tree.lock() {
-                t.add(height, tree.node_batch);
-            }
+            self.overlay()?.add(height, tree.node_batch);
             rebuilt = rebuilt.saturating_add(1);
         }
         Ok(rebuilt)
@@ -715,11 +716,7 @@ impl AccountReader for Store {
 
 impl TreeReader for Store {
     fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
-        let held = self
-            .tree
-            .lock()
-            .ok()
-            .and_then(|t| t.batches.get(&node_key.version()).cloned());
+        let held = self.overlay()?.batches.get(&node_key.version()).cloned();
         if let Some(node) = held.as_ref().and_then(|batch| batch.get_node(node_key)) {
             return Ok(Some(node.clone()));
         }
@@ -1151,7 +1148,7 @@ mod tests {
         let keys = tree_keys();
         let (tip, _) = commit_tree_blocks(&store, tip, &keys, TREE_WRITE_EVERY - 1);
         assert_eq!(written_versions(&store), BTreeSet::from([0]));
-        assert!(store.tree_behind().is_empty()); // held in memory, not behind
+        assert!(store.tree_behind().unwrap().is_empty()); // held in memory, not behind
         let updates = tree_updates(&keys, TREE_WRITE_EVERY);
         let (root, tree) =
             hotledger_ledger::compute_state_root(&store, TREE_WRITE_EVERY, &updates).unwrap();
@@ -1197,7 +1194,7 @@ mod tests {
         // lost with the process's memory.
         drop(store);
         let store = Store::open(dir.path(), &g).unwrap();
-        assert_eq!(store.tree_behind(), TREE_WRITE_EVERY + 1..=last);
+        assert_eq!(store.tree_behind().unwrap(), TREE_WRITE_EVERY + 1..=last);
         assert!(hotledger_ledger::compute_state_root(&store, last + 1, &next).is_err());
         let mut seen = Vec::new();
         let rebuilt = store
@@ -1208,7 +1205,7 @@ mod tests {
             .unwrap();
         assert_eq!(rebuilt, 3);
         assert_eq!(seen, vec![TREE_WRITE_EVERY + 1, TREE_WRITE_EVERY + 2, last]);
-        assert!(store.tree_behind().is_empty());
+        assert!(store.tree_behind().unwrap().is_empty());
         let after = hotledger_ledger::compute_state_root(&store, last + 1, &next).unwrap();
         assert_eq!(after.0, before.0);
         assert_eq!(after.1.node_batch.nodes(), before.1.node_batch.nodes());
@@ -1236,7 +1233,7 @@ mod tests {
         store.flush().unwrap();
         drop(store);
         let store = Store::open(dir.path(), &g).unwrap();
-        assert!(store.tree_behind().is_empty());
+        assert!(store.tree_behind().unwrap().is_empty());
         let after = hotledger_ledger::compute_state_root(&store, 4, &next).unwrap();
         assert_eq!(after.0, before.0);
         assert_eq!(after.1.node_batch.nodes(), before.1.node_batch.nodes());
