@@ -18,9 +18,11 @@
 //! * **Vote.** A validator votes for `B` (signing `B` and its parent) if the safety rules allow
 //!   (see [`safety`]): its round is above every round it voted or timed out in, and `B` either
 //!   directly extends a QC of round `r-1`, or extends a QC at least as high as every QC reported
-//!   in the TC for `r-1`. The vote goes to the leader of `r+1`.
-//! * **Certify.** The leader of `r+1` aggregates votes; 2f+1 voting power on the same block forms
-//!   a quorum certificate (QC). Every node that sees a QC for round `r` enters round `r+1`.
+//!   in the TC for `r-1`. The vote goes to the leader of `r+1`, or to every validator when the
+//!   host reports that leader unreachable ([`Event::Unreachable`]).
+//! * **Certify.** The leader of `r+1` aggregates votes (any validator takes votes in); 2f+1
+//!   voting power on the same block forms a quorum certificate (QC). Every node that sees a QC
+//!   for round `r` enters round `r+1`.
 //! * **Commit (2-chain rule).** When a block `B'` is certified and its parent `B` is exactly one
 //!   round below it, `B` and all its ancestors are committed.
 //! * **Time out.** If round `r` makes no progress before its timer fires, a validator signs and
@@ -29,7 +31,9 @@
 //!   on `r`'s block at every node, so a block whose next leader is down is still certified, and
 //!   that leader's round is then timed out at once (see [`pacemaker`] for the timer, which
 //!   backs off exponentially, capped, from the second consecutive round without a QC). f+1
-//!   timeouts for a round make the rest join it, so rounds realign after a partition.
+//!   timeouts for a round make the rest join it, so rounds realign after a partition; a round
+//!   whose leader the host reports unreachable is timed out at once, and one timeout of it is
+//!   joined.
 //! * **Catch up.** A block whose parent is unknown is held as an orphan and its ancestors are
 //!   fetched from the sender with a bounded [`BlockRequest`]; verified chains are inserted and
 //!   may complete a pending commit.
