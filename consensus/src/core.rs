@@ -724,10 +724,8 @@ impl Consensus {
         let to = self.leader(next);
         if Some(to) == self.me {
             self.count_vote(vote, None, out);
-        } else if self.unreachable.contains(&to) {
-            // Nobody gathers votes for an unreachable leader: every node gathers them.
-            out.push(Action::Broadcast(Message::Vote(vote.clone())));
-            self.count_vote(vote, None, out);
+        } else if self.is_unreachable(&to) {
+            self.gather_everywhere(vote, out);
         } else {
             out.push(Action::Send {
                 to,

@@ -53,10 +53,21 @@ impl Consensus {
             .is_some_and(|s| s.highest_timeout_round < self.round)
     }
 
+    /// Whether `key` is another validator this node cannot reach.
+    pub(super) fn is_unreachable(&self, key: &PublicKey) -> bool {
+        self.me != Some(*key) && self.unreachable.contains(key)
+    }
+
     /// Whether the current round's leader is another validator this node cannot reach.
     fn leader_unreachable(&self) -> bool {
-        let leader = self.leader(self.round);
-        self.me != Some(leader) && self.unreachable.contains(&leader)
+        self.is_unreachable(&self.leader(self.round))
+    }
+
+    /// A vote whose next leader is unreachable: nobody gathers it there, so it goes to every
+    /// validator, and this node counts it too.
+    pub(super) fn gather_everywhere(&mut self, vote: Vote, out: &mut Vec<Action>) {
+        out.push(Action::Broadcast(Message::Vote(vote.clone())));
+        self.count_vote(vote, None, out);
     }
 
     /// The host's set of unreachable validators changed. If the current round's leader is in
@@ -68,7 +79,6 @@ impl Consensus {
             .into_iter()
             .filter(|k| self.validators.contains(k))
             .collect();
-        let is_unreachable = |l: &PublicKey| self.me != Some(*l) && self.unreachable.contains(l);
         let vote = self
             .safety_data()
             .and_then(|s| s.last_vote.clone())
@@ -76,9 +86,8 @@ impl Consensus {
         match vote {
             Some(vote) => {
                 let next = self.round.checked_add(1).map(|n| self.leader(n));
-                if next.is_some_and(|l| is_unreachable(&l)) {
-                    out.push(Action::Broadcast(Message::Vote(vote.clone())));
-                    self.count_vote(vote, None, out);
+                if next.is_some_and(|l| self.is_unreachable(&l)) {
+                    self.gather_everywhere(vote, out);
                 }
             }
             None => {
