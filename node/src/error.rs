@@ -50,6 +50,9 @@ pub enum NodeError {
         #[source]
         source: postcard::Error,
     },
+    /// A lock whose holder panicked: the state behind it cannot be trusted, so the node stops.
+    #[error("the {what} lock is poisoned (a thread panicked while holding it)")]
+    Poisoned { what: &'static str },
     #[error("rpc: {0}")]
     Rpc(String),
 }

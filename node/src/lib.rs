@@ -1,17 +1,21 @@
 //! # hotledger-node: the validator daemon
 //!
-//! One process per validator. It joins its peers over libp2p ([`network`]), runs the pure
-//! consensus core ([`hotledger_consensus`]) in a single loop ([`node`]), executes committed
-//! blocks of signed transfers against the ledger ([`hotledger_ledger`]) and stores everything in
-//! RocksDB ([`storage`]). Clients talk JSON-RPC over HTTP ([`rpc`]); operators read Prometheus
-//! metrics ([`metrics`]) and `tracing` logs.
+//! One process per validator. It joins its peers over libp2p ([`network`]); the [`host`] runs
+//! the pure consensus core ([`hotledger_consensus`]) with the daemon's own synchronous logic
+//! (payload checks, proposal pacing, commit application, block serving) over a
+//! [`storage::ChainStore`]: RocksDB ([`storage::Store`]) in the daemon, in memory
+//! ([`storage::MemoryStore`]) in the simulator. The async loop ([`node`]) only moves events
+//! and messages between the network and the host. Clients talk JSON-RPC over HTTP ([`rpc`]);
+//! operators read Prometheus metrics ([`metrics`]) and `tracing` logs.
 //!
-//! The loop carries out the core's actions strictly in order, so the safety state reaches disk
-//! (synced) before any vote or timeout that depends on it leaves the node.
+//! The host persists each batch of the core's actions before it hands out any message, so the
+//! safety state reaches disk (synced) before any vote or timeout that depends on it leaves the
+//! node.
 
 pub mod config;
 pub mod error;
 pub mod home;
+pub mod host;
 pub mod metrics;
 pub mod network;
 pub mod node;

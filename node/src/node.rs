@@ -1,35 +1,30 @@
-//! The running validator: opens the home, starts the network, RPC and metrics tasks, and drives
-//! the consensus core in one loop.
+//! The running validator: the async shell around the [`Host`](crate::host::Host).
 //!
-//! The loop feeds the core one event at a time and carries out its actions strictly in order:
-//! `PersistSafety` is a synced RocksDB write that completes before the next action (a send) is
-//! even queued, and every committed block is executed and written in one synced batch.
+//! `run` opens the home and the store, starts the network, RPC, metrics and gossip-ingest
+//! tasks, and then runs one loop that only moves things: frames from peers are decoded into
+//! consensus events for the host, the host's outgoing messages are framed for libp2p, its
+//! commit reports become metrics and logs, and the host is ticked when its timer or pacing
+//! deadline passes or when the mempool admitted transactions while a proposal waits. Every
+//! decision (what to persist, send, propose, commit) is the host's, which persists the safety
+//! data (synced) before it hands out any message that depends on it.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
-
-use hotledger_consensus::{
-    Action, Block, BlockResponse, Commit, Config, Consensus, ConsensusError, Event, Message,
-    PayloadCheck, QuorumCert, Recovery,
-};
+use hotledger_consensus::{Config, Event, Message};
 use hotledger_crypto::{Digest, KeyPair, PublicKey};
 use hotledger_genesis::Genesis;
-use hotledger_ledger::{
-    compute_state_root, execute, genesis_state_root, verify_transactions, BlockPayload, Mempool,
-    MempoolLimits, Origin, SignedTransaction, TxError, TxOutcome,
-};
+use hotledger_ledger::{Mempool, MempoolLimits, Origin, SignedTransaction};
 use tokio::sync::mpsc;
 
 use crate::config::{LogFormat, NodeConfig};
 use crate::error::NodeError;
 use crate::home::Home;
+use crate::host::{Host, HostConfig, Output, Outgoing, Pacing, SharedMempool};
 use crate::metrics::Metrics;
 use crate::network::{self, NetCommand, NetEvent, NetStats, NetworkConfig, PeerInfo};
 use crate::shared::{Shared, Status};
-use crate::storage::{BlockWrite, CommitTip, Store, TxRecord};
+use crate::storage::Store;
 use crate::wire::WireMessage;
 
 /// Capacity of the queue of this node's accepted transactions to gossip (batches); the queues
@@ -37,9 +32,10 @@ use crate::wire::WireMessage;
 const GOSSIP_QUEUE: usize = 1_024;
 /// Most transactions per gossip frame.
 const GOSSIP_BATCH: usize = 4_096;
-/// State roots kept in memory for checking proposals' state claims.
-const ROOT_CACHE: usize = 1_024;
+/// How long the loop sleeps when the host needs no tick.
+const IDLE_WAKE: Duration = Duration::from_secs(3_600);
 
+/// Milliseconds since the Unix epoch: the time the host is given.
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -62,107 +58,6 @@ fn init_logging(filter: &str, format: LogFormat) {
     };
 }
 
-/// State roots by height, shared by the loop (writer) and the payload check (reader).
-type Roots = Arc<RwLock<BTreeMap<u64, Digest>>>;
-/// Payloads of uncommitted blocks decoded once (by the payload check, or the first time one of
-/// our own blocks is needed) and reused when building proposals and applying commits.
-type Decoded = Arc<Mutex<HashMap<Digest, Arc<DecodedPayload>>>>;
-
-/// A block's payload with its transactions' hashes, each computed once per node.
-#[derive(Debug)]
-struct DecodedPayload {
-    payload: BlockPayload,
-    hashes: Vec<Digest>,
-}
-
-/// The application's check of proposals: the payload decodes within the genesis limits, its
-/// transactions' signatures verify (each checked once: those pending in our mempool with the
-/// same signature bytes, or noted by an earlier payload check, are not checked again), and its
-/// state claim matches our own root at that height when we have it.
-#[derive(Debug)]
-struct PayloadValidator {
-    chain_id: String,
-    shared: Arc<Shared>,
-    roots: Roots,
-    decoded: Decoded,
-    max_txs: usize,
-    max_bytes: usize,
-}
-
-impl PayloadCheck for PayloadValidator {
-    fn check(&mut self, block: &Block) -> Result<(), String> {
-        let (payload, hashes) =
-            BlockPayload::decode_hashed(&block.payload, self.max_txs, self.max_bytes)
-                .map_err(|e| e.to_string())?;
-        if let Ok(roots) = self.roots.read() {
-            if let Some(root) = roots.get(&payload.state_height) {
-                if *root != payload.state_root {
-                    return Err(format!(
-                        "state root claim for height {} is {}, ours is {}",
-                        payload.state_height, payload.state_root, root
-                    ));
-                }
-            }
-        }
-        // Only what this node has not checked: a pending transaction with other signature bytes
-        // (its hash does not cover them) is checked like an unknown one.
-        let (unverified, unverified_hashes): (Vec<&SignedTransaction>, Vec<Digest>) =
-            match self.shared.mempool.lock() {
-                Ok(mp) => payload
-                    .txs
-                    .iter()
-                    .zip(&hashes)
-                    .filter(|(tx, hash)| !mp.verified(hash, &tx.signature))
-                    .unzip(),
-                Err(_) => payload.txs.iter().zip(&hashes).unzip(),
-            };
-        self.shared
-            .metrics
-            .payload_verified_txs
-            .inc_by(unverified.len() as u64);
-        verify_transactions(&self.chain_id, &unverified).map_err(|e| e.to_string())?;
-        if !unverified.is_empty() {
-            // Their gossiped copies, which usually arrive after the proposal, need no second
-            // check.
-            if let Ok(mut mp) = self.shared.mempool.lock() {
-                mp.note_verified(
-                    unverified_hashes
-                        .into_iter()
-                        .zip(unverified.iter().map(|tx| tx.signature)),
-                );
-            }
-        }
-        if let Ok(mut d) = self.decoded.lock() {
-            d.insert(block.id, Arc::new(DecodedPayload { payload, hashes }));
-        }
-        Ok(())
-    }
-}
-
-/// Everything `run` sets up before the loop starts.
-struct Runner {
-    core: Consensus,
-    store: Store,
-    shared: Arc<Shared>,
-    net: mpsc::Sender<NetCommand>,
-    /// Transaction frames from peers, still encoded: decoding and admission happen off the loop.
-    ingest: mpsc::Sender<(PublicKey, Vec<u8>)>,
-    roots: Roots,
-    decoded: Decoded,
-    tip: CommitTip,
-    timer: Option<(u64, tokio::time::Instant)>,
-    /// A proposal waiting for its payload: (round, parent, propose even if empty after).
-    pending_payload: Option<(u64, Digest, tokio::time::Instant)>,
-    empty_block_delay: Duration,
-    /// The mempool's `admitted_total` when a payload build found nothing to select; cleared by
-    /// every commit (which can make waiting transactions selectable).
-    nothing_selectable: Option<u64>,
-    last_commit: Option<Instant>,
-    max_block_txs: usize,
-    max_block_bytes: usize,
-    max_message_bytes: usize,
-}
-
 /// Runs the validator in `home` until SIGINT or SIGTERM; `log_format`, if given, replaces the
 /// config's.
 pub async fn run(home: &Home, log_format: Option<LogFormat>) -> Result<(), NodeError> {
@@ -171,7 +66,6 @@ pub async fn run(home: &Home, log_format: Option<LogFormat>) -> Result<(), NodeE
     let genesis = home.load_genesis()?;
     let key = home.load_validator_key()?;
     let node_key = home.load_node_key()?;
-    let genesis_hash = genesis.hash();
     if genesis.validator_by_key(&key.public()).is_none() {
         return Err(NodeError::Home {
             path: home.validator_key_path(),
@@ -179,50 +73,117 @@ pub async fn run(home: &Home, log_format: Option<LogFormat>) -> Result<(), NodeE
         });
     }
     let data = home.data_path(&config);
-    let store = Store::open(&data, &genesis_hash)?;
-    if store.is_fresh()? {
-        write_genesis_state(&store, &genesis)?;
-        tracing::info!(path = %data.display(), "initialised storage from genesis");
+    let store = Store::open(&data, &genesis.hash())?;
+    let mempool: SharedMempool = Arc::new(Mutex::new(Mempool::new(
+        genesis.chain_id.clone(),
+        mempool_limits(&config),
+    )));
+    let host = open_host(store.clone(), mempool.clone(), &config, &genesis, &key)?;
+    let (services, mut actor, channels) =
+        start_services(&config, &genesis, &node_key, &key, host, store.clone(), mempool).await?;
+    let result = actor.run(channels).await;
+    services.stop();
+    store.flush()?;
+    match &result {
+        Ok(()) => tracing::info!("shut down cleanly; storage flushed"),
+        Err(e) => tracing::error!("stopped on error: {e}"),
     }
-    let tip = store.tip()?.ok_or_else(|| NodeError::Database {
-        path: data.clone(),
-        reason: "commit tip is missing".into(),
-    })?;
-    let behind = store.tree_behind()?;
-    if !behind.is_empty() {
+    result
+}
+
+/// Opens the host over the store and logs what it found.
+fn open_host(
+    store: Store,
+    mempool: SharedMempool,
+    config: &NodeConfig,
+    genesis: &Genesis,
+    key: &KeyPair,
+) -> Result<Host<Store>, NodeError> {
+    let (host, opened) = Host::open(store, mempool, host_config(config, genesis, key)?)?;
+    if opened.initialised {
+        tracing::info!("initialised storage from genesis");
+    }
+    if opened.rebuilt > 0 {
         tracing::info!(
-            from = behind.start(),
-            to = behind.end(),
-            "rebuilding the state tree's nodes a crash left unwritten"
-        );
-        let rebuilt =
-            store.rebuild_tree(|block| {
-                let payload = BlockPayload::decode(&block.payload, usize::MAX, usize::MAX)
-                    .map_err(|e| NodeError::Database {
-                        path: data.clone(),
-                        reason: format!("committed block {} has a bad payload: {e}", block.height),
-                    })?;
-                Ok(payload
-                    .txs
-                    .iter()
-                    .flat_map(|tx| [tx.transfer.from, tx.transfer.to])
-                    .collect())
-            })?;
-        tracing::info!(
-            heights = rebuilt,
-            "state tree rebuilt; every root matches its commit"
+            heights = opened.rebuilt,
+            "state tree rebuilt after a crash; every root matches its commit"
         );
     }
-    let safety = store.safety()?.unwrap_or_default();
     tracing::info!(
         moniker = %config.moniker,
         chain = %genesis.chain_id,
-        height = tip.block.height,
-        last_voted_round = safety.last_voted_round,
+        height = opened.height,
+        last_voted_round = opened.last_voted_round,
         "starting validator {}",
         key.public()
     );
+    Ok(host)
+}
 
+/// The host's configuration from the node's config and genesis.
+fn host_config(
+    config: &NodeConfig,
+    genesis: &Genesis,
+    key: &KeyPair,
+) -> Result<HostConfig, NodeError> {
+    let mut consensus = Config::new(
+        genesis.chain_id.clone(),
+        genesis.genesis_block(),
+        genesis.validator_set()?,
+        Some(key.clone()),
+    );
+    consensus.params = genesis.consensus_params();
+    consensus.limits = config.consensus.to_limits();
+    Ok(HostConfig {
+        consensus,
+        genesis_hash: genesis.hash(),
+        genesis_accounts: genesis
+            .accounts
+            .iter()
+            .map(|a| (a.public_key, a.balance))
+            .collect(),
+        max_block_txs: usize::try_from(genesis.consensus.max_block_txs).unwrap_or(usize::MAX),
+        max_block_bytes: usize::try_from(genesis.consensus.max_block_bytes).unwrap_or(usize::MAX),
+        max_message_bytes: config.p2p.max_message_bytes,
+        pacing: Pacing {
+            empty_block_delay_ms: config.consensus.empty_block_delay_ms,
+            min_delay_ms: 0,
+        },
+    })
+}
+
+/// The background tasks of a running node, stopped on shutdown.
+struct Services {
+    rpc: jsonrpsee::server::ServerHandle,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Services {
+    fn stop(self) {
+        self.rpc.stop().ok();
+        for task in self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// What the loop receives from the services.
+struct Channels {
+    events: mpsc::Receiver<NetEvent>,
+    gossip: mpsc::Receiver<Vec<SignedTransaction>>,
+}
+
+/// Starts the network, RPC, metrics and ingest tasks and builds the loop around `host`.
+#[allow(clippy::too_many_arguments)]
+async fn start_services(
+    config: &NodeConfig,
+    genesis: &Genesis,
+    node_key: &KeyPair,
+    key: &KeyPair,
+    host: Host<Store>,
+    store: Store,
+    mempool: SharedMempool,
+) -> Result<(Services, Actor, Channels), NodeError> {
     let (net_tx, net_rx) = mpsc::channel(config.p2p.outbound_queue);
     let (event_tx, event_rx) = mpsc::channel(config.p2p.inbound_queue);
     let (gossip_tx, gossip_rx) = mpsc::channel(GOSSIP_QUEUE);
@@ -230,15 +191,15 @@ pub async fn run(home: &Home, log_format: Option<LogFormat>) -> Result<(), NodeE
     let net_stats = Arc::new(NetStats::default());
     let mut metrics = Metrics::new();
     metrics.register_network(&net_stats);
-    let mempool = Mempool::new(genesis.chain_id.clone(), mempool_limits(&config));
     let shared = Arc::new(Shared {
         chain_id: genesis.chain_id.clone(),
-        store: store.clone(),
-        mempool: Mutex::new(mempool),
+        store,
+        mempool,
+        admitted: tokio::sync::Notify::new(),
         status: RwLock::new(Status {
             moniker: config.moniker.clone(),
             chain_id: genesis.chain_id.clone(),
-            genesis_hash,
+            genesis_hash: genesis.hash(),
             validator: key.public().to_hex(),
             validators: genesis.validators.len(),
             ..Status::default()
@@ -248,92 +209,35 @@ pub async fn run(home: &Home, log_format: Option<LogFormat>) -> Result<(), NodeE
         gossip: gossip_tx,
         max_batch: 10_000,
     });
-
-    let network_config = network_config(&config, &genesis, &node_key, genesis_hash)?;
-    let net_task = tokio::spawn(network::run(network_config, net_rx, event_tx, net_stats));
+    let network_config = network_config(config, genesis, node_key, genesis.hash())?;
+    let mut tasks = vec![tokio::spawn(network::run(
+        network_config,
+        net_rx,
+        event_tx,
+        net_stats,
+    ))];
     let rpc = crate::rpc::serve(&config.rpc, shared.clone()).await?;
-    let metrics_task = config
-        .metrics
-        .enabled
-        .then(|| tokio::spawn(crate::metrics::serve(config.metrics.listen, shared.clone())));
-    let ingest_task = tokio::spawn(ingest(shared.clone(), ingest_rx, net_tx.clone()));
-
-    let roots: Roots = Arc::new(RwLock::new(BTreeMap::new()));
-    if let (Ok(mut r), Some(g)) = (roots.write(), store.genesis_root()?) {
-        r.insert(0, g);
-        r.insert(tip.block.height, tip.state_root);
+    if config.metrics.enabled {
+        let serve = crate::metrics::serve(config.metrics.listen, shared.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = serve.await {
+                tracing::error!("metrics endpoint stopped: {e}");
+            }
+        }));
     }
-    let params = genesis.consensus_params();
-    let mut ccfg = Config::new(
-        genesis.chain_id.clone(),
-        genesis.genesis_block(),
-        genesis.validator_set()?,
-        Some(key.clone()),
-    );
-    ccfg.params = params;
-    ccfg.limits = config.consensus.to_limits();
-    // The last committed blocks, for leader reputation to choose the same leaders as the peers.
-    let from = tip
-        .block
-        .height
-        .saturating_sub(ccfg.history_blocks())
-        .saturating_add(1);
-    let mut history = Vec::new();
-    for height in from..=tip.block.height {
-        history.extend(store.block_by_height(height)?.map(|stored| stored.block));
-    }
-    let recovery = Recovery {
-        safety,
-        root: tip.block,
-        root_qc: tip.qc.clone(),
-        blocks: store.pending_blocks()?,
-        history,
-    };
-    let mut core = Consensus::new(ccfg, recovery)?;
-    let decoded: Decoded = Arc::new(Mutex::new(HashMap::new()));
-    let max_block_txs = usize::try_from(genesis.consensus.max_block_txs).unwrap_or(usize::MAX);
-    let max_block_bytes = usize::try_from(genesis.consensus.max_block_bytes).unwrap_or(usize::MAX);
-    core.set_payload_check(Box::new(PayloadValidator {
-        chain_id: genesis.chain_id.clone(),
-        shared: shared.clone(),
-        roots: roots.clone(),
-        decoded: decoded.clone(),
-        max_txs: max_block_txs,
-        max_bytes: max_block_bytes,
-    }));
-
-    let mut runner = Runner {
-        core,
-        store: store.clone(),
-        shared: shared.clone(),
+    tasks.push(tokio::spawn(ingest(shared.clone(), ingest_rx, net_tx.clone())));
+    let actor = Actor {
+        host,
+        shared,
         net: net_tx,
         ingest: ingest_tx,
-        roots,
-        decoded,
-        tip,
-        timer: None,
-        pending_payload: None,
-        empty_block_delay: Duration::from_millis(config.consensus.empty_block_delay_ms),
-        nothing_selectable: None,
         last_commit: None,
-        max_block_txs,
-        max_block_bytes,
-        max_message_bytes: config.p2p.max_message_bytes,
     };
-    let result = runner.run_loop(event_rx, gossip_rx).await;
-
-    rpc.stop().ok();
-    net_task.abort();
-    ingest_task.abort();
-    if let Some(t) = metrics_task {
-        t.abort();
-    }
-    store.flush()?;
-    match &result {
-        Ok(()) => tracing::info!("shut down cleanly; storage flushed"),
-        Err(e) => tracing::error!("stopped on error: {e}"),
-    }
-    result
+    let channels = Channels {
+        events: event_rx,
+        gossip: gossip_rx,
+    };
+    Ok((Services { rpc, tasks }, actor, channels))
 }
 
 fn mempool_limits(config: &NodeConfig) -> MempoolLimits {
@@ -347,23 +251,6 @@ fn mempool_limits(config: &NodeConfig) -> MempoolLimits {
         ready_reserve: config.mempool.ready_reserve,
         peer_reserve: config.mempool.peer_reserve,
     }
-}
-
-fn write_genesis_state(store: &Store, genesis: &Genesis) -> Result<(), NodeError> {
-    let balances: Vec<(PublicKey, u64)> = genesis
-        .accounts
-        .iter()
-        .map(|a| (a.public_key, a.balance))
-        .collect();
-    let (root, tree) = genesis_state_root(&balances)?;
-    let block = genesis.genesis_block();
-    let tip = CommitTip {
-        block,
-        qc: QuorumCert::genesis(block),
-        state_root: root,
-        committed_txs: 0,
-    };
-    store.init_genesis(&genesis.hash(), &tree, &tip)
 }
 
 fn network_config(
@@ -420,6 +307,226 @@ fn network_config(
         idle_connection_timeout: Duration::from_millis(config.p2p.idle_connection_timeout_ms),
         max_concurrent_streams: config.p2p.max_concurrent_streams,
     })
+}
+
+/// The loop around the host: it owns the host and the queues to the other tasks.
+struct Actor {
+    host: Host<Store>,
+    shared: Arc<Shared>,
+    net: mpsc::Sender<NetCommand>,
+    /// Transaction frames from peers, still encoded: decoding and admission happen off the loop.
+    ingest: mpsc::Sender<(PublicKey, Vec<u8>)>,
+    last_commit: Option<Instant>,
+}
+
+impl Actor {
+    async fn run(&mut self, mut ch: Channels) -> Result<(), NodeError> {
+        self.handle(Event::Start)?;
+        let shutdown = shutdown_signal();
+        tokio::pin!(shutdown);
+        loop {
+            let now = now_ms();
+            let wake = self.host.wake_at(now).map_or(IDLE_WAKE, |at| {
+                Duration::from_millis(at.saturating_sub(now))
+            });
+            let awaiting_txs = self.host.awaiting_transactions();
+            tokio::select! {
+                _ = &mut shutdown => {
+                    tracing::info!("shutdown requested");
+                    return Ok(());
+                }
+                ev = ch.events.recv() => {
+                    let Some(NetEvent::Message { from, bytes }) = ev else {
+                        return Err(NodeError::Network("network task stopped".into()));
+                    };
+                    self.on_frame(from, bytes)?;
+                }
+                txs = ch.gossip.recv() => {
+                    if let Some(txs) = txs {
+                        self.gossip(txs, &mut ch.gossip);
+                    }
+                }
+                _ = self.shared.net.lost_changed.notified() => {
+                    let validators = self.shared.net.lost_validators();
+                    if !validators.is_empty() {
+                        tracing::info!(validators = validators.len(), "validators unreachable");
+                    }
+                    self.handle(Event::Unreachable { validators })?;
+                }
+                _ = tokio::time::sleep(wake) => self.tick()?,
+                _ = self.shared.admitted.notified(), if awaiting_txs => self.tick()?,
+            }
+            self.refresh_status();
+        }
+    }
+
+    /// A frame from a peer: transactions go to the ingest task, consensus messages to the host.
+    fn on_frame(&mut self, from: PublicKey, bytes: Vec<u8>) -> Result<(), NodeError> {
+        if WireMessage::is_transactions(&bytes) {
+            // A full queue drops the batch: it is only a copy of what the peer will propose.
+            if self.ingest.try_send((from, bytes)).is_err() {
+                self.shared.net.dropped_tx_frames.inc();
+            }
+            return Ok(());
+        }
+        match WireMessage::decode(&bytes) {
+            Ok(WireMessage::Consensus(message)) => self.handle(Event::Message { from, message }),
+            Ok(WireMessage::Transactions(_)) => Ok(()), // (not reached: routed above)
+            Err(reason) => {
+                tracing::warn!(peer = %from.short(), %reason, "undecodable message");
+                self.shared.metrics.rejected_messages.inc();
+                self.penalize(from, true);
+                Ok(())
+            }
+        }
+    }
+
+    /// Broadcasts this node's accepted transactions, gathering what queued up into one frame.
+    fn gossip(
+        &mut self,
+        mut txs: Vec<SignedTransaction>,
+        queue: &mut mpsc::Receiver<Vec<SignedTransaction>>,
+    ) {
+        while txs.len() < GOSSIP_BATCH {
+            match queue.try_recv() {
+                Ok(more) => txs.extend(more),
+                Err(_) => break,
+            }
+        }
+        if let Some(bytes) = frame(WireMessage::Transactions(txs)) {
+            let _ = self.net.try_send(NetCommand::Broadcast { bytes });
+        }
+    }
+
+    fn handle(&mut self, event: Event) -> Result<(), NodeError> {
+        let started = Instant::now();
+        let out = self.host.handle(now_ms(), event)?;
+        self.deliver(out, started);
+        Ok(())
+    }
+
+    fn tick(&mut self) -> Result<(), NodeError> {
+        let started = Instant::now();
+        let out = self.host.tick(now_ms())?;
+        self.deliver(out, started);
+        Ok(())
+    }
+
+    /// Carries out what the host produced: messages to the network, the rest to metrics and logs.
+    fn deliver(&mut self, out: Output, started: Instant) {
+        for outgoing in out.messages {
+            self.send(outgoing);
+        }
+        let m = &self.shared.metrics;
+        m.payload_verified_txs.inc_by(out.verified_txs);
+        for r in &out.rejected {
+            m.rejected_messages.inc();
+            tracing::debug!(peer = ?r.from.map(|p| p.short()), error = %r.error, "rejected");
+            if let (Some(peer), true) = (r.from, r.misbehaviour) {
+                self.penalize(peer, false);
+            }
+        }
+        for evidence in &out.evidence {
+            self.shared.metrics.evidence.inc();
+            tracing::warn!(culprit = %evidence.culprit(), ?evidence, "equivocation detected");
+        }
+        if let Some((hash, why)) = out.expired.first() {
+            let count = out.expired.len();
+            self.shared.metrics.expired_txs.inc_by(count as u64);
+            tracing::info!(count, first = %hash, %why, "pending transfers expired behind nonce gaps");
+        }
+        self.record_commits(&out, started);
+    }
+
+    /// Metrics and a log line per committed block. The time to commit is the call's, shared
+    /// evenly among the blocks it committed.
+    fn record_commits(&mut self, out: &Output, started: Instant) {
+        let Some(last) = out.committed.last() else {
+            return;
+        };
+        let m = &self.shared.metrics;
+        let each = started.elapsed().as_secs_f64() / out.committed.len() as f64;
+        for report in &out.committed {
+            m.committed_blocks.inc();
+            m.committed_txs.inc_by(report.applied);
+            m.failed_txs
+                .inc_by((report.txs as u64).saturating_sub(report.applied));
+            m.commit_seconds.observe(each);
+            if let Some(previous) = self.last_commit.replace(Instant::now()) {
+                m.block_interval_seconds
+                    .observe(previous.elapsed().as_secs_f64());
+            }
+            tracing::info!(
+                height = report.height,
+                id = %report.id.short(),
+                txs = report.txs,
+                applied = report.applied,
+                last = report.height == last.height,
+                "committed"
+            );
+        }
+    }
+
+    fn send(&self, outgoing: Outgoing) {
+        let command = match outgoing {
+            Outgoing::Send { to, message } => {
+                tracing::trace!(to = %to.short(), kind = message.kind(), "send");
+                frame(WireMessage::Consensus(message)).map(|bytes| NetCommand::Send { to, bytes })
+            }
+            Outgoing::Broadcast(message) => {
+                tracing::trace!(kind = message.kind(), "broadcast");
+                frame(WireMessage::Consensus(message)).map(|bytes| NetCommand::Broadcast { bytes })
+            }
+        };
+        if let Some(command) = command {
+            if self.net.try_send(command).is_err() {
+                self.shared.net.dropped_outbound.inc();
+                tracing::warn!("network queue full; message dropped");
+            }
+        }
+    }
+
+    fn penalize(&self, peer: PublicKey, severe: bool) {
+        let _ = self.net.try_send(NetCommand::Penalize { peer, severe });
+    }
+
+    /// Publishes the host's view to `status` and the gauges.
+    fn refresh_status(&self) {
+        let view = self.host.view();
+        let (mp_txs, mp_bytes) = match self.shared.mempool.lock() {
+            Ok(mp) => (mp.len(), mp.bytes()),
+            Err(_) => (0, 0),
+        };
+        let peers = self
+            .shared
+            .net
+            .connected_validators
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let m = &self.shared.metrics;
+        m.height.set(gauge(view.height));
+        m.round.set(gauge(view.round));
+        m.mempool_txs.set(gauge(mp_txs as u64));
+        m.mempool_bytes.set(gauge(mp_bytes as u64));
+        m.peers.set(gauge(peers as u64));
+        m.syncing.set(i64::from(view.syncing));
+        let counted = m.timeouts.get();
+        if view.timeouts_sent > counted {
+            m.timeouts.inc_by(view.timeouts_sent - counted);
+        }
+        if let Ok(mut s) = self.shared.status.write() {
+            s.height = view.height;
+            s.block_id = view.block_id;
+            s.state_root = view.state_root;
+            s.round = view.round;
+            s.high_qc_height = view.high_qc_height;
+            s.syncing = view.syncing;
+            s.peers = peers;
+            s.mempool_txs = mp_txs;
+            s.mempool_bytes = mp_bytes;
+            s.committed_txs = view.committed_txs;
+        }
+    }
 }
 
 /// Most gossip frames verified as one batch: frames that queued up while the previous batch was
@@ -494,24 +601,6 @@ fn frame(message: WireMessage) -> Option<Arc<Vec<u8>>> {
     }
 }
 
-/// Whether a rejection shows the peer sent something no honest validator sends. A leader
-/// schedule that differs from ours is no proof: a validator whose committed history lags (just
-/// restarted, or back from a partition) computes other leaders and failed leaders until it
-/// catches up; those rejections are made before any signature is checked.
-fn is_misbehaviour(e: &ConsensusError) -> bool {
-    !matches!(
-        e,
-        ConsensusError::StaleRound { .. }
-            | ConsensusError::RoundTooFarAhead { .. }
-            | ConsensusError::Full { .. }
-            | ConsensusError::UnrequestedBlocks { .. }
-            | ConsensusError::InvalidPayload { .. }
-            | ConsensusError::NotLeader { .. }
-            | ConsensusError::NotNextLeader { .. }
-            | ConsensusError::WrongFailedLeaders { .. }
-    )
-}
-
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
@@ -531,393 +620,5 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-impl Runner {
-    async fn run_loop(
-        &mut self,
-        mut events: mpsc::Receiver<NetEvent>,
-        mut gossip: mpsc::Receiver<Vec<SignedTransaction>>,
-    ) -> Result<(), NodeError> {
-        self.dispatch(Event::Start)?;
-        let shutdown = shutdown_signal();
-        tokio::pin!(shutdown);
-        loop {
-            let deadline = self.timer.map_or_else(
-                || tokio::time::Instant::now() + Duration::from_secs(3600),
-                |(_, at)| at,
-            );
-            tokio::select! {
-                _ = &mut shutdown => {
-                    tracing::info!("shutdown requested");
-                    return Ok(());
-                }
-                ev = events.recv() => {
-                    let Some(NetEvent::Message { from, bytes }) = ev else {
-                        return Err(NodeError::Network("network task stopped".into()));
-                    };
-                    self.on_network(from, bytes)?;
-                }
-                txs = gossip.recv() => {
-                    if let Some(mut txs) = txs {
-                        while txs.len() < GOSSIP_BATCH {
-                            match gossip.try_recv() {
-                                Ok(more) => txs.extend(more),
-                                Err(_) => break,
-                            }
-                        }
-                        if let Some(bytes) = frame(WireMessage::Transactions(txs)) {
-                            let _ = self.net.try_send(NetCommand::Broadcast { bytes });
-                        }
-                    }
-                }
-                _ = self.shared.net.lost_changed.notified() => {
-                    let validators = self.shared.net.lost_validators();
-                    if !validators.is_empty() {
-                        tracing::info!(validators = validators.len(), "validators unreachable");
-                    }
-                    self.dispatch(Event::Unreachable { validators })?;
-                }
-                _ = tokio::time::sleep_until(deadline), if self.timer.is_some() => {
-                    if let Some((round, _)) = self.timer.take() {
-                        self.dispatch(Event::TimeoutFired { round })?;
-                    }
-                }
-                _ = tokio::time::sleep(Duration::from_millis(2)), if self.pending_payload.is_some() => {}
-            }
-            self.maybe_propose()?;
-            self.refresh_status();
-        }
-    }
-
-    fn on_network(&mut self, from: PublicKey, bytes: Vec<u8>) -> Result<(), NodeError> {
-        if WireMessage::is_transactions(&bytes) {
-            // A full queue drops the batch: it is only a copy of what the peer will propose.
-            if self.ingest.try_send((from, bytes)).is_err() {
-                self.shared.net.dropped_tx_frames.inc();
-            }
-            return Ok(());
-        }
-        match WireMessage::decode(&bytes) {
-            Ok(WireMessage::Consensus(message)) => self.dispatch(Event::Message { from, message }),
-            Ok(WireMessage::Transactions(_)) => Ok(()), // (not reached: routed above)
-            Err(reason) => {
-                tracing::warn!(peer = %from.short(), %reason, "undecodable message");
-                self.shared.metrics.rejected_messages.inc();
-                let _ = self.net.try_send(NetCommand::Penalize {
-                    peer: from,
-                    severe: true,
-                });
-                Ok(())
-            }
-        }
-    }
-
-    /// Feeds one event to the core and carries out its actions in order.
-    fn dispatch(&mut self, event: Event) -> Result<(), NodeError> {
-        let from = match &event {
-            Event::Message { from, .. } => Some(*from),
-            _ => None,
-        };
-        match self.core.handle(now_ms(), event) {
-            Ok(actions) => {
-                for action in actions {
-                    self.execute(action)?;
-                }
-            }
-            Err(e) => {
-                self.shared.metrics.rejected_messages.inc();
-                tracing::debug!(peer = ?from.map(|p| p.short()), error = %e, "rejected");
-                if let (Some(peer), true) = (from, is_misbehaviour(&e)) {
-                    let _ = self.net.try_send(NetCommand::Penalize {
-                        peer,
-                        severe: false,
-                    });
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn send(&self, command: NetCommand) {
-        if self.net.try_send(command).is_err() {
-            self.shared.net.dropped_outbound.inc();
-            tracing::warn!("network queue full; message dropped");
-        }
-    }
-
-    /// Proposes once transactions are waiting, or when the empty-block delay has passed.
-    fn maybe_propose(&mut self) -> Result<(), NodeError> {
-        let Some((round, parent, deadline)) = self.pending_payload else {
-            return Ok(());
-        };
-        if round != self.core.round() {
-            self.pending_payload = None; // the round moved on
-            return Ok(());
-        }
-        let (waiting, admitted) = self
-            .shared
-            .mempool
-            .lock()
-            .map_or((0, 0), |mp| (mp.len(), mp.admitted_total()));
-        let early = tokio::time::Instant::now() < deadline;
-        // Before the deadline, propose only once something is selectable: transactions can wait
-        // in the mempool that cannot go yet (a nonce gap, or already in an ancestor block).
-        if early && (waiting == 0 || self.nothing_selectable == Some(admitted)) {
-            return Ok(());
-        }
-        let (payload, txs) = self.build_payload(&parent);
-        if early && txs == 0 {
-            self.nothing_selectable = Some(admitted);
-            return Ok(());
-        }
-        self.pending_payload = None;
-        self.dispatch(Event::PayloadReady { round, payload })
-    }
-
-    fn execute(&mut self, action: Action) -> Result<(), NodeError> {
-        match action {
-            Action::PersistSafety(data) => self.store.put_safety(&data)?,
-            Action::Send { to, message } => {
-                tracing::trace!(to = %to.short(), kind = message.kind(), "send");
-                if let Some(bytes) = frame(WireMessage::Consensus(message)) {
-                    self.send(NetCommand::Send { to, bytes });
-                }
-            }
-            Action::Broadcast(message) => {
-                tracing::trace!(kind = message.kind(), "broadcast");
-                if let Some(bytes) = frame(WireMessage::Consensus(message)) {
-                    self.send(NetCommand::Broadcast { bytes });
-                }
-            }
-            Action::ScheduleTimeout { round, after_ms } => {
-                tracing::debug!(round, after_ms, "round timer");
-                let at = tokio::time::Instant::now() + Duration::from_millis(after_ms);
-                self.timer = Some((round, at));
-            }
-            Action::RequestPayload { round, parent } => {
-                // Built by the loop (`maybe_propose`), not here: the payload must see the effects
-                // of every action of this batch, and the loop must get to run between blocks.
-                let deadline = tokio::time::Instant::now() + self.empty_block_delay;
-                self.pending_payload = Some((round, parent.id, deadline));
-                self.nothing_selectable = None; // another parent excludes other transactions
-            }
-            Action::ServeBlocks { to, id, count } => self.serve_blocks(to, id, count),
-            Action::StoreBlock(block) => self.store.put_pending(&block)?,
-            Action::Commit(commit) => self.apply_commit(commit)?,
-            Action::ReportMisbehaviour(evidence) => {
-                self.shared.metrics.evidence.inc();
-                tracing::warn!(culprit = %evidence.culprit(), ?evidence, "equivocation detected");
-            }
-        }
-        Ok(())
-    }
-
-    /// The decoded payload of `block`, from the cache or decoded now. A certified payload that
-    /// does not decode (only possible with a Byzantine quorum) counts as empty on every node.
-    fn payload_of(&self, block: &Block) -> Arc<DecodedPayload> {
-        if let Some(p) = self
-            .decoded
-            .lock()
-            .ok()
-            .and_then(|d| d.get(&block.id).cloned())
-        {
-            return p;
-        }
-        let (payload, hashes) = BlockPayload::decode_hashed(&block.payload, usize::MAX, usize::MAX)
-            .unwrap_or_else(|_| (BlockPayload::new(0, Digest::ZERO, Vec::new()), Vec::new()));
-        let payload = Arc::new(DecodedPayload { payload, hashes });
-        if let Ok(mut d) = self.decoded.lock() {
-            d.insert(block.id, payload.clone());
-        }
-        payload
-    }
-
-    /// A payload extending `parent`: mempool transactions not already in an uncommitted ancestor.
-    /// If the chain from `parent` down to our last commit is not all local (we are catching up),
-    /// the ancestors' transactions are unknown, so the payload carries none rather than risk
-    /// proposing one twice.
-    fn build_payload(&self, parent: &Digest) -> (Vec<u8>, usize) {
-        let mut exclude = HashSet::new();
-        let mut cursor = *parent;
-        let mut complete = false;
-        while let Some(block) = self.core.block(&cursor) {
-            exclude.extend(self.payload_of(block).hashes.iter().copied());
-            cursor = block.parent().id;
-            if cursor == self.tip.block.id {
-                complete = true;
-                break;
-            }
-        }
-        complete |= *parent == self.tip.block.id;
-        // Leave room for the payload's own fields within the block byte limit.
-        let budget = self.max_block_bytes.saturating_sub(256);
-        let txs = match (complete, self.shared.mempool.lock()) {
-            (true, Ok(mp)) => mp.select(&self.store, self.max_block_txs, budget, &exclude),
-            _ => Vec::new(),
-        };
-        let count = txs.len();
-        let payload = BlockPayload::new(self.tip.block.height, self.tip.state_root, txs).encode();
-        (payload, count)
-        // (Our own block's payload is decoded once, by the next `payload_of` that needs it.)
-    }
-
-    /// Answers a block request from memory and storage, within the message size limit.
-    fn serve_blocks(&mut self, to: PublicKey, id: Digest, count: u32) {
-        let store = &self.store;
-        let mut blocks = self
-            .core
-            .collect_chain(&id, count, |id| store.block_by_id(id).ok().flatten());
-        let budget = self.max_message_bytes / 2;
-        let mut used = 0usize;
-        let keep = blocks
-            .iter()
-            .take_while(|b| {
-                used = used.saturating_add(b.payload.len() + 1024);
-                used <= budget
-            })
-            .count()
-            .max(1);
-        blocks.truncate(keep);
-        if !blocks.is_empty() {
-            let message = Message::BlockResponse(BlockResponse { blocks });
-            if let Some(bytes) = frame(WireMessage::Consensus(message)) {
-                self.send(NetCommand::Send { to, bytes });
-            }
-        }
-    }
-
-    /// Executes and stores each committed block in its own synced write batch.
-    fn apply_commit(&mut self, commit: Commit) -> Result<(), NodeError> {
-        self.nothing_selectable = None;
-        let n = commit.blocks.len();
-        for (i, block) in commit.blocks.iter().enumerate() {
-            let started = Instant::now();
-            let decoded = self.payload_of(block);
-            let payload = &decoded.payload;
-            let exec = execute(&self.store, &payload.txs)?;
-            let (state_root, tree) = compute_state_root(&self.store, block.height, &exec.updates)?;
-            let hashes = &decoded.hashes;
-            let mut records = Vec::with_capacity(hashes.len());
-            let mut applied = 0u64;
-            for (index, (hash, outcome)) in hashes.iter().zip(&exec.outcomes).enumerate() {
-                if matches!(outcome, TxOutcome::Applied) {
-                    applied += 1;
-                } else if matches!(outcome, TxOutcome::Failed(TxError::BadNonce { .. }))
-                    && self.store.tx(hash)?.is_some()
-                {
-                    continue; // a repeat of a committed transaction keeps its first record
-                }
-                records.push((
-                    *hash,
-                    TxRecord {
-                        height: block.height,
-                        index: u32::try_from(index).unwrap_or(u32::MAX),
-                        outcome: outcome.clone(),
-                    },
-                ));
-            }
-            let qc = match commit.blocks.get(i + 1) {
-                Some(child) => child.qc.clone(),
-                None => commit.proof.clone(),
-            };
-            let tip = CommitTip {
-                block: block.info(),
-                qc,
-                state_root,
-                committed_txs: self.tip.committed_txs.saturating_add(applied),
-            };
-            self.store.commit_block(BlockWrite {
-                block,
-                state_root,
-                records: &records,
-                accounts: &exec.updates,
-                tree,
-                tip: &tip,
-            })?;
-            self.tip = tip;
-            if let Ok(mut roots) = self.roots.write() {
-                roots.insert(block.height, state_root);
-                while roots.len() > ROOT_CACHE {
-                    roots.pop_first();
-                }
-            }
-            if let Ok(mut mp) = self.shared.mempool.lock() {
-                mp.remove_committed(&self.store, hashes.iter().copied().zip(&payload.txs))?;
-                let expired = mp.expire_gapped(&self.store, now_ms())?;
-                if let Some((hash, why)) = expired.first() {
-                    self.shared.metrics.expired_txs.inc_by(expired.len() as u64);
-                    tracing::info!(count = expired.len(), first = %hash, %why, "pending transfers expired behind nonce gaps");
-                }
-            }
-            let m = &self.shared.metrics;
-            m.committed_blocks.inc();
-            m.committed_txs.inc_by(applied);
-            m.failed_txs.inc_by(exec.outcomes.len() as u64 - applied);
-            m.commit_seconds.observe(started.elapsed().as_secs_f64());
-            if let Some(last) = self.last_commit.replace(Instant::now()) {
-                m.block_interval_seconds
-                    .observe(last.elapsed().as_secs_f64());
-            }
-            tracing::info!(
-                height = block.height,
-                id = %block.id.short(),
-                txs = payload.txs.len(),
-                applied,
-                last = i + 1 == n,
-                "committed"
-            );
-        }
-        // Forget uncommitted-block bookkeeping for blocks that can no longer commit.
-        let core = &self.core;
-        if let Ok(mut d) = self.decoded.lock() {
-            d.retain(|id, _| core.block(id).is_some());
-        }
-        Ok(())
-    }
-
-    fn refresh_status(&self) {
-        let (orphans, high) = (
-            self.core.pending_blocks().1,
-            self.core.high_qc().block().height,
-        );
-        let syncing = orphans > 0 || high > self.tip.block.height.saturating_add(3);
-        let (mp_txs, mp_bytes) = match self.shared.mempool.lock() {
-            Ok(mp) => (mp.len(), mp.bytes()),
-            Err(_) => (0, 0),
-        };
-        let peers = self
-            .shared
-            .net
-            .connected_validators
-            .load(std::sync::atomic::Ordering::Relaxed);
-        let m = &self.shared.metrics;
-        m.height
-            .set(i64::try_from(self.tip.block.height).unwrap_or(i64::MAX));
-        m.round
-            .set(i64::try_from(self.core.round()).unwrap_or(i64::MAX));
-        m.mempool_txs.set(i64::try_from(mp_txs).unwrap_or(i64::MAX));
-        m.mempool_bytes
-            .set(i64::try_from(mp_bytes).unwrap_or(i64::MAX));
-        m.peers.set(i64::try_from(peers).unwrap_or(i64::MAX));
-        m.syncing.set(i64::from(syncing));
-        let sent = self.core.stats().timeouts_sent;
-        let counted = m.timeouts.get();
-        if sent > counted {
-            m.timeouts.inc_by(sent - counted);
-        }
-        if let Ok(mut s) = self.shared.status.write() {
-            s.height = self.tip.block.height;
-            s.block_id = self.tip.block.id;
-            s.state_root = self.tip.state_root;
-            s.round = self.core.round();
-            s.high_qc_height = high;
-            s.syncing = syncing;
-            s.peers = peers;
-            s.mempool_txs = mp_txs;
-            s.mempool_bytes = mp_bytes;
-            s.committed_txs = self.tip.committed_txs;
-        }
     }
 }

@@ -4,13 +4,14 @@
 //! `status`; the RPC server inserts into the mempool directly (so signature checks of submitted
 //! transactions run on RPC worker threads, not on the consensus loop).
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 use hotledger_crypto::Digest;
 use hotledger_ledger::{Mempool, Origin, Rejection, SignedTransaction};
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
+use crate::host::SharedMempool;
 use crate::metrics::Metrics;
 use crate::network::NetStats;
 use crate::storage::Store;
@@ -44,7 +45,11 @@ pub struct Status {
 pub struct Shared {
     pub chain_id: String,
     pub store: Store,
-    pub mempool: Mutex<Mempool>,
+    /// The host proposes from it; RPC and the ingest task admit into it.
+    pub mempool: SharedMempool,
+    /// Signalled after an admission that took something in, so a proposal waiting for
+    /// transactions is built at once.
+    pub admitted: Notify,
     pub status: RwLock<Status>,
     pub net: Arc<NetStats>,
     pub metrics: Metrics,
@@ -82,6 +87,9 @@ impl Shared {
             .lock()
             .map_err(|_| MempoolPoisoned)?
             .admit_verified(&self.store, verified);
+        if results.iter().any(Result::is_ok) {
+            self.admitted.notify_one();
+        }
         Ok(results)
     }
 

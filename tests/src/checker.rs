@@ -12,9 +12,22 @@ pub struct Verdict {
     pub forks: usize,
     /// Honest keys that signed two different votes in one round.
     pub conflicting_votes: usize,
-    /// Committed blocks whose payload no node produced, or that do not extend the previous
-    /// commit of the same node.
+    /// Committed blocks that carry a transaction the client never signed, or that do not
+    /// extend the previous commit of the same node.
     pub invalid_commits: usize,
+    /// Heights at which two honest nodes computed different state roots.
+    pub root_mismatches: usize,
+    /// Votes, timeouts or proposals an honest host handed out that its durable safety record
+    /// did not cover.
+    pub unpersisted_sends: usize,
+    /// Heights whose state roots every honest node that committed them agreed on.
+    pub roots_agreed: u64,
+    /// Transfers applied in honest commits (counted once per height).
+    pub txs_applied: u64,
+    /// Proposals honest hosts refused for their payload (forged signatures, wrong claims).
+    pub payloads_refused: u64,
+    /// Heights of state-tree nodes recomputed by hosts restarted after a crash.
+    pub rebuilt_heights: u64,
     /// Honest nodes that did not commit anew within the liveness bound after GST.
     pub stalled_nodes: usize,
     /// Time from GST until every honest node committed a block above the GST high-water mark.
@@ -29,7 +42,11 @@ pub struct Verdict {
 
 impl Verdict {
     pub fn safe(&self) -> bool {
-        self.forks == 0 && self.conflicting_votes == 0 && self.invalid_commits == 0
+        self.forks == 0
+            && self.conflicting_votes == 0
+            && self.invalid_commits == 0
+            && self.root_mismatches == 0
+            && self.unpersisted_sends == 0
     }
 
     pub fn live(&self) -> bool {
@@ -38,11 +55,13 @@ impl Verdict {
 
     pub fn describe(&self) -> String {
         format!(
-            "forks={} conflicting_votes={} invalid_commits={} stalled_nodes={} recovery_ms={:?} \
-             target_excluded={}",
+            "forks={} conflicting_votes={} invalid_commits={} root_mismatches={} \
+             unpersisted_sends={} stalled_nodes={} recovery_ms={:?} target_excluded={}",
             self.forks,
             self.conflicting_votes,
             self.invalid_commits,
+            self.root_mismatches,
+            self.unpersisted_sends,
             self.stalled_nodes,
             self.recovery_ms,
             self.target_excluded
@@ -72,8 +91,8 @@ pub struct Checker {
     tips: HashMap<usize, (Height, Digest)>,
     /// Per honest key: round → vote data signed.
     votes: HashMap<PublicKey, BTreeMap<Round, VoteData>>,
-    /// Payload digests produced by the application.
-    produced: HashSet<Digest>,
+    /// Height → the first honest state root computed after it.
+    roots: HashMap<Height, Digest>,
     pub verdict: Verdict,
     /// Per honest node: the time it first committed above `gst_mark`.
     recovered_at: HashMap<usize, u64>,
@@ -81,23 +100,19 @@ pub struct Checker {
 }
 
 impl Checker {
-    pub fn payload_produced(&mut self, payload: &[u8]) {
-        self.produced.insert(Digest::of(payload));
-    }
-
-    /// Validity and agreement: each block extends the node's previous commit, carries a
-    /// payload some node produced, and matches every other honest node's block at its height.
-    pub fn committed(&mut self, node: usize, block: &Block, now_ms: u64) {
+    /// Validity and agreement: each block extends the node's previous commit, carries only
+    /// transactions the client signed (`txs_known`), and matches every other honest node's
+    /// block at its height.
+    pub fn committed(&mut self, node: usize, block: &Block, txs_known: bool, now_ms: u64) {
         let (tip_h, tip_id) = self.tips.get(&node).copied().unwrap_or((0, Digest::ZERO));
         let extends = block.height == tip_h + 1 && (tip_h == 0 || block.parent().id == tip_id);
-        if !extends || !self.produced.contains(&Digest::of(&block.payload)) {
+        if !extends || !txs_known {
             if std::env::var_os("SIM_DEBUG").is_some() {
                 eprintln!(
-                    "invalid commit at node {node} t={now_ms}: height {} after tip {tip_h}, parent {} vs tip {}, payload known {}",
+                    "invalid commit at node {node} t={now_ms}: height {} after tip {tip_h}, parent {} vs tip {}, transactions known {txs_known}",
                     block.height,
                     block.parent().id.short(),
                     tip_id.short(),
-                    self.produced.contains(&Digest::of(&block.payload))
                 );
             }
             self.verdict.invalid_commits += 1;
@@ -128,6 +143,33 @@ impl Checker {
                 self.recovered_at.entry(node).or_insert(now_ms);
             }
         }
+    }
+
+    /// State-root agreement: every honest node computes the same root after each height.
+    pub fn state_root(&mut self, height: Height, root: Digest, applied: u64) {
+        match self.roots.get(&height) {
+            Some(r) if *r != root => self.verdict.root_mismatches += 1,
+            Some(_) => self.verdict.roots_agreed += 1,
+            None => {
+                self.roots.insert(height, root);
+                self.verdict.txs_applied += applied;
+            }
+        }
+    }
+
+    /// A host restarted after a crash recomputed `heights` of state-tree nodes.
+    pub fn rebuilt(&mut self, heights: u64) {
+        self.verdict.rebuilt_heights += heights;
+    }
+
+    /// An honest host refused a proposal's payload.
+    pub fn payload_refused(&mut self) {
+        self.verdict.payloads_refused += 1;
+    }
+
+    /// An honest host handed out a message its durable safety record did not cover.
+    pub fn unpersisted_send(&mut self) {
+        self.verdict.unpersisted_sends += 1;
     }
 
     /// Every vote an honest key signs (seen through its persisted safety data).

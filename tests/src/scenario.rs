@@ -37,6 +37,11 @@ pub struct SimConfig {
     /// validators are unreachable (`Event::Unreachable`, as the daemon's dropped connections);
     /// `None`: never told.
     pub detect_crash_ms: Option<u64>,
+    /// Validators (after the twins) that forge a transfer's signature in every block they
+    /// propose (Byzantine; see `Sim`).
+    pub forgers: usize,
+    /// Virtual milliseconds between two transfers the client signs and submits (0: none).
+    pub tx_interval_ms: u64,
 }
 
 impl SimConfig {
@@ -55,6 +60,8 @@ impl SimConfig {
             reputation: true,
             omission: None,
             detect_crash_ms: Some(10),
+            forgers: 0,
+            tx_interval_ms: 100,
         }
     }
 

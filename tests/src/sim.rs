@@ -1,18 +1,25 @@
-//! The deterministic simulator: virtual time, a seeded network model, and the real consensus
-//! core in every node. One run is a pure function of its `SimConfig` and seed.
+//! The deterministic simulator: virtual time, a seeded network model, and in every node the
+//! daemon's own host ([`hotledger_node::host::Host`]) over the in-memory store: the real
+//! consensus core, payload checks, proposal pacing, execution of signed transfers, state roots,
+//! mempools and block serving. One run is a pure function of its `SimConfig` and seed.
 
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
+use std::sync::{Arc, Mutex};
 
 use hotledger_consensus::{
-    proposal_signing_bytes, Action, Block, BlockInfo, BlockResponse, Commit, Config, Consensus,
-    Event, Message, Params, Proposal, QuorumCert, Recovery, SafetyData, Validator, ValidatorSet,
+    proposal_signing_bytes, Block, BlockInfo, Config, ConsensusError, Event, Message, Params,
+    Proposal, SafetyData, Validator, ValidatorSet,
 };
 use hotledger_crypto::{Digest, Domain, KeyPair, PublicKey};
+use hotledger_ledger::{BlockPayload, Mempool, MempoolLimits, Origin, Transfer};
+use hotledger_node::host::{Host, HostConfig, Outgoing, Output, Pacing};
+use hotledger_node::storage::{ChainStore, MemoryStore};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::checker::{Checker, CommittedBlock, Verdict};
+use crate::load::Client;
 use crate::omission::{self, Omission};
 use crate::scenario::{Scenario, SimConfig};
 
@@ -21,6 +28,10 @@ const CHAIN_ID: &str = "hotledger-sim";
 const DAEMON_MAX_ORPHANS: usize = 4_096;
 /// Hard cap on processed events per run, so every run ends by itself.
 const MAX_EVENTS: u64 = 20_000_000;
+/// Block limits of the simulated chain.
+const MAX_BLOCK_TXS: usize = 1_000;
+const MAX_BLOCK_BYTES: usize = 1 << 20;
+const MAX_MESSAGE_BYTES: usize = 4 << 20;
 
 /// The result of one simulated run.
 #[derive(Clone, Debug)]
@@ -35,24 +46,17 @@ pub struct RunReport {
     pub end_ms: u64,
 }
 
-/// What survives a crash.
-#[derive(Debug)]
-struct Disk {
-    safety: SafetyData,
-    root: BlockInfo,
-    root_qc: QuorumCert,
-    blocks: HashMap<Digest, Block>,
-    /// Uncommitted blocks stored by `Action::StoreBlock`.
-    pending: HashMap<Digest, Block>,
-}
-
 #[derive(Debug)]
 struct SimNode {
     key: KeyPair,
     honest: bool,
-    core: Option<Consensus>,
-    disk: Disk,
+    /// `None` while crashed.
+    host: Option<Host<MemoryStore>>,
+    /// What survives a crash (the host writes it).
+    disk: MemoryStore,
     incarnation: u64,
+    /// When a tick is queued for this node's host.
+    tick_at: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -62,16 +66,13 @@ enum Ev {
         from: PublicKey,
         msg: Message,
     },
-    Timer {
+    /// The host's timer or pacing deadline.
+    Tick {
         node: usize,
         inc: u64,
-        round: u64,
     },
-    Payload {
-        node: usize,
-        inc: u64,
-        round: u64,
-    },
+    /// The client signs a transfer and submits it to every live node.
+    Submit,
     Crash {
         node: usize,
     },
@@ -117,14 +118,15 @@ pub struct Sim {
     nodes: Vec<SimNode>,
     validators: ValidatorSet,
     genesis: BlockInfo,
+    genesis_hash: Digest,
     queue: BinaryHeap<Queued>,
     seq: u64,
     now: u64,
     checker: Checker,
+    client: Client,
     messages: u64,
     latency_sum_ms: u64,
     latency_count: u64,
-    payload_counter: u64,
     /// `SIM_DEBUG` set: trace crashes and commits to stderr (read once, not per event).
     debug: bool,
     /// Validators leaving one honest validator out (`SimConfig::omission`).
@@ -139,7 +141,7 @@ impl Sim {
     }
 
     /// A network with the given faults instead of ones drawn from the seed (the seed still
-    /// drives jitter and loss).
+    /// drives jitter, loss and the client's transfers).
     pub fn with_scenario(cfg: SimConfig, scenario: Scenario, seed: u64) -> Sim {
         Self::build(cfg, scenario, ChaCha8Rng::seed_from_u64(seed))
     }
@@ -161,7 +163,8 @@ impl Sim {
                 .collect(),
         )
         .unwrap_or_else(|e| panic!("simulator validator set: {e}"));
-        let genesis = Config::genesis_block(Digest::of(b"hotledger simulated genesis"), 0);
+        let genesis_hash = Digest::of(b"hotledger simulated genesis");
+        let genesis = Config::genesis_block(genesis_hash, 0);
         let nodes = (0..cfg.nodes())
             .map(|i| {
                 let key_index = if i < cfg.validators {
@@ -171,20 +174,15 @@ impl Sim {
                 };
                 SimNode {
                     key: keys[key_index].clone(),
-                    honest: key_index >= cfg.twins
+                    honest: key_index >= cfg.twins + cfg.forgers
                         && !cfg
                             .omission
                             .as_ref()
                             .is_some_and(|o| o.omitters.contains(&key_index)),
-                    core: None,
-                    disk: Disk {
-                        safety: SafetyData::default(),
-                        root: genesis,
-                        root_qc: QuorumCert::genesis(genesis),
-                        blocks: HashMap::new(),
-                        pending: HashMap::new(),
-                    },
+                    host: None,
+                    disk: MemoryStore::new(),
                     incarnation: 0,
+                    tick_at: None,
                 }
             })
             .collect();
@@ -200,31 +198,39 @@ impl Sim {
             nodes,
             validators,
             genesis,
+            genesis_hash,
             queue: BinaryHeap::new(),
             seq: 0,
             now: 0,
             checker: Checker::default(),
+            client: Client::new(),
             messages: 0,
             latency_sum_ms: 0,
             latency_count: 0,
-            payload_counter: 0,
             debug: std::env::var_os("SIM_DEBUG").is_some(),
             omission,
         };
-        for node in 0..sim.nodes.len() {
-            if sim.scenario.silent != Some(node) {
-                sim.push(0, Ev::Restart { node });
+        sim.schedule_faults();
+        sim
+    }
+
+    fn schedule_faults(&mut self) {
+        for node in 0..self.nodes.len() {
+            if self.scenario.silent != Some(node) {
+                self.push(0, Ev::Restart { node });
             }
         }
-        if let Some(node) = sim.scenario.silent {
-            sim.push(sim.cfg.gst_ms, Ev::Restart { node });
+        if let Some(node) = self.scenario.silent {
+            self.push(self.cfg.gst_ms, Ev::Restart { node });
         }
-        for &(node, down, up) in &sim.scenario.crashes.clone() {
-            sim.push(down, Ev::Crash { node });
-            sim.push(up, Ev::Restart { node });
+        for &(node, down, up) in &self.scenario.crashes.clone() {
+            self.push(down, Ev::Crash { node });
+            self.push(up, Ev::Restart { node });
         }
-        sim.push(sim.cfg.gst_ms, Ev::Gst);
-        sim
+        self.push(self.cfg.gst_ms, Ev::Gst);
+        if self.cfg.tx_interval_ms > 0 {
+            self.push(self.cfg.tx_interval_ms, Ev::Submit);
+        }
     }
 
     fn push(&mut self, at: u64, ev: Ev) {
@@ -242,7 +248,7 @@ impl Sim {
             .collect()
     }
 
-    fn config_for(&self, node: usize) -> Config {
+    fn config_for(&self, node: usize) -> HostConfig {
         let n = &self.nodes[node];
         let mut cfg = Config::new(
             CHAIN_ID,
@@ -264,7 +270,20 @@ impl Sim {
         if n.honest {
             cfg.disabled_rule = self.cfg.disabled_rule;
         }
-        cfg
+        let omitter = self.omission.as_ref().is_some_and(|o| o.is_omitter(node));
+        HostConfig {
+            consensus: cfg,
+            genesis_hash: self.genesis_hash,
+            genesis_accounts: self.client.genesis_accounts(),
+            max_block_txs: MAX_BLOCK_TXS,
+            max_block_bytes: MAX_BLOCK_BYTES,
+            max_message_bytes: MAX_MESSAGE_BYTES,
+            pacing: Pacing {
+                empty_block_delay_ms: self.cfg.payload_delay_ms.max(1),
+                // An omitter leader waits for the votes it means to rebuild its QC from.
+                min_delay_ms: if omitter { omission::WAIT_MS } else { 0 },
+            },
+        }
     }
 
     /// Runs until `end_ms` (virtual), or until every honest node has recovered after GST when
@@ -328,59 +347,63 @@ impl Sim {
                 }
                 self.step(to, Event::Message { from, message: msg });
             }
-            Ev::Timer { node, inc, round } => {
+            Ev::Tick { node, inc } => {
                 if self.nodes[node].incarnation == inc {
-                    self.step(node, Event::TimeoutFired { round });
+                    if self.nodes[node].tick_at == Some(self.now) {
+                        self.nodes[node].tick_at = None;
+                    }
+                    self.tick(node);
                 }
             }
-            Ev::Payload { node, inc, round } => {
-                if self.nodes[node].incarnation == inc {
-                    self.payload_counter += 1;
-                    let payload =
-                        format!("n{node}/r{round}/p{}", self.payload_counter).into_bytes();
-                    self.checker.payload_produced(&payload);
-                    self.step(node, Event::PayloadReady { round, payload });
-                }
-            }
-            Ev::Crash { node } => {
-                if self.debug {
-                    eprintln!("t={} node {node} crashes", self.now);
-                }
-                let n = &mut self.nodes[node];
-                n.core = None;
-                n.incarnation += 1;
-                self.detect_crashes();
-            }
+            Ev::Submit => self.submit(),
+            Ev::Crash { node } => self.crash(node),
             Ev::Restart { node } => {
                 self.restart(node);
                 self.detect_crashes();
             }
-            Ev::Unreachable => {
-                let validators: Vec<PublicKey> = self
-                    .validators
-                    .validators()
-                    .iter()
-                    .map(|v| v.key)
-                    .filter(|k| {
-                        self.nodes
-                            .iter()
-                            .all(|n| n.key.public() != *k || n.core.is_none())
-                    })
-                    .collect();
-                for node in 0..self.nodes.len() {
-                    let validators = validators.clone();
-                    self.step(node, Event::Unreachable { validators });
-                }
-            }
+            Ev::Unreachable => self.tell_unreachable(),
             Ev::Gst => {
                 self.checker.mark_gst();
                 for node in 0..self.nodes.len() {
-                    if self.nodes[node].core.is_none() {
+                    if self.nodes[node].host.is_none() {
                         self.restart(node);
                     }
                 }
                 self.detect_crashes();
             }
+        }
+    }
+
+    /// A process crash: the host and its mempool are gone; the disk keeps what a crash keeps
+    /// (synced writes and what they cover; not the state-tree nodes held in memory).
+    fn crash(&mut self, node: usize) {
+        if self.debug {
+            eprintln!("t={} node {node} crashes", self.now);
+        }
+        let n = &mut self.nodes[node];
+        if n.host.take().is_some() {
+            n.disk = n.disk.crash();
+        }
+        n.incarnation += 1;
+        n.tick_at = None;
+        self.detect_crashes();
+    }
+
+    fn tell_unreachable(&mut self) {
+        let validators: Vec<PublicKey> = self
+            .validators
+            .validators()
+            .iter()
+            .map(|v| v.key)
+            .filter(|k| {
+                self.nodes
+                    .iter()
+                    .all(|n| n.key.public() != *k || n.host.is_none())
+            })
+            .collect();
+        for node in 0..self.nodes.len() {
+            let validators = validators.clone();
+            self.step(node, Event::Unreachable { validators });
         }
     }
 
@@ -391,26 +414,22 @@ impl Sim {
         }
     }
 
+    /// Starts a node's host over its disk: genesis on the first start, the state-tree rebuild
+    /// after a crash, the core's recovery from the stored safety data and blocks.
     fn restart(&mut self, node: usize) {
-        if self.nodes[node].core.is_some() {
+        if self.nodes[node].host.is_some() {
             return;
         }
         let config = self.config_for(node);
-        let d = &self.nodes[node].disk;
-        let mut history: Vec<Block> = d.blocks.values().cloned().collect();
-        history.sort_by_key(|b| b.height);
-        let keep = usize::try_from(config.history_blocks()).unwrap_or(usize::MAX);
-        history.drain(..history.len().saturating_sub(keep));
-        let recovery = Recovery {
-            safety: d.safety.clone(),
-            root: d.root,
-            root_qc: d.root_qc.clone(),
-            blocks: d.pending.values().cloned().collect(),
-            history,
-        };
-        match Consensus::new(config, recovery) {
-            Ok(core) => {
-                self.nodes[node].core = Some(core);
+        let mempool = Arc::new(Mutex::new(Mempool::new(
+            CHAIN_ID.to_string(),
+            MempoolLimits::default(),
+        )));
+        let disk = self.nodes[node].disk.clone();
+        match Host::open(disk, mempool, config) {
+            Ok((host, opened)) => {
+                self.checker.rebuilt(opened.rebuilt);
+                self.nodes[node].host = Some(host);
                 self.nodes[node].incarnation += 1;
                 self.step(node, Event::Start);
             }
@@ -420,102 +439,146 @@ impl Sim {
 
     fn step(&mut self, node: usize, event: Event) {
         let now = self.now;
-        let Some(core) = self.nodes[node].core.as_mut() else {
+        let Some(host) = self.nodes[node].host.as_mut() else {
             return; // down: the message is lost
         };
-        if let Ok(actions) = core.handle(now, event) {
-            self.execute(node, actions);
+        match host.handle(now, event) {
+            Ok(out) => self.carry_out(node, out),
+            Err(e) => panic!("node {node}: storage failed in memory: {e}"),
         }
     }
 
-    fn execute(&mut self, node: usize, actions: Vec<Action>) {
+    fn tick(&mut self, node: usize) {
         let now = self.now;
-        let inc = self.nodes[node].incarnation;
-        for action in actions {
-            if self.debug {
-                trace(now, node, &action);
-            }
-            match action {
-                Action::PersistSafety(data) => {
-                    let n = &mut self.nodes[node];
-                    if n.honest {
-                        if let Some(v) = &data.last_vote {
-                            self.checker.signed_vote(n.key.public(), v.data);
-                        }
-                    }
-                    n.disk.safety = data;
-                }
-                Action::Send { to, message } => self.send(node, Some(to), message),
-                Action::Broadcast(message) => self.send(node, None, message),
-                Action::ScheduleTimeout { round, after_ms } => {
-                    self.push(now.saturating_add(after_ms), Ev::Timer { node, inc, round });
-                }
-                Action::RequestPayload { round, .. } => {
-                    let mut wait = self.cfg.payload_delay_ms.max(1);
-                    if self.omission.as_ref().is_some_and(|o| o.is_omitter(node)) {
-                        wait = wait.max(omission::WAIT_MS);
-                    }
-                    let at = now.saturating_add(wait);
-                    self.push(at, Ev::Payload { node, inc, round });
-                }
-                Action::ServeBlocks { to, id, count } => {
-                    let n = &self.nodes[node];
-                    let blocks = match &n.core {
-                        Some(core) => {
-                            core.collect_chain(&id, count, |i| n.disk.blocks.get(i).cloned())
-                        }
-                        None => Vec::new(),
-                    };
-                    if !blocks.is_empty() {
-                        self.route(
-                            node,
-                            Some(to),
-                            Message::BlockResponse(BlockResponse { blocks }),
-                        );
-                    }
-                }
-                Action::Commit(commit) => self.on_commit(node, commit),
-                Action::StoreBlock(block) => {
-                    self.nodes[node].disk.pending.insert(block.id, block);
-                }
-                Action::ReportMisbehaviour(_) => {
-                    if self.nodes[node].honest {
-                        self.checker.evidence();
-                    }
-                }
-            }
+        let Some(host) = self.nodes[node].host.as_mut() else {
+            return;
+        };
+        match host.tick(now) {
+            Ok(out) => self.carry_out(node, out),
+            Err(e) => panic!("node {node}: storage failed in memory: {e}"),
         }
     }
 
-    /// A node's commit: checkers, latency, its disk, and (in an omission run) whether the
-    /// target is still a leader candidate at this honest node.
-    fn on_commit(&mut self, node: usize, commit: Commit) {
-        let now = self.now;
-        let honest = self.nodes[node].honest;
+    /// The client signs one transfer and submits it to every live node's mempool.
+    fn submit(&mut self) {
+        let (from, tx) = self.client.next(&mut self.rng, CHAIN_ID);
+        let mut admitted = false;
+        for node in 0..self.nodes.len() {
+            let Some(host) = self.nodes[node].host.as_ref() else {
+                continue;
+            };
+            let store = host.store().clone();
+            let results = host
+                .mempool()
+                .lock()
+                .map(|mut mp| mp.insert_batch(&store, vec![tx.clone()], Origin::Client))
+                .unwrap_or_default();
+            if results.iter().any(Result::is_ok) {
+                admitted = true;
+                self.tick(node); // a proposal waiting for transactions goes now
+            }
+        }
+        if admitted {
+            self.client.admitted(from, &tx);
+        }
+        let next = self.now.saturating_add(self.cfg.tx_interval_ms);
+        self.push(next, Ev::Submit);
+    }
+
+    /// Carries out a host's output: checks, then its messages onto the simulated network, then
+    /// a tick at the host's next deadline.
+    fn carry_out(&mut self, node: usize, out: Output) {
         if self.debug {
-            let hs: Vec<String> = commit
-                .blocks
-                .iter()
-                .map(|b| format!("{}:{}", b.height, b.id.short()))
-                .collect();
-            eprintln!("t={now} node {node} commits {hs:?}");
-        }
-        for block in &commit.blocks {
-            if honest {
-                self.checker.committed(node, block, now);
-                self.latency_sum_ms += now.saturating_sub(block.timestamp_ms);
-                self.latency_count += 1;
+            for m in &out.messages {
+                trace(self.now, node, m);
             }
         }
-        let d = &mut self.nodes[node].disk;
-        if let Some(last) = commit.blocks.last() {
-            d.root = last.info();
-            d.root_qc = commit.proof.clone();
+        if self.nodes[node].honest {
+            self.check_persisted(node, &out);
+            if !out.evidence.is_empty() {
+                self.checker.evidence();
+            }
+            for r in &out.rejected {
+                if matches!(r.error, ConsensusError::InvalidPayload { .. }) {
+                    self.checker.payload_refused();
+                }
+            }
         }
-        let root_height = d.root.height;
-        d.pending.retain(|_, b| b.height > root_height);
-        for block in commit.blocks {
-            d.blocks.insert(block.id, block);
+        if !out.committed.is_empty() {
+            self.on_commit(node, &out);
+        }
+        for m in out.messages {
+            match m {
+                Outgoing::Send { to, message } => self.send(node, Some(to), message),
+                Outgoing::Broadcast(message) => self.send(node, None, message),
+            }
+        }
+        self.schedule_tick(node);
+    }
+
+    /// Every vote, timeout and proposal an honest host hands out is covered by its durable
+    /// safety record, and every vote it signed is recorded for the conflicting-vote check.
+    fn check_persisted(&mut self, node: usize, out: &Output) {
+        let n = &self.nodes[node];
+        let safety: SafetyData = match n.disk.safety() {
+            Ok(s) => s.unwrap_or_default(),
+            Err(e) => panic!("node {node}: safety read failed in memory: {e}"),
+        };
+        if let Some(v) = &safety.last_vote {
+            self.checker.signed_vote(n.key.public(), v.data);
+        }
+        for m in &out.messages {
+            let (Outgoing::Send { message, .. } | Outgoing::Broadcast(message)) = m;
+            let covered = match message {
+                Message::Vote(v) => v.round() <= safety.last_voted_round,
+                Message::Timeout(t) => t.round <= safety.highest_timeout_round,
+                Message::Proposal(p) if p.block.author == n.key.public() => {
+                    p.block.round <= safety.last_proposed_round
+                }
+                _ => true,
+            };
+            if !covered {
+                self.checker.unpersisted_send();
+            }
+        }
+    }
+
+    fn schedule_tick(&mut self, node: usize) {
+        let now = self.now;
+        let n = &mut self.nodes[node];
+        let Some(at) = n.host.as_ref().and_then(|h| h.wake_at(now)) else {
+            return;
+        };
+        let at = at.max(now.saturating_add(1));
+        if n.tick_at.is_some_and(|queued| queued <= at && queued > now) {
+            return;
+        }
+        n.tick_at = Some(at);
+        let inc = n.incarnation;
+        self.push(at, Ev::Tick { node, inc });
+    }
+
+    /// A node's commits: the checkers (blocks, state roots, transactions), latency, and (in an
+    /// omission run) whether the target is still a leader candidate at this honest node.
+    fn on_commit(&mut self, node: usize, out: &Output) {
+        let now = self.now;
+        if !self.nodes[node].honest {
+            return;
+        }
+        for report in &out.committed {
+            let stored = match self.nodes[node].disk.block_by_height(report.height) {
+                Ok(Some(stored)) => stored,
+                other => panic!("node {node}: committed height {} not stored: {other:?}", report.height),
+            };
+            let block = &stored.block;
+            if self.debug {
+                eprintln!("t={now} node {node} commits {}:{}", block.height, block.id.short());
+            }
+            let txs_known = payload_txs_known(&block.payload, &self.client);
+            self.checker.committed(node, block, txs_known, now);
+            self.checker.state_root(block.height, stored.state_root, report.applied);
+            self.latency_sum_ms += now.saturating_sub(block.timestamp_ms);
+            self.latency_count += 1;
         }
         self.watch_target(node);
     }
@@ -525,7 +588,8 @@ impl Sim {
         let (Some(o), true) = (&self.omission, self.nodes[node].honest) else {
             return;
         };
-        if let Some(core) = &self.nodes[node].core {
+        if let Some(host) = &self.nodes[node].host {
+            let core = host.core();
             if !core.leader_candidates(core.round()).contains(&o.target()) {
                 self.checker.target_excluded();
             }
@@ -547,6 +611,10 @@ impl Sim {
         if let (Message::Proposal(p), Some(o)) = (&message, self.omission.as_mut()) {
             o.note_proposal(p);
         }
+        let message = match message {
+            Message::Proposal(p) if self.is_forger(node) => Message::Proposal(self.forge(node, p)),
+            message => message,
+        };
         match message {
             Message::Proposal(p) if to.is_none() && self.scenario.equivocator == Some(node) => {
                 self.equivocate(node, p);
@@ -601,14 +669,45 @@ impl Sim {
         );
     }
 
-    /// A Byzantine leader: the real proposal to half the nodes, a conflicting one (same round,
-    /// different payload, validly signed) to the other half.
+    fn is_forger(&self, node: usize) -> bool {
+        let key = self.nodes[node].key.public();
+        self.validators.validators()[self.cfg.twins..self.cfg.twins + self.cfg.forgers]
+            .iter()
+            .any(|v| v.key == key)
+    }
+
+    /// A forger's proposal: its own block with one more transfer whose signature is forged
+    /// (the client's first account paying the second, signed by the forger's key).
+    fn forge(&mut self, node: usize, mut p: Proposal) -> Proposal {
+        let key = self.nodes[node].key.clone();
+        if p.block.author != key.public() {
+            return p;
+        }
+        let Ok(mut payload) = BlockPayload::decode(&p.block.payload, usize::MAX, usize::MAX) else {
+            return p;
+        };
+        let accounts = self.client.genesis_accounts();
+        let forged = Transfer {
+            from: accounts[0].0,
+            to: accounts[1].0,
+            amount: 1,
+            nonce: self.rng.gen_range(0..1_000_000),
+        }
+        .sign(&key, CHAIN_ID);
+        payload.txs.push(forged);
+        let payload = BlockPayload::new(payload.state_height, payload.state_root, payload.txs);
+        p.block.payload = payload.encode();
+        reseal(&mut p.block, &key, CHAIN_ID);
+        p
+    }
+
+    /// A Byzantine leader: the real proposal to half the nodes, a conflicting one (same round
+    /// and payload, another timestamp, validly signed) to the other half.
     fn equivocate(&mut self, node: usize, p: Proposal) {
         let key = self.nodes[node].key.clone();
         let mut other = p.clone();
         let b = &mut other.block;
-        b.payload.extend_from_slice(b"/conflicting");
-        self.checker.payload_produced(&b.payload);
+        b.timestamp_ms = b.timestamp_ms.saturating_add(1);
         reseal(b, &key, CHAIN_ID);
         let sender = key.public();
         let from_group = self.scenario.group(node, self.now, self.cfg.gst_ms);
@@ -622,29 +721,35 @@ impl Sim {
     }
 }
 
-/// One line per action of interest, for `SIM_DEBUG` runs.
-fn trace(now: u64, node: usize, action: &Action) {
-    let what = match action {
-        Action::Broadcast(Message::Proposal(p)) => format!(
+/// Whether every transaction of a committed payload is one the client signed (an undecodable
+/// certified payload counts as empty on every node, as the host executes it).
+fn payload_txs_known(payload: &[u8], client: &Client) -> bool {
+    match BlockPayload::decode(payload, usize::MAX, usize::MAX) {
+        Ok(p) => p.txs.iter().all(|tx| client.signed(&tx.hash())),
+        Err(_) => true,
+    }
+}
+
+/// One line per message of interest, for `SIM_DEBUG` runs.
+fn trace(now: u64, node: usize, m: &Outgoing) {
+    let what = match m {
+        Outgoing::Broadcast(Message::Proposal(p)) => format!(
             "proposes round {} on qc {} tc {:?} signers {:?}",
             p.block.round,
             p.block.qc.round(),
             p.tc.as_ref().map(|t| t.round),
             p.block.qc.votes.iter().map(|v| v.0).collect::<Vec<_>>()
         ),
-        Action::Broadcast(Message::Timeout(t)) => format!(
+        Outgoing::Broadcast(Message::Timeout(t)) => format!(
             "times out round {} (high qc {}, vote {})",
             t.round,
             t.high_qc.round(),
             t.vote.is_some()
         ),
-        Action::Send {
+        Outgoing::Send {
             message: Message::Vote(v),
             ..
         } => format!("votes round {}", v.round()),
-        Action::ScheduleTimeout { round, after_ms } => {
-            format!("enters round {round} ({after_ms} ms)")
-        }
         _ => return,
     };
     eprintln!("t={now} node {node} {what}");

@@ -48,6 +48,28 @@ fn four_validators_one_twin_are_safe_and_live() {
 }
 
 #[test]
+fn hosts_agree_on_state_roots_and_rebuild_their_trees_after_crashes() {
+    let reports = run_many(&SimConfig::new(4, 1), 200..260);
+    assert_all_safe_and_live(&reports);
+    let agreed: u64 = reports.iter().map(|r| r.verdict.roots_agreed).sum();
+    let applied: u64 = reports.iter().map(|r| r.verdict.txs_applied).sum();
+    let rebuilt: u64 = reports.iter().map(|r| r.verdict.rebuilt_heights).sum();
+    assert!(agreed > 1_000, "only {agreed} state roots compared");
+    assert!(applied > 1_000, "only {applied} transfers applied");
+    assert!(rebuilt > 0, "no crash made a host rebuild its state tree");
+}
+
+#[test]
+fn forged_transfers_are_refused_and_never_committed() {
+    let mut cfg = SimConfig::new(4, 0);
+    cfg.forgers = 1;
+    let reports = run_many(&cfg, 0..30);
+    assert_all_safe_and_live(&reports);
+    let refused: u64 = reports.iter().map(|r| r.verdict.payloads_refused).sum();
+    assert!(refused > 0, "no forged payload was ever proposed and refused");
+}
+
+#[test]
 fn seven_validators_two_twins_are_safe_and_live() {
     let reports = run_many(&SimConfig::new(7, 2), 1000..1060);
     assert_all_safe_and_live(&reports);

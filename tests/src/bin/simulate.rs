@@ -68,6 +68,15 @@ struct Args {
     /// an honest node ever stops counting the last validator among the leader candidates.
     #[arg(long)]
     omitters: Option<usize>,
+    /// Byzantine forgers: this many validators after the twins put a transfer with a forged
+    /// signature into every block they propose; honest validators must refuse those payloads
+    /// and no committed block may carry one.
+    #[arg(long, default_value_t = 0)]
+    forgers: usize,
+    /// Virtual milliseconds between two transfers the simulated client signs and submits to
+    /// every live node (0: no transfers).
+    #[arg(long, default_value_t = 100)]
+    tx_interval_ms: u64,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -78,11 +87,18 @@ enum Rule {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if args.validators == 0 || args.twins > args.validators || args.threads == 0 {
-        eprintln!("error: need --validators >= 1, --twins <= --validators and --threads >= 1");
+    if args.validators == 0
+        || args.twins.saturating_add(args.forgers) > args.validators
+        || args.threads == 0
+    {
+        eprintln!(
+            "error: need --validators >= 1, --twins + --forgers <= --validators and --threads >= 1"
+        );
         return ExitCode::from(2);
     }
     let mut cfg = SimConfig::new(args.validators, args.twins);
+    cfg.forgers = args.forgers;
+    cfg.tx_interval_ms = args.tx_interval_ms;
     cfg.gst_ms = args.gst_ms;
     cfg.liveness_bound_ms = args.liveness_bound_ms;
     cfg.reputation = !args.no_reputation;
@@ -141,6 +157,12 @@ fn main() -> ExitCode {
     let invalid: usize = reports.iter().map(|r| r.verdict.invalid_commits).sum();
     let commits: u64 = reports.iter().map(|r| r.verdict.committed_height).sum();
     let evidence: usize = reports.iter().map(|r| r.verdict.evidence).sum();
+    let roots_agreed: u64 = reports.iter().map(|r| r.verdict.roots_agreed).sum();
+    let root_mismatches: usize = reports.iter().map(|r| r.verdict.root_mismatches).sum();
+    let unpersisted: usize = reports.iter().map(|r| r.verdict.unpersisted_sends).sum();
+    let txs: u64 = reports.iter().map(|r| r.verdict.txs_applied).sum();
+    let rebuilt: u64 = reports.iter().map(|r| r.verdict.rebuilt_heights).sum();
+    let refused: u64 = reports.iter().map(|r| r.verdict.payloads_refused).sum();
     let worst = reports
         .iter()
         .filter_map(|r| r.verdict.recovery_ms.map(|ms| (ms, r.seed)))
@@ -151,14 +173,21 @@ fn main() -> ExitCode {
         .map(|r| r.seed);
     println!(
         "scenarios={} validators={} twins={} forks={} conflicting_votes={} invalid_commits={} \
-         stalled_runs={} commits={} evidence={} worst_recovery_after_gst_ms={} first_failing_seed={} \
-         wall_s={:.1}",
+         state_roots_agreed={} state_root_mismatches={} unpersisted_sends={} txs_applied={} \
+         tree_heights_rebuilt={} payloads_refused={} stalled_runs={} commits={} evidence={} \
+         worst_recovery_after_gst_ms={} first_failing_seed={} wall_s={:.1}",
         reports.len(),
         args.validators,
         args.twins,
         forks,
         votes,
         invalid,
+        roots_agreed,
+        root_mismatches,
+        unpersisted,
+        txs,
+        rebuilt,
+        refused,
         stalled_runs,
         commits,
         evidence,

@@ -1,0 +1,511 @@
+//! The node host: the daemon's own logic around the consensus core, synchronous and
+//! deterministic, so the seeded simulator runs exactly what the daemon runs.
+//!
+//! A [`Host`] owns the core ([`Consensus`]), a [`ChainStore`] and the block-building state, and
+//! takes time as an argument. It reaches the outside only through its inputs and its
+//! [`Output`]:
+//!
+//! ```text
+//!   Event (message, timer, unreachable) ──► Host::handle(now_ms) ─┐
+//!   now_ms (timer due, mempool grew) ─────► Host::tick(now_ms) ───┤
+//!                                                                 ▼
+//!        Consensus::handle ──► Ready ──persist (ChainStore, synced)──► remaining actions
+//!                                                                        │
+//!   CheckPayload ─► payload::Payloads::check ─► Event::PayloadChecked ───┤ (fed back in)
+//!   RequestPayload ─► pacing::Pacer ─(due)─► build a payload ─► Event::PayloadReady
+//!   Commit ─► commit::apply (execute, state root, one synced batch) ─► CommitReport
+//!   ServeBlocks ─► serve::blocks (core + store) ─► Outgoing::Send(BlockResponse)
+//!   Send / Broadcast / ReportMisbehaviour ─► Output::{messages, evidence}
+//! ```
+//!
+//! Persist-before-send holds by construction: every batch of core actions goes through
+//! [`Ready::persist`], which writes the uncommitted blocks and syncs the safety data before it
+//! hands out any other action, so no message can reach [`Output::messages`] before the safety
+//! write it depends on.
+//!
+//! The async loop (`crate::node`) only moves bytes: it decodes frames into [`Event`]s, calls
+//! [`Host::handle`] or [`Host::tick`] (when [`Host::wake_at`] passes, or when the mempool
+//! admitted something while a proposal waits), frames [`Output::messages`] for libp2p and turns
+//! the rest into metrics and logs. The simulator (`hotledger-tests`) calls the same methods on
+//! virtual time over [`crate::storage::MemoryStore`].
+//!
+//! Failure policy: a storage error (or a poisoned lock) is returned as a [`NodeError`] and the
+//! node stops; a rejected input is reported in [`Output::rejected`] and changes nothing.
+
+mod commit;
+mod pacing;
+mod payload;
+mod serve;
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use hotledger_consensus::{
+    Action, Config, Consensus, ConsensusError, Event, Evidence, Message, PersistSink, Ready,
+    Recovery, Round, SafetyData,
+};
+use hotledger_crypto::{Digest, PublicKey};
+use hotledger_ledger::{genesis_state_root, BlockPayload, Eviction, Mempool};
+use hotledger_consensus::{Block, QuorumCert};
+
+use crate::error::NodeError;
+use crate::storage::{ChainStore, CommitTip, StorageError};
+
+pub use commit::CommitReport;
+pub use pacing::Pacing;
+
+use pacing::Pacer;
+use payload::Payloads;
+
+/// The mempool, shared with the JSON-RPC server and the gossip task that admit into it.
+pub type SharedMempool = Arc<Mutex<Mempool>>;
+
+/// What a host needs to start.
+#[derive(Clone, Debug)]
+pub struct HostConfig {
+    /// The consensus core's configuration (the host turns its payload checks on).
+    pub consensus: Config,
+    /// The genesis document's hash: the store refuses another chain's database.
+    pub genesis_hash: Digest,
+    /// The genesis balances, written to a fresh store.
+    pub genesis_accounts: Vec<(PublicKey, u64)>,
+    /// Most transactions and payload bytes in a block (the genesis limits).
+    pub max_block_txs: usize,
+    pub max_block_bytes: usize,
+    /// Most bytes of one network message: block responses are cut to half of it.
+    pub max_message_bytes: usize,
+    pub pacing: Pacing,
+}
+
+/// A message to put on the wire.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outgoing {
+    /// To one validator.
+    Send { to: PublicKey, message: Message },
+    /// To every other validator.
+    Broadcast(Message),
+}
+
+/// An input the core refused (it changed nothing).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejected {
+    /// The peer it came from, if it came from one.
+    pub from: Option<PublicKey>,
+    pub error: ConsensusError,
+    /// Whether it shows the peer sent what no honest validator sends ([`is_misbehaviour`]).
+    pub misbehaviour: bool,
+}
+
+/// What one call to the host produced, for the caller to carry out or record.
+#[derive(Debug, Default)]
+pub struct Output {
+    /// Messages to send, in order; all persisted state they depend on is already durable.
+    pub messages: Vec<Outgoing>,
+    /// Blocks committed (executed and written), lowest height first.
+    pub committed: Vec<CommitReport>,
+    /// Equivocations detected.
+    pub evidence: Vec<Evidence>,
+    pub rejected: Vec<Rejected>,
+    /// Transaction signatures checked by payload checks (those this node had not checked).
+    pub verified_txs: u64,
+    /// Pending transfers dropped after waiting behind a nonce gap too long.
+    pub expired: Vec<(Digest, Eviction)>,
+}
+
+/// What [`Host::open`] found and did, for the start-up log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Opened {
+    /// The store was empty and now holds genesis.
+    pub initialised: bool,
+    /// Heights whose state-tree nodes a crash had lost and that were recomputed.
+    pub rebuilt: u64,
+    pub height: u64,
+    pub last_voted_round: Round,
+}
+
+/// The host's view of the chain, for `status` and metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct View {
+    pub height: u64,
+    pub block_id: Digest,
+    pub state_root: Digest,
+    pub committed_txs: u64,
+    pub round: Round,
+    /// Height of the highest certified block known.
+    pub high_qc_height: u64,
+    /// Fetching blocks it missed: orphans held, or the certified chain well ahead of commits.
+    pub syncing: bool,
+    pub timeouts_sent: u64,
+}
+
+/// The validator's logic between the network and the store. See the module docs.
+#[derive(Debug)]
+pub struct Host<S: ChainStore> {
+    core: Consensus,
+    store: S,
+    mempool: SharedMempool,
+    payloads: Payloads,
+    tip: CommitTip,
+    /// The round timer: (round, fires at ms).
+    timer: Option<(Round, u64)>,
+    pacer: Pacer,
+    max_message_bytes: usize,
+}
+
+impl<S: ChainStore> Host<S> {
+    /// Opens the host over `store`: writes genesis into a fresh store, recomputes state-tree
+    /// nodes a crash lost (checking every root against its commit), and restarts the core
+    /// from the safety data, the commit tip and the stored uncommitted blocks.
+    pub fn open(
+        store: S,
+        mempool: SharedMempool,
+        config: HostConfig,
+    ) -> Result<(Host<S>, Opened), NodeError> {
+        let initialised = store.is_fresh()?;
+        if initialised {
+            init_genesis(&store, &config)?;
+        }
+        let tip = store.tip()?.ok_or(StorageError::MissingTip)?;
+        let rebuilt = rebuild_tree(&store)?;
+        let safety = store.safety()?.unwrap_or_default();
+        let opened = Opened {
+            initialised,
+            rebuilt,
+            height: tip.block.height,
+            last_voted_round: safety.last_voted_round,
+        };
+        let mut consensus = config.consensus;
+        consensus.check_payloads = true;
+        let recovery = Recovery {
+            history: history(&store, &tip, consensus.history_blocks())?,
+            safety,
+            root: tip.block,
+            root_qc: tip.qc.clone(),
+            uncommitted: store.uncommitted_blocks()?,
+        };
+        let mut payloads = Payloads::new(
+            consensus.chain_id.clone(),
+            config.max_block_txs,
+            config.max_block_bytes,
+        );
+        if let Some(root) = store.genesis_root()? {
+            payloads.note_root(0, root);
+        }
+        payloads.note_root(tip.block.height, tip.state_root);
+        let host = Host {
+            core: Consensus::new(consensus, recovery)?,
+            store,
+            mempool,
+            payloads,
+            tip,
+            timer: None,
+            pacer: Pacer::new(config.pacing),
+            max_message_bytes: config.max_message_bytes,
+        };
+        Ok((host, opened))
+    }
+
+    /// Feeds `event` to the core and carries out what follows, then proposes if a proposal
+    /// is due.
+    pub fn handle(&mut self, now_ms: u64, event: Event) -> Result<Output, NodeError> {
+        let mut out = Output::default();
+        self.feed(now_ms, event, &mut out)?;
+        self.propose_if_due(now_ms, &mut out)?;
+        Ok(out)
+    }
+
+    /// Fires the round timer if it is due and proposes if a proposal is due (call when
+    /// [`Host::wake_at`] has passed, or when the mempool admitted transactions).
+    pub fn tick(&mut self, now_ms: u64) -> Result<Output, NodeError> {
+        let mut out = Output::default();
+        if let Some((round, at)) = self.timer {
+            if now_ms >= at {
+                self.timer = None;
+                self.feed(now_ms, Event::TimeoutFired { round }, &mut out)?;
+            }
+        }
+        self.propose_if_due(now_ms, &mut out)?;
+        Ok(out)
+    }
+
+    /// When the host next needs a [`Host::tick`] (ms, the caller's clock): the round timer or
+    /// the proposal pacing deadline, whichever is first.
+    pub fn wake_at(&self, now_ms: u64) -> Option<u64> {
+        let timer = self.timer.map(|(_, at)| at);
+        match (timer, self.pacer.wake_at(now_ms)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether a proposal waits for transactions (the caller wakes the host when some arrive).
+    pub fn awaiting_transactions(&self) -> bool {
+        self.pacer.waiting()
+    }
+
+    /// The consensus core (read-only).
+    pub fn core(&self) -> &Consensus {
+        &self.core
+    }
+
+    /// The mempool the host proposes from.
+    pub fn mempool(&self) -> &SharedMempool {
+        &self.mempool
+    }
+
+    /// The store the host writes.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The last committed block and state.
+    pub fn tip(&self) -> &CommitTip {
+        &self.tip
+    }
+
+    /// Chain position, round and sync state.
+    pub fn view(&self) -> View {
+        let high_qc_height = self.core.high_qc().block().height;
+        let orphans = self.core.pending_blocks().1;
+        View {
+            height: self.tip.block.height,
+            block_id: self.tip.block.id,
+            state_root: self.tip.state_root,
+            committed_txs: self.tip.committed_txs,
+            round: self.core.round(),
+            high_qc_height,
+            syncing: orphans > 0 || high_qc_height > self.tip.block.height.saturating_add(3),
+            timeouts_sent: self.core.stats().timeouts_sent,
+        }
+    }
+
+    /// Runs `event` and every event its actions feed back (payload check results), each batch
+    /// persisted before anything else in it is carried out.
+    fn feed(&mut self, now_ms: u64, event: Event, out: &mut Output) -> Result<(), NodeError> {
+        let mut events = VecDeque::from([event]);
+        while let Some(event) = events.pop_front() {
+            let from = match &event {
+                Event::Message { from, .. } => Some(*from),
+                _ => None,
+            };
+            let actions = match self.core.handle(now_ms, event) {
+                Ok(actions) => actions,
+                Err(error) => {
+                    out.rejected.push(Rejected {
+                        from,
+                        misbehaviour: is_misbehaviour(&error),
+                        error,
+                    });
+                    continue;
+                }
+            };
+            let rest = Ready::new(actions).persist(&mut Persister(&self.store))?;
+            for action in rest {
+                self.carry_out(now_ms, action, out, &mut events)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn carry_out(
+        &mut self,
+        now_ms: u64,
+        action: Action,
+        out: &mut Output,
+        events: &mut VecDeque<Event>,
+    ) -> Result<(), NodeError> {
+        match action {
+            Action::Send { to, message } => out.messages.push(Outgoing::Send { to, message }),
+            Action::Broadcast(message) => out.messages.push(Outgoing::Broadcast(message)),
+            Action::ScheduleTimeout { round, after_ms } => {
+                self.timer = Some((round, now_ms.saturating_add(after_ms)));
+            }
+            Action::RequestPayload { round, parent } => self.pacer.request(round, parent.id, now_ms),
+            Action::ServeBlocks { to, id, count } => {
+                let budget = self.max_message_bytes / 2;
+                if let Some(message) = serve::blocks(&self.core, &self.store, id, count, budget)? {
+                    out.messages.push(Outgoing::Send { to, message });
+                }
+            }
+            Action::CheckPayload { block, .. } => {
+                let mut mempool = lock(&self.mempool)?;
+                let (result, verified) = self.payloads.check(&block, &mut mempool);
+                out.verified_txs = out.verified_txs.saturating_add(verified);
+                events.push_back(Event::PayloadChecked {
+                    id: block.id,
+                    result,
+                });
+            }
+            Action::Commit(commit) => {
+                self.pacer.state_changed();
+                for (block, qc) in commit::certified(&commit) {
+                    let report = self.commit(now_ms, block, qc, out)?;
+                    out.committed.push(report);
+                }
+                let core = &self.core;
+                self.payloads.retain(|id| core.block(id).is_some());
+            }
+            Action::ReportMisbehaviour(evidence) => out.evidence.push(evidence),
+            // Taken out of the batch and written by `Ready::persist` before anything else.
+            Action::PersistSafety(_) | Action::StoreUncommitted(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Executes and writes one committed block, then updates the mempool and the caches.
+    fn commit(
+        &mut self,
+        now_ms: u64,
+        block: &Block,
+        qc: &QuorumCert,
+        out: &mut Output,
+    ) -> Result<CommitReport, NodeError> {
+        let decoded = self.payloads.decoded(block);
+        let (tip, report) = commit::apply(&self.store, &self.tip, block, qc, &decoded)?;
+        self.tip = tip;
+        self.payloads.note_root(block.height, report.state_root);
+        let mut mempool = lock(&self.mempool)?;
+        mempool.remove_committed(
+            &self.store,
+            decoded.hashes.iter().copied().zip(&decoded.payload.txs),
+        )?;
+        out.expired.extend(mempool.expire_gapped(&self.store, now_ms)?);
+        Ok(report)
+    }
+
+    /// Builds and hands in the payload of a pending proposal once the pacer says it is due.
+    fn propose_if_due(&mut self, now_ms: u64, out: &mut Output) -> Result<(), NodeError> {
+        let (waiting, admitted) = {
+            let mempool = lock(&self.mempool)?;
+            (mempool.len(), mempool.admitted_total())
+        };
+        let Some((round, parent)) = self.pacer.due(now_ms, self.core.round(), waiting, admitted)
+        else {
+            return Ok(());
+        };
+        let (payload, txs) = self.build_payload(&parent)?;
+        if !self.pacer.accept(now_ms, txs, admitted) {
+            return Ok(());
+        }
+        self.feed(now_ms, Event::PayloadReady { round, payload }, out)
+    }
+
+    /// A payload extending `parent`: mempool transactions not already in an uncommitted
+    /// ancestor, with the lagging state claim (our tip's height and root). If the chain from
+    /// `parent` down to our last commit is not all local (we are catching up), the ancestors'
+    /// transactions are unknown, so the payload carries none rather than risk proposing one
+    /// twice. Returns the encoded payload and its transaction count.
+    fn build_payload(&mut self, parent: &Digest) -> Result<(Vec<u8>, usize), NodeError> {
+        let mut exclude = foldhash::HashSet::default();
+        let mut cursor = *parent;
+        let mut complete = *parent == self.tip.block.id;
+        while let Some(block) = self.core.block(&cursor) {
+            if complete {
+                break;
+            }
+            exclude.extend(self.payloads.decoded(block).hashes.iter().copied());
+            cursor = block.parent().id;
+            complete = cursor == self.tip.block.id;
+        }
+        let txs = if complete {
+            let (max_txs, budget) = self.payloads.selection_limits();
+            lock(&self.mempool)?.select(&self.store, max_txs, budget, &exclude)
+        } else {
+            Vec::new()
+        };
+        let count = txs.len();
+        let payload = BlockPayload::new(self.tip.block.height, self.tip.state_root, txs);
+        Ok((payload.encode(), count))
+    }
+}
+
+/// Whether a rejection shows the peer sent something no honest validator sends. A leader
+/// schedule that differs from ours is no proof: a validator whose committed history lags (just
+/// restarted, or back from a partition) computes other leaders and failed leaders until it
+/// catches up; those rejections are made before any signature is checked.
+pub fn is_misbehaviour(e: &ConsensusError) -> bool {
+    !matches!(
+        e,
+        ConsensusError::StaleRound { .. }
+            | ConsensusError::RoundTooFarAhead { .. }
+            | ConsensusError::Full { .. }
+            | ConsensusError::UnrequestedBlocks { .. }
+            | ConsensusError::InvalidPayload { .. }
+            | ConsensusError::NotLeader { .. }
+            | ConsensusError::NotNextLeader { .. }
+            | ConsensusError::WrongFailedLeaders { .. }
+    )
+}
+
+/// The store as the core's persistence sink.
+struct Persister<'a, S>(&'a S);
+
+impl<S: ChainStore> PersistSink for Persister<'_, S> {
+    type Error = StorageError;
+
+    fn store_uncommitted(&mut self, block: &Block) -> Result<(), StorageError> {
+        self.0.put_uncommitted(block)
+    }
+
+    fn persist_safety(&mut self, data: &SafetyData) -> Result<(), StorageError> {
+        self.0.put_safety(data)
+    }
+}
+
+/// The mempool's guard; a poisoned lock (a thread panicked holding it) stops the node.
+fn lock(mempool: &Mutex<Mempool>) -> Result<MutexGuard<'_, Mempool>, NodeError> {
+    mempool
+        .lock()
+        .map_err(|_| NodeError::Poisoned { what: "mempool" })
+}
+
+fn init_genesis<S: ChainStore>(store: &S, config: &HostConfig) -> Result<(), NodeError> {
+    let (root, tree) = genesis_state_root(&config.genesis_accounts)?;
+    let block = config.consensus.genesis;
+    let tip = CommitTip {
+        block,
+        qc: QuorumCert::genesis(block),
+        state_root: root,
+        committed_txs: 0,
+    };
+    store.init_genesis(&config.genesis_hash, &tree, &tip)?;
+    Ok(())
+}
+
+/// Recomputes the state-tree nodes a crash left unwritten; returns the heights rebuilt.
+fn rebuild_tree<S: ChainStore>(store: &S) -> Result<u64, NodeError> {
+    if store.tree_behind()?.is_empty() {
+        return Ok(0);
+    }
+    // The accounts a block may have changed: its transfers' senders and recipients. A payload
+    // that does not decode counts as empty on every node (`payload::Payloads::decoded`).
+    let rebuilt = store.rebuild_tree(|block| {
+        Ok(BlockPayload::decode(&block.payload, usize::MAX, usize::MAX)
+            .map(|p| {
+                p.txs
+                    .iter()
+                    .flat_map(|tx| [tx.transfer.from, tx.transfer.to])
+                    .collect()
+            })
+            .unwrap_or_default())
+    })?;
+    Ok(rebuilt)
+}
+
+/// The last committed blocks, for leader reputation to choose the same leaders as the peers.
+fn history<S: ChainStore>(
+    store: &S,
+    tip: &CommitTip,
+    blocks: u64,
+) -> Result<Vec<Block>, NodeError> {
+    let from = tip
+        .block
+        .height
+        .saturating_sub(blocks)
+        .saturating_add(1);
+    let mut history = Vec::new();
+    for height in from..=tip.block.height {
+        history.extend(store.block_by_height(height)?.map(|stored| stored.block));
+    }
+    Ok(history)
+}

@@ -1,0 +1,148 @@
+//! Payload checks and the decoded payloads of uncommitted blocks.
+//!
+//! A proposal's payload is accepted when it decodes within the genesis limits, its
+//! transactions' signatures verify (each checked once per node: one pending in the mempool with
+//! the same signature bytes, or noted by an earlier check, is not checked again), and its state
+//! claim matches this node's root at that height when the node still knows it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use foldhash::HashMap;
+use hotledger_consensus::{Block, PayloadError};
+use hotledger_crypto::Digest;
+use hotledger_ledger::{verify_transactions, BlockPayload, LedgerError, Mempool, SignedTransaction};
+
+/// State roots kept for checking proposals' state claims (a claim at a height no longer kept is
+/// not checked).
+const ROOTS_KEPT: usize = 1_024;
+
+/// Bytes kept free in a block for the payload's own fields.
+const PAYLOAD_HEADER_BYTES: usize = 256;
+
+/// A block's payload with its transactions' hashes, each computed once per node.
+#[derive(Debug)]
+pub(crate) struct DecodedPayload {
+    pub(crate) payload: BlockPayload,
+    pub(crate) hashes: Vec<Digest>,
+}
+
+#[derive(Debug)]
+pub(super) struct Payloads {
+    chain_id: String,
+    max_txs: usize,
+    max_bytes: usize,
+    /// Payloads of uncommitted blocks, decoded once (by the check, or when first needed).
+    decoded: HashMap<Digest, Arc<DecodedPayload>>,
+    /// Committed state roots by height, the last [`ROOTS_KEPT`].
+    roots: BTreeMap<u64, Digest>,
+}
+
+impl Payloads {
+    pub(super) fn new(chain_id: String, max_txs: usize, max_bytes: usize) -> Payloads {
+        Payloads {
+            chain_id,
+            max_txs,
+            max_bytes,
+            decoded: HashMap::default(),
+            roots: BTreeMap::new(),
+        }
+    }
+
+    /// The committed state root at `height`.
+    pub(super) fn note_root(&mut self, height: u64, root: Digest) {
+        self.roots.insert(height, root);
+        while self.roots.len() > ROOTS_KEPT {
+            self.roots.pop_first();
+        }
+    }
+
+    /// Most transactions and bytes a proposal may select.
+    pub(super) fn selection_limits(&self) -> (usize, usize) {
+        (
+            self.max_txs,
+            self.max_bytes.saturating_sub(PAYLOAD_HEADER_BYTES),
+        )
+    }
+
+    /// Checks a proposed block's payload; returns the result and how many signatures it
+    /// verified. An accepted payload is kept decoded for building on it and committing it.
+    pub(super) fn check(
+        &mut self,
+        block: &Block,
+        mempool: &mut Mempool,
+    ) -> (Result<(), PayloadError>, u64) {
+        let (payload, hashes) =
+            match BlockPayload::decode_hashed(&block.payload, self.max_txs, self.max_bytes) {
+                Ok(decoded) => decoded,
+                Err(e) => return (Err(malformed(e)), 0),
+            };
+        if let Some(ours) = self.roots.get(&payload.state_height) {
+            if *ours != payload.state_root {
+                let error = PayloadError::WrongStateRoot {
+                    height: payload.state_height,
+                    claimed: payload.state_root,
+                    ours: *ours,
+                };
+                return (Err(error), 0);
+            }
+        }
+        let (unverified, unverified_hashes): (Vec<&SignedTransaction>, Vec<Digest>) = payload
+            .txs
+            .iter()
+            .zip(&hashes)
+            .filter(|(tx, hash)| !mempool.verified(hash, &tx.signature))
+            .unzip();
+        let verified = unverified.len() as u64;
+        if let Err(e) = verify_transactions(&self.chain_id, &unverified) {
+            let error = match e {
+                LedgerError::BadSignature { index } => PayloadError::BadSignature {
+                    index: payload_index(&payload, &unverified, index),
+                },
+                other => malformed(other),
+            };
+            return (Err(error), verified);
+        }
+        // Their gossiped copies, which usually arrive after the proposal, need no second check.
+        mempool.note_verified(
+            unverified_hashes
+                .into_iter()
+                .zip(unverified.iter().map(|tx| tx.signature)),
+        );
+        self.decoded
+            .insert(block.id, Arc::new(DecodedPayload { payload, hashes }));
+        (Ok(()), verified)
+    }
+
+    /// The decoded payload of `block`, from the cache or decoded now. A certified payload that
+    /// does not decode (only possible with a Byzantine quorum) counts as empty on every node.
+    pub(super) fn decoded(&mut self, block: &Block) -> Arc<DecodedPayload> {
+        if let Some(p) = self.decoded.get(&block.id) {
+            return p.clone();
+        }
+        let (payload, hashes) = BlockPayload::decode_hashed(&block.payload, usize::MAX, usize::MAX)
+            .unwrap_or_else(|_| (BlockPayload::new(0, Digest::ZERO, Vec::new()), Vec::new()));
+        let decoded = Arc::new(DecodedPayload { payload, hashes });
+        self.decoded.insert(block.id, decoded.clone());
+        decoded
+    }
+
+    /// Forgets the payloads of blocks `keep` says no longer matter.
+    pub(super) fn retain(&mut self, keep: impl Fn(&Digest) -> bool) {
+        self.decoded.retain(|id, _| keep(id));
+    }
+}
+
+fn malformed(e: LedgerError) -> PayloadError {
+    PayloadError::Malformed {
+        detail: e.to_string(),
+    }
+}
+
+/// The position in the payload of the `index`th unverified transaction.
+fn payload_index(payload: &BlockPayload, unverified: &[&SignedTransaction], index: usize) -> usize {
+    unverified
+        .get(index)
+        .and_then(|bad| payload.txs.iter().position(|tx| std::ptr::eq(tx, *bad)))
+        .unwrap_or(index)
+}
