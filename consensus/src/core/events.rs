@@ -51,11 +51,13 @@ pub enum Action {
         id: Digest,
         count: u32,
     },
-    /// Store this uncommitted block durably (no sync needed: the next `PersistSafety` sync
-    /// covers it). Emitted for every block that enters the tree, before any vote for it, so a
-    /// node restarted together with all the others still holds the certified chain. Blocks at
-    /// or below a commit may be deleted.
-    StoreBlock(Block),
+    /// Store this block as uncommitted, durably but without a sync of its own: the next synced
+    /// write (the `PersistSafety` of this node's vote for it, or any later one) covers it. It is
+    /// handed back in [`crate::Recovery::uncommitted`] after a restart. Emitted for every block
+    /// that enters the tree, before any vote for it, so a node restarted together with all the
+    /// others still holds the certified chain. Uncommitted blocks at or below a commit may be
+    /// deleted.
+    StoreUncommitted(Block),
     /// Blocks are final; apply them in order and store them (atomically).
     Commit(Commit),
     /// A validator signed two conflicting messages.

@@ -36,8 +36,9 @@ pub struct Recovery {
     pub root: BlockInfo,
     /// A QC that certifies `root` or a child of it (the genesis QC, or the last commit proof).
     pub root_qc: QuorumCert,
-    /// Uncommitted blocks stored through `Action::StoreBlock` (any order; stale ones are dropped).
-    pub blocks: Vec<Block>,
+    /// The uncommitted blocks stored through [`Action::StoreUncommitted`] and not deleted since
+    /// (any order; blocks at or below `root`, or that do not connect to it, are dropped).
+    pub uncommitted: Vec<Block>,
     /// The last committed blocks, lowest height first, ending with `root`: the last
     /// `Config::history_blocks()` of them, or all there are (none at genesis). Leader reputation
     /// reads them, so a restarted node picks the same leaders as its peers; with fewer, it picks
@@ -52,7 +53,7 @@ impl Recovery {
             safety: SafetyData::default(),
             root: config.genesis,
             root_qc: config.genesis_qc(),
-            blocks: Vec::new(),
+            uncommitted: Vec::new(),
             history: Vec::new(),
         }
     }
@@ -130,7 +131,7 @@ impl Consensus {
         if let Some(s) = safety.as_mut() {
             s.disable(config.disabled_rule);
         }
-        let tree = restore_tree(&config.limits, recovery.root, recovery.blocks);
+        let tree = restore_tree(&config.limits, recovery.root, recovery.uncommitted);
         let mut certified = HashMap::new();
         certified.insert(high_qc.data.block.id, high_qc.clone());
         let root_cert =

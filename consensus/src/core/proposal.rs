@@ -102,7 +102,7 @@ impl Consensus {
         self.process_qc(&p.block.qc, Some(from), out);
         match inserted {
             Inserted::Added(ids) => {
-                self.store_blocks(&ids, out);
+                self.store_uncommitted(&ids, out);
                 self.after_insert(&ids, out);
             }
             Inserted::Known | Inserted::BelowRoot => {}
@@ -203,11 +203,12 @@ impl Consensus {
         }
     }
 
-    /// Asks the host to store blocks that just entered the tree (before any vote for them).
-    pub(super) fn store_blocks(&self, ids: &[Digest], out: &mut Vec<Action>) {
+    /// Asks the host to store blocks that just entered the tree as uncommitted (before any vote
+    /// for them).
+    pub(super) fn store_uncommitted(&self, ids: &[Digest], out: &mut Vec<Action>) {
         for id in ids {
             if let Some(block) = self.tree.get(id) {
-                out.push(Action::StoreBlock(block.clone()));
+                out.push(Action::StoreUncommitted(block.clone()));
             }
         }
     }

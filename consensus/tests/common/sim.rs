@@ -93,7 +93,7 @@ impl Sim {
             match action {
                 Action::PersistSafety(_)
                 | Action::ScheduleTimeout { .. }
-                | Action::StoreBlock(_) => {}
+                | Action::StoreUncommitted(_) => {}
                 Action::Send { to, message } => {
                     let to = self.net.index_of(&to);
                     self.post(i, to, message);
