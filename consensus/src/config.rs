@@ -191,6 +191,10 @@ pub struct Config {
     pub limits: Limits,
     /// Defaults to [`ReputationParams::for_validators`] of the set.
     pub reputation: ReputationParams,
+    /// Ask the application to check each peer's proposal before taking it in
+    /// ([`crate::Action::CheckPayload`], answered by [`crate::Event::PayloadChecked`]). Off by
+    /// default: every proposal that passes the protocol's own checks is taken in at once.
+    pub check_payloads: bool,
     #[cfg(feature = "fault-injection")]
     pub disabled_rule: Option<DisabledRule>,
 }
@@ -212,6 +216,7 @@ impl Config {
             params: Params::default(),
             limits: Limits::default(),
             reputation,
+            check_payloads: false,
             #[cfg(feature = "fault-injection")]
             disabled_rule: None,
         }

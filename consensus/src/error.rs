@@ -91,9 +91,17 @@ pub enum ConsensusError {
     WrongGenesis { expected: Digest, got: Digest },
 
     // ---- blocks and proposals ------------------------------------------------------------
-    /// The application refused the block's payload; no vote.
-    #[error("invalid payload: {reason}")]
-    InvalidPayload { reason: String },
+    /// The application refused the payload of a proposal (its answer to
+    /// [`crate::Action::CheckPayload`]); the block is dropped and not voted for.
+    #[error("round {round}: the payload of {author:?}'s block is invalid: {error}")]
+    InvalidPayload {
+        /// The proposal's round.
+        round: Round,
+        /// The proposal's author, the leader of `round`.
+        author: PublicKey,
+        /// What the application found.
+        error: PayloadError,
+    },
     /// The block's id does not match its contents.
     #[error("block id {claimed} does not match its contents ({computed})")]
     BlockIdMismatch { claimed: Digest, computed: Digest },
@@ -161,6 +169,43 @@ pub enum ConsensusError {
         round: Round,
         qc_round: Round,
         locked: Round,
+    },
+}
+
+/// Why the application refused the payload of a proposed block: its answer to
+/// [`crate::Action::CheckPayload`], handed back in [`crate::Event::PayloadChecked`]. The payload
+/// is opaque to consensus; these are the ways an application can find it invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    /// The payload does not decode within the application's limits.
+    #[error("malformed payload: {detail}")]
+    Malformed {
+        /// What did not decode, for the log.
+        detail: String,
+    },
+    /// A transaction's signature does not verify.
+    #[error("transaction {index} of the payload has a bad signature")]
+    BadSignature {
+        /// The transaction's position in the payload.
+        index: usize,
+    },
+    /// The payload's claim about committed state disagrees with this node's.
+    #[error("payload claims state root {claimed} at height {height}, this node has {ours}")]
+    WrongStateRoot {
+        /// The committed height the claim is about.
+        height: Height,
+        /// The state root the payload claims.
+        claimed: Digest,
+        /// The state root this node committed at `height`.
+        ours: Digest,
+    },
+    /// The payload holds more than the application allows.
+    #[error("payload of {bytes} bytes exceeds the application's maximum of {max}")]
+    Oversized {
+        /// The payload's size (or the size of the part that is over the limit).
+        bytes: usize,
+        /// The application's limit.
+        max: usize,
     },
 }
 

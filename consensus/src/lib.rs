@@ -5,6 +5,12 @@
 //! returned [`Action`]s in order. The same code runs in the `hotledger` daemon (libp2p,
 //! RocksDB, tokio timers) and in the deterministic simulator (virtual time, simulated links).
 //!
+//! Actions that ask the host for something name the event that answers them: a timer
+//! ([`Action::ScheduleTimeout`] → [`Event::TimeoutFired`]), this node's payload
+//! ([`Action::RequestPayload`] → [`Event::PayloadReady`]) and, with [`Config::check_payloads`],
+//! the application's verdict on a peer's payload ([`Action::CheckPayload`] →
+//! [`Event::PayloadChecked`]).
+//!
 //! ## The protocol (Jolteon / DiemBFT-v4, "2-chain HotStuff")
 //!
 //! Validators hold voting power; a *quorum* is more than two thirds of it (2f+1 of 3f+1).
@@ -70,8 +76,8 @@ mod validators;
 mod verify;
 
 pub use crate::config::{Config, DisabledRule, Limits, Params, ReputationParams};
-pub use crate::core::{AcceptAll, Action, Consensus, Event, PayloadCheck, Recovery, Stats};
-pub use crate::error::{ConsensusError, Result};
+pub use crate::core::{Action, Consensus, Event, Recovery, Stats};
+pub use crate::error::{ConsensusError, PayloadError, Result};
 pub use crate::safety::{SafetyData, SafetyRules};
 pub use crate::types::*;
 pub use crate::validators::{Validator, ValidatorSet, MAX_VALIDATORS};

@@ -97,6 +97,7 @@ impl Consensus {
         self.root_cert = self.certified.remove(&root.id);
         self.certified
             .retain(|_, q| q.data.block.height > root.height);
+        self.prune_parked();
         self.leaders.record(&self.validators, &blocks);
         self.stats.blocks_committed += blocks.len() as u64;
         out.push(Action::Commit(Commit { blocks, proof }));

@@ -26,7 +26,6 @@ use crate::validators::ValidatorSet;
 use crate::verify::Verifier;
 
 pub use events::{Action, Event};
-pub use payload::{AcceptAll, PayloadCheck};
 
 /// What the node restarts from: its safety data and the last block it committed.
 #[derive(Debug, Clone)]
@@ -74,7 +73,11 @@ pub struct Stats {
 /// One validator's (or observer's) consensus state. See the crate docs for the protocol.
 #[derive(Debug)]
 pub struct Consensus {
-    payload_check: Box<dyn PayloadCheck>,
+    /// Whether peers' proposals wait for the application's payload check.
+    check_payloads: bool,
+    /// Verified proposals waiting for their payload check, by block id (bounded; see
+    /// `core/payload.rs`).
+    parked: BTreeMap<Digest, payload::Parked>,
     chain_id: String,
     genesis: BlockInfo,
     validators: ValidatorSet,
@@ -137,7 +140,8 @@ impl Consensus {
         let root_cert =
             (recovery.root_qc.data.block.id == recovery.root.id).then(|| recovery.root_qc.clone());
         Ok(Consensus {
-            payload_check: Box::new(AcceptAll),
+            check_payloads: config.check_payloads,
+            parked: BTreeMap::new(),
             chain_id: config.chain_id,
             genesis: config.genesis,
             validators: config.validators,
@@ -163,11 +167,6 @@ impl Consensus {
             now_ms: 0,
             stats: Stats::default(),
         })
-    }
-
-    /// Installs the application's payload check (the default accepts everything).
-    pub fn set_payload_check(&mut self, check: Box<dyn PayloadCheck>) {
-        self.payload_check = check;
     }
 
     // ---- read-only views ----------------------------------------------------------------
@@ -214,6 +213,11 @@ impl Consensus {
     /// An uncommitted block held in memory.
     pub fn block(&self, id: &Digest) -> Option<&Block> {
         self.tree.get(id)
+    }
+
+    /// Number of peers' proposals waiting for their payload check ([`Action::CheckPayload`]).
+    pub fn parked_proposals(&self) -> usize {
+        self.parked.len()
     }
 
     /// Number of uncommitted blocks and orphans held (for bounds checks and metrics).
@@ -265,6 +269,7 @@ impl Consensus {
                 self.on_unreachable(validators, &mut out);
                 Ok(())
             }
+            Event::PayloadChecked { id, result } => self.on_payload_checked(id, result, &mut out),
         };
         match result {
             Ok(()) => Ok(out),

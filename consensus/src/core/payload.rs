@@ -1,30 +1,89 @@
-//! Payloads: building and signing this node's proposal once the host hands over its payload.
+//! Payloads: building and signing this node's proposal once the host hands over its payload,
+//! and holding peers' proposals while the application checks theirs.
+//!
+//! With [`crate::Config::check_payloads`], a peer's proposal that passed every check of the
+//! protocol is *parked* (kept with the peer it came from) and the host is asked to check its
+//! payload ([`Action::CheckPayload`]). The answer ([`crate::Event::PayloadChecked`]) resumes it
+//! exactly where it stopped (`accept_proposal`) or drops it. At most `PARKED_PER_VALIDATOR`
+//! proposals per validator wait: only a round's leader can make a valid proposal of that round,
+//! so when the map is full the proposal of the lowest round goes first, and a Byzantine leader
+//! flooding its own round pushes out only its own proposals or older rounds'. Proposals at or
+//! below a new commit can no longer enter the tree and are dropped then.
 
-use hotledger_crypto::{PublicKey, Signature};
+use hotledger_crypto::{Digest, PublicKey, Signature};
 
 use super::{Action, Consensus};
-use crate::error::{ConsensusError, Result};
+use crate::error::{ConsensusError, PayloadError, Result};
 use crate::types::{Block, Message, Proposal, Round, TimeoutCert};
 
-/// The application's check of a proposed block's payload, run before the block is accepted
-/// and voted on (for example: transactions decode, signatures verify, limits hold). Blocks
-/// fetched during catch-up are not checked: their QC shows a quorum already accepted them.
-/// The check must be deterministic for honest nodes that have the same committed state.
-pub trait PayloadCheck: Send + std::fmt::Debug {
-    fn check(&mut self, block: &Block) -> std::result::Result<(), String>;
-}
+/// How many parked proposals the core holds per validator.
+const PARKED_PER_VALIDATOR: usize = 4;
 
-/// Accepts every payload (the simulator's application).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct AcceptAll;
-
-impl PayloadCheck for AcceptAll {
-    fn check(&mut self, _block: &Block) -> std::result::Result<(), String> {
-        Ok(())
-    }
+/// A verified proposal waiting for the application's payload check.
+#[derive(Debug)]
+pub(super) struct Parked {
+    /// The peer it came from (asked for missing ancestors when it resumes).
+    from: PublicKey,
+    proposal: Proposal,
 }
 
 impl Consensus {
+    /// Parks a verified proposal and asks the host to check its payload. A copy of a proposal
+    /// already parked asks nothing new. When the map is full, the proposal of the lowest round
+    /// goes, which may be this one.
+    pub(super) fn park(&mut self, from: PublicKey, proposal: Proposal, out: &mut Vec<Action>) {
+        let id = proposal.block.id;
+        if self.parked.contains_key(&id) {
+            return;
+        }
+        let max = self.validators.len().saturating_mul(PARKED_PER_VALIDATOR);
+        if self.parked.len() >= max {
+            let lowest = self
+                .parked
+                .iter()
+                .map(|(id, p)| (p.proposal.block.round, *id))
+                .min();
+            match lowest {
+                Some((round, lowest)) if round <= proposal.block.round => {
+                    self.parked.remove(&lowest);
+                }
+                _ => return,
+            }
+        }
+        let block = proposal.block.clone();
+        self.parked.insert(id, Parked { from, proposal });
+        out.push(Action::CheckPayload { from, block });
+    }
+
+    /// The application's verdict on a parked proposal's payload: `Ok` resumes it, `Err`
+    /// drops it and is returned as `InvalidPayload`. An unknown id (answered already, or
+    /// dropped) is ignored.
+    pub(super) fn on_payload_checked(
+        &mut self,
+        id: Digest,
+        result: std::result::Result<(), PayloadError>,
+        out: &mut Vec<Action>,
+    ) -> Result<()> {
+        let Some(Parked { from, proposal }) = self.parked.remove(&id) else {
+            return Ok(());
+        };
+        match result {
+            Ok(()) => self.accept_proposal(from, proposal, out),
+            Err(error) => Err(ConsensusError::InvalidPayload {
+                round: proposal.block.round,
+                author: proposal.block.author,
+                error,
+            }),
+        }
+    }
+
+    /// Drops the parked proposals a commit left at or below the root: they cannot enter the
+    /// tree any more.
+    pub(super) fn prune_parked(&mut self) {
+        let root = self.tree.root().height;
+        self.parked.retain(|_, p| p.proposal.block.height > root);
+    }
+
     /// The payload this node asked for as the leader of `round`: builds and signs the proposal,
     /// persists, broadcasts it, and then processes it like anyone's.
     pub(super) fn on_payload(

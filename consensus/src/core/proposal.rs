@@ -8,8 +8,8 @@ use crate::error::{ConsensusError, Result};
 use crate::types::{Block, Evidence, Proposal, TimeoutCert};
 
 impl Consensus {
-    /// A proposal from `from`: verified whole, then (after the application's payload check)
-    /// taken into the tree and voted on.
+    /// A proposal from `from`: verified whole, then taken into the tree and voted on, or, with
+    /// `check_payloads`, parked until the application has checked its payload.
     pub(super) fn on_proposal(
         &mut self,
         from: PublicKey,
@@ -19,10 +19,10 @@ impl Consensus {
         if !self.verify_proposal(from, &p, out)? {
             return Ok(());
         }
-        if self.tree.get(&p.block.id).is_none() && Some(p.block.author) != self.me {
-            self.payload_check
-                .check(&p.block)
-                .map_err(|reason| ConsensusError::InvalidPayload { reason })?;
+        let unseen = self.tree.get(&p.block.id).is_none() && Some(p.block.author) != self.me;
+        if self.check_payloads && unseen {
+            self.park(from, p, out);
+            return Ok(());
         }
         self.accept_proposal(from, p, out)
     }

@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 
 use hotledger_consensus::{
-    Action, Block, Consensus, ConsensusError, Event, Evidence, Message, Recovery,
+    Action, Block, Config, Consensus, ConsensusError, Event, Evidence, Message, Recovery,
 };
 use hotledger_crypto::Digest;
 
@@ -17,8 +17,8 @@ pub type DropFn = Box<dyn Fn(usize, usize, &Message) -> bool>;
 
 /// Deterministic in-process network of nodes. Messages are delivered FIFO; payload requests are
 /// answered at once (when `auto_payload`); block requests are served from the serving node's
-/// memory (and its committed blocks when `serve_from_store`); timers never fire unless the test
-/// calls `fire_timers`.
+/// memory (and its committed blocks when `serve_from_store`); payload checks are answered `Ok`
+/// at once; timers never fire unless the test calls `fire_timers`.
 pub struct Sim {
     pub net: Net,
     pub nodes: Vec<Consensus>,
@@ -46,10 +46,21 @@ impl Sim {
     }
 
     pub fn with(n: usize, auto_payload: bool, drop: DropFn) -> Sim {
+        Self::configured(n, auto_payload, drop, |_| {})
+    }
+
+    /// A network whose nodes' configs `configure` changed first.
+    pub fn configured(
+        n: usize,
+        auto_payload: bool,
+        drop: DropFn,
+        configure: impl Fn(&mut Config),
+    ) -> Sim {
         let net = Net::new(n);
         let nodes = (0..n)
             .map(|i| {
-                let config = net.config(i);
+                let mut config = net.config(i);
+                configure(&mut config);
                 let recovery = Recovery::genesis(&config);
                 Consensus::new(config, recovery).unwrap()
             })
@@ -94,6 +105,13 @@ impl Sim {
                 Action::PersistSafety(_)
                 | Action::ScheduleTimeout { .. }
                 | Action::StoreUncommitted(_) => {}
+                Action::CheckPayload { block, .. } => {
+                    let event = Event::PayloadChecked {
+                        id: block.id,
+                        result: Ok(()),
+                    };
+                    self.queue.push_back((i, i, event));
+                }
                 Action::Send { to, message } => {
                     let to = self.net.index_of(&to);
                     self.post(i, to, message);
