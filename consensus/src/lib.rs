@@ -5,7 +5,9 @@
 //! returned [`Action`]s in order. The same code runs in the `hotledger` daemon (libp2p,
 //! RocksDB, tokio timers) and in the deterministic simulator (virtual time, simulated links).
 //!
-//! Actions that ask the host for something name the event that answers them: a timer
+//! A host runs one loop: feed an event, pass the batch through [`Ready`] so that what must be
+//! durable is written first ([`Ready::persist`] into the host's [`PersistSink`]), then carry out
+//! the rest. Actions that ask the host for something name the event that answers them: a timer
 //! ([`Action::ScheduleTimeout`] → [`Event::TimeoutFired`]), this node's payload
 //! ([`Action::RequestPayload`] → [`Event::PayloadReady`]) and, with [`Config::check_payloads`],
 //! the application's verdict on a peer's payload ([`Action::CheckPayload`] →
@@ -49,6 +51,8 @@
 //! 1. **Persist before send.** Every signature passes through [`SafetyRules`], and the updated
 //!    [`SafetyData`] is emitted as [`Action::PersistSafety`] before the send that depends on it.
 //!    A node restarted from that data never signs two votes, timeouts or proposals that conflict.
+//!    [`Ready`] makes a host write it (and the batch's uncommitted blocks) before it can reach
+//!    the batch's sends.
 //! 2. **Agreement.** With at most f Byzantine voting power, no two honest nodes commit different
 //!    blocks at the same height: a commit needs a QC on `B'` whose voters locked `B`'s QC, and
 //!    any TC then carries a QC that extends `B`.
@@ -70,6 +74,7 @@ mod core;
 mod error;
 pub mod leader;
 pub mod pacemaker;
+mod ready;
 pub mod safety;
 mod types;
 mod validators;
@@ -78,6 +83,7 @@ mod verify;
 pub use crate::config::{Config, DisabledRule, Limits, Params, ReputationParams};
 pub use crate::core::{Action, Consensus, Event, Recovery, Stats};
 pub use crate::error::{ConsensusError, PayloadError, Result};
+pub use crate::ready::{PersistSink, Ready};
 pub use crate::safety::{SafetyData, SafetyRules};
 pub use crate::types::*;
 pub use crate::validators::{Validator, ValidatorSet, MAX_VALIDATORS};

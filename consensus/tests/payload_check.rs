@@ -288,4 +288,8 @@ fn a_network_that_checks_payloads_commits() {
     );
     sim.assert_consistent_commits();
     assert!(sim.errors.iter().all(Vec::is_empty), "{:?}", sim.errors);
+    for (i, disk) in sim.disks.iter().enumerate() {
+        assert!(disk.safety.is_some(), "node {i} persisted nothing");
+        assert!(disk.uncommitted.len() >= 10, "node {i}");
+    }
 }

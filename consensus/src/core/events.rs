@@ -56,7 +56,9 @@ pub enum Event {
 /// `PersistSafety` must be durable (synced to disk) before any later action of the same batch is
 /// carried out. The core places it before every `Send`/`Broadcast` of a vote, timeout or proposal
 /// signed under the new safety data, so executing actions in order is enough to guarantee that a
-/// crash can never lead this node to sign two conflicting messages.
+/// crash can never lead this node to sign two conflicting messages. [`crate::Ready`] enforces
+/// it: it persists a batch's `StoreUncommitted` blocks and its last `PersistSafety` before it
+/// hands out any other action.
 ///
 /// The actions that ask the host for something say what to **resume with**: the event that
 /// answers them.

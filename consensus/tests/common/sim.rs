@@ -1,9 +1,11 @@
 //! A tiny deterministic in-process network of consensus nodes.
 
 use std::collections::VecDeque;
+use std::convert::Infallible;
 
 use hotledger_consensus::{
-    Action, Block, Config, Consensus, ConsensusError, Event, Evidence, Message, Recovery,
+    Action, Block, Config, Consensus, ConsensusError, Event, Evidence, Message, PersistSink, Ready,
+    Recovery, SafetyData,
 };
 use hotledger_crypto::Digest;
 
@@ -15,13 +17,37 @@ type Envelope = (usize, usize, Event);
 /// Decides which messages the network drops: (from, to, message) -> drop?
 pub type DropFn = Box<dyn Fn(usize, usize, &Message) -> bool>;
 
+/// A node's disk: what `Ready::persist` wrote for it.
+#[derive(Debug, Default)]
+pub struct Disk {
+    /// The safety data last persisted.
+    pub safety: Option<SafetyData>,
+    /// Every block stored as uncommitted, in order.
+    pub uncommitted: Vec<Block>,
+}
+
+impl PersistSink for Disk {
+    type Error = Infallible;
+    fn store_uncommitted(&mut self, block: &Block) -> Result<(), Infallible> {
+        self.uncommitted.push(block.clone());
+        Ok(())
+    }
+    fn persist_safety(&mut self, data: &SafetyData) -> Result<(), Infallible> {
+        self.safety = Some(data.clone());
+        Ok(())
+    }
+}
+
 /// Deterministic in-process network of nodes. Messages are delivered FIFO; payload requests are
 /// answered at once (when `auto_payload`); block requests are served from the serving node's
 /// memory (and its committed blocks when `serve_from_store`); payload checks are answered `Ok`
-/// at once; timers never fire unless the test calls `fire_timers`.
+/// at once; timers never fire unless the test calls `fire_timers`. Each batch goes through
+/// `Ready`, so the persistence it asks for reaches the node's `Disk` before anything else.
 pub struct Sim {
     pub net: Net,
     pub nodes: Vec<Consensus>,
+    /// Each node's disk.
+    pub disks: Vec<Disk>,
     pub queue: VecDeque<Envelope>,
     pub now: u64,
     pub auto_payload: bool,
@@ -68,6 +94,7 @@ impl Sim {
         let mut sim = Sim {
             net,
             nodes,
+            disks: (0..n).map(|_| Disk::default()).collect(),
             queue: VecDeque::new(),
             now: 0,
             auto_payload,
@@ -100,11 +127,13 @@ impl Sim {
         if let Err(e) = check_persist_before_send(&me, &actions) {
             panic!("node {i}: {e}");
         }
+        let Ok(actions) = Ready::new(actions).persist(&mut self.disks[i]);
         for action in actions {
             match action {
-                Action::PersistSafety(_)
-                | Action::ScheduleTimeout { .. }
-                | Action::StoreUncommitted(_) => {}
+                Action::PersistSafety(_) | Action::StoreUncommitted(_) => {
+                    panic!("node {i}: Ready handed out a persistence action")
+                }
+                Action::ScheduleTimeout { .. } => {}
                 Action::CheckPayload { block, .. } => {
                     let event = Event::PayloadChecked {
                         id: block.id,
