@@ -67,6 +67,8 @@
 //! Equivocation — two different signed proposals, votes or timeouts from one validator in one
 //! round — is reported as [`Action::ReportMisbehaviour`] with both signed messages.
 
+#![warn(missing_docs)]
+
 mod block_tree;
 mod collect;
 mod config;

@@ -30,6 +30,8 @@ pub use events::{Action, Event};
 /// What the node restarts from: its safety data and the last block it committed.
 #[derive(Debug, Clone)]
 pub struct Recovery {
+    /// The safety data last persisted through [`Action::PersistSafety`] (the default on first
+    /// start).
     pub safety: SafetyData,
     /// The last committed block (the genesis block on first start).
     pub root: BlockInfo,
@@ -61,12 +63,19 @@ impl Recovery {
 /// Counters a host may export as metrics.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// Proposals this node signed.
     pub proposals_made: u64,
+    /// Votes this node signed and sent (or counted itself, as the next leader).
     pub votes_sent: u64,
+    /// Timeouts this node signed (or re-sent) and broadcast.
     pub timeouts_sent: u64,
+    /// QCs this node formed from votes.
     pub qcs_formed: u64,
+    /// TCs this node formed from timeouts.
     pub tcs_formed: u64,
+    /// Blocks committed.
     pub blocks_committed: u64,
+    /// Inputs `handle` rejected with an error.
     pub rejected_messages: u64,
 }
 
@@ -171,6 +180,7 @@ impl Consensus {
 
     // ---- read-only views ----------------------------------------------------------------
 
+    /// The round this node is in.
     pub fn round(&self) -> Round {
         self.round
     }
@@ -180,14 +190,17 @@ impl Consensus {
         self.tree.root()
     }
 
+    /// The highest QC this node knows.
     pub fn high_qc(&self) -> &QuorumCert {
         &self.high_qc
     }
 
+    /// The highest TC this node knows, if any.
     pub fn high_tc(&self) -> Option<&TimeoutCert> {
         self.high_tc.as_ref()
     }
 
+    /// The validator set.
     pub fn validators(&self) -> &ValidatorSet {
         &self.validators
     }
@@ -202,10 +215,12 @@ impl Consensus {
         self.leaders.candidates(&self.validators, round)
     }
 
+    /// This node's current safety data (`None` for an observer).
     pub fn safety_data(&self) -> Option<&SafetyData> {
         self.safety.as_ref().map(SafetyRules::data)
     }
 
+    /// Counters for metrics.
     pub fn stats(&self) -> &Stats {
         &self.stats
     }
