@@ -83,6 +83,7 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// Every bound must be positive; the error names the first that is not.
     pub fn validate(&self) -> Result<()> {
         let checks: [(&str, u64); 4] = [
             ("max_round_ahead", self.max_round_ahead),
@@ -150,6 +151,7 @@ impl ReputationParams {
         }
     }
 
+    /// Checks the window and the lag are in range; the error names the one at fault.
     pub fn validate(&self) -> Result<()> {
         if self.window_blocks > 100_000 {
             return Err(ConsensusError::InvalidConfig(format!(
@@ -184,13 +186,21 @@ pub struct Config {
     pub chain_id: String,
     /// The genesis block every chain starts from (round 0, height 0).
     pub genesis: BlockInfo,
+    /// The validators and their voting power (from genesis).
     pub validators: ValidatorSet,
     /// This node's key; `None` for a non-validating observer.
     pub key: Option<KeyPair>,
+    /// The chain-wide protocol parameters.
     pub params: Params,
+    /// This node's resource bounds.
     pub limits: Limits,
     /// Defaults to [`ReputationParams::for_validators`] of the set.
     pub reputation: ReputationParams,
+    /// Ask the application to check each peer's proposal before taking it in
+    /// ([`crate::Action::CheckPayload`], answered by [`crate::Event::PayloadChecked`]). Off by
+    /// default: every proposal that passes the protocol's own checks is taken in at once.
+    pub check_payloads: bool,
+    /// A safety rule switched off (simulator only; see [`DisabledRule`]).
     #[cfg(feature = "fault-injection")]
     pub disabled_rule: Option<DisabledRule>,
 }
@@ -212,6 +222,7 @@ impl Config {
             params: Params::default(),
             limits: Limits::default(),
             reputation,
+            check_payloads: false,
             #[cfg(feature = "fault-injection")]
             disabled_rule: None,
         }

@@ -102,6 +102,7 @@ pub struct LeaderElection {
 }
 
 impl LeaderElection {
+    /// An empty history: weighted round-robin until blocks are recorded.
     pub fn new(params: ReputationParams) -> Self {
         LeaderElection {
             params,

@@ -5,6 +5,14 @@
 //! returned [`Action`]s in order. The same code runs in the `hotledger` daemon (libp2p,
 //! RocksDB, tokio timers) and in the deterministic simulator (virtual time, simulated links).
 //!
+//! A host runs one loop: feed an event, pass the batch through [`Ready`] so that what must be
+//! durable is written first ([`Ready::persist`] into the host's [`PersistSink`]), then carry out
+//! the rest. Actions that ask the host for something name the event that answers them: a timer
+//! ([`Action::ScheduleTimeout`] → [`Event::TimeoutFired`]), this node's payload
+//! ([`Action::RequestPayload`] → [`Event::PayloadReady`]) and, with [`Config::check_payloads`],
+//! the application's verdict on a peer's payload ([`Action::CheckPayload`] →
+//! [`Event::PayloadChecked`]).
+//!
 //! ## The protocol (Jolteon / DiemBFT-v4, "2-chain HotStuff")
 //!
 //! Validators hold voting power; a *quorum* is more than two thirds of it (2f+1 of 3f+1).
@@ -43,6 +51,8 @@
 //! 1. **Persist before send.** Every signature passes through [`SafetyRules`], and the updated
 //!    [`SafetyData`] is emitted as [`Action::PersistSafety`] before the send that depends on it.
 //!    A node restarted from that data never signs two votes, timeouts or proposals that conflict.
+//!    [`Ready`] makes a host write it (and the batch's uncommitted blocks) before it can reach
+//!    the batch's sends.
 //! 2. **Agreement.** With at most f Byzantine voting power, no two honest nodes commit different
 //!    blocks at the same height: a commit needs a QC on `B'` whose voters locked `B`'s QC, and
 //!    any TC then carries a QC that extends `B`.
@@ -57,6 +67,8 @@
 //! Equivocation — two different signed proposals, votes or timeouts from one validator in one
 //! round — is reported as [`Action::ReportMisbehaviour`] with both signed messages.
 
+#![warn(missing_docs)]
+
 mod block_tree;
 mod collect;
 mod config;
@@ -64,14 +76,16 @@ mod core;
 mod error;
 pub mod leader;
 pub mod pacemaker;
+mod ready;
 pub mod safety;
 mod types;
 mod validators;
 mod verify;
 
 pub use crate::config::{Config, DisabledRule, Limits, Params, ReputationParams};
-pub use crate::core::{AcceptAll, Action, Consensus, Event, PayloadCheck, Recovery, Stats};
-pub use crate::error::{ConsensusError, Result};
+pub use crate::core::{Action, Consensus, Event, Recovery, Stats};
+pub use crate::error::{ConsensusError, PayloadError, Result};
+pub use crate::ready::{PersistSink, Ready};
 pub use crate::safety::{SafetyData, SafetyRules};
 pub use crate::types::*;
 pub use crate::validators::{Validator, ValidatorSet, MAX_VALIDATORS};

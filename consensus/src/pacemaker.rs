@@ -14,9 +14,9 @@
 //! (Timeouts are always safe; this only moves them earlier, and only a TC leaves a round, so a
 //! node that lost every connection stays where it is.) A vote whose next leader is unreachable
 //! is broadcast instead, and every validator takes votes in: each forms the QC itself and moves
-//! on, with no timer. (Timing the voted round out at once, its timeout carrying the vote, was the
-//! other option; but f+1 early timeouts make the slowest node join them before it has the
-//! block, and the round is lost.)
+//! on, with no timer. The voted round is not timed out early: f+1 early timeouts would make the
+//! slowest node join them before it has the block, and the round would be lost (see
+//! `docs/decisions/0001-broadcast-votes-for-unreachable-leaders.md`).
 
 use crate::config::Params;
 use crate::types::Round;

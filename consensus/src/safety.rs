@@ -143,6 +143,7 @@ impl SafetyRules {
         self.disabled == Some(rule)
     }
 
+    /// This node's public key.
     pub fn public(&self) -> PublicKey {
         self.key.public()
     }

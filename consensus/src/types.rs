@@ -15,9 +15,13 @@ pub type Height = u64;
 /// The header fields of a block that votes and certificates refer to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct BlockInfo {
+    /// The block's id (see [`Block::compute_id`]).
     pub id: Digest,
+    /// The round it was proposed in.
     pub round: Round,
+    /// Its height.
     pub height: Height,
+    /// Its proposer's clock when proposed, in milliseconds since the Unix epoch.
     pub timestamp_ms: u64,
 }
 
@@ -34,7 +38,9 @@ impl BlockInfo {
 /// block is certified and which block it extends, which is all the 2-chain commit rule needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct VoteData {
+    /// The block voted for.
     pub block: BlockInfo,
+    /// Its parent, the block its QC certifies.
     pub parent: BlockInfo,
 }
 
@@ -63,7 +69,9 @@ impl VoteData {
 /// same `VoteData`. The genesis QC has no signatures and is accepted only if it equals ours.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuorumCert {
+    /// What every signer voted for.
     pub data: VoteData,
+    /// Each signer with its vote signature over `data`.
     pub votes: Vec<(PublicKey, Signature)>,
 }
 
@@ -96,10 +104,15 @@ pub const MAX_FAILED_LEADERS: usize = 10;
 /// A block: a round's proposal, extending the block its QC certifies.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Block {
+    /// The block's id: [`Block::compute_id`] of its contents.
     pub id: Digest,
+    /// The round it was proposed in.
     pub round: Round,
+    /// Its parent's height plus one.
     pub height: Height,
+    /// Its proposer's clock when proposed (ms since the Unix epoch), not below its parent's.
     pub timestamp_ms: u64,
+    /// The leader that proposed it.
     pub author: PublicKey,
     /// Certifies the parent block.
     pub qc: QuorumCert,
@@ -213,19 +226,25 @@ pub fn timeout_signing_bytes(round: Round, high_qc_round: Round) -> Vec<u8> {
 /// A proposal: a block, plus the TC for the previous round when the block's QC is not for it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Proposal {
+    /// The proposed block.
     pub block: Block,
+    /// The TC of the round before the block's, when the block's QC is not of that round.
     pub tc: Option<TimeoutCert>,
 }
 
 /// A signed vote for a block, sent to the leader of the next round.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Vote {
+    /// The block voted for and its parent.
     pub data: VoteData,
+    /// The voter.
     pub author: PublicKey,
+    /// The voter's signature over `data.signing_bytes()` (domain `Vote`).
     pub signature: Signature,
 }
 
 impl Vote {
+    /// The round of the block voted for.
     pub fn round(&self) -> Round {
         self.data.block.round
     }
@@ -234,9 +253,13 @@ impl Vote {
 /// A signed timeout: "I give up on `round`; my highest QC is `high_qc`". Broadcast to everyone.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimeoutMsg {
+    /// The round timed out.
     pub round: Round,
+    /// The sender's highest QC.
     pub high_qc: QuorumCert,
+    /// The sender.
     pub author: PublicKey,
+    /// Its signature over `timeout_signing_bytes(round, high_qc.round())` (domain `Timeout`).
     pub signature: Signature,
     /// Not signed: the TC that took the sender into `round`, so laggards can follow it there.
     pub last_tc: Option<TimeoutCert>,
@@ -249,8 +272,11 @@ pub struct TimeoutMsg {
 /// One signer's entry in a timeout certificate.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimeoutSig {
+    /// The signer.
     pub author: PublicKey,
+    /// The round of the signer's highest QC, as it signed it.
     pub high_qc_round: Round,
+    /// Its signature over `timeout_signing_bytes(round, high_qc_round)`.
     pub signature: Signature,
 }
 
@@ -258,8 +284,11 @@ pub struct TimeoutSig {
 /// the signers' (its round equals the largest `high_qc_round`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimeoutCert {
+    /// The round timed out.
     pub round: Round,
+    /// The highest QC among the signers'.
     pub high_qc: QuorumCert,
+    /// One entry per signer.
     pub sigs: Vec<TimeoutSig>,
 }
 
@@ -273,23 +302,31 @@ impl TimeoutCert {
 /// Asks a peer for the block `id` and up to `count - 1` of its ancestors.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockRequest {
+    /// The newest block wanted.
     pub id: Digest,
+    /// How many blocks, `id` included (1 to `Limits::max_blocks_per_request`).
     pub count: u32,
 }
 
 /// Blocks answering a `BlockRequest`, newest first, each the parent of the one before.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockResponse {
+    /// The blocks, newest first.
     pub blocks: Vec<Block>,
 }
 
 /// Everything validators send each other.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
+    /// A leader's block, broadcast.
     Proposal(Proposal),
+    /// A vote, to the next round's leader (or broadcast when that leader is unreachable).
     Vote(Vote),
+    /// A timeout, broadcast.
     Timeout(TimeoutMsg),
+    /// A request for missing blocks, to one peer.
     BlockRequest(BlockRequest),
+    /// The answer to a `BlockRequest`.
     BlockResponse(BlockResponse),
 }
 
@@ -312,18 +349,31 @@ impl Message {
 pub enum Evidence {
     /// Two different blocks proposed for the same round.
     ConflictingProposals {
+        /// The leader.
         author: PublicKey,
+        /// The round of both.
         round: Round,
+        /// The first proposal's height, block id and signature.
         first: (Height, Digest, Signature),
+        /// The second's.
         second: (Height, Digest, Signature),
     },
     /// Two different votes in the same round.
-    ConflictingVotes { first: Vote, second: Vote },
+    ConflictingVotes {
+        /// The vote seen first.
+        first: Vote,
+        /// The other one.
+        second: Vote,
+    },
     /// Two different timeouts for the same round.
     ConflictingTimeouts {
+        /// The validator.
         author: PublicKey,
+        /// The round of both.
         round: Round,
+        /// The first timeout's signed high QC round and signature.
         first: (Round, Signature),
+        /// The second's.
         second: (Round, Signature),
     },
 }
@@ -343,6 +393,8 @@ impl Evidence {
 /// (its `data.parent` is the last block and `data.is_consecutive()` holds).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Commit {
+    /// The committed blocks, oldest first, each the parent of the next.
     pub blocks: Vec<Block>,
+    /// The QC that commits the last of them.
     pub proof: QuorumCert,
 }

@@ -16,7 +16,9 @@ const MAX_SCHEDULE: u64 = 4096;
 /// One validator and its voting power.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Validator {
+    /// The validator's signing key.
     pub key: PublicKey,
+    /// Its voting power (positive).
     pub power: u64,
 }
 
@@ -82,14 +84,17 @@ impl ValidatorSet {
         &self.validators
     }
 
+    /// The number of validators.
     pub fn len(&self) -> usize {
         self.validators.len()
     }
 
+    /// Whether the set has no validators (never true of a set `new` accepted).
     pub fn is_empty(&self) -> bool {
         self.validators.is_empty()
     }
 
+    /// Whether `key` is a validator's.
     pub fn contains(&self, key: &PublicKey) -> bool {
         self.index.contains_key(key)
     }
@@ -107,6 +112,7 @@ impl ValidatorSet {
             .ok_or(ConsensusError::UnknownSigner(*key))
     }
 
+    /// The sum of all voting power.
     pub fn total_power(&self) -> u64 {
         self.total
     }

@@ -17,8 +17,11 @@ use crate::validators::ValidatorSet;
 /// What verification needs to know about the chain.
 #[derive(Debug, Clone, Copy)]
 pub struct Verifier<'a> {
+    /// The chain id every signature is bound to.
     pub chain_id: &'a str,
+    /// The genesis block, the only block certified without signatures.
     pub genesis: &'a BlockInfo,
+    /// Who may sign, with what power.
     pub validators: &'a ValidatorSet,
 }
 

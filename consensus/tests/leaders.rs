@@ -31,7 +31,7 @@ fn restarted(net: &Net, root: &Block, root_qc: &QuorumCert, history: Vec<Block>)
         safety: SafetyData::default(),
         root: root.info(),
         root_qc: root_qc.clone(),
-        blocks: Vec::new(),
+        uncommitted: Vec::new(),
         history,
     };
     Consensus::new(net.config(0), recovery).unwrap()
@@ -74,7 +74,7 @@ fn recovery_history_must_end_at_the_root() {
             safety: SafetyData::default(),
             root: blocks[9].info(),
             root_qc: qcs[9].clone(),
-            blocks: Vec::new(),
+            uncommitted: Vec::new(),
             history,
         };
         Consensus::new(net.config(0), recovery).map(|_| ())

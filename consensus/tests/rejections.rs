@@ -150,8 +150,10 @@ fn proposal_rejections() {
             },
         ),
     ];
+    // A node that checks payloads refuses them the same way, before asking for the check.
     for c in cases {
-        run(&net, c);
+        run(&net, c.clone());
+        run(&net, c.checking());
     }
 }
 

@@ -96,7 +96,7 @@ impl Consensus {
             };
             match inserted {
                 Inserted::Added(ids) => {
-                    self.store_blocks(&ids, out);
+                    self.store_uncommitted(&ids, out);
                     self.process_qc(&qc, None, out);
                     self.after_insert(&ids, out);
                 }

@@ -1,13 +1,21 @@
 //! Table-driven rejection cases: a message a node must refuse with a given typed error, without
 //! changing its state, after which a valid message must still get its vote.
 
-use hotledger_consensus::{Block, ConsensusError, Message, Proposal, Round};
+use hotledger_consensus::{
+    Action, Block, Consensus, ConsensusError, Event, Message, PayloadError, Proposal, Round,
+};
+use hotledger_crypto::PublicKey;
 
-use super::{feed, Net};
+use super::{feed, Net, NOW};
 
 /// One rejection: node `node` (after the `setup` messages, all accepted) gets `msg` and must
 /// answer `want` without changing its round, blocks or safety data; then `then` (a valid message)
 /// must make it vote in round `then_round`. By default node 0, no setup, and the round-1 proposal.
+///
+/// With `checking`, the node runs with `Config::check_payloads`: every `CheckPayload` of the
+/// setup and the follow-up is answered `Ok`. With `refuse`, `msg` must instead yield exactly one
+/// `CheckPayload`, and answering it with the given error must return `want`.
+#[derive(Clone)]
 pub struct Case {
     name: &'static str,
     node: usize,
@@ -15,6 +23,8 @@ pub struct Case {
     msg: Message,
     want: ConsensusError,
     then: Option<(Message, Round)>,
+    checking: bool,
+    refuse: Option<PayloadError>,
 }
 
 pub fn case(name: &'static str, msg: Message, want: ConsensusError) -> Case {
@@ -25,6 +35,8 @@ pub fn case(name: &'static str, msg: Message, want: ConsensusError) -> Case {
         msg,
         want,
         then: None,
+        checking: false,
+        refuse: None,
     }
 }
 
@@ -41,6 +53,66 @@ impl Case {
             ..self
         }
     }
+    /// The same case on a node that checks payloads (the message is refused before its check).
+    pub fn checking(self) -> Case {
+        Case {
+            checking: true,
+            ..self
+        }
+    }
+    /// `msg` passes the protocol's checks; the application refuses its payload with `error`.
+    pub fn refuse(self, error: PayloadError) -> Case {
+        Case {
+            checking: true,
+            refuse: Some(error),
+            ..self
+        }
+    }
+}
+
+/// Feeds `message`, then answers every `CheckPayload` it yields with `Ok`; all actions, in order.
+pub fn feed_checked(
+    node: &mut Consensus,
+    from: PublicKey,
+    message: Message,
+) -> Result<Vec<Action>, ConsensusError> {
+    let mut actions = feed(node, from, message)?;
+    let mut i = 0;
+    while i < actions.len() {
+        if let Action::CheckPayload { block, .. } = &actions[i] {
+            let event = Event::PayloadChecked {
+                id: block.id,
+                result: Ok(()),
+            };
+            let more = node.handle(NOW, event)?;
+            actions.extend(more);
+        }
+        i += 1;
+    }
+    Ok(actions)
+}
+
+/// The rejected step: `msg` itself, or, for a refused payload, the answer to its check.
+fn rejected_step(
+    node: &mut Consensus,
+    peer: PublicKey,
+    msg: Message,
+    refuse: Option<PayloadError>,
+    name: &str,
+) -> Result<Vec<Action>, ConsensusError> {
+    let Some(error) = refuse else {
+        return feed(node, peer, msg);
+    };
+    let actions = feed(node, peer, msg).unwrap_or_else(|e| panic!("{name}: not parked: {e}"));
+    let [Action::CheckPayload { from, block }] = actions.as_slice() else {
+        panic!("{name}: want one CheckPayload, got {actions:#?}");
+    };
+    assert_eq!(*from, peer, "{name}");
+    let event = Event::PayloadChecked {
+        id: block.id,
+        result: Err(error),
+    };
+    node.handle(NOW, event)
 }
 
 pub fn prop(p: Proposal) -> Message {
@@ -53,10 +125,12 @@ pub fn prop_of(block: Block) -> Message {
 
 pub fn run(net: &Net, case: Case) {
     let name = case.name;
-    let mut node = net.node(case.node);
+    let mut config = net.config(case.node);
+    config.check_payloads = case.checking;
+    let mut node = net.start(config).0;
     let peer = net.pk(if case.node == 1 { 3 } else { 1 });
     for m in case.setup {
-        feed(&mut node, peer, m).unwrap_or_else(|e| panic!("{name}: setup rejected: {e}"));
+        feed_checked(&mut node, peer, m).unwrap_or_else(|e| panic!("{name}: setup rejected: {e}"));
     }
     let rejected = node.stats().rejected_messages;
     let before = (
@@ -64,7 +138,8 @@ pub fn run(net: &Net, case: Case) {
         node.pending_blocks(),
         node.safety_data().cloned(),
     );
-    assert_eq!(feed(&mut node, peer, case.msg), Err(case.want), "{name}");
+    let result = rejected_step(&mut node, peer, case.msg, case.refuse, name);
+    assert_eq!(result, Err(case.want), "{name}");
     assert_eq!(
         node.stats().rejected_messages,
         rejected + 1,
@@ -83,7 +158,7 @@ pub fn run(net: &Net, case: Case) {
     let (then, round) = case
         .then
         .unwrap_or_else(|| (prop(net.proposal(1, &net.genesis_qc(), None)), 1));
-    let actions = feed(&mut node, peer, then)
+    let actions = feed_checked(&mut node, peer, then)
         .unwrap_or_else(|e| panic!("{name}: valid follow-up rejected: {e}"));
     let last_vote = node.safety_data().and_then(|d| d.last_vote.clone());
     assert_eq!(

@@ -1,9 +1,11 @@
 //! A tiny deterministic in-process network of consensus nodes.
 
 use std::collections::VecDeque;
+use std::convert::Infallible;
 
 use hotledger_consensus::{
-    Action, Block, Consensus, ConsensusError, Event, Evidence, Message, Recovery,
+    Action, Block, Config, Consensus, ConsensusError, Event, Evidence, Message, PersistSink, Ready,
+    Recovery, SafetyData,
 };
 use hotledger_crypto::Digest;
 
@@ -15,13 +17,37 @@ type Envelope = (usize, usize, Event);
 /// Decides which messages the network drops: (from, to, message) -> drop?
 pub type DropFn = Box<dyn Fn(usize, usize, &Message) -> bool>;
 
+/// A node's disk: what `Ready::persist` wrote for it.
+#[derive(Debug, Default)]
+pub struct Disk {
+    /// The safety data last persisted.
+    pub safety: Option<SafetyData>,
+    /// Every block stored as uncommitted, in order.
+    pub uncommitted: Vec<Block>,
+}
+
+impl PersistSink for Disk {
+    type Error = Infallible;
+    fn store_uncommitted(&mut self, block: &Block) -> Result<(), Infallible> {
+        self.uncommitted.push(block.clone());
+        Ok(())
+    }
+    fn persist_safety(&mut self, data: &SafetyData) -> Result<(), Infallible> {
+        self.safety = Some(data.clone());
+        Ok(())
+    }
+}
+
 /// Deterministic in-process network of nodes. Messages are delivered FIFO; payload requests are
 /// answered at once (when `auto_payload`); block requests are served from the serving node's
-/// memory (and its committed blocks when `serve_from_store`); timers never fire unless the test
-/// calls `fire_timers`.
+/// memory (and its committed blocks when `serve_from_store`); payload checks are answered `Ok`
+/// at once; timers never fire unless the test calls `fire_timers`. Each batch goes through
+/// `Ready`, so the persistence it asks for reaches the node's `Disk` before anything else.
 pub struct Sim {
     pub net: Net,
     pub nodes: Vec<Consensus>,
+    /// Each node's disk.
+    pub disks: Vec<Disk>,
     pub queue: VecDeque<Envelope>,
     pub now: u64,
     pub auto_payload: bool,
@@ -46,10 +72,21 @@ impl Sim {
     }
 
     pub fn with(n: usize, auto_payload: bool, drop: DropFn) -> Sim {
+        Self::configured(n, auto_payload, drop, |_| {})
+    }
+
+    /// A network whose nodes' configs `configure` changed first.
+    pub fn configured(
+        n: usize,
+        auto_payload: bool,
+        drop: DropFn,
+        configure: impl Fn(&mut Config),
+    ) -> Sim {
         let net = Net::new(n);
         let nodes = (0..n)
             .map(|i| {
-                let config = net.config(i);
+                let mut config = net.config(i);
+                configure(&mut config);
                 let recovery = Recovery::genesis(&config);
                 Consensus::new(config, recovery).unwrap()
             })
@@ -57,6 +94,7 @@ impl Sim {
         let mut sim = Sim {
             net,
             nodes,
+            disks: (0..n).map(|_| Disk::default()).collect(),
             queue: VecDeque::new(),
             now: 0,
             auto_payload,
@@ -89,11 +127,20 @@ impl Sim {
         if let Err(e) = check_persist_before_send(&me, &actions) {
             panic!("node {i}: {e}");
         }
+        let Ok(actions) = Ready::new(actions).persist(&mut self.disks[i]);
         for action in actions {
             match action {
-                Action::PersistSafety(_)
-                | Action::ScheduleTimeout { .. }
-                | Action::StoreBlock(_) => {}
+                Action::PersistSafety(_) | Action::StoreUncommitted(_) => {
+                    panic!("node {i}: Ready handed out a persistence action")
+                }
+                Action::ScheduleTimeout { .. } => {}
+                Action::CheckPayload { block, .. } => {
+                    let event = Event::PayloadChecked {
+                        id: block.id,
+                        result: Ok(()),
+                    };
+                    self.queue.push_back((i, i, event));
+                }
                 Action::Send { to, message } => {
                     let to = self.net.index_of(&to);
                     self.post(i, to, message);
