@@ -29,7 +29,7 @@ use crate::home::Home;
 use crate::metrics::Metrics;
 use crate::network::{self, NetCommand, NetEvent, NetStats, NetworkConfig, PeerInfo};
 use crate::shared::{Shared, Status};
-use crate::storage::{BlockWrite, CommitTip, Store, TxRecord};
+use crate::storage::{BlockWrite, CommitTip, StorageError, Store, TxRecord};
 use crate::wire::WireMessage;
 
 /// Capacity of the queue of this node's accepted transactions to gossip (batches); the queues
@@ -179,14 +179,17 @@ pub async fn run(home: &Home, log_format: Option<LogFormat>) -> Result<(), NodeE
         });
     }
     let data = home.data_path(&config);
-    let store = Store::open(&data, &genesis_hash)?;
+    let store = Store::open(&data, &genesis_hash).map_err(|source| NodeError::Database {
+        path: data.clone(),
+        source,
+    })?;
     if store.is_fresh()? {
         write_genesis_state(&store, &genesis)?;
         tracing::info!(path = %data.display(), "initialised storage from genesis");
     }
     let tip = store.tip()?.ok_or_else(|| NodeError::Database {
         path: data.clone(),
-        reason: "commit tip is missing".into(),
+        source: StorageError::MissingTip,
     })?;
     let behind = store.tree_behind()?;
     if !behind.is_empty() {
@@ -198,9 +201,9 @@ pub async fn run(home: &Home, log_format: Option<LogFormat>) -> Result<(), NodeE
         let rebuilt =
             store.rebuild_tree(|block| {
                 let payload = BlockPayload::decode(&block.payload, usize::MAX, usize::MAX)
-                    .map_err(|e| NodeError::Database {
-                        path: data.clone(),
-                        reason: format!("committed block {} has a bad payload: {e}", block.height),
+                    .map_err(|source| StorageError::UndecodablePayload {
+                        height: block.height,
+                        source,
                     })?;
                 Ok(payload
                     .txs
@@ -286,7 +289,7 @@ pub async fn run(home: &Home, log_format: Option<LogFormat>) -> Result<(), NodeE
         safety,
         root: tip.block,
         root_qc: tip.qc.clone(),
-        blocks: store.pending_blocks()?,
+        blocks: store.uncommitted_blocks()?,
         history,
     };
     let mut core = Consensus::new(ccfg, recovery)?;
@@ -363,7 +366,7 @@ fn write_genesis_state(store: &Store, genesis: &Genesis) -> Result<(), NodeError
         state_root: root,
         committed_txs: 0,
     };
-    store.init_genesis(&genesis.hash(), &tree, &tip)
+    Ok(store.init_genesis(&genesis.hash(), &tree, &tip)?)
 }
 
 fn network_config(
@@ -704,7 +707,7 @@ impl Runner {
                 self.nothing_selectable = None; // another parent excludes other transactions
             }
             Action::ServeBlocks { to, id, count } => self.serve_blocks(to, id, count),
-            Action::StoreBlock(block) => self.store.put_pending(&block)?,
+            Action::StoreBlock(block) => self.store.put_uncommitted(&block)?,
             Action::Commit(commit) => self.apply_commit(commit)?,
             Action::ReportMisbehaviour(evidence) => {
                 self.shared.metrics.evidence.inc();
