@@ -4,52 +4,129 @@
 //! block's outcomes. Mempool refusals are [`crate::Rejection`]s.
 
 use hotledger_crypto::{Digest, PublicKey};
+use jmt::storage::NodeKey;
 
 /// Everything that can go wrong in this crate outside of a single transaction's execution.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LedgerError {
     /// Bytes that are not a valid postcard encoding of the expected type.
     #[error("decode error: {reason}")]
-    Decode { reason: String },
+    Decode {
+        /// What the decoder reported.
+        reason: String,
+    },
     /// A value that could not be encoded (never expected for this crate's types).
     #[error("encode error: {reason}")]
-    Encode { reason: String },
+    Encode {
+        /// What the encoder reported.
+        reason: String,
+    },
     /// A block payload longer than the local bound; rejected before decoding.
     #[error("payload too large: {got} bytes, max {max}")]
-    PayloadTooLarge { got: usize, max: usize },
+    PayloadTooLarge {
+        /// The payload's length in bytes.
+        got: usize,
+        /// The local bound.
+        max: usize,
+    },
     /// A block payload announcing more transactions than the local bound.
     #[error("too many transactions: {got}, max {max}")]
-    TooManyTxs { got: usize, max: usize },
+    TooManyTxs {
+        /// The count the payload announces.
+        got: usize,
+        /// The local bound.
+        max: usize,
+    },
     /// Bytes left over after a complete payload.
     #[error("{count} trailing bytes after the payload")]
-    TrailingBytes { count: usize },
+    TrailingBytes {
+        /// How many bytes are left over.
+        count: usize,
+    },
     /// The payload's `txs_root` is not the Merkle root of its transaction hashes.
     #[error("txs root mismatch: payload says {claimed}, transactions give {computed}")]
-    TxsRootMismatch { claimed: Digest, computed: Digest },
+    TxsRootMismatch {
+        /// The root the payload carries.
+        claimed: Digest,
+        /// The root of its transactions.
+        computed: Digest,
+    },
     /// The same transaction twice in one payload.
     #[error("duplicate transaction {hash} in payload")]
-    DuplicateTx { hash: Digest },
+    DuplicateTx {
+        /// The transaction's hash.
+        hash: Digest,
+    },
     /// The transaction at `index` (of the verified slice) has an invalid signature.
     #[error("bad signature on transaction {index}")]
-    BadSignature { index: usize },
+    BadSignature {
+        /// Its position in the verified slice.
+        index: usize,
+    },
     /// A genesis document listing one account twice.
     #[error("account {key} listed twice in genesis")]
-    DuplicateGenesisAccount { key: PublicKey },
+    DuplicateGenesisAccount {
+        /// The account listed twice.
+        key: PublicKey,
+    },
     /// Genesis balances whose sum does not fit in a `u64`.
     #[error("total genesis supply overflows u64")]
     SupplyOverflow,
     /// A tree version (block height) that would overflow.
     #[error("tree version overflow after height {height}")]
-    VersionOverflow { height: u64 },
+    VersionOverflow {
+        /// The last height.
+        height: u64,
+    },
     /// The tree has no root at this version (a height was skipped, or the store is behind).
     #[error("state tree has no version {version}")]
-    MissingVersion { version: u64 },
+    MissingVersion {
+        /// The version without a root.
+        version: u64,
+    },
+    /// A version of the state tree recomputed from its committed values whose root is not the one
+    /// its commit stored: the stored values or the accounts listed for the rebuild are wrong.
+    #[error(
+        "the state tree rebuilt at height {height} has root {rebuilt}, its commit stored {stored}"
+    )]
+    RootMismatch {
+        /// The version rebuilt.
+        height: u64,
+        /// The root recomputed.
+        rebuilt: Digest,
+        /// The root the commit stored.
+        stored: Digest,
+    },
+    /// A node the write of a tree version needs is neither stored nor held in memory.
+    #[error("state-tree node {key:?} is not held")]
+    NodeNotHeld {
+        /// The node's key.
+        key: NodeKey,
+    },
+    /// A node key written again with other content (a node key names one immutable node).
+    #[error("conflicting state-tree node {key:?}")]
+    ConflictingNode {
+        /// The node's key.
+        key: NodeKey,
+    },
+    /// A lock around in-memory state was poisoned (a thread panicked holding it).
+    #[error("the {what} lock is poisoned")]
+    Poisoned {
+        /// What the lock guards.
+        what: &'static str,
+    },
     /// The Jellyfish Merkle tree failed (missing node, missing root for a version, bad proof).
     #[error("state tree error: {reason}")]
-    Tree { reason: String },
+    Tree {
+        /// jmt's error, with its context chain.
+        reason: String,
+    },
     /// The backing store failed.
     #[error("store error: {reason}")]
-    Store { reason: String },
+    Store {
+        /// The store's error.
+        reason: String,
+    },
 }
 
 impl LedgerError {

@@ -52,9 +52,10 @@
 //! accounts, not on the order or history of updates. Genesis is version 0 and the block at
 //! height `h` is version `h`: [`compute_state_root`] applies an [`Execution`]'s updates on top
 //! of version `h - 1` and returns the root and the batch of new values and nodes. The node writes
-//! the values (the accounts) atomically with the block; the nodes are derived data, which it
-//! writes every few commits and rebuilds from the values after a crash ([`root`]
-//! documents the key-value layout). [`prove_account`] and [`verify_account_proof`] give and
+//! the values (the accounts) atomically with the block; the nodes are derived data, held in a
+//! [`NodeOverlay`] and written every [`TREE_WRITE_EVERY`] commits, and a crash's lost versions are
+//! recomputed from the values with [`rebuild_version`] ([`root`] documents the policy and the
+//! key-value layout). [`prove_account`] and [`verify_account_proof`] give and
 //! check account proofs for queries.
 //!
 //! A [`BlockPayload`] carries a *lagging* commitment: the proposer's last committed height and
@@ -102,6 +103,7 @@
 //! already in uncommitted ancestors. [`Mempool::remove_committed`] drops committed
 //! transactions and those made stale (or unaffordable) by the new state.
 
+#![warn(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod error;
@@ -119,8 +121,9 @@ pub use payload::{txs_root, BlockPayload};
 pub use root::{
     account_key_hash, compute_state_root, decode_account, decode_node, decode_node_key,
     encode_account, encode_node, encode_node_key, encode_value_key, genesis_accounts,
-    genesis_state_root, prove_account, verify_account_proof, AccountProof, MemoryTreeStore,
-    StateTree, TreeStore,
+    genesis_state_root, prove_account, rebuild_version, verify_account_proof, AccountProof,
+    MemoryTree, MemoryTreeStore, NodeOverlay, StateTree, TreeStore, TREE_WRITE_EVERY,
+    TREE_WRITE_NODES,
 };
 pub use state::{execute, Account, AccountReader, Execution, Overlay, TxError, TxOutcome};
 pub use tx::{verify_transactions, SignedTransaction, Transfer};

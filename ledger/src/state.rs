@@ -11,7 +11,9 @@ use crate::{LedgerError, SignedTransaction};
 /// made so far).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
+    /// The funds held.
     pub balance: u64,
+    /// The nonce of this account's next transfer.
     pub nonce: u64,
 }
 
@@ -44,7 +46,9 @@ impl<S: std::hash::BuildHasher> AccountReader for HashMap<PublicKey, Account, S>
 /// of executed but not yet committed blocks).
 #[derive(Debug, Clone, Copy)]
 pub struct Overlay<'a, R: ?Sized> {
+    /// The accounts below.
     pub base: &'a R,
+    /// The accounts that replace `base`'s.
     pub overlay: &'a BTreeMap<PublicKey, Account>,
 }
 
@@ -60,23 +64,41 @@ impl<R: AccountReader + ?Sized> AccountReader for Overlay<'_, R> {
 /// What happened to one transaction of a block.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TxOutcome {
+    /// The transfer moved its amount and advanced the sender's nonce.
     Applied,
+    /// The transfer changed nothing, for this reason.
     Failed(TxError),
 }
 
 /// Why a transaction in a committed block changed nothing.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum TxError {
+    /// A transfer of zero.
     #[error("transfer of zero")]
     ZeroAmount,
+    /// A transfer to its own sender.
     #[error("transfer to self")]
     SelfTransfer,
+    /// The sender has no account.
     #[error("unknown sender")]
     UnknownSender,
+    /// The nonce is not the sender's account nonce.
     #[error("bad nonce: expected {expected}, got {got}")]
-    BadNonce { expected: u64, got: u64 },
+    BadNonce {
+        /// The sender's account nonce.
+        expected: u64,
+        /// The transaction's nonce.
+        got: u64,
+    },
+    /// The amount is above the sender's balance.
     #[error("insufficient balance: {balance} < {amount}")]
-    InsufficientBalance { balance: u64, amount: u64 },
+    InsufficientBalance {
+        /// The sender's balance.
+        balance: u64,
+        /// The amount.
+        amount: u64,
+    },
+    /// The recipient's balance or the sender's nonce would overflow.
     #[error("balance or nonce overflow")]
     Overflow,
 }
@@ -85,7 +107,9 @@ pub enum TxError {
 /// outcome per transaction, in order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Execution {
+    /// The new value of every account the block changed.
     pub updates: BTreeMap<PublicKey, Account>,
+    /// One outcome per transaction, in payload order.
     pub outcomes: Vec<TxOutcome>,
 }
 

@@ -15,9 +15,13 @@ pub const SIGNING_BYTES_LEN: usize = 80;
 /// Move `amount` from `from` to `to`; `nonce` must equal `from`'s account nonce when it executes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transfer {
+    /// The sender, who signs.
     pub from: PublicKey,
+    /// The recipient.
     pub to: PublicKey,
+    /// The amount moved; must be positive.
     pub amount: u64,
+    /// The sender's account nonce this transfer uses.
     pub nonce: u64,
 }
 
@@ -62,7 +66,9 @@ impl Transfer {
 /// A transfer and `from`'s signature over its [`Transfer::signing_bytes`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedTransaction {
+    /// What is signed.
     pub transfer: Transfer,
+    /// `from`'s signature over the transfer's signing bytes.
     pub signature: Signature,
 }
 

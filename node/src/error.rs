@@ -21,12 +21,17 @@ pub enum NodeError {
     Consensus(#[from] hotledger_consensus::ConsensusError),
     #[error("ledger: {0}")]
     Ledger(#[from] hotledger_ledger::LedgerError),
-    /// RocksDB failed; storage errors are fatal.
-    #[error("storage at {path}: {reason}")]
-    Storage { path: PathBuf, reason: String },
-    /// The database belongs to another chain, or is damaged: refuse to start.
-    #[error("database at {path} cannot be used: {reason}")]
-    Database { path: PathBuf, reason: String },
+    /// Storage failed while running; fatal, the node stops.
+    #[error("storage: {0}")]
+    Storage(#[from] crate::storage::StorageError),
+    /// The database cannot be opened, belongs to another chain or schema, or is damaged: refuse
+    /// to start. The message says what to do.
+    #[error("database at {path} cannot be used: {source}")]
+    Database {
+        path: PathBuf,
+        #[source]
+        source: crate::storage::StorageError,
+    },
     #[error("home {path}: {reason}")]
     Home { path: PathBuf, reason: String },
     #[error("network: {0}")]

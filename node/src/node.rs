@@ -11,7 +11,7 @@
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hotledger_consensus::{Config, Event, Message};
+use hotledger_consensus::{Config, Event};
 use hotledger_crypto::{Digest, KeyPair, PublicKey};
 use hotledger_genesis::Genesis;
 use hotledger_ledger::{Mempool, MempoolLimits, Origin, SignedTransaction};
@@ -73,7 +73,10 @@ pub async fn run(home: &Home, log_format: Option<LogFormat>) -> Result<(), NodeE
         });
     }
     let data = home.data_path(&config);
-    let store = Store::open(&data, &genesis.hash())?;
+    let store = Store::open(&data, &genesis.hash()).map_err(|source| NodeError::Database {
+        path: data.clone(),
+        source,
+    })?;
     let mempool: SharedMempool = Arc::new(Mutex::new(Mempool::new(
         genesis.chain_id.clone(),
         mempool_limits(&config),
@@ -155,7 +158,7 @@ fn host_config(
 /// The background tasks of a running node, stopped on shutdown.
 struct Services {
     rpc: jsonrpsee::server::ServerHandle,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    tasks: Vec<tokio::task::AbortHandle>,
 }
 
 impl Services {
@@ -210,22 +213,14 @@ async fn start_services(
         max_batch: 10_000,
     });
     let network_config = network_config(config, genesis, node_key, genesis.hash())?;
-    let mut tasks = vec![tokio::spawn(network::run(
-        network_config,
-        net_rx,
-        event_tx,
-        net_stats,
-    ))];
+    let mut tasks =
+        vec![tokio::spawn(network::run(network_config, net_rx, event_tx, net_stats)).abort_handle()];
     let rpc = crate::rpc::serve(&config.rpc, shared.clone()).await?;
     if config.metrics.enabled {
         let serve = crate::metrics::serve(config.metrics.listen, shared.clone());
-        tasks.push(tokio::spawn(async move {
-            if let Err(e) = serve.await {
-                tracing::error!("metrics endpoint stopped: {e}");
-            }
-        }));
+        tasks.push(tokio::spawn(serve).abort_handle());
     }
-    tasks.push(tokio::spawn(ingest(shared.clone(), ingest_rx, net_tx.clone())));
+    tasks.push(tokio::spawn(ingest(shared.clone(), ingest_rx, net_tx.clone())).abort_handle());
     let actor = Actor {
         host,
         shared,
@@ -413,8 +408,8 @@ impl Actor {
     }
 
     /// Carries out what the host produced: messages to the network, the rest to metrics and logs.
-    fn deliver(&mut self, out: Output, started: Instant) {
-        for outgoing in out.messages {
+    fn deliver(&mut self, mut out: Output, started: Instant) {
+        for outgoing in std::mem::take(&mut out.messages) {
             self.send(outgoing);
         }
         let m = &self.shared.metrics;

@@ -7,7 +7,7 @@
 use std::sync::{Arc, RwLock};
 
 use hotledger_crypto::Digest;
-use hotledger_ledger::{Mempool, Origin, Rejection, SignedTransaction};
+use hotledger_ledger::{Origin, Rejection, SignedTransaction};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, Notify};
 

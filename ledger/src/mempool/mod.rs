@@ -68,40 +68,83 @@ impl Default for MempoolLimits {
 /// Why the mempool refused a transaction.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum Rejection {
+    /// A transaction with this hash is already held.
     #[error("already in the mempool")]
     Duplicate,
+    /// The signature does not verify.
     #[error("bad signature")]
     BadSignature,
+    /// The nonce is below the sender's committed nonce: it can never apply.
     #[error("stale nonce: account is at {expected}, got {got}")]
-    StaleNonce { expected: u64, got: u64 },
+    StaleNonce {
+        /// The sender's committed nonce.
+        expected: u64,
+        /// The transaction's nonce.
+        got: u64,
+    },
+    /// The nonce is more than `max_nonce_gap` above the sender's committed nonce.
     #[error("nonce too far ahead: account is at {expected}, got {got}, max gap {max_gap}")]
     NonceTooFarAhead {
+        /// The sender's committed nonce.
         expected: u64,
+        /// The transaction's nonce.
         got: u64,
+        /// The largest gap admitted.
         max_gap: u64,
     },
+    /// Once the mempool is nearly full, only transactions that can execute without a gap.
     #[error(
         "nonce gap while the mempool is nearly full: the sender's next nonce is {next}, got {got}"
     )]
-    NonceGap { next: u64, got: u64 },
+    NonceGap {
+        /// The nonce that would execute next.
+        next: u64,
+        /// The transaction's nonce.
+        got: u64,
+    },
+    /// The sender has another transaction with this nonce pending.
     #[error("another transaction with nonce {nonce} is pending for this sender")]
-    DuplicateNonce { nonce: u64 },
+    DuplicateNonce {
+        /// The nonce taken.
+        nonce: u64,
+    },
+    /// The sender has no committed account.
     #[error("unknown sender")]
     UnknownSender,
+    /// The committed balance does not cover the sender's pending amounts with this one.
     #[error("insufficient balance: {balance} < {needed} (pending and this transfer)")]
-    InsufficientBalance { balance: u64, needed: u64 },
+    InsufficientBalance {
+        /// The committed balance.
+        balance: u64,
+        /// The pending amounts with this one.
+        needed: u64,
+    },
+    /// The encoding is longer than `max_tx_bytes`.
     #[error("oversized transaction: {size} bytes, max {max}")]
-    Oversized { size: usize, max: usize },
+    Oversized {
+        /// The encoding's length.
+        size: usize,
+        /// `max_tx_bytes`.
+        max: usize,
+    },
+    /// No room: `max_txs` or `max_bytes` reached (or only the peers' reserve is left).
     #[error("mempool full")]
     MempoolFull,
+    /// The sender has `max_per_sender` transactions pending.
     #[error("too many pending transactions for this sender")]
     SenderQueueFull,
+    /// A transfer of zero.
     #[error("transfer of zero")]
     ZeroAmount,
+    /// A transfer to its own sender.
     #[error("transfer to self")]
     SelfTransfer,
+    /// The committed state could not be read.
     #[error("state unavailable: {reason}")]
-    State { reason: String },
+    State {
+        /// The reader's error.
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -124,12 +167,16 @@ struct SenderQueue {
 /// Why the mempool dropped a pending transaction that did not commit.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum Eviction {
+    /// Waited longer than `gap_expiry_ms` behind a nonce gap.
     #[error(
         "waited {waited_ms} ms behind a nonce gap: the sender's next nonce is {next}, this is {nonce}"
     )]
     NonceGapExpired {
+        /// The sender's next executable nonce.
         next: u64,
+        /// The dropped transaction's nonce.
         nonce: u64,
+        /// How long it waited.
         waited_ms: u64,
     },
 }
@@ -271,6 +318,7 @@ impl Screened {
 }
 
 impl Mempool {
+    /// An empty mempool for transactions signed for `chain_id`.
     pub fn new(chain_id: String, limits: MempoolLimits) -> Self {
         Mempool {
             chain_id,
@@ -285,6 +333,7 @@ impl Mempool {
         }
     }
 
+    /// The limits it was created with.
     pub fn limits(&self) -> &MempoolLimits {
         &self.limits
     }
@@ -617,6 +666,7 @@ impl Mempool {
         Ok(expired)
     }
 
+    /// True if a transaction with this hash is pending.
     pub fn contains(&self, hash: &Digest) -> bool {
         self.index.contains_key(hash)
     }
@@ -640,6 +690,7 @@ impl Mempool {
         }
     }
 
+    /// The pending transaction with this hash.
     pub fn get(&self, hash: &Digest) -> Option<&SignedTransaction> {
         let (sender, nonce, _) = self.index.get(hash)?;
         self.pending(sender, *nonce).map(|p| &p.tx)
@@ -731,6 +782,7 @@ impl Mempool {
         self.index.len()
     }
 
+    /// True if nothing is pending.
     pub fn is_empty(&self) -> bool {
         self.index.is_empty()
     }

@@ -61,7 +61,7 @@ use payload::Payloads;
 pub type SharedMempool = Arc<Mutex<Mempool>>;
 
 /// What a host needs to start.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct HostConfig {
     /// The consensus core's configuration (the host turns its payload checks on).
     pub consensus: Config,

@@ -185,7 +185,7 @@ impl HotledgerApiServer for RpcServer {
 
     async fn get_account(&self, public_key: PublicKey) -> RpcResult<Option<AccountView>> {
         self.blocking(move |shared| {
-            let store_err = |e: crate::NodeError| internal(e.to_string());
+            let store_err = |e: crate::storage::StorageError| internal(e.to_string());
             let height = shared
                 .store
                 .tip()
@@ -208,7 +208,7 @@ impl HotledgerApiServer for RpcServer {
 
     async fn get_block(&self, height: Option<u64>) -> RpcResult<Option<BlockView>> {
         self.blocking(move |shared| {
-            let store_err = |e: crate::NodeError| internal(e.to_string());
+            let store_err = |e: crate::storage::StorageError| internal(e.to_string());
             let height = match height {
                 Some(h) => h,
                 None => shared

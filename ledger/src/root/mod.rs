@@ -12,9 +12,23 @@
 //! [`compute_state_root`] returns a [`TreeUpdateBatch`] and writes nothing; its `node_batch`
 //! holds the version's new values and new nodes. The values must be written in the same atomic
 //! write batch as the block. The nodes can be rebuilt from the values, so a store may write them
-//! later: [`StateTree::apply`] writes both at once into a [`TreeStore`], while the node's store
-//! (`node/src/storage.rs`) holds the nodes in memory, writes them every few blocks less those
-//! replaced in between, and rebuilds the rest after a crash. The layout (two column families):
+//! later. This module owns that policy, and a store only maps it onto its own writes:
+//!
+//! * a [`NodeOverlay`] holds each committed version's nodes in memory until they are written;
+//!   [`NodeOverlay::must_write`] says which commit writes them (every [`TREE_WRITE_EVERY`]th, or
+//!   sooner once [`TREE_WRITE_NODES`] are held), and [`NodeOverlay::reachable`] lists the nodes
+//!   that write must contain: those of the newest tree not written yet, without the ones a later
+//!   version replaced in between;
+//! * after a crash, the versions neither written nor held ([`NodeOverlay::behind`]) are
+//!   recomputed one by one with [`rebuild_version`] from the committed values, and each root must
+//!   equal the one its commit stored ([`LedgerError::RootMismatch`]).
+//!
+//! The node's RocksDB store and its in-memory store (`node/src/storage/`) both work this way and
+//! read the tree through jmt's [`TreeReader`]. [`StateTree`] over a [`TreeStore`] such as
+//! [`MemoryTreeStore`] instead writes every version's nodes at once; the ledger's tests use it as
+//! the reference the overlay's roots must match.
+//!
+//! The layout (two column families):
 //!
 //! | what | key | value |
 //! |---|---|---|
@@ -28,17 +42,23 @@
 //! jmt's state restore and may return `Ok(None)`. Nodes listed in `stale_node_index_batch` may be
 //! deleted once no reader needs versions below their `stale_since_version`.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::RwLock;
+mod memory;
+mod overlay;
+mod proof;
+mod rebuild;
+
+pub use memory::{MemoryTree, MemoryTreeStore, StateTree};
+pub use overlay::{NodeOverlay, TREE_WRITE_EVERY, TREE_WRITE_NODES};
+pub use proof::{prove_account, verify_account_proof, AccountProof};
+pub use rebuild::rebuild_version;
+
+use std::collections::BTreeMap;
 
 use hotledger_crypto::{Digest, PublicKey};
 use jmt::storage::{LeafNode, NibblePath, Node, NodeBatch, NodeKey, TreeReader, TreeUpdateBatch};
-use jmt::{KeyHash, OwnedValue, RootHash, Sha256Jmt, Version};
+use jmt::{KeyHash, OwnedValue, Sha256Jmt, Version};
 
-use crate::{Account, AccountReader, LedgerError};
-
-/// A jmt inclusion or exclusion proof for one account (serde-serializable, for JSON-RPC).
-pub type AccountProof = jmt::proof::SparseMerkleProof<sha2::Sha256>;
+use crate::{Account, LedgerError};
 
 /// Where an account lives in the tree: `SHA-256(public key bytes)`.
 pub fn account_key_hash(key: &PublicKey) -> KeyHash {
@@ -105,12 +125,11 @@ pub fn encode_value_key(key_hash: &KeyHash, version: Version) -> [u8; 40] {
     out
 }
 
-/// A tree store for [`StateTree`]: jmt's reader plus a fallible batch write. [`MemoryTreeStore`]
-/// implements it in memory, for tests (the ledger's state-root tests use the two together). The
-/// node does not use it: its `Store` (`node/src/storage.rs`) implements jmt's `TreeReader` over
-/// RocksDB and the nodes it holds in memory, calls [`compute_state_root`] itself and writes the
-/// batch in its own commit batches.
+/// A tree store for [`StateTree`]: jmt's reader plus a fallible batch write of every node and
+/// value of a version. [`MemoryTreeStore`] implements it in memory. The node's stores do not:
+/// they write values with each commit and nodes through a [`NodeOverlay`].
 pub trait TreeStore: TreeReader {
+    /// Writes `batch`'s nodes and values, all or nothing.
     fn write_node_batch(&self, batch: &NodeBatch) -> Result<(), LedgerError>;
 }
 
@@ -197,184 +216,5 @@ impl TreeReader for EmptyTree {
     }
     fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
         Ok(None)
-    }
-}
-
-/// The account at version `height` and a proof of it (or of its absence) against that root.
-pub fn prove_account<R: TreeReader>(
-    reader: &R,
-    height: u64,
-    key: &PublicKey,
-) -> Result<(Option<Account>, AccountProof), LedgerError> {
-    let (value, proof) = Sha256Jmt::new(reader)
-        .get_with_proof(account_key_hash(key), height)
-        .map_err(LedgerError::tree)?;
-    let account = value.as_deref().map(decode_account).transpose()?;
-    Ok((account, proof))
-}
-
-/// Checks that `proof` shows `key` holding `account` (`None`: absent) under `root`.
-pub fn verify_account_proof(
-    root: &Digest,
-    key: &PublicKey,
-    account: Option<&Account>,
-    proof: &AccountProof,
-) -> Result<(), LedgerError> {
-    let value = account.map(encode_account).transpose()?;
-    proof
-        .verify(RootHash(root.0), account_key_hash(key), value)
-        .map_err(LedgerError::tree)
-}
-
-/// The state at one committed height of a [`TreeStore`]: reads accounts, proves them, and
-/// applies the next height.
-#[derive(Debug)]
-pub struct StateTree<'a, S> {
-    store: &'a S,
-    height: u64,
-}
-
-impl<'a, S: TreeStore> StateTree<'a, S> {
-    /// The state at `height` (which must have been written to `store`).
-    pub fn open(store: &'a S, height: u64) -> Self {
-        StateTree { store, height }
-    }
-
-    /// Writes the genesis accounts as version 0 and returns the tree at height 0 and its root.
-    pub fn genesis(
-        store: &'a S,
-        accounts: &[(PublicKey, u64)],
-    ) -> Result<(Self, Digest), LedgerError> {
-        let (root, batch) = genesis_state_root(accounts)?;
-        store.write_node_batch(&batch.node_batch)?;
-        Ok((StateTree { store, height: 0 }, root))
-    }
-
-    pub fn height(&self) -> u64 {
-        self.height
-    }
-
-    /// The root at this height.
-    pub fn root(&self) -> Result<Digest, LedgerError> {
-        let root = Sha256Jmt::new(self.store)
-            .get_root_hash(self.height)
-            .map_err(LedgerError::tree)?;
-        Ok(Digest(root.0))
-    }
-
-    /// Applies `updates` as the next height, writes the nodes and returns the new root.
-    pub fn apply(&mut self, updates: &BTreeMap<PublicKey, Account>) -> Result<Digest, LedgerError> {
-        let next = self
-            .height
-            .checked_add(1)
-            .ok_or(LedgerError::VersionOverflow {
-                height: self.height,
-            })?;
-        let (root, batch) = compute_state_root(self.store, next, updates)?;
-        self.store.write_node_batch(&batch.node_batch)?;
-        self.height = next;
-        Ok(root)
-    }
-
-    /// [`prove_account`] at this height.
-    pub fn prove(&self, key: &PublicKey) -> Result<(Option<Account>, AccountProof), LedgerError> {
-        prove_account(self.store, self.height, key)
-    }
-}
-
-impl<S: TreeStore> AccountReader for StateTree<'_, S> {
-    fn account(&self, key: &PublicKey) -> Result<Option<Account>, LedgerError> {
-        let value = self
-            .store
-            .get_value_option(self.height, account_key_hash(key))
-            .map_err(LedgerError::tree)?;
-        value.as_deref().map(decode_account).transpose()
-    }
-}
-
-/// An in-memory [`TreeStore`], for tests.
-#[derive(Debug, Default)]
-pub struct MemoryTreeStore {
-    inner: RwLock<MemoryInner>,
-}
-
-#[derive(Debug, Default)]
-struct MemoryInner {
-    nodes: HashMap<NodeKey, Node>,
-    values: BTreeMap<(KeyHash, Version), Option<OwnedValue>>,
-}
-
-impl MemoryTreeStore {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Number of stored nodes (all versions).
-    pub fn node_count(&self) -> usize {
-        self.inner
-            .read()
-            .map(|inner| inner.nodes.len())
-            .unwrap_or(0)
-    }
-
-    fn read(&self) -> anyhow::Result<std::sync::RwLockReadGuard<'_, MemoryInner>> {
-        self.inner
-            .read()
-            .map_err(|_| anyhow::anyhow!("memory tree store lock poisoned"))
-    }
-}
-
-impl TreeReader for MemoryTreeStore {
-    fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
-        Ok(self.read()?.nodes.get(node_key).cloned())
-    }
-
-    fn get_value_option(
-        &self,
-        max_version: Version,
-        key_hash: KeyHash,
-    ) -> anyhow::Result<Option<OwnedValue>> {
-        let inner = self.read()?;
-        let latest = inner
-            .values
-            .range((key_hash, 0)..=(key_hash, max_version))
-            .next_back();
-        Ok(latest.and_then(|(_, value)| value.clone()))
-    }
-
-    fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
-        let inner = self.read()?;
-        let rightmost = inner
-            .nodes
-            .iter()
-            .filter_map(|(key, node)| match node {
-                Node::Leaf(leaf) => Some((key.clone(), leaf.clone())),
-                _ => None,
-            })
-            .max_by_key(|(_, leaf)| leaf.key_hash());
-        Ok(rightmost)
-    }
-}
-
-impl TreeStore for MemoryTreeStore {
-    /// Writes all or nothing; rewriting a node with different content is an error.
-    fn write_node_batch(&self, batch: &NodeBatch) -> Result<(), LedgerError> {
-        let mut inner = self.inner.write().map_err(|_| LedgerError::Store {
-            reason: "memory tree store lock poisoned".into(),
-        })?;
-        for (key, node) in batch.nodes() {
-            if inner.nodes.get(key).is_some_and(|old| old != node) {
-                return Err(LedgerError::Store {
-                    reason: format!("conflicting node at version {}", key.version()),
-                });
-            }
-        }
-        for (key, node) in batch.nodes() {
-            inner.nodes.insert(key.clone(), node.clone());
-        }
-        for ((version, key_hash), value) in batch.values() {
-            inner.values.insert((*key_hash, *version), value.clone());
-        }
-        Ok(())
     }
 }

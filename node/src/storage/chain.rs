@@ -1,0 +1,337 @@
+//! The chain in RocksDB: genesis, committed blocks and their transactions, uncommitted bodies,
+//! the safety state and the commit tip.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use std::sync::MutexGuard;
+
+use hotledger_consensus::{Block, BlockInfo, QuorumCert, SafetyData};
+use hotledger_crypto::{Digest, PublicKey};
+use hotledger_ledger::{
+    account_key_hash, decode_account, encode_node, encode_node_key, Account, TxOutcome,
+};
+use jmt::storage::TreeUpdateBatch;
+use jmt::Version;
+use rocksdb::WriteBatch;
+use serde::{Deserialize, Serialize};
+
+use super::{decode, encode, StorageError, Store, SCHEMA_VERSION};
+
+/// The last committed block and what a restart needs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitTip {
+    pub block: BlockInfo,
+    /// Certifies `block` or its child (the recovery QC of the consensus core).
+    pub qc: QuorumCert,
+    pub state_root: Digest,
+    pub committed_txs: u64,
+}
+
+/// A committed block and the state root after it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredBlock {
+    pub block: Block,
+    /// State root after applying this block.
+    pub state_root: Digest,
+}
+
+/// Where a committed transaction is and what it did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxRecord {
+    pub height: u64,
+    pub index: u32,
+    pub outcome: TxOutcome,
+}
+
+/// Everything one committed block writes.
+#[derive(Debug)]
+pub struct BlockWrite<'a> {
+    pub block: &'a Block,
+    /// State root after applying `block`.
+    pub state_root: Digest,
+    /// Records of the block's transactions (a transaction already committed earlier keeps its
+    /// first record and is not listed again).
+    pub records: &'a [(Digest, TxRecord)],
+    pub accounts: &'a std::collections::BTreeMap<PublicKey, Account>,
+    /// Its nodes are held in memory after the write (see [`Store::commit_block`]), hence owned.
+    pub tree: TreeUpdateBatch,
+    pub tip: &'a CommitTip,
+}
+
+/// A height's entry in `blocks`; the body is in `bodies` under `height ‖ id`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct CommittedBlock {
+    id: Digest,
+    state_root: Digest,
+}
+
+/// The `bodies` key of a block: its height (big-endian, so bodies sort by height) and id.
+pub(super) fn body_key(height: u64, id: &Digest) -> Vec<u8> {
+    let mut key = Vec::with_capacity(8 + Digest::LEN);
+    key.extend_from_slice(&height.to_be_bytes());
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+impl Store {
+    /// True when the genesis state has not been written yet.
+    pub fn is_fresh(&self) -> Result<bool, StorageError> {
+        Ok(self.get_raw("meta", b"genesis")?.is_none())
+    }
+
+    /// Writes the genesis state: the tree (version 0, whose values are the accounts), tip and
+    /// genesis hash; one synced batch.
+    pub fn init_genesis(
+        &self,
+        genesis_hash: &Digest,
+        tree: &TreeUpdateBatch,
+        tip: &CommitTip,
+    ) -> Result<(), StorageError> {
+        let mut batch = WriteBatch::default();
+        self.put_values(&mut batch, tree)?;
+        let nodes = self.cf("tree_nodes")?;
+        for (key, node) in tree.node_batch.nodes() {
+            batch.put_cf(nodes, encode_node_key(key)?, encode_node(node)?);
+        }
+        let meta = self.cf("meta")?;
+        batch.put_cf(meta, b"tree_version", encode(&0u64, "tree version")?);
+        batch.put_cf(meta, b"tip", encode(tip, "commit tip")?);
+        batch.put_cf(meta, b"schema", encode(&SCHEMA_VERSION, "schema version")?);
+        batch.put_cf(meta, b"genesis_root", tip.state_root.as_bytes());
+        batch.put_cf(meta, b"genesis", genesis_hash.as_bytes());
+        self.sync_write(batch)
+    }
+
+    /// Applies one committed block atomically and durably: one synced batch.
+    pub fn commit_block(&self, w: BlockWrite<'_>) -> Result<(), StorageError> {
+        let height = w.block.height;
+        let key = body_key(height, &w.block.id);
+        // Uncommitted bodies at or below this height, this block's among them if it was stored
+        // before (then not written again); the others can never commit now.
+        let done = self.uncommitted_up_to(height)?;
+        let mut batch = WriteBatch::default();
+        self.put_block(&mut batch, &w, !done.contains(&key))?;
+        let bodies = self.cf("bodies")?;
+        for stale in done.iter().filter(|k| **k != key) {
+            batch.delete_cf(bodies, stale);
+        }
+        let wrote_tree = self.put_due_tree_write(&mut batch, height, &w.tree.node_batch)?;
+        self.sync_write(batch)?;
+        self.committed_height.store(height, Ordering::Relaxed);
+        self.accounts.store(w.accounts);
+        self.hold_tree(height, w.tree.node_batch, wrote_tree)?;
+        let mut keys = self.uncommitted_keys()?;
+        for key in &done {
+            keys.remove(key);
+        }
+        Ok(())
+    }
+
+    /// Puts into `batch` what a commit writes for its block: the body if `with_body`, the
+    /// height and id indexes, the transaction records, the tree values and the tip.
+    fn put_block(
+        &self,
+        batch: &mut WriteBatch,
+        w: &BlockWrite<'_>,
+        with_body: bool,
+    ) -> Result<(), StorageError> {
+        let b = w.block;
+        let height = b.height.to_be_bytes();
+        if with_body {
+            batch.put_cf(
+                self.cf("bodies")?,
+                body_key(b.height, &b.id),
+                encode(b, "block")?,
+            );
+        }
+        let entry = CommittedBlock {
+            id: b.id,
+            state_root: w.state_root,
+        };
+        batch.put_cf(
+            self.cf("blocks")?,
+            height,
+            encode(&entry, "committed block")?,
+        );
+        batch.put_cf(self.cf("block_ids")?, b.id.as_bytes(), height);
+        let txs = self.cf("txs")?;
+        // In key order: RocksDB's memtable reuses its position from one insert to the next, so
+        // sorted keys cost far fewer comparisons than the block's (random) hash order. The
+        // accounts and tree batches below are sorted maps already.
+        let mut records: Vec<&(Digest, TxRecord)> = w.records.iter().collect();
+        records.sort_unstable_by_key(|r| r.0);
+        for (hash, record) in records {
+            batch.put_cf(txs, hash.as_bytes(), encode(record, "transaction record")?);
+        }
+        // Accounts are not written separately: the state tree's values are the committed
+        // accounts, and `account` reads them from there.
+        self.put_values(batch, &w.tree)?;
+        batch.put_cf(self.cf("meta")?, b"tip", encode(w.tip, "commit tip")?);
+        Ok(())
+    }
+
+    /// Stores an uncommitted block's body, which its commit will not write again (not synced:
+    /// the next safety write's sync covers it, and that write precedes any vote for the block).
+    /// A block at or below the commit tip can never commit (or is committed and stored), so it
+    /// is not written.
+    pub fn put_uncommitted(&self, block: &Block) -> Result<(), StorageError> {
+        if block.height <= self.committed_height.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let key = body_key(block.height, &block.id);
+        let mut keys = self.uncommitted_keys()?;
+        if keys.contains(&key) {
+            return Ok(());
+        }
+        self.db
+            .put_cf(self.cf("bodies")?, &key, encode(block, "block")?)
+            .map_err(StorageError::io("bodies"))?;
+        keys.insert(key);
+        Ok(())
+    }
+
+    /// Every stored uncommitted block, by height (for restart recovery).
+    pub fn uncommitted_blocks(&self) -> Result<Vec<Block>, StorageError> {
+        let mut out = Vec::new();
+        for item in self.uncommitted_bodies()? {
+            let (_, value) = item.map_err(StorageError::io("bodies"))?;
+            out.push(decode("bodies", "uncommitted block", &value)?);
+        }
+        Ok(out)
+    }
+
+    /// The `bodies` above the commit tip, in key order.
+    fn uncommitted_bodies(
+        &self,
+    ) -> Result<rocksdb::DBIteratorWithThreadMode<'_, rocksdb::DB>, StorageError> {
+        let first = self
+            .committed_height
+            .load(Ordering::Relaxed)
+            .saturating_add(1)
+            .to_be_bytes();
+        Ok(self.db.iterator_cf(
+            self.cf("bodies")?,
+            rocksdb::IteratorMode::From(&first, rocksdb::Direction::Forward),
+        ))
+    }
+
+    /// Loads the keys of the uncommitted bodies stored (on open).
+    pub(super) fn load_uncommitted_keys(&self) -> Result<(), StorageError> {
+        let mut keys = BTreeSet::new();
+        for item in self.uncommitted_bodies()? {
+            let (key, _) = item.map_err(StorageError::io("bodies"))?;
+            if key.len() != 8 + Digest::LEN {
+                return Err(StorageError::UndecodableKey {
+                    cf: "bodies",
+                    len: key.len(),
+                });
+            }
+            keys.insert(key.to_vec());
+        }
+        *self.uncommitted_keys()? = keys;
+        Ok(())
+    }
+
+    /// The keys of the uncommitted bodies at or below `height`.
+    fn uncommitted_up_to(&self, height: u64) -> Result<Vec<Vec<u8>>, StorageError> {
+        let above = height.saturating_add(1).to_be_bytes();
+        Ok(self
+            .uncommitted_keys()?
+            .range(..above.to_vec())
+            .cloned()
+            .collect())
+    }
+
+    /// The keys of the uncommitted bodies stored.
+    fn uncommitted_keys(&self) -> Result<MutexGuard<'_, BTreeSet<Vec<u8>>>, StorageError> {
+        self.uncommitted.lock().map_err(|_| StorageError::Poisoned {
+            what: "uncommitted-block index",
+        })
+    }
+
+    /// Durably stores the safety state (fsync) before the caller sends what depends on it.
+    pub fn put_safety(&self, data: &SafetyData) -> Result<(), StorageError> {
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf("meta")?, b"safety", encode(data, "safety data")?);
+        self.sync_write(batch)
+    }
+
+    /// The safety state last put.
+    pub fn safety(&self) -> Result<Option<SafetyData>, StorageError> {
+        self.get("meta", b"safety", "safety data")
+    }
+
+    /// The state root after genesis (height 0).
+    pub fn genesis_root(&self) -> Result<Option<Digest>, StorageError> {
+        self.get_raw("meta", b"genesis_root")?
+            .map(|b| {
+                Digest::from_slice(&b).map_err(|_| StorageError::BadLength {
+                    cf: "meta",
+                    what: "genesis root",
+                    len: b.len(),
+                })
+            })
+            .transpose()
+    }
+
+    /// The last committed block and what a restart needs.
+    pub fn tip(&self) -> Result<Option<CommitTip>, StorageError> {
+        self.get("meta", b"tip", "commit tip")
+    }
+
+    /// The committed block at `height` and the state root after it.
+    pub fn block_by_height(&self, height: u64) -> Result<Option<StoredBlock>, StorageError> {
+        let entry: Option<CommittedBlock> =
+            self.get("blocks", &height.to_be_bytes(), "committed block")?;
+        let Some(entry) = entry else {
+            return Ok(None);
+        };
+        let block = self.body(height, &entry.id)?;
+        Ok(Some(StoredBlock {
+            block,
+            state_root: entry.state_root,
+        }))
+    }
+
+    /// The body of a committed block; missing means the database is damaged.
+    fn body(&self, height: u64, id: &Digest) -> Result<Block, StorageError> {
+        self.get("bodies", &body_key(height, id), "block")?
+            .ok_or(StorageError::MissingBody { height, id: *id })
+    }
+
+    /// The height of the committed block `id`.
+    pub fn height_of(&self, id: &Digest) -> Result<Option<u64>, StorageError> {
+        self.get_raw("block_ids", id.as_bytes())?
+            .map(|b| {
+                <[u8; 8]>::try_from(b.as_slice())
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| StorageError::BadLength {
+                        cf: "block_ids",
+                        what: "block height",
+                        len: b.len(),
+                    })
+            })
+            .transpose()
+    }
+
+    /// A committed block by id (for serving peers' block requests).
+    pub fn block_by_id(&self, id: &Digest) -> Result<Option<Block>, StorageError> {
+        match self.height_of(id)? {
+            Some(h) => self.body(h, id).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Where a committed transaction is and what it did.
+    pub fn tx(&self, hash: &Digest) -> Result<Option<TxRecord>, StorageError> {
+        self.get("txs", hash.as_bytes(), "transaction record")
+    }
+
+    /// A committed account: from the cache, or the newest state-tree value.
+    pub fn account(&self, key: &PublicKey) -> Result<Option<Account>, StorageError> {
+        self.accounts.get_or_load(key, || {
+            let value = self.value(Version::MAX, account_key_hash(key))?;
+            Ok(value.as_deref().map(decode_account).transpose()?)
+        })
+    }
+}

@@ -1,0 +1,350 @@
+//! [`MemoryStore`]: the chain in memory, with a model of what a crash keeps, for the
+//! deterministic simulator and the storage tests.
+//!
+//! Durability follows [`Store`](super::Store)'s: every write but
+//! [`ChainStore::put_uncommitted`] is synced, and a synced write also makes durable the
+//! unsynced writes before it (RocksDB's single WAL, replayed in order). [`MemoryStore::crash`]
+//! keeps exactly that, and, like a process's memory, loses the state-tree nodes the overlay held
+//! unwritten.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::RangeInclusive;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use hotledger_consensus::{Block, SafetyData};
+use hotledger_crypto::{Digest, PublicKey};
+use hotledger_ledger::{
+    account_key_hash, decode_account, Account, AccountReader, LedgerError, MemoryTree, NodeOverlay,
+};
+use jmt::storage::{LeafNode, Node, NodeKey, TreeReader, TreeUpdateBatch};
+use jmt::{KeyHash, OwnedValue, Version};
+
+use super::tree::rebuild;
+use super::{BlockWrite, ChainStore, CommitTip, StorageError, StoredBlock, TxRecord};
+
+/// An in-memory [`ChainStore`]. Clones share one state.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStore {
+    state: Arc<Mutex<State>>,
+}
+
+/// A body's place: height, then id (the order of `bodies` in RocksDB).
+type BodyKey = (u64, Digest);
+
+#[derive(Clone, Debug, Default)]
+struct State {
+    genesis: Option<Digest>,
+    genesis_root: Option<Digest>,
+    tip: Option<CommitTip>,
+    safety: Option<SafetyData>,
+    /// Committed bodies, and uncommitted ones above the tip.
+    bodies: BTreeMap<BodyKey, Block>,
+    /// Committed heights: block id and state root after it.
+    blocks: BTreeMap<u64, (Digest, Digest)>,
+    block_ids: BTreeMap<Digest, u64>,
+    txs: BTreeMap<Digest, TxRecord>,
+    /// The written tree: every version's values, and the nodes of written versions.
+    tree: MemoryTree,
+    overlay: NodeOverlay,
+    /// Bodies stored since the last synced write: a crash loses them.
+    unsynced: BTreeSet<BodyKey>,
+}
+
+impl State {
+    fn committed_height(&self) -> u64 {
+        self.tip.as_ref().map_or(0, |t| t.block.height)
+    }
+
+    /// The keys of the uncommitted bodies from the tip up to `height` (all of them: `u64::MAX`).
+    fn uncommitted_up_to(&self, height: u64) -> Vec<BodyKey> {
+        let first = (self.committed_height().saturating_add(1), Digest([0; 32]));
+        let last = (height, Digest([0xff; 32]));
+        if first > last {
+            return Vec::new();
+        }
+        self.bodies.range(first..=last).map(|(k, _)| *k).collect()
+    }
+
+    /// A synced write: every earlier write is now durable.
+    fn synced(&mut self) {
+        self.unsynced.clear();
+    }
+
+    /// Writes the tree of `version`'s unwritten nodes (`pending`: its batch, not held yet).
+    fn write_tree(
+        &mut self,
+        version: Version,
+        pending: Option<&jmt::storage::NodeBatch>,
+    ) -> Result<(), StorageError> {
+        let State { tree, overlay, .. } = self;
+        for (key, node) in overlay.reachable(version, pending)? {
+            tree.put_node(key, node.clone())?;
+        }
+        Ok(())
+    }
+}
+
+impl MemoryStore {
+    /// An empty store (fresh: [`ChainStore::is_fresh`]).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A new store holding only what survives a process crash now: everything written by a
+    /// synced write, and the unsynced writes made before the last synced one, but not those
+    /// after it, nor the state-tree nodes held unwritten. Its [`ChainStore::tree_behind`] is
+    /// then the versions whose nodes were lost, for [`ChainStore::rebuild_tree`] to recompute.
+    ///
+    /// A crash ends every thread, so a poisoned lock does not stop this one: no method panics
+    /// while holding it, and the state it guards is what the crashed process last wrote.
+    pub fn crash(&self) -> MemoryStore {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        for key in std::mem::take(&mut state.unsynced) {
+            state.bodies.remove(&key);
+        }
+        state.overlay = NodeOverlay::new(state.overlay.written());
+        MemoryStore {
+            state: Arc::new(Mutex::new(state)),
+        }
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, State>, StorageError> {
+        self.state.lock().map_err(|_| StorageError::Poisoned {
+            what: "memory store",
+        })
+    }
+}
+
+impl ChainStore for MemoryStore {
+    fn is_fresh(&self) -> Result<bool, StorageError> {
+        Ok(self.lock()?.genesis.is_none())
+    }
+
+    fn init_genesis(
+        &self,
+        genesis_hash: &Digest,
+        tree: &TreeUpdateBatch,
+        tip: &CommitTip,
+    ) -> Result<(), StorageError> {
+        let mut s = self.lock()?;
+        s.tree.put_batch(&tree.node_batch)?;
+        s.overlay = NodeOverlay::new(0);
+        s.tip = Some(tip.clone());
+        s.genesis_root = Some(tip.state_root);
+        s.genesis = Some(*genesis_hash);
+        s.synced();
+        Ok(())
+    }
+
+    fn put_safety(&self, data: &SafetyData) -> Result<(), StorageError> {
+        let mut s = self.lock()?;
+        s.safety = Some(data.clone());
+        s.synced();
+        Ok(())
+    }
+
+    fn safety(&self) -> Result<Option<SafetyData>, StorageError> {
+        Ok(self.lock()?.safety.clone())
+    }
+
+    fn put_uncommitted(&self, block: &Block) -> Result<(), StorageError> {
+        let mut s = self.lock()?;
+        let key = (block.height, block.id);
+        if block.height <= s.committed_height() || s.bodies.contains_key(&key) {
+            return Ok(());
+        }
+        s.bodies.insert(key, block.clone());
+        s.unsynced.insert(key);
+        Ok(())
+    }
+
+    fn uncommitted_blocks(&self) -> Result<Vec<Block>, StorageError> {
+        let s = self.lock()?;
+        let keys = s.uncommitted_up_to(u64::MAX);
+        Ok(keys
+            .iter()
+            .filter_map(|k| s.bodies.get(k))
+            .cloned()
+            .collect())
+    }
+
+    fn commit_block(&self, w: BlockWrite<'_>) -> Result<(), StorageError> {
+        let mut s = self.lock()?;
+        let b = w.block;
+        let key = (b.height, b.id);
+        let nodes = w.tree.node_batch;
+        let write_tree = s.overlay.must_write(b.height, nodes.nodes().len());
+        if write_tree {
+            s.write_tree(b.height, Some(&nodes))?;
+        }
+        for stale in s.uncommitted_up_to(b.height) {
+            if stale != key {
+                s.bodies.remove(&stale);
+            }
+        }
+        s.bodies.entry(key).or_insert_with(|| b.clone());
+        s.blocks.insert(b.height, (b.id, w.state_root));
+        s.block_ids.insert(b.id, b.height);
+        for (hash, record) in w.records {
+            s.txs.insert(*hash, record.clone());
+        }
+        s.tree.put_values(&nodes);
+        s.tip = Some(w.tip.clone());
+        s.overlay.add(b.height, nodes);
+        let released = write_tree.then(|| s.overlay.mark_written(b.height));
+        s.synced();
+        drop(s);
+        drop(released);
+        Ok(())
+    }
+
+    fn tip(&self) -> Result<Option<CommitTip>, StorageError> {
+        Ok(self.lock()?.tip.clone())
+    }
+
+    fn genesis_root(&self) -> Result<Option<Digest>, StorageError> {
+        Ok(self.lock()?.genesis_root)
+    }
+
+    fn block_by_height(&self, height: u64) -> Result<Option<StoredBlock>, StorageError> {
+        let s = self.lock()?;
+        let Some((id, state_root)) = s.blocks.get(&height).copied() else {
+            return Ok(None);
+        };
+        let block = s
+            .bodies
+            .get(&(height, id))
+            .cloned()
+            .ok_or(StorageError::MissingBody { height, id })?;
+        Ok(Some(StoredBlock { block, state_root }))
+    }
+
+    fn block_by_id(&self, id: &Digest) -> Result<Option<Block>, StorageError> {
+        let s = self.lock()?;
+        let Some(height) = s.block_ids.get(id).copied() else {
+            return Ok(None);
+        };
+        let block = s
+            .bodies
+            .get(&(height, *id))
+            .cloned()
+            .ok_or(StorageError::MissingBody { height, id: *id })?;
+        Ok(Some(block))
+    }
+
+    fn tx(&self, hash: &Digest) -> Result<Option<TxRecord>, StorageError> {
+        Ok(self.lock()?.txs.get(hash).cloned())
+    }
+
+    fn tree_behind(&self) -> Result<RangeInclusive<u64>, StorageError> {
+        let s = self.lock()?;
+        Ok(s.overlay.behind(s.committed_height()))
+    }
+
+    fn rebuild_tree(
+        &self,
+        touched: impl FnMut(&Block) -> Result<Vec<PublicKey>, StorageError>,
+    ) -> Result<u64, StorageError> {
+        rebuild(self, touched, |height, nodes| {
+            self.lock()?.overlay.add(height, nodes);
+            Ok(())
+        })
+    }
+
+    fn flush(&self) -> Result<(), StorageError> {
+        let mut s = self.lock()?;
+        let newest = s.overlay.newest();
+        let released = if newest > s.overlay.written() {
+            s.write_tree(newest, None)?;
+            s.overlay.mark_written(newest)
+        } else {
+            BTreeMap::new()
+        };
+        // RocksDB's flush makes every earlier write durable, synced or not.
+        s.synced();
+        drop(s);
+        drop(released);
+        Ok(())
+    }
+}
+
+impl AccountReader for MemoryStore {
+    fn account(&self, key: &PublicKey) -> Result<Option<Account>, LedgerError> {
+        let s = self.lock().map_err(|e| LedgerError::Store {
+            reason: e.to_string(),
+        })?;
+        let value = s.tree.value(Version::MAX, account_key_hash(key));
+        value.map(|bytes| decode_account(bytes)).transpose()
+    }
+}
+
+impl TreeReader for MemoryStore {
+    fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
+        let s = self.lock()?;
+        Ok(s.overlay
+            .node(node_key)
+            .or_else(|| s.tree.node(node_key))
+            .cloned())
+    }
+
+    fn get_value_option(
+        &self,
+        max_version: Version,
+        key_hash: KeyHash,
+    ) -> anyhow::Result<Option<OwnedValue>> {
+        Ok(self.lock()?.tree.value(max_version, key_hash).cloned())
+    }
+
+    fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
+        Ok(None) // only used by jmt's state restore, which hotledger does not use
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::suite::{block_at, genesis_store};
+
+    #[test]
+    fn a_crash_loses_only_the_unsynced_writes_after_the_last_sync() {
+        let (store, tip) = genesis_store(&MemoryStore::new);
+        let before = block_at(1, 1, &tip);
+        let after = block_at(1, 2, &tip);
+        store.put_uncommitted(&before).unwrap();
+        store.put_safety(&SafetyData::default()).unwrap();
+        store.put_uncommitted(&after).unwrap();
+        assert_eq!(store.uncommitted_blocks().unwrap().len(), 2);
+        let crashed = store.crash();
+        assert_eq!(crashed.uncommitted_blocks().unwrap(), vec![before]);
+        // The store crashed from is not changed.
+        assert_eq!(store.uncommitted_blocks().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_poisoned_lock_is_an_error() {
+        let (store, _) = genesis_store(&MemoryStore::new);
+        let holder = store.clone();
+        let panicked = std::thread::spawn(move || {
+            let _guard = holder.state.lock();
+            panic!("poisoning the lock");
+        })
+        .join();
+        assert!(panicked.is_err());
+        let poisoned = StorageError::Poisoned {
+            what: "memory store",
+        };
+        assert_eq!(store.tip().unwrap_err(), poisoned);
+        assert_eq!(store.tree_behind().unwrap_err(), poisoned);
+        let key = hotledger_crypto::KeyPair::from_seed([7; 32]).public();
+        assert!(matches!(
+            store.account(&key),
+            Err(LedgerError::Store { .. })
+        ));
+        // A crash ends the panicked thread too: the durable state is still there.
+        assert!(store.crash().tip().unwrap().is_some());
+    }
+}
