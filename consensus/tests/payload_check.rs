@@ -212,6 +212,26 @@ fn waiting_proposals_are_bounded_lowest_round_first() {
     assert_eq!(node.parked_proposals(), max);
 }
 
+/// A proposal still waiting when a commit reaches its height can never enter the tree: it is
+/// dropped, and its answer ignored.
+#[test]
+fn a_commit_drops_the_proposals_it_leaves_behind() {
+    let net = Net::new(4);
+    let (blocks, _) = net.chain(3);
+    let mut node = checking_node(&net, voter(&net));
+    let fork = net.block(1, &net.genesis_qc(), b"a fork at height 1");
+    feed(&mut node, net.pk(net.leader(1)), prop_of(fork.clone())).unwrap();
+    assert_eq!(node.parked_proposals(), 1);
+    // Blocks 1 to 3 of the other chain: block 3's QC commits block 1.
+    for b in &blocks {
+        feed_checked(&mut node, net.pk(net.leader(b.round)), prop_of(b.clone())).unwrap();
+    }
+    assert_eq!(node.committed().id, blocks[0].id);
+    assert_eq!(node.parked_proposals(), 0);
+    assert_eq!(answer(&mut node, fork.id, Ok(())), vec![]);
+    assert_eq!(node.block(&fork.id), None);
+}
+
 #[test]
 fn without_the_check_a_proposal_is_taken_in_at_once() {
     let net = Net::new(4);
