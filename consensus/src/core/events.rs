@@ -75,9 +75,10 @@ pub enum Action {
     },
     /// Send to every other validator.
     Broadcast(Message),
-    /// Arm the round timer (replacing any earlier one). **Resume with**
-    /// [`Event::TimeoutFired`] for `round` after `after_ms`; a timer of a round already left is
-    /// ignored, so cancelling is optional.
+    /// Arm a timer. **Resume with** [`Event::TimeoutFired`] for `round` after `after_ms`. A
+    /// timer of a round already left is ignored, so cancelling is optional; and the last
+    /// `ScheduleTimeout` of a batch is always for the round the node is in, so a host may keep
+    /// a single timer and replace it with each new one.
     ScheduleTimeout {
         /// The round the timer is for.
         round: Round,
