@@ -112,7 +112,9 @@ pub enum Action {
     /// **Resume with** exactly one [`Event::PayloadChecked`] for `block.id`, when the check is
     /// done; other events may be handled meanwhile. `Ok(())` takes the proposal in where it
     /// stopped: the block enters the tree (`StoreUncommitted`), its certificates are processed,
-    /// and this node votes for it if it is still in the block's round. `Err` drops it. Until
+    /// and this node votes for it if it is still in the block's round. (Its author must still
+    /// lead its round: a node that lags may have committed, and changed its leader schedule,
+    /// meanwhile.) `Err` drops it. Until
     /// then the block is neither stored nor voted for. The core holds a bounded number of
     /// proposals waiting (the lowest round goes first, and those at or below a new commit); an
     /// answer for one it no longer holds is ignored.
