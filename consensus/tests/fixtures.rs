@@ -365,8 +365,8 @@ fn every_format_matches_its_fixture() {
         "\nThese formats changed:\n{}\n\nSigned bytes, block ids, the leader draw and the wire and \
          storage encodings must only change on purpose. If this change is deliberate, bump the \
          domain or version tag of what changed (e.g. `hotledger/block/v3`, a crypto `Domain` \
-         tag, the storage schema) so old and new bytes cannot be confused, and replace the \
-         hashes in {FIXTURE_FILE} with:\n\n{file}",
+         tag, the storage schema) so old and new bytes cannot be confused, and replace the hash \
+         lines of {FIXTURE_FILE} with:\n\n{file}",
         changed.join("\n"),
     );
 }

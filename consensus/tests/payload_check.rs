@@ -9,8 +9,8 @@ mod common;
 use common::cases::{case, feed_checked, prop, prop_of, run};
 use common::{check_persist_before_send, feed, sent_votes, DropFn, Net, Sim, NOW};
 use hotledger_consensus::{
-    Action, BlockRequest, BlockResponse, Consensus, ConsensusError, Event, Message, PayloadError,
-    Proposal,
+    Action, Block, BlockRequest, BlockResponse, Consensus, ConsensusError, Event, Message,
+    PayloadError, Proposal, QuorumCert, Recovery, SafetyData,
 };
 use hotledger_crypto::Digest;
 
@@ -210,6 +210,117 @@ fn waiting_proposals_are_bounded_lowest_round_first() {
     let actions = feed(&mut node, net.pk(net.leader(3)), prop(ahead)).unwrap();
     assert!(matches!(actions.as_slice(), [Action::CheckPayload { .. }]));
     assert_eq!(node.parked_proposals(), max);
+}
+
+/// A proposal still waiting when a commit reaches its height can never enter the tree: it is
+/// dropped, and its answer ignored.
+#[test]
+fn a_commit_drops_the_proposals_it_leaves_behind() {
+    let net = Net::new(4);
+    let (blocks, _) = net.chain(3);
+    let mut node = checking_node(&net, voter(&net));
+    let fork = net.block(1, &net.genesis_qc(), b"a fork at height 1");
+    feed(&mut node, net.pk(net.leader(1)), prop_of(fork.clone())).unwrap();
+    assert_eq!(node.parked_proposals(), 1);
+    // Blocks 1 to 3 of the other chain: block 3's QC commits block 1.
+    for b in &blocks {
+        feed_checked(&mut node, net.pk(net.leader(b.round)), prop_of(b.clone())).unwrap();
+    }
+    assert_eq!(node.committed().id, blocks[0].id);
+    assert_eq!(node.parked_proposals(), 0);
+    assert_eq!(answer(&mut node, fork.id, Ok(())), vec![]);
+    assert_eq!(node.block(&fork.id), None);
+}
+
+/// Blocks in rounds 1..=n, each certified by its author and the two before it in turn: validators
+/// 0, 1 and 2 up to round 30, then 0, 1 and 3.
+fn chain_switching_at_30(net: &Net, n: u64) -> (Vec<Block>, Vec<QuorumCert>) {
+    let (mut blocks, mut qcs) = (Vec::new(), Vec::<QuorumCert>::new());
+    for r in 1..=n {
+        let members = if r <= 30 { [0, 1, 2] } else { [0, 1, 3] };
+        let qc = qcs.last().cloned().unwrap_or_else(|| net.genesis_qc());
+        let author = members[usize::try_from(r % 3).unwrap()];
+        let b = net.block_by(author, r, &qc, format!("block {r}").as_bytes());
+        qcs.push(net.qc(&b, &members));
+        blocks.push(b);
+    }
+    (blocks, qcs)
+}
+
+fn restarted(
+    net: &Net,
+    i: usize,
+    blocks: &[Block],
+    qcs: &[QuorumCert],
+    height: usize,
+) -> Consensus {
+    let mut config = net.config(i);
+    config.check_payloads = true;
+    let recovery = Recovery {
+        safety: SafetyData::default(),
+        root: blocks[height - 1].info(),
+        root_qc: qcs[height - 1].clone(),
+        uncommitted: Vec::new(),
+        history: blocks[..height].to_vec(),
+    };
+    let mut node = Consensus::new(config, recovery).unwrap();
+    node.handle(NOW, Event::Start).unwrap();
+    node
+}
+
+/// A lagging node parks a proposal from the leader it computes; while the check runs, it
+/// commits enough to compute another leader for that round. The answer then does not take the
+/// block in: a proposal is taken in only if its author leads its round when it resumes.
+#[test]
+fn a_proposal_whose_author_no_longer_leads_when_checked_is_not_taken_in() {
+    let net = Net::new(4);
+    let (blocks, qcs) = chain_switching_at_30(&net, 60);
+    let before = restarted(&net, 0, &blocks, &qcs, 30);
+    // The node will commit up to `height` and be in round `height + 2`.
+    let height = (45..=58)
+        .find(|&h| {
+            let round = h as u64 + 2;
+            before.leader(round) != restarted(&net, 0, &blocks, &qcs, h).leader(round)
+        })
+        .expect("some round changes leader");
+    let round = height as u64 + 2;
+    let after = restarted(&net, 0, &blocks, &qcs, height).leader(round);
+    let author = net.index_of(&before.leader(round));
+    let me = (0..4).find(|&i| i != author && net.pk(i) != after).unwrap();
+    let mut node = restarted(&net, me, &blocks, &qcs, 30);
+    let p = Proposal {
+        block: net.block_by(author, round, &qcs[height], b"proposal"),
+        tc: None,
+    };
+    let actions = feed(&mut node, net.pk(author), prop(p.clone())).unwrap();
+    assert!(matches!(actions.as_slice(), [Action::CheckPayload { .. }]));
+
+    // A timeout carrying the QC of block `height + 1` makes the node fetch blocks 31 up to it,
+    // commit up to `height` and enter `round`: the proposal's parent is now in the tree.
+    let peer = (0..4).find(|&i| i != me && i != author).unwrap();
+    let t = net.timeout(peer, round, &qcs[height]);
+    feed(&mut node, net.pk(peer), Message::Timeout(t)).unwrap();
+    let fetched: Vec<Block> = blocks[30..=height].iter().rev().cloned().collect();
+    let response = Message::BlockResponse(BlockResponse { blocks: fetched });
+    feed(&mut node, net.pk(peer), response).unwrap();
+    assert_eq!(node.committed().height, height as u64);
+    assert_eq!((node.round(), node.leader(round)), (round, after));
+
+    let result = node.handle(
+        NOW,
+        Event::PayloadChecked {
+            id: p.block.id,
+            result: Ok(()),
+        },
+    );
+    let want = ConsensusError::NotLeader {
+        round,
+        author: net.pk(author),
+        expected: after,
+    };
+    assert_eq!(result, Err(want));
+    assert_eq!(node.block(&p.block.id), None);
+    assert_eq!(node.safety_data().unwrap().last_vote, None);
 }
 
 #[test]

@@ -234,6 +234,38 @@ fn a_timer_firing_broadcasts_a_persisted_timeout() {
     );
 }
 
+/// A timer whose timeout completes a TC takes the node into the next round, and the batch arms
+/// that round's timer last: a host that keeps one timer, replaced by each `ScheduleTimeout`, is
+/// left with the timer of the round the node is in.
+#[test]
+fn a_timer_that_completes_a_tc_leaves_the_next_rounds_timer_armed() {
+    let net = Net::new(4);
+    let me = (0..4)
+        .find(|&i| ![net.leader(2), net.leader(3)].contains(&i))
+        .unwrap();
+    let others: Vec<usize> = (0..4).filter(|&i| i != me).take(2).collect();
+    let mut node = net.node(me);
+    // Two timeouts of round 2 arrive while the node is still in round 1: counted, not joined.
+    for &i in &others {
+        let t = net.timeout(i, 2, &net.genesis_qc());
+        feed(&mut node, net.pk(i), Message::Timeout(t)).unwrap();
+    }
+    // A TC of round 1 (carried by a copy of one of them) moves it to round 2.
+    feed(&mut node, net.pk(others[0]), net.advance_msg(others[0], 2)).unwrap();
+    assert_eq!(node.round(), 2);
+    // The node's own timeout of round 2 completes the TC.
+    let actions = node.handle(NOW, Event::TimeoutFired { round: 2 }).unwrap();
+    assert_eq!(node.round(), 3);
+    let timers: Vec<u64> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::ScheduleTimeout { round, .. } => Some(*round),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(timers.last(), Some(&3), "timers armed: {timers:?}");
+}
+
 /// A node that voted in a round times it out with that vote attached (signed once, persisted
 /// when it was cast); a node that did not vote attaches none.
 #[test]

@@ -75,9 +75,10 @@ pub enum Action {
     },
     /// Send to every other validator.
     Broadcast(Message),
-    /// Arm the round timer (replacing any earlier one). **Resume with**
-    /// [`Event::TimeoutFired`] for `round` after `after_ms`; a timer of a round already left is
-    /// ignored, so cancelling is optional.
+    /// Arm a timer. **Resume with** [`Event::TimeoutFired`] for `round` after `after_ms`. A
+    /// timer of a round already left is ignored, so cancelling is optional; and the last
+    /// `ScheduleTimeout` of a batch is always for the round the node is in, so a host may keep
+    /// a single timer and replace it with each new one.
     ScheduleTimeout {
         /// The round the timer is for.
         round: Round,
@@ -111,7 +112,9 @@ pub enum Action {
     /// **Resume with** exactly one [`Event::PayloadChecked`] for `block.id`, when the check is
     /// done; other events may be handled meanwhile. `Ok(())` takes the proposal in where it
     /// stopped: the block enters the tree (`StoreUncommitted`), its certificates are processed,
-    /// and this node votes for it if it is still in the block's round. `Err` drops it. Until
+    /// and this node votes for it if it is still in the block's round. (Its author must still
+    /// lead its round: a node that lags may have committed, and changed its leader schedule,
+    /// meanwhile.) `Err` drops it. Until
     /// then the block is neither stored nor voted for. The core holds a bounded number of
     /// proposals waiting (the lowest round goes first, and those at or below a new commit); an
     /// answer for one it no longer holds is ignored.

@@ -55,9 +55,10 @@ impl Consensus {
         out.push(Action::CheckPayload { from, block });
     }
 
-    /// The application's verdict on a parked proposal's payload: `Ok` resumes it, `Err`
-    /// drops it and is returned as `InvalidPayload`. An unknown id (answered already, or
-    /// dropped) is ignored.
+    /// The application's verdict on a parked proposal's payload: `Ok` resumes it where
+    /// `on_proposal` stopped (after checking again that its author leads its round, which is
+    /// cheap and all that can have changed), `Err` drops it and is returned as
+    /// `InvalidPayload`. An unknown id (answered already, or dropped) is ignored.
     pub(super) fn on_payload_checked(
         &mut self,
         id: Digest,
@@ -67,14 +68,19 @@ impl Consensus {
         let Some(Parked { from, proposal }) = self.parked.remove(&id) else {
             return Ok(());
         };
-        match result {
-            Ok(()) => self.accept_proposal(from, proposal, out),
-            Err(error) => Err(ConsensusError::InvalidPayload {
+        if let Err(error) = result {
+            return Err(ConsensusError::InvalidPayload {
                 round: proposal.block.round,
                 author: proposal.block.author,
                 error,
-            }),
+            });
         }
+        // Commits made while the check ran may have changed the leader schedule of a node that
+        // lags; the proposal is taken in only if its author still leads its round.
+        if self.check_schedule(from, &proposal, out)? {
+            self.accept_proposal(from, proposal, out)?;
+        }
+        Ok(())
     }
 
     /// Drops the parked proposals a commit left at or below the root: they cannot enter the

@@ -27,13 +27,37 @@ impl Consensus {
         self.accept_proposal(from, p, out)
     }
 
-    /// Verifies everything about a proposal before anything changes: its leader, the failed
-    /// leaders it names, its signature, id, timestamp, justification and certificates.
-    ///
-    /// Returns `false` when the author is not the leader this node computes, or the block names
-    /// other failed leaders, but its certificates brought something new and were taken in
-    /// instead (see `take_certificates`); the block itself is then dropped.
+    /// Verifies everything about a proposal before anything changes: its leader and the failed
+    /// leaders it names (`check_schedule`), its signature, id, timestamp, justification and
+    /// certificates. Returns `false` when `check_schedule` does.
     fn verify_proposal(
+        &mut self,
+        from: PublicKey,
+        p: &Proposal,
+        out: &mut Vec<Action>,
+    ) -> Result<bool> {
+        if !self.check_schedule(from, p, out)? {
+            return Ok(false);
+        }
+        let block = &p.block;
+        // A proposal may be any number of rounds ahead: its certificates, verified below, justify
+        // the jump (a node back from a long partition follows them).
+        self.verifier()
+            .verify_block(block, self.params.max_payload_bytes)?;
+        self.check_clock_skew(block)?;
+        self.check_justification(block, p.tc.as_ref())?;
+        self.verify_qc_once(&block.qc)?;
+        if let Some(tc) = &p.tc {
+            self.verify_tc_once(tc)?;
+        }
+        Ok(true)
+    }
+
+    /// The proposal's author must be the leader this node computes for its round, and the block
+    /// must name the failed leaders this node computes. If not, and its certificates brought
+    /// something new, they are taken in instead (see `take_certificates`) and this returns
+    /// `false`: the block itself is dropped. No signature is checked here.
+    pub(super) fn check_schedule(
         &mut self,
         from: PublicKey,
         p: &Proposal,
@@ -65,16 +89,6 @@ impl Consensus {
                 true => Ok(false),
                 false => Err(wrong),
             };
-        }
-        // A proposal may be any number of rounds ahead: its certificates, verified below, justify
-        // the jump (a node back from a long partition follows them).
-        self.verifier()
-            .verify_block(block, self.params.max_payload_bytes)?;
-        self.check_clock_skew(block)?;
-        self.check_justification(block, p.tc.as_ref())?;
-        self.verify_qc_once(&block.qc)?;
-        if let Some(tc) = &p.tc {
-            self.verify_tc_once(tc)?;
         }
         Ok(true)
     }

@@ -101,15 +101,20 @@ impl Consensus {
         }
     }
 
+    /// The round timer fired: time the round out and re-arm the timer. If this node's timeout
+    /// completed a TC, the node is in the next round already, whose timer is armed, and the
+    /// batch's last `ScheduleTimeout` must stay that one (a host may keep a single timer).
     pub(super) fn on_timer(&mut self, round: Round, out: &mut Vec<Action>) -> Result<()> {
         if round != self.round {
             return Ok(()); // stale timer
         }
         self.local_timeout(out)?;
-        out.push(Action::ScheduleTimeout {
-            round,
-            after_ms: self.round_timeout_ms(),
-        });
+        if self.round == round {
+            out.push(Action::ScheduleTimeout {
+                round,
+                after_ms: self.round_timeout_ms(),
+            });
+        }
         Ok(())
     }
 

@@ -127,6 +127,15 @@ impl Sim {
         if let Err(e) = check_persist_before_send(&me, &actions) {
             panic!("node {i}: {e}");
         }
+        let last_timer = actions.iter().rev().find_map(|a| match a {
+            Action::ScheduleTimeout { round, .. } => Some(*round),
+            _ => None,
+        });
+        let round = self.nodes[i].round();
+        assert!(
+            last_timer.is_none_or(|r| r == round),
+            "node {i}: the batch's last timer is for round {last_timer:?}, the node is in {round}"
+        );
         let Ok(actions) = Ready::new(actions).persist(&mut self.disks[i]);
         for action in actions {
             match action {
