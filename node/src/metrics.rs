@@ -43,115 +43,55 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Every metric, registered under `hotledger_*` in the order they are exported.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("hotledger");
-        let height = Gauge::default();
-        let round = Gauge::default();
-        let timeouts = Counter::default();
-        let committed_blocks = Counter::default();
-        let committed_txs = Counter::default();
-        let failed_txs = Counter::default();
-        let mempool_txs = Gauge::default();
-        let mempool_bytes = Gauge::default();
-        let peers = Gauge::default();
-        let syncing = Gauge::default();
-        let block_interval_seconds =
-            Histogram::new([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]);
-        let commit_seconds = Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]);
-        let rejected_messages = Counter::default();
-        let evidence = Counter::default();
-        let rejected_txs = Counter::default();
-        let payload_verified_txs = Counter::default();
-        let known_signature_txs = Counter::default();
-        registry.register("height", "Last committed height", height.clone());
-        registry.register("round", "Current consensus round", round.clone());
-        registry.register("timeouts", "Rounds this node timed out", timeouts.clone());
-        registry.register(
-            "committed_blocks",
-            "Blocks committed",
-            committed_blocks.clone(),
-        );
-        registry.register(
-            "committed_txs",
-            "Transactions applied",
-            committed_txs.clone(),
-        );
-        registry.register(
-            "failed_txs",
-            "Committed transactions that failed execution",
-            failed_txs.clone(),
-        );
-        registry.register(
-            "mempool_txs",
-            "Transactions in the mempool",
-            mempool_txs.clone(),
-        );
-        registry.register(
-            "mempool_bytes",
-            "Bytes in the mempool",
-            mempool_bytes.clone(),
-        );
-        registry.register("peers", "Connected validators", peers.clone());
-        registry.register("syncing", "1 while fetching missed blocks", syncing.clone());
-        registry.register(
-            "block_interval_seconds",
-            "Time between consecutive commits",
-            block_interval_seconds.clone(),
-        );
-        registry.register(
-            "commit_seconds",
-            "Time to execute and store one committed block",
-            commit_seconds.clone(),
-        );
-        registry.register(
-            "rejected_messages",
-            "Peer messages rejected by consensus or decoding",
-            rejected_messages.clone(),
-        );
-        registry.register("evidence", "Equivocations detected", evidence.clone());
-        registry.register(
-            "rejected_txs",
-            "Transactions refused by the mempool",
-            rejected_txs.clone(),
-        );
-        registry.register(
-            "payload_verified_txs",
-            "Proposal transactions not in the mempool, so verified in the payload check (on the \
-             consensus loop)",
-            payload_verified_txs.clone(),
-        );
-        registry.register(
-            "known_signature_txs",
-            "Gossiped or submitted transactions whose signature the payload check had verified, so \
-             not checked again",
-            known_signature_txs.clone(),
-        );
-        let expired_txs = Counter::default();
-        registry.register(
-            "expired_txs",
-            "Pending transfers dropped after waiting behind a nonce gap for mempool.gap_expiry_ms",
-            expired_txs.clone(),
-        );
+        let r = &mut registry;
         Metrics {
+            // Consensus progress.
+            height: gauge(r, "height", "Last committed height"),
+            round: gauge(r, "round", "Current consensus round"),
+            timeouts: counter(r, "timeouts", "Rounds this node timed out"),
+            // Commits.
+            committed_blocks: counter(r, "committed_blocks", "Blocks committed"),
+            committed_txs: counter(r, "committed_txs", "Transactions applied"),
+            failed_txs: counter(
+                r,
+                "failed_txs",
+                "Committed transactions that failed execution",
+            ),
+            // Mempool size.
+            mempool_txs: gauge(r, "mempool_txs", "Transactions in the mempool"),
+            mempool_bytes: gauge(r, "mempool_bytes", "Bytes in the mempool"),
+            // Peers and sync.
+            peers: gauge(r, "peers", "Connected validators"),
+            syncing: gauge(r, "syncing", "1 while fetching missed blocks"),
+            // Commit timing.
+            block_interval_seconds: histogram(
+                r,
+                "block_interval_seconds",
+                "Time between consecutive commits",
+                &BLOCK_INTERVAL_BUCKETS,
+            ),
+            commit_seconds: histogram(
+                r,
+                "commit_seconds",
+                "Time to execute and store one committed block",
+                &COMMIT_BUCKETS,
+            ),
+            // Peers' consensus messages.
+            rejected_messages: counter(
+                r,
+                "rejected_messages",
+                "Peer messages rejected by consensus or decoding",
+            ),
+            evidence: counter(r, "evidence", "Equivocations detected"),
+            // Transaction admission.
+            rejected_txs: counter(r, "rejected_txs", "Transactions refused by the mempool"),
+            payload_verified_txs: counter(r, "payload_verified_txs", PAYLOAD_VERIFIED_HELP),
+            known_signature_txs: counter(r, "known_signature_txs", KNOWN_SIGNATURE_HELP),
+            expired_txs: counter(r, "expired_txs", EXPIRED_HELP),
             registry,
-            height,
-            round,
-            timeouts,
-            committed_blocks,
-            committed_txs,
-            failed_txs,
-            mempool_txs,
-            mempool_bytes,
-            peers,
-            syncing,
-            block_interval_seconds,
-            commit_seconds,
-            rejected_messages,
-            evidence,
-            rejected_txs,
-            payload_verified_txs,
-            known_signature_txs,
-            expired_txs,
         }
     }
 
@@ -184,6 +124,41 @@ impl Metrics {
         }
         out
     }
+}
+
+/// Buckets of `block_interval_seconds`, in seconds.
+const BLOCK_INTERVAL_BUCKETS: [f64; 10] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+/// Buckets of `commit_seconds`, in seconds.
+const COMMIT_BUCKETS: [f64; 8] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
+
+const PAYLOAD_VERIFIED_HELP: &str = "Proposal transactions not in the mempool, so verified in the \
+     payload check (on the consensus loop)";
+const KNOWN_SIGNATURE_HELP: &str =
+    "Gossiped or submitted transactions whose signature the payload \
+     check had verified, so not checked again";
+const EXPIRED_HELP: &str =
+    "Pending transfers dropped after waiting behind a nonce gap for mempool.gap_expiry_ms";
+
+/// A counter registered in `registry` as `name`; the returned handle shares its value.
+fn counter(registry: &mut Registry, name: &str, help: &str) -> Counter {
+    let metric = Counter::default();
+    registry.register(name, help, metric.clone());
+    metric
+}
+
+/// A gauge registered in `registry` as `name`; the returned handle shares its value.
+fn gauge(registry: &mut Registry, name: &str, help: &str) -> Gauge {
+    let metric = Gauge::default();
+    registry.register(name, help, metric.clone());
+    metric
+}
+
+/// A histogram with `buckets` registered in `registry` as `name`; the returned handle shares
+/// its values.
+fn histogram(registry: &mut Registry, name: &str, help: &str, buckets: &[f64]) -> Histogram {
+    let metric = Histogram::new(buckets.iter().copied());
+    registry.register(name, help, metric.clone());
+    metric
 }
 
 /// Serves `GET /metrics` on `addr` until the task is dropped.

@@ -228,17 +228,6 @@ pub fn protocol_name(genesis_hash: &Digest) -> String {
     format!("/hotledger/{}/1", &genesis_hash.to_hex()[..16])
 }
 
-struct PeerState {
-    info: PeerInfo,
-    connections: usize,
-    next_dial: Instant,
-    backoff: Duration,
-    strikes: u32,
-    banned_until: Option<Instant>,
-    /// Connected at least once since start.
-    was_connected: bool,
-}
-
 /// Builds the swarm: TCP with Noise and Yamux, behind a resolver of `/dns*` addresses, carrying
 /// the chain's request-response protocol.
 fn build_swarm(cfg: &NetworkConfig) -> Result<Swarm<Behaviour>, NodeError> {
@@ -304,17 +293,194 @@ pub async fn run(
     }
 }
 
-/// The swarm and what this node knows of each validator.
-struct Net {
-    swarm: Swarm<Behaviour>,
-    peers: HashMap<PeerId, PeerState>,
-    by_key: HashMap<PublicKey, PeerId>,
-    events: mpsc::Sender<NetEvent>,
-    stats: Arc<NetStats>,
+/// How the peer table treats validators: redial backoff, strikes and bans.
+#[derive(Clone, Copy, Debug)]
+struct PeerPolicy {
     reconnect_initial: Duration,
     reconnect_max: Duration,
     max_strikes: u32,
     ban: Duration,
+}
+
+impl PeerPolicy {
+    fn of(cfg: &NetworkConfig) -> PeerPolicy {
+        PeerPolicy {
+            reconnect_initial: cfg.reconnect_initial,
+            reconnect_max: cfg.reconnect_max,
+            max_strikes: cfg.max_strikes,
+            ban: cfg.ban,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct PeerState {
+    info: PeerInfo,
+    connections: usize,
+    next_dial: Instant,
+    backoff: Duration,
+    strikes: u32,
+    banned_until: Option<Instant>,
+    /// Connected at least once since start.
+    was_connected: bool,
+}
+
+impl PeerState {
+    fn banned(&self, now: Instant) -> bool {
+        self.banned_until.is_some_and(|t| t > now)
+    }
+}
+
+/// What a strike did.
+#[derive(Debug, PartialEq, Eq)]
+enum Strike {
+    /// The key is not another validator's: nothing to count.
+    Unknown,
+    /// Counted; the peer stays.
+    Counted,
+    /// The peer reached the limit: it is banned and must be disconnected.
+    Banned { peer: PeerId, strikes: u32 },
+}
+
+/// What this node knows of every other validator: connections, redial backoff, strikes and
+/// bans. Synchronous and without a clock: the caller passes `now`, and carries out what the
+/// answers ask for (dial, disconnect) on the swarm.
+#[derive(Debug)]
+struct PeerTable {
+    peers: HashMap<PeerId, PeerState>,
+    by_key: HashMap<PublicKey, PeerId>,
+    policy: PeerPolicy,
+}
+
+impl PeerTable {
+    /// Every validator but `me`, each due for a dial at `now`.
+    fn new(validators: &[PeerInfo], me: PeerId, policy: PeerPolicy, now: Instant) -> PeerTable {
+        let mut peers = HashMap::new();
+        let mut by_key = HashMap::new();
+        for info in validators.iter().filter(|v| v.peer_id != me) {
+            by_key.insert(info.key, info.peer_id);
+            let state = PeerState {
+                info: info.clone(),
+                connections: 0,
+                next_dial: now,
+                backoff: policy.reconnect_initial,
+                strikes: 0,
+                banned_until: None,
+                was_connected: false,
+            };
+            peers.insert(info.peer_id, state);
+        }
+        PeerTable {
+            peers,
+            by_key,
+            policy,
+        }
+    }
+
+    fn infos(&self) -> impl Iterator<Item = &PeerInfo> {
+        self.peers.values().map(|st| &st.info)
+    }
+
+    fn peer_id(&self, key: &PublicKey) -> Option<PeerId> {
+        self.by_key.get(key).copied()
+    }
+
+    fn key(&self, peer: &PeerId) -> Option<PublicKey> {
+        self.peers.get(peer).map(|st| st.info.key)
+    }
+
+    /// The validators with at least one connection.
+    fn connected(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.peers
+            .iter()
+            .filter(|(_, st)| st.connections > 0)
+            .map(|(pid, _)| *pid)
+    }
+
+    /// One strike against `key` (the whole limit at once if `severe`); at the limit the peer is
+    /// banned until `now + ban` and its strikes start again from zero.
+    fn strike(&mut self, key: &PublicKey, severe: bool, now: Instant) -> Strike {
+        let Some(pid) = self.peer_id(key) else {
+            return Strike::Unknown;
+        };
+        let Some(st) = self.peers.get_mut(&pid) else {
+            return Strike::Unknown;
+        };
+        let max = self.policy.max_strikes;
+        st.strikes = st.strikes.saturating_add(if severe { max } else { 1 });
+        if st.strikes < max {
+            return Strike::Counted;
+        }
+        let strikes = st.strikes;
+        st.banned_until = now.checked_add(self.policy.ban);
+        st.strikes = 0;
+        Strike::Banned { peer: pid, strikes }
+    }
+
+    /// The validators to dial at `now`: without a connection, not banned, and whose backoff
+    /// has passed. Each one's next dial is scheduled one backoff later, and its backoff doubles
+    /// up to `reconnect_max`.
+    fn take_due(&mut self, now: Instant) -> Vec<(PeerId, Vec<Multiaddr>)> {
+        let max = self.policy.reconnect_max;
+        let mut due = Vec::new();
+        for (pid, st) in self.peers.iter_mut() {
+            if st.connections == 0 && !st.banned(now) && now >= st.next_dial {
+                due.push((*pid, st.info.addresses.clone()));
+                st.next_dial = now.checked_add(st.backoff).unwrap_or(now);
+                st.backoff = st.backoff.saturating_mul(2).min(max);
+            }
+        }
+        due
+    }
+
+    /// A connection with `peer` came up. Returns `None` if it must be closed (not another
+    /// validator, or banned), else whether it is the peer's first connection.
+    fn on_connected(&mut self, peer: PeerId, now: Instant) -> Option<bool> {
+        let st = self.peers.get_mut(&peer).filter(|st| !st.banned(now))?;
+        st.connections += 1;
+        st.was_connected = true;
+        st.backoff = self.policy.reconnect_initial;
+        Some(st.connections == 1)
+    }
+
+    /// A connection with `peer` closed, `remaining` are left. Returns whether that was the
+    /// validator's last one; it is then redialled one backoff after `now`.
+    fn on_closed(&mut self, peer: PeerId, remaining: u32, now: Instant) -> bool {
+        let Some(st) = self.peers.get_mut(&peer) else {
+            return false;
+        };
+        let was_connected = st.connections > 0;
+        st.connections = usize::try_from(remaining).unwrap_or(usize::MAX);
+        let lost = remaining == 0 && was_connected;
+        if lost {
+            st.next_dial = now.checked_add(st.backoff).unwrap_or(now);
+        }
+        lost
+    }
+
+    fn connected_count(&self) -> usize {
+        self.peers.values().filter(|s| s.connections > 0).count()
+    }
+
+    /// The validators connected once since start and not now, ordered by key.
+    fn lost(&self) -> Vec<PublicKey> {
+        let mut lost: Vec<PublicKey> = self
+            .peers
+            .values()
+            .filter(|s| s.was_connected && s.connections == 0)
+            .map(|s| s.info.key)
+            .collect();
+        lost.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        lost
+    }
+}
+
+/// The swarm and the peer table; one method per event of [`run`]'s loop.
+struct Net {
+    swarm: Swarm<Behaviour>,
+    table: PeerTable,
+    events: mpsc::Sender<NetEvent>,
+    stats: Arc<NetStats>,
 }
 
 impl Net {
@@ -326,103 +492,69 @@ impl Net {
         stats: Arc<NetStats>,
     ) -> Net {
         let me = *swarm.local_peer_id();
-        let mut peers = HashMap::new();
-        let mut by_key = HashMap::new();
-        for info in cfg.validators.iter().filter(|v| v.peer_id != me) {
+        let table = PeerTable::new(&cfg.validators, me, PeerPolicy::of(cfg), Instant::now());
+        for info in table.infos() {
             for addr in &info.addresses {
                 swarm.add_peer_address(info.peer_id, addr.clone());
             }
-            by_key.insert(info.key, info.peer_id);
-            peers.insert(
-                info.peer_id,
-                PeerState {
-                    info: info.clone(),
-                    connections: 0,
-                    next_dial: Instant::now(),
-                    backoff: cfg.reconnect_initial,
-                    strikes: 0,
-                    banned_until: None,
-                    was_connected: false,
-                },
-            );
         }
         Net {
             swarm,
-            peers,
-            by_key,
+            table,
             events,
             stats,
-            reconnect_initial: cfg.reconnect_initial,
-            reconnect_max: cfg.reconnect_max,
-            max_strikes: cfg.max_strikes,
-            ban: cfg.ban,
         }
     }
 
     fn on_command(&mut self, cmd: NetCommand) {
         match cmd {
             NetCommand::Send { to, bytes } => {
-                if let Some(peer) = self.by_key.get(&to) {
-                    self.swarm.behaviour_mut().rr.send_request(peer, bytes);
+                if let Some(peer) = self.table.peer_id(&to) {
+                    self.swarm.behaviour_mut().rr.send_request(&peer, bytes);
                 }
             }
             NetCommand::Broadcast { bytes } => {
-                for (peer, st) in &self.peers {
-                    if st.connections > 0 {
-                        self.swarm
-                            .behaviour_mut()
-                            .rr
-                            .send_request(peer, bytes.clone());
-                    }
+                for peer in self.table.connected() {
+                    self.swarm
+                        .behaviour_mut()
+                        .rr
+                        .send_request(&peer, bytes.clone());
                 }
             }
             NetCommand::Penalize { peer, severe } => self.penalize(peer, severe),
         }
     }
 
-    /// A strike against `peer` (all of them if `severe`); at `max_strikes` it is disconnected
-    /// and banned.
+    /// A strike against `peer`; at `max_strikes` it is disconnected and banned.
     fn penalize(&mut self, peer: PublicKey, severe: bool) {
-        let Some(pid) = self.by_key.get(&peer).copied() else {
-            return;
-        };
-        let Some(st) = self.peers.get_mut(&pid) else {
-            return;
-        };
-        self.stats.strikes.inc();
-        st.strikes = st
-            .strikes
-            .saturating_add(if severe { self.max_strikes } else { 1 });
-        if st.strikes >= self.max_strikes {
-            tracing::warn!(peer = %pid, strikes = st.strikes, "disconnecting misbehaving peer");
-            st.banned_until = Instant::now().checked_add(self.ban);
-            st.strikes = 0;
-            self.stats.bans.inc();
-            let _ = self.swarm.disconnect_peer_id(pid);
+        match self.table.strike(&peer, severe, Instant::now()) {
+            Strike::Unknown => {}
+            Strike::Counted => {
+                self.stats.strikes.inc();
+            }
+            Strike::Banned { peer, strikes } => {
+                self.stats.strikes.inc();
+                tracing::warn!(%peer, strikes, "disconnecting misbehaving peer");
+                self.stats.bans.inc();
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
         }
     }
 
-    /// Dials every validator without a connection whose backoff has passed and that is not
-    /// banned.
+    /// Dials every validator the peer table says is due.
     fn dial_due(&mut self) {
-        let now = Instant::now();
-        for (pid, st) in self.peers.iter_mut() {
-            let banned = st.banned_until.is_some_and(|t| t > now);
-            if st.connections == 0 && !banned && now >= st.next_dial {
-                tracing::debug!(peer = %pid, "dialling validator");
-                let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(*pid)
-                    .addresses(st.info.addresses.clone())
-                    .build();
-                // A dial still under way (slower than the backoff) is not a failure.
-                match self.swarm.dial(opts) {
-                    Ok(()) | Err(DialError::DialPeerConditionFalse(_)) => {}
-                    Err(error) => {
-                        self.stats.dial_failures.inc();
-                        tracing::debug!(peer = %pid, %error, "cannot dial validator");
-                    }
+        for (pid, addresses) in self.table.take_due(Instant::now()) {
+            tracing::debug!(peer = %pid, "dialling validator");
+            let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(pid)
+                .addresses(addresses)
+                .build();
+            // A dial still under way (slower than the backoff) is not a failure.
+            match self.swarm.dial(opts) {
+                Ok(()) | Err(DialError::DialPeerConditionFalse(_)) => {}
+                Err(error) => {
+                    self.stats.dial_failures.inc();
+                    tracing::debug!(peer = %pid, %error, "cannot dial validator");
                 }
-                st.next_dial = now + st.backoff;
-                st.backoff = (st.backoff * 2).min(self.reconnect_max);
             }
         }
     }
@@ -454,17 +586,13 @@ impl Net {
 
     /// Keeps a connection from an allowed, unbanned validator; closes any other.
     fn on_connected(&mut self, peer_id: PeerId) {
-        let now = Instant::now();
-        match self.peers.get_mut(&peer_id) {
-            Some(st) if st.banned_until.is_none_or(|t| t <= now) => {
-                st.connections += 1;
-                st.was_connected = true;
-                st.backoff = self.reconnect_initial;
-                if st.connections == 1 {
-                    tracing::info!(peer = %peer_id, key = %st.info.key.short(), "validator connected");
+        match self.table.on_connected(peer_id, Instant::now()) {
+            Some(first) => {
+                if let Some(key) = self.table.key(&peer_id).filter(|_| first) {
+                    tracing::info!(peer = %peer_id, key = %key.short(), "validator connected");
                 }
             }
-            _ => {
+            None => {
                 tracing::debug!(peer = %peer_id, "refusing peer that is not an allowed validator");
                 self.stats.refused_connections.inc();
                 let _ = self.swarm.disconnect_peer_id(peer_id);
@@ -474,57 +602,40 @@ impl Net {
     }
 
     fn on_closed(&mut self, peer_id: PeerId, num_established: u32) {
-        if let Some(st) = self.peers.get_mut(&peer_id) {
-            let was_connected = st.connections > 0;
-            st.connections = num_established as usize;
-            if num_established == 0 && was_connected {
-                tracing::info!(peer = %peer_id, "validator disconnected");
-                self.stats.disconnects.inc();
-                st.next_dial = Instant::now() + st.backoff;
-            }
+        if self
+            .table
+            .on_closed(peer_id, num_established, Instant::now())
+        {
+            tracing::info!(peer = %peer_id, "validator disconnected");
+            self.stats.disconnects.inc();
         }
         self.count_connected();
     }
 
     fn count_connected(&self) {
-        self.stats.connected_validators.store(
-            self.peers.values().filter(|s| s.connections > 0).count(),
-            Ordering::Relaxed,
-        );
-        let mut lost: Vec<PublicKey> = self
-            .peers
-            .values()
-            .filter(|s| s.was_connected && s.connections == 0)
-            .map(|s| s.info.key)
-            .collect();
-        lost.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        self.stats.set_lost(lost);
+        self.stats
+            .connected_validators
+            .store(self.table.connected_count(), Ordering::Relaxed);
+        self.stats.set_lost(self.table.lost());
     }
 
     /// Acknowledges each request and hands its bytes to the node, or drops them if the node's
     /// queue is full.
     fn on_request_response(&mut self, ev: request_response::Event<Arc<Vec<u8>>, ()>) {
         match ev {
-            request_response::Event::Message { peer, message, .. } => {
-                let request_response::Message::Request {
-                    request, channel, ..
-                } = message
-                else {
-                    return;
-                };
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
                 let _ = self.swarm.behaviour_mut().rr.send_response(channel, ());
-                let Some(st) = self.peers.get(&peer) else {
-                    return;
-                };
-                let bytes = Arc::try_unwrap(request).unwrap_or_else(|a| (*a).clone());
-                let event = NetEvent::Message {
-                    from: st.info.key,
-                    bytes,
-                };
-                if self.events.try_send(event).is_err() {
-                    self.stats.dropped_inbound.inc();
-                }
+                self.deliver(peer, request);
             }
+            request_response::Event::Message { .. }
+            | request_response::Event::ResponseSent { .. } => {}
             request_response::Event::OutboundFailure { peer, error, .. } => {
                 self.stats.send_failures.inc();
                 tracing::trace!(%peer, %error, "send failed");
@@ -533,8 +644,211 @@ impl Net {
                 self.stats.inbound_failures.inc();
                 tracing::debug!(%peer, %error, "inbound stream failed");
             }
-            request_response::Event::ResponseSent { .. } => {}
         }
+    }
+
+    /// Hands a validator's request to the node; counts it as dropped if the queue is full.
+    fn deliver(&mut self, peer: PeerId, request: Arc<Vec<u8>>) {
+        let Some(from) = self.table.key(&peer) else {
+            return;
+        };
+        let bytes = Arc::try_unwrap(request).unwrap_or_else(|a| (*a).clone());
+        if self
+            .events
+            .try_send(NetEvent::Message { from, bytes })
+            .is_err()
+        {
+            self.stats.dropped_inbound.inc();
+        }
+    }
+}
+
+#[cfg(test)]
+mod peer_table_tests {
+    use hotledger_crypto::KeyPair;
+
+    use super::*;
+
+    const INITIAL: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_millis(350);
+    const BAN: Duration = Duration::from_secs(60);
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// This node and two other validators, all due at `t0`.
+    struct Fixture {
+        t0: Instant,
+        table: PeerTable,
+        me: PeerInfo,
+        a: PeerInfo,
+        b: PeerInfo,
+    }
+
+    fn info(seed: u8) -> PeerInfo {
+        PeerInfo {
+            key: KeyPair::from_seed([seed; 32]).public(),
+            peer_id: identity::Keypair::generate_ed25519().public().to_peer_id(),
+            addresses: vec![format!("/ip4/127.0.0.1/tcp/{}", 9000 + u16::from(seed))
+                .parse()
+                .unwrap()],
+        }
+    }
+
+    fn fixture() -> Fixture {
+        let (me, a, b) = (info(1), info(2), info(3));
+        let policy = PeerPolicy {
+            reconnect_initial: INITIAL,
+            reconnect_max: MAX,
+            max_strikes: 3,
+            ban: BAN,
+        };
+        let t0 = Instant::now();
+        let validators = [me.clone(), a.clone(), b.clone()];
+        let table = PeerTable::new(&validators, me.peer_id, policy, t0);
+        Fixture {
+            t0,
+            table,
+            me,
+            a,
+            b,
+        }
+    }
+
+    fn due(table: &mut PeerTable, now: Instant) -> Vec<PeerId> {
+        let mut due: Vec<PeerId> = table.take_due(now).into_iter().map(|(p, _)| p).collect();
+        due.sort();
+        due
+    }
+
+    fn sorted(mut peers: Vec<PeerId>) -> Vec<PeerId> {
+        peers.sort();
+        peers
+    }
+
+    #[test]
+    fn every_other_validator_is_due_at_once_with_its_addresses() {
+        let mut f = fixture();
+        assert_eq!(f.table.peer_id(&f.me.key), None);
+        let mut dials = f.table.take_due(f.t0);
+        dials.sort_by_key(|(peer, _)| *peer);
+        let mut expected = vec![
+            (f.a.peer_id, f.a.addresses.clone()),
+            (f.b.peer_id, f.b.addresses.clone()),
+        ];
+        expected.sort_by_key(|(peer, _)| *peer);
+        assert_eq!(dials, expected);
+        assert!(due(&mut f.table, f.t0).is_empty());
+    }
+
+    #[test]
+    fn the_backoff_doubles_up_to_the_maximum() {
+        let mut f = fixture();
+        // Dials at 0 and then 100 (initial), 200 and 350 (the maximum) ms apart.
+        for at in [0, 100, 300, 650, 1000] {
+            if at > 0 {
+                assert!(
+                    due(&mut f.table, f.t0 + ms(at - 1)).is_empty(),
+                    "before {at} ms"
+                );
+            }
+            assert_eq!(due(&mut f.table, f.t0 + ms(at)).len(), 2, "at {at} ms");
+        }
+    }
+
+    #[test]
+    fn a_connection_stops_dials_and_resets_the_backoff() {
+        let mut f = fixture();
+        due(&mut f.table, f.t0);
+        let t = f.t0 + INITIAL;
+        due(&mut f.table, t);
+        assert_eq!(f.table.on_connected(f.a.peer_id, t), Some(true));
+        assert_eq!(f.table.on_connected(f.a.peer_id, t), Some(false));
+        assert_eq!(sorted(f.table.connected().collect()), vec![f.a.peer_id]);
+        assert_eq!(due(&mut f.table, t + MAX), vec![f.b.peer_id]);
+
+        // One of two connections closes: still connected.
+        assert!(!f.table.on_closed(f.a.peer_id, 1, t));
+        assert_eq!(f.table.connected_count(), 1);
+        let closed = t + ms(10);
+        assert!(f.table.on_closed(f.a.peer_id, 0, closed));
+        assert_eq!(f.table.connected_count(), 0);
+        // Redialled one initial backoff later, not before.
+        assert!(!due(&mut f.table, closed + INITIAL - ms(1)).contains(&f.a.peer_id));
+        assert!(due(&mut f.table, closed + INITIAL).contains(&f.a.peer_id));
+    }
+
+    #[test]
+    fn only_validators_once_connected_are_lost() {
+        let mut f = fixture();
+        assert!(f.table.lost().is_empty());
+        f.table.on_connected(f.a.peer_id, f.t0);
+        f.table.on_connected(f.b.peer_id, f.t0);
+        assert!(f.table.lost().is_empty());
+        f.table.on_closed(f.b.peer_id, 0, f.t0);
+        f.table.on_closed(f.a.peer_id, 0, f.t0);
+        let mut both = vec![f.a.key, f.b.key];
+        both.sort_unstable_by(|x, y| x.as_bytes().cmp(y.as_bytes()));
+        assert_eq!(f.table.lost(), both);
+        f.table.on_connected(f.b.peer_id, f.t0);
+        assert_eq!(f.table.lost(), vec![f.a.key]);
+    }
+
+    #[test]
+    fn strikes_ban_at_the_limit_and_the_count_starts_again() {
+        let mut f = fixture();
+        let t = f.t0;
+        assert_eq!(f.table.strike(&f.a.key, false, t), Strike::Counted);
+        assert_eq!(f.table.strike(&f.a.key, false, t), Strike::Counted);
+        let banned = Strike::Banned {
+            peer: f.a.peer_id,
+            strikes: 3,
+        };
+        assert_eq!(f.table.strike(&f.a.key, false, t), banned);
+        assert_eq!(f.table.strike(&f.a.key, false, t), Strike::Counted);
+        // Strikes of one validator do not count against another.
+        assert_eq!(f.table.strike(&f.b.key, false, t), Strike::Counted);
+    }
+
+    #[test]
+    fn a_severe_strike_bans_at_once_and_unknown_keys_are_ignored() {
+        let mut f = fixture();
+        let banned = Strike::Banned {
+            peer: f.b.peer_id,
+            strikes: 3,
+        };
+        assert_eq!(f.table.strike(&f.b.key, true, f.t0), banned);
+        assert_eq!(f.table.strike(&f.me.key, true, f.t0), Strike::Unknown);
+        let stranger = KeyPair::from_seed([9; 32]).public();
+        assert_eq!(f.table.strike(&stranger, false, f.t0), Strike::Unknown);
+    }
+
+    #[test]
+    fn a_banned_validator_is_neither_dialled_nor_accepted_until_the_ban_ends() {
+        let mut f = fixture();
+        f.table.on_connected(f.a.peer_id, f.t0);
+        f.table.strike(&f.a.key, true, f.t0);
+        assert!(f.table.on_closed(f.a.peer_id, 0, f.t0));
+        let during = f.t0 + BAN - ms(1);
+        assert!(!due(&mut f.table, during).contains(&f.a.peer_id));
+        assert_eq!(f.table.on_connected(f.a.peer_id, during), None);
+        assert_eq!(f.table.connected_count(), 0);
+
+        let after = f.t0 + BAN;
+        assert!(due(&mut f.table, after).contains(&f.a.peer_id));
+        assert_eq!(f.table.on_connected(f.a.peer_id, after), Some(true));
+    }
+
+    #[test]
+    fn connections_of_peers_not_in_the_table_are_refused() {
+        let mut f = fixture();
+        assert_eq!(f.table.on_connected(f.me.peer_id, f.t0), None);
+        let stranger = identity::Keypair::generate_ed25519().public().to_peer_id();
+        assert_eq!(f.table.on_connected(stranger, f.t0), None);
+        assert!(!f.table.on_closed(stranger, 0, f.t0));
+        assert_eq!(f.table.key(&stranger), None);
+        assert_eq!(f.table.key(&f.a.peer_id), Some(f.a.key));
     }
 }
 

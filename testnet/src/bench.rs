@@ -5,13 +5,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use indicatif::ProgressBar;
+use jsonrpsee::http_client::HttpClient;
 use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::cli::BenchArgs;
 use crate::dashboard::thousands;
 use crate::load::{self, Progress};
-use crate::network;
+use crate::network::{self, Network};
 use crate::procs;
 use crate::run::{interrupted, start_network};
 use crate::stats::{self, Counters, Stats};
@@ -162,20 +164,24 @@ fn write_results(args: &BenchArgs, results: &[StepResult]) -> Result<()> {
         .with_context(|| format!("cannot write {}", args.out.display()))
 }
 
+fn print_header() {
+    println!(
+        "{:>7} {:>9} {:>10} {:>8} {:>8} {:>8} {:>9} {:>8}  {:<14} validators' CPU % / peak MiB",
+        "rate",
+        "offered",
+        "committed",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "rejected",
+        "dropped",
+        "loadgen CPU %"
+    );
+}
+
 fn print_row(r: &StepResult, header: bool) {
     if header {
-        println!(
-            "{:>7} {:>9} {:>10} {:>8} {:>8} {:>8} {:>9} {:>8}  {:<14} validators' CPU % / peak MiB",
-            "rate",
-            "offered",
-            "committed",
-            "p50 ms",
-            "p95 ms",
-            "p99 ms",
-            "rejected",
-            "dropped",
-            "loadgen CPU %"
-        );
+        print_header();
     }
     let opt = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{v:.0}"));
     let usage: Vec<String> = r
@@ -238,6 +244,80 @@ fn phase_plan(args: &BenchArgs) -> Vec<(u64, &'static str, Option<bool>)> {
     ]
 }
 
+/// The phases of a step with `--crash`: the plan, the validators it crashes, the phase under
+/// way, and the closed phases with their latencies.
+struct Phases {
+    plan: Vec<(u64, &'static str, Option<bool>)>,
+    crashed: Vec<usize>,
+    current: Option<(&'static str, Instant, Counters)>,
+    closed: Vec<PhaseResult>,
+    latencies: Vec<f64>,
+}
+
+impl Phases {
+    /// The last `--crash` validators of `validators` are the ones crashed.
+    fn new(args: &BenchArgs, validators: usize) -> Phases {
+        let crashed = (0..usize::from(args.crash))
+            .filter_map(|k| validators.checked_sub(1 + k))
+            .collect();
+        Phases {
+            plan: phase_plan(args),
+            crashed,
+            current: None,
+            closed: Vec::new(),
+            latencies: Vec::new(),
+        }
+    }
+
+    /// At second `s` of the step: if a phase starts then, closes the current one and kills or
+    /// restarts the crashed validators as planned.
+    fn at_second(
+        &mut self,
+        s: u64,
+        net: &mut Network,
+        stats: &Stats,
+        bar: &ProgressBar,
+        rate: u64,
+    ) -> Result<()> {
+        let Some(&(_, name, action)) = self.plan.iter().find(|(at, _, _)| *at == s) else {
+            return Ok(());
+        };
+        self.close(stats);
+        let what = match action {
+            Some(true) => {
+                self.crashed.iter().for_each(|&i| net.kill(i));
+                Some("killed")
+            }
+            Some(false) => {
+                for &i in &self.crashed {
+                    net.restart(i)?;
+                }
+                Some("restarted")
+            }
+            None => None,
+        };
+        if let Some(what) = what {
+            let names: Vec<&str> = self
+                .crashed
+                .iter()
+                .map(|&i| net.info.validators[i].name.as_str())
+                .collect();
+            bar.println(format!("{rate} tx/s at {s} s: {what} {}", names.join(", ")));
+        }
+        self.current = Some((name, Instant::now(), stats.counters()));
+        Ok(())
+    }
+
+    /// Closes the phase under way, if any, keeping its latencies.
+    fn close(&mut self, stats: &Stats) {
+        if let Some((name, since, before)) = self.current.take() {
+            let (phase, samples) = close_phase(name, since, &before, stats);
+            self.latencies.extend(samples);
+            self.closed.push(phase);
+        }
+    }
+}
+
 /// Closes a phase that ran from `since` with counters `before`; also returns its latencies.
 fn close_phase(
     name: &'static str,
@@ -261,27 +341,58 @@ fn close_phase(
     (phase, lat)
 }
 
+/// The committed transfers and the p99 latency of each second of the step.
+struct PerSecond {
+    last: Counters,
+    committed: Vec<u64>,
+    p99_ms: Vec<Option<f64>>,
+}
+
+impl PerSecond {
+    /// Starts counting from now (drops the latencies of the interval so far).
+    fn start(stats: &Stats) -> PerSecond {
+        let last = stats.counters();
+        stats.take_interval();
+        PerSecond {
+            last,
+            committed: Vec::new(),
+            p99_ms: Vec::new(),
+        }
+    }
+
+    /// Closes a second.
+    fn record(&mut self, stats: &Stats) {
+        let now = stats.counters();
+        let committed = now.committed_ours.saturating_sub(self.last.committed_ours);
+        self.committed.push(committed);
+        self.last = now;
+        let mut second = stats.take_interval();
+        self.p99_ms
+            .push(stats::summarize(&mut second).2.map(|ms| ms.round()));
+    }
+}
+
+/// What the measured step saw, before it is summarised.
+struct Window {
+    wall: f64,
+    delta: Counters,
+    latencies: Vec<f64>,
+    validators: Vec<ValidatorUsage>,
+    loadgen_cpu_percent: f64,
+    phases: Vec<PhaseResult>,
+    per_second: PerSecond,
+}
+
 /// One rate: fresh network, warm-up, measured step, stop.
 async fn step(args: &BenchArgs, bin: &std::path::Path, rate: u64) -> Result<StepResult> {
     // One second more than the warm-up and the step: the load must still be running when the
     // measured window closes (it starts after the network and the signing), or the window's
     // last moments see no new transfers and the offered rate reads short.
     let secs = args.warmup_secs + args.step_secs + 1;
-    let count = rate.saturating_mul(secs);
     let (num, den) = ACCOUNTS_PER_TPS;
     let accounts = rate.saturating_mul(num).div_ceil(den).max(MIN_ACCOUNTS);
-    let info = network::prepare(&args.dir, bin, args.validators, accounts, true, None)?;
-    let dir = args.dir.canonicalize()?;
-    let mut net = start_network(&dir, bin, info, None).await?;
-    let clients = net.clients()?;
-    let keys = crate::files::read_accounts(&dir)?;
-    let nonces = load::fetch_nonces(&clients[0], &keys).await?;
-    let chain_id = net.info.chain_id.clone();
-    let n = usize::try_from(count).unwrap_or(usize::MAX);
-    let txs =
-        tokio::task::spawn_blocking(move || load::presign(&keys, &nonces, &chain_id, n, true))
-            .await
-            .context("the signing threads failed")?;
+    let (mut net, clients, txs) =
+        start_step(args, bin, accounts, rate.saturating_mul(secs)).await?;
 
     let stats = Arc::new(Stats::default());
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -303,7 +414,46 @@ async fn step(args: &BenchArgs, bin: &std::path::Path, rate: u64) -> Result<Step
     );
     let bar = network::spinner(format!("{rate} tx/s: warming up"));
     tokio::time::sleep(Duration::from_secs(args.warmup_secs)).await;
+    let window = measure(args, rate, &mut net, &stats, &bar).await?;
+    bar.finish_and_clear();
+    let _ = stop_tx.send(true);
+    let _ = generator.await;
+    let _ = watcher.await;
+    net.stop().await?;
+    Ok(step_result(rate, accounts, window))
+}
 
+/// A fresh network of `accounts` funded accounts, its clients, and `count` transfers signed.
+async fn start_step(
+    args: &BenchArgs,
+    bin: &std::path::Path,
+    accounts: u64,
+    count: u64,
+) -> Result<(Network, Vec<HttpClient>, Vec<load::Prepared>)> {
+    let info = network::prepare(&args.dir, bin, args.validators, accounts, true, None)?;
+    let dir = args.dir.canonicalize()?;
+    let net = start_network(&dir, bin, info, None).await?;
+    let clients = net.clients()?;
+    let keys = crate::files::read_accounts(&dir)?;
+    let nonces = load::fetch_nonces(&clients[0], &keys).await?;
+    let chain_id = net.info.chain_id.clone();
+    let n = usize::try_from(count).unwrap_or(usize::MAX);
+    let txs =
+        tokio::task::spawn_blocking(move || load::presign(&keys, &nonces, &chain_id, n, true))
+            .await
+            .context("the signing threads failed")?;
+    Ok((net, clients, txs))
+}
+
+/// The measured step: `--step-secs` seconds, each closed on a schedule fixed from the start,
+/// with the `--crash` phases, then the validators' and this program's CPU and memory.
+async fn measure(
+    args: &BenchArgs,
+    rate: u64,
+    net: &mut Network,
+    stats: &Stats,
+    bar: &ProgressBar,
+) -> Result<Window> {
     stats.reset_window();
     let before = stats.counters();
     let ticks_before: Vec<Option<u64>> = net.pids.iter().map(|&p| procs::cpu_ticks(p)).collect();
@@ -312,58 +462,13 @@ async fn step(args: &BenchArgs, bin: &std::path::Path, rate: u64) -> Result<Step
     // Each second's end is fixed from the start, so the checks below do not stretch the step
     // (the rates divide by its measured length either way).
     let start = tokio::time::Instant::from_std(t0);
-    let plan = phase_plan(args);
-    let crashed: Vec<usize> = (0..usize::from(args.crash))
-        .map(|k| net.len() - 1 - k)
-        .collect();
-    let mut phases = Vec::new();
-    // The latencies of the whole step, gathered phase by phase.
-    let mut lat = Vec::new();
-    let mut phase: Option<(&'static str, Instant, Counters)> = None;
-    let mut committed_per_sec = Vec::new();
-    let mut p99_ms_per_sec = Vec::new();
-    let mut last_second = stats.counters();
-    stats.take_interval();
+    let mut phases = Phases::new(args, net.len());
+    let mut per_second = PerSecond::start(stats);
     for s in 0..args.step_secs {
-        if let Some(&(_, name, action)) = plan.iter().find(|(at, _, _)| *at == s) {
-            if let Some((prev, since, counters)) = phase.take() {
-                let (closed, samples) = close_phase(prev, since, &counters, &stats);
-                lat.extend(samples);
-                phases.push(closed);
-            }
-            match action {
-                Some(true) => crashed.iter().for_each(|&i| net.kill(i)),
-                Some(false) => {
-                    for &i in &crashed {
-                        net.restart(i)?;
-                    }
-                }
-                None => {}
-            }
-            if action.is_some() {
-                let names: Vec<&str> = crashed
-                    .iter()
-                    .map(|&i| net.info.validators[i].name.as_str())
-                    .collect();
-                let what = if action == Some(true) {
-                    "killed"
-                } else {
-                    "restarted"
-                };
-                bar.println(format!("{rate} tx/s at {s} s: {what} {}", names.join(", ")));
-            }
-            phase = Some((name, Instant::now(), stats.counters()));
-        }
+        phases.at_second(s, net, stats, bar, rate)?;
         bar.set_message(format!("{rate} tx/s: measuring {s}/{} s", args.step_secs));
         tokio::time::sleep_until(start + Duration::from_secs(s.saturating_add(1))).await;
-        let now = stats.counters();
-        committed_per_sec.push(
-            now.committed_ours
-                .saturating_sub(last_second.committed_ours),
-        );
-        last_second = now;
-        let mut second = stats.take_interval();
-        p99_ms_per_sec.push(stats::summarize(&mut second).2.map(|ms| ms.round()));
+        per_second.record(stats);
         for (i, why) in net.poll_exits() {
             bar.println(format!(
                 "{} exited ({why})\n{}",
@@ -372,47 +477,63 @@ async fn step(args: &BenchArgs, bin: &std::path::Path, rate: u64) -> Result<Step
             ));
         }
     }
-    if let Some((prev, since, counters)) = phase.take() {
-        let (closed, samples) = close_phase(prev, since, &counters, &stats);
-        lat.extend(samples);
-        phases.push(closed);
-    }
+    phases.close(stats);
     let wall = t0.elapsed().as_secs_f64();
     let delta = stats.counters().since(&before);
-    lat.extend(stats.take_window());
-    let validators = net
-        .info
+    // The latencies of the whole step: the phases', then those since the last phase closed.
+    let mut latencies = std::mem::take(&mut phases.latencies);
+    latencies.extend(stats.take_window());
+    Ok(Window {
+        wall,
+        delta,
+        latencies,
+        validators: usage(net, &ticks_before, wall),
+        loadgen_cpu_percent: cpu_percent(self_before, std::process::id(), wall),
+        phases: phases.closed,
+        per_second,
+    })
+}
+
+/// CPU of `pid` since it had `before` ticks, over `wall` seconds (0 if unknown).
+fn cpu_percent(before: Option<u64>, pid: u32, wall: f64) -> f64 {
+    match (before, procs::cpu_ticks(pid)) {
+        (Some(a), Some(b)) => procs::cpu_percent(a, b, wall),
+        _ => 0.0,
+    }
+}
+
+/// Each validator's CPU since `ticks_before`, its peak memory, and how it exited if it did.
+fn usage(net: &Network, ticks_before: &[Option<u64>], wall: f64) -> Vec<ValidatorUsage> {
+    net.info
         .validators
         .iter()
         .enumerate()
         .map(|(i, v)| {
             let pid = net.pids[i];
-            let cpu = match (ticks_before[i], procs::cpu_ticks(pid)) {
-                (Some(a), Some(b)) => procs::cpu_percent(a, b, wall),
-                _ => 0.0,
-            };
             ValidatorUsage {
                 name: v.name.clone(),
-                cpu_percent: cpu,
+                cpu_percent: cpu_percent(ticks_before.get(i).copied().flatten(), pid, wall),
                 peak_rss_mib: procs::peak_rss_kib(pid).map_or(0.0, |k| k as f64 / 1024.0),
                 exited: net.exited[i].clone(),
             }
         })
-        .collect();
-    let loadgen_cpu_percent = match (self_before, procs::cpu_ticks(std::process::id())) {
-        (Some(a), Some(b)) => procs::cpu_percent(a, b, wall),
-        _ => 0.0,
-    };
-    bar.finish_and_clear();
-    let _ = stop_tx.send(true);
-    let _ = generator.await;
-    let _ = watcher.await;
-    net.stop().await?;
+        .collect()
+}
 
-    let (p50, p95, p99) = stats::summarize(&mut lat);
+fn step_result(rate: u64, accounts: u64, w: Window) -> StepResult {
+    let Window {
+        wall,
+        delta,
+        mut latencies,
+        validators,
+        loadgen_cpu_percent,
+        phases,
+        per_second,
+    } = w;
+    let (p50, p95, p99) = stats::summarize(&mut latencies);
     let offered_tps = delta.offered as f64 / wall;
     let committed_tps = delta.committed_ours as f64 / wall;
-    Ok(StepResult {
+    StepResult {
         rate,
         accounts,
         measured_secs: wall,
@@ -423,8 +544,8 @@ async fn step(args: &BenchArgs, bin: &std::path::Path, rate: u64) -> Result<Step
         p50_ms: p50,
         p95_ms: p95,
         p99_ms: p99,
-        latency_samples: lat.len(),
-        rejected: delta.rejected.clone(),
+        latency_samples: latencies.len(),
+        rejected: delta.rejected,
         dropped_by_client: delta.dropped_by_client,
         rpc_errors: delta.rpc_errors,
         resubmitted: delta.resubmitted,
@@ -432,7 +553,7 @@ async fn step(args: &BenchArgs, bin: &std::path::Path, rate: u64) -> Result<Step
         loadgen_cpu_percent,
         saturated: committed_tps < SATURATION * offered_tps,
         phases,
-        committed_per_sec,
-        p99_ms_per_sec,
-    })
+        committed_per_sec: per_second.committed,
+        p99_ms_per_sec: per_second.p99_ms,
+    }
 }

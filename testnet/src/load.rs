@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use futures::{StreamExt, TryStreamExt};
-use hotledger_crypto::{Digest, KeyPair};
+use hotledger_crypto::{Digest, KeyPair, PublicKey};
 use hotledger_ledger::{SignedTransaction, Transfer};
-use hotledger_node::rpc::HotledgerApiClient;
+use hotledger_node::rpc::{HotledgerApiClient, SubmitOutcome};
 use indicatif::{ProgressBar, ProgressStyle};
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use tokio::sync::{watch, Semaphore};
@@ -191,6 +191,36 @@ pub fn presign(
         return Vec::new();
     }
     let publics: Vec<_> = keys.iter().map(KeyPair::public).collect();
+    let bar = signing_bar(count, show);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = count.div_ceil(threads);
+    let done = AtomicU64::new(0);
+    let signer = Signer {
+        keys,
+        publics: &publics,
+        nonces,
+        chain_id,
+        bar: &bar,
+        done: &done,
+    };
+    let parts: Vec<Vec<Prepared>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let range = (t * chunk).min(count)..((t + 1) * chunk).min(count);
+                let signer = &signer;
+                scope.spawn(move || signer.sign(range))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    bar.finish_and_clear();
+    parts.into_iter().flatten().collect()
+}
+
+fn signing_bar(count: usize, show: bool) -> ProgressBar {
     let bar = if show {
         ProgressBar::new(count as u64)
     } else {
@@ -202,45 +232,44 @@ pub fn presign(
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = count.div_ceil(threads);
-    let done = AtomicU64::new(0);
-    let parts: Vec<Vec<Prepared>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let (publics, bar, done) = (&publics, &bar, &done);
-                scope.spawn(move || {
-                    let range = (t * chunk).min(count)..((t + 1) * chunk).min(count);
-                    let mut out = Vec::with_capacity(range.len());
-                    for k in range {
-                        let i = k % m;
-                        let tx = Transfer {
-                            from: publics[i],
-                            to: publics[(i + 1) % m],
-                            amount: 1,
-                            nonce: nonces[i] + (k / m) as u64,
-                        }
-                        .sign(&keys[i], chain_id);
-                        out.push(Prepared {
-                            hash: tx.hash(),
-                            tx,
-                        });
-                        if out.len() % 1024 == 0 {
-                            done.fetch_add(1024, Ordering::Relaxed);
-                            bar.set_position(done.load(Ordering::Relaxed));
-                        }
-                    }
-                    out
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_default())
-            .collect()
-    });
-    bar.finish_and_clear();
-    parts.into_iter().flatten().collect()
+    bar
+}
+
+/// What every signing thread of [`presign`] shares.
+struct Signer<'a> {
+    keys: &'a [KeyPair],
+    publics: &'a [PublicKey],
+    nonces: &'a [u64],
+    chain_id: &'a str,
+    bar: &'a ProgressBar,
+    done: &'a AtomicU64,
+}
+
+impl Signer<'_> {
+    /// Transfers `range` of [`presign`]'s sequence, in order.
+    fn sign(&self, range: std::ops::Range<usize>) -> Vec<Prepared> {
+        let m = self.keys.len();
+        let mut out = Vec::with_capacity(range.len());
+        for k in range {
+            let i = k % m;
+            let tx = Transfer {
+                from: self.publics[i],
+                to: self.publics[(i + 1) % m],
+                amount: 1,
+                nonce: self.nonces[i] + (k / m) as u64,
+            }
+            .sign(&self.keys[i], self.chain_id);
+            out.push(Prepared {
+                hash: tx.hash(),
+                tx,
+            });
+            if out.len() % 1024 == 0 {
+                self.done.fetch_add(1024, Ordering::Relaxed);
+                self.bar.set_position(self.done.load(Ordering::Relaxed));
+            }
+        }
+        out
+    }
 }
 
 /// What the load generator knows about its progress.
@@ -268,129 +297,37 @@ pub fn spawn_load(
         let start = Instant::now();
         let deadline = duration.map(|d| start + d);
         let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
-        let total = txs.len();
-        progress.left.store(total as u64, Ordering::Relaxed);
-        let mut txs = txs.into_iter();
-        let mut sent = 0usize;
-        let backlog: Arc<std::sync::Mutex<Backlog>> = Arc::default();
-        let down = Arc::new(Down::new(clients.len()));
+        let requests = Requests {
+            stats,
+            backlog: Arc::default(),
+            down: Arc::new(Down::new(clients.len())),
+            start,
+        };
+        let mut schedule = Schedule::new(txs, rate, progress);
         let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        // At most one tick per 10 ms of the duration (or of the transfers at this rate), then
-        // the backlog's drain.
-        let max_ticks = total as u64 * 100 / rate.max(1) + 2 + DRAIN_TICKS;
-        for tick in 0..max_ticks {
+        for tick in 0..schedule.max_ticks() {
             tokio::select! {
                 _ = ticker.tick() => {}
                 _ = stop.changed() => break,
             }
-            let drained = sent >= total && backlog.lock().map_or(true, |b| b.is_empty());
+            let drained = schedule.drained(&requests.backlog);
             if *stop.borrow() || deadline.is_some_and(|d| Instant::now() >= d) || drained {
                 break;
             }
-            // Exactly `rate` per second over 100 ticks, spreading the remainder.
-            let due = (u128::from(rate) * u128::from(tick + 1) / 100) as usize;
-            let fresh: Vec<Prepared> = txs.by_ref().take(due.saturating_sub(sent)).collect();
-            sent += fresh.len();
-            progress
-                .left
-                .store((total - sent) as u64, Ordering::Relaxed);
-            // (transfer, attempts before this one, taken from the backlog)
-            let mut batch: Vec<(Prepared, u32, bool)> = Vec::new();
-            if let Ok(mut b) = backlog.lock() {
-                // At most one tick's worth of the rate in re-sends (also once the new transfers
-                // have run out and only the backlog drains).
-                let budget = usize::try_from(rate / 100).unwrap_or(usize::MAX).max(1);
-                batch.extend(b.take(budget).into_iter().map(|(p, n)| (p, n, true)));
-                for p in fresh {
-                    if b.holds(&p) {
-                        stats.on_send(&[p.hash], Instant::now());
-                        b.push(p, 0);
-                    } else {
-                        batch.push((p, 0, false));
-                    }
-                }
-            }
+            let batch = schedule.batch(tick, &requests);
             if batch.is_empty() {
                 continue;
             }
             let Ok(permit) = Arc::clone(&in_flight).try_acquire_owned() else {
-                let mut dropped = 0;
-                if let Ok(mut b) = backlog.lock() {
-                    for (p, n, from_backlog) in batch {
-                        if from_backlog {
-                            b.requeue(p, n);
-                        } else {
-                            dropped += 1;
-                        }
-                    }
-                }
-                stats.on_dropped(dropped);
+                requests.not_sent(batch);
                 continue;
             };
-            let target = down.pick(tick as usize, start.elapsed());
+            let target = requests.down.pick(tick as usize, start.elapsed());
             let client = clients[target].clone();
-            let (stats, backlog, down) =
-                (Arc::clone(&stats), Arc::clone(&backlog), Arc::clone(&down));
+            let requests = requests.clone();
             tokio::spawn(async move {
-                let new: Vec<Digest> = batch
-                    .iter()
-                    .filter(|(_, _, from_backlog)| !from_backlog)
-                    .map(|(p, _, _)| p.hash)
-                    .collect();
-                stats.on_send(&new, Instant::now());
-                let request: Vec<SignedTransaction> =
-                    batch.iter().map(|(p, _, _)| p.tx.clone()).collect();
-                match client.submit_transactions(request).await {
-                    // One outcome per transfer, or the answer is unusable.
-                    Ok(outcomes) if outcomes.len() == batch.len() => {
-                        let mut answered = Vec::new();
-                        let mut again = 0;
-                        if let Ok(mut b) = backlog.lock() {
-                            for ((p, attempts, from_backlog), outcome) in
-                                batch.into_iter().zip(&outcomes)
-                            {
-                                if from_backlog {
-                                    b.done(&p);
-                                }
-                                let error = outcome.error.as_deref();
-                                if error.is_some_and(is_retryable) && attempts + 1 < MAX_ATTEMPTS {
-                                    again += 1;
-                                    b.push(p, attempts + 1);
-                                } else {
-                                    answered.push((p.hash, error));
-                                }
-                            }
-                        }
-                        stats.on_outcomes(answered.into_iter());
-                        if again > 0 {
-                            stats.on_resubmit(again);
-                        }
-                    }
-                    Ok(_) | Err(_) => {
-                        // The validator is unreachable, overloaded or answered nonsense: leave
-                        // it alone for a while and send the same transfers (same nonces) to
-                        // another one, as a wallet fails over.
-                        down.mark(target, start.elapsed());
-                        let mut given_up = Vec::new();
-                        let mut again = 0;
-                        if let Ok(mut b) = backlog.lock() {
-                            for (p, attempts, from_backlog) in batch {
-                                if from_backlog {
-                                    b.done(&p);
-                                }
-                                if attempts + 1 < MAX_ATTEMPTS {
-                                    again += 1;
-                                    b.push(p, attempts + 1);
-                                } else {
-                                    given_up.push(p.hash);
-                                }
-                            }
-                        }
-                        stats.on_failover(again);
-                        stats.on_request_error(&given_up);
-                    }
-                }
+                requests.submit(&client, target, batch).await;
                 drop(permit);
             });
         }
@@ -398,6 +335,167 @@ pub fn spawn_load(
         let all = u32::try_from(MAX_IN_FLIGHT).unwrap_or(u32::MAX);
         let _ = tokio::time::timeout(Duration::from_secs(12), in_flight.acquire_many(all)).await;
     })
+}
+
+/// One transfer of a batch: the transfer, its submissions before this one, and whether it was
+/// taken from the backlog.
+type Entry = (Prepared, u32, bool);
+
+/// The pre-signed transfers and how many of them are due by each tick.
+struct Schedule {
+    txs: std::vec::IntoIter<Prepared>,
+    total: usize,
+    sent: usize,
+    rate: u64,
+    progress: Arc<Progress>,
+}
+
+impl Schedule {
+    fn new(txs: Vec<Prepared>, rate: u64, progress: Arc<Progress>) -> Schedule {
+        let total = txs.len();
+        progress.left.store(total as u64, Ordering::Relaxed);
+        Schedule {
+            txs: txs.into_iter(),
+            total,
+            sent: 0,
+            rate,
+            progress,
+        }
+    }
+
+    /// At most one tick per 10 ms of the transfers at this rate, then the backlog's drain.
+    fn max_ticks(&self) -> u64 {
+        self.total as u64 * 100 / self.rate.max(1) + 2 + DRAIN_TICKS
+    }
+
+    /// Every transfer is scheduled and the backlog is empty.
+    fn drained(&self, backlog: &std::sync::Mutex<Backlog>) -> bool {
+        self.sent >= self.total && backlog.lock().map_or(true, |b| b.is_empty())
+    }
+
+    /// Tick `tick`'s batch: backlog re-sends first, then the new transfers due, except those of
+    /// accounts the backlog holds (they join it, to keep each account's nonce order).
+    fn batch(&mut self, tick: u64, requests: &Requests) -> Vec<Entry> {
+        // Exactly `rate` per second over 100 ticks, spreading the remainder.
+        let due = (u128::from(self.rate) * u128::from(tick + 1) / 100) as usize;
+        let fresh: Vec<Prepared> = self
+            .txs
+            .by_ref()
+            .take(due.saturating_sub(self.sent))
+            .collect();
+        self.sent += fresh.len();
+        let left = (self.total - self.sent) as u64;
+        self.progress.left.store(left, Ordering::Relaxed);
+        let mut batch: Vec<Entry> = Vec::new();
+        if let Ok(mut b) = requests.backlog.lock() {
+            // At most one tick's worth of the rate in re-sends (also once the new transfers
+            // have run out and only the backlog drains).
+            let budget = usize::try_from(self.rate / 100)
+                .unwrap_or(usize::MAX)
+                .max(1);
+            batch.extend(b.take(budget).into_iter().map(|(p, n)| (p, n, true)));
+            for p in fresh {
+                if b.holds(&p) {
+                    requests.stats.on_send(&[p.hash], Instant::now());
+                    b.push(p, 0);
+                } else {
+                    batch.push((p, 0, false));
+                }
+            }
+        }
+        batch
+    }
+}
+
+/// What the generator's requests share.
+#[derive(Clone)]
+struct Requests {
+    stats: Arc<Stats>,
+    backlog: Arc<std::sync::Mutex<Backlog>>,
+    down: Arc<Down>,
+    start: Instant,
+}
+
+impl Requests {
+    /// `MAX_IN_FLIGHT` requests are outstanding: the backlog's transfers go back to it, the new
+    /// ones are dropped.
+    fn not_sent(&self, batch: Vec<Entry>) {
+        let mut dropped = 0;
+        if let Ok(mut b) = self.backlog.lock() {
+            for (p, n, from_backlog) in batch {
+                if from_backlog {
+                    b.requeue(p, n);
+                } else {
+                    dropped += 1;
+                }
+            }
+        }
+        self.stats.on_dropped(dropped);
+    }
+
+    /// Sends `batch` to validator `target` and settles each transfer with its answer.
+    async fn submit(&self, client: &HttpClient, target: usize, batch: Vec<Entry>) {
+        let new: Vec<Digest> = batch
+            .iter()
+            .filter(|(_, _, from_backlog)| !from_backlog)
+            .map(|(p, _, _)| p.hash)
+            .collect();
+        self.stats.on_send(&new, Instant::now());
+        let request: Vec<SignedTransaction> = batch.iter().map(|(p, _, _)| p.tx.clone()).collect();
+        match client.submit_transactions(request).await {
+            // One outcome per transfer, or the answer is unusable.
+            Ok(outcomes) if outcomes.len() == batch.len() => self.answered(batch, &outcomes),
+            Ok(_) | Err(_) => self.failed(target, batch),
+        }
+    }
+
+    /// Each transfer refused for a (nearly) full mempool goes back to the backlog, up to
+    /// `MAX_ATTEMPTS` submissions; the others are settled.
+    fn answered(&self, batch: Vec<Entry>, outcomes: &[SubmitOutcome]) {
+        let mut answered = Vec::new();
+        let mut again = 0;
+        if let Ok(mut b) = self.backlog.lock() {
+            for ((p, attempts, from_backlog), outcome) in batch.into_iter().zip(outcomes) {
+                if from_backlog {
+                    b.done(&p);
+                }
+                let error = outcome.error.as_deref();
+                if error.is_some_and(is_retryable) && attempts + 1 < MAX_ATTEMPTS {
+                    again += 1;
+                    b.push(p, attempts + 1);
+                } else {
+                    answered.push((p.hash, error));
+                }
+            }
+        }
+        self.stats.on_outcomes(answered.into_iter());
+        if again > 0 {
+            self.stats.on_resubmit(again);
+        }
+    }
+
+    /// The validator is unreachable, overloaded or answered nonsense: leave it alone for a
+    /// while and send the same transfers (same nonces) to another one, as a wallet fails over.
+    fn failed(&self, target: usize, batch: Vec<Entry>) {
+        self.down.mark(target, self.start.elapsed());
+        let mut given_up = Vec::new();
+        let mut again = 0;
+        if let Ok(mut b) = self.backlog.lock() {
+            for (p, attempts, from_backlog) in batch {
+                if from_backlog {
+                    b.done(&p);
+                }
+                if attempts + 1 < MAX_ATTEMPTS {
+                    again += 1;
+                    b.push(p, attempts + 1);
+                } else {
+                    given_up.push(p.hash);
+                }
+            }
+        }
+        self.stats.on_failover(again);
+        self.stats.on_request_error(&given_up);
+    }
 }
 
 /// Follows the committed chain: every [`WATCH_EVERY`], `status` on one validator, then
@@ -416,9 +514,12 @@ pub fn spawn_watcher(
         if clients.is_empty() {
             return;
         }
+        let mut watcher = Watcher {
+            stats,
+            last: None,
+            stalled: 0,
+        };
         let mut current = 0usize;
-        let mut last: Option<u64> = None;
-        let mut stalled = 0u64;
         let mut ticker = tokio::time::interval(WATCH_EVERY);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let max_polls = max_run.as_millis() / WATCH_EVERY.as_millis() + 1;
@@ -431,41 +532,65 @@ pub fn spawn_watcher(
                 return;
             }
             current = current.wrapping_add(1);
-            let node = &clients[current % clients.len()];
-            let Ok(Ok(status)) = tokio::time::timeout(WATCH_CALL_TIMEOUT, node.status()).await
-            else {
-                continue;
-            };
-            let mut tip = status.height;
-            stalled += 1;
-            if last.is_some_and(|l| tip > l) {
-                stalled = 0;
-            } else if last.is_none() || stalled.is_multiple_of(25) {
-                // `status` has not moved for 0.5 s: ask the store's tip (a lone validator's
-                // loop may not refresh its status while it commits).
-                let newest = tokio::time::timeout(WATCH_CALL_TIMEOUT, node.get_block(None)).await;
-                if let Ok(Ok(Some(block))) = newest {
-                    tip = tip.max(block.height);
-                }
-            }
-            let from = match last {
-                Some(h) => h + 1,
-                None => {
-                    // Blocks committed before the watcher started carry no submitted hashes.
-                    last = Some(tip);
-                    continue;
-                }
-            };
-            let to = tip.min(from + MAX_BLOCKS_PER_POLL - 1);
-            for h in from..=to {
-                match tokio::time::timeout(WATCH_CALL_TIMEOUT, node.get_block(Some(h))).await {
-                    Ok(Ok(Some(block))) => {
-                        stats.on_block(&block.txs, Instant::now());
-                        last = Some(h);
-                    }
-                    _ => break,
-                }
-            }
+            watcher.poll(&clients[current % clients.len()]).await;
         }
     })
+}
+
+/// The block watcher's place in the chain.
+struct Watcher {
+    stats: Arc<Stats>,
+    /// The last height reported; `None` before the first poll answered.
+    last: Option<u64>,
+    /// Polls since the tip last moved.
+    stalled: u64,
+}
+
+impl Watcher {
+    /// Reports the blocks `node` committed since the last poll (at most
+    /// [`MAX_BLOCKS_PER_POLL`]); stops at the first block it does not return in time.
+    async fn poll(&mut self, node: &HttpClient) {
+        let Some(tip) = self.tip(node).await else {
+            return;
+        };
+        let from = match self.last {
+            Some(h) => h + 1,
+            None => {
+                // Blocks committed before the watcher started carry no submitted hashes.
+                self.last = Some(tip);
+                return;
+            }
+        };
+        let to = tip.min(from + MAX_BLOCKS_PER_POLL - 1);
+        for h in from..=to {
+            match tokio::time::timeout(WATCH_CALL_TIMEOUT, node.get_block(Some(h))).await {
+                Ok(Ok(Some(block))) => {
+                    self.stats.on_block(&block.txs, Instant::now());
+                    self.last = Some(h);
+                }
+                _ => break,
+            }
+        }
+    }
+
+    /// `node`'s committed height, `None` if it does not answer in time.
+    async fn tip(&mut self, node: &HttpClient) -> Option<u64> {
+        let status = tokio::time::timeout(WATCH_CALL_TIMEOUT, node.status())
+            .await
+            .ok()?
+            .ok()?;
+        let mut tip = status.height;
+        self.stalled += 1;
+        if self.last.is_some_and(|l| tip > l) {
+            self.stalled = 0;
+        } else if self.last.is_none() || self.stalled.is_multiple_of(25) {
+            // `status` has not moved for 0.5 s: ask the store's tip (a lone validator's
+            // loop may not refresh its status while it commits).
+            let newest = tokio::time::timeout(WATCH_CALL_TIMEOUT, node.get_block(None)).await;
+            if let Ok(Ok(Some(block))) = newest {
+                tip = tip.max(block.height);
+            }
+        }
+        Some(tip)
+    }
 }

@@ -60,30 +60,7 @@ pub fn prepare(
         println!("deleted the old network in {}", dir.display());
     }
     if files::network_path(dir).exists() {
-        let network = files::read_network(dir)?;
-        if network.validators.len() != usize::from(n) {
-            bail!(
-                "{} holds a {}-validator network, not {n}; pass --fresh to replace it",
-                dir.display(),
-                network.validators.len()
-            );
-        }
-        if !placed_on(&network, hosts) {
-            bail!(
-                "{} holds a network for {}; pass --fresh to replace it",
-                dir.display(),
-                if hosts.is_some() {
-                    "other hosts than these namespaces"
-                } else {
-                    "separate hosts (made with --netns)"
-                }
-            );
-        }
-        println!(
-            "reusing the {n}-validator network in {} (pass --fresh for a new one)",
-            dir.display()
-        );
-        return Ok(network);
+        return reuse(dir, n, hosts);
     }
     let non_empty = std::fs::read_dir(dir).is_ok_and(|mut e| e.next().is_some());
     if non_empty {
@@ -92,6 +69,45 @@ pub fn prepare(
             dir.display()
         );
     }
+    generate(dir, bin, n, accounts, hosts)
+}
+
+/// The network in DIR, if it has `n` validators placed on `hosts` (or on loopback without).
+fn reuse(dir: &Path, n: u16, hosts: Option<&Hosts>) -> Result<NetworkFile> {
+    let network = files::read_network(dir)?;
+    if network.validators.len() != usize::from(n) {
+        bail!(
+            "{} holds a {}-validator network, not {n}; pass --fresh to replace it",
+            dir.display(),
+            network.validators.len()
+        );
+    }
+    if !placed_on(&network, hosts) {
+        bail!(
+            "{} holds a network for {}; pass --fresh to replace it",
+            dir.display(),
+            if hosts.is_some() {
+                "other hosts than these namespaces"
+            } else {
+                "separate hosts (made with --netns)"
+            }
+        );
+    }
+    println!(
+        "reusing the {n}-validator network in {} (pass --fresh for a new one)",
+        dir.display()
+    );
+    Ok(network)
+}
+
+/// Runs `hotledger testnet` into the empty DIR.
+fn generate(
+    dir: &Path,
+    bin: &Path,
+    n: u16,
+    accounts: u64,
+    hosts: Option<&Hosts>,
+) -> Result<NetworkFile> {
     let bar = spinner(format!(
         "generating {n} validator homes and {accounts} accounts"
     ));

@@ -1,12 +1,14 @@
 //! `run`, `status`, `stop` and `wipe`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use hotledger_node::rpc::HotledgerApiClient;
+use jsonrpsee::http_client::HttpClient;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::cli::RunArgs;
 use crate::dashboard::{thousands, Dashboard};
@@ -76,33 +78,7 @@ pub async fn start_network(
 
 pub async fn run(args: RunArgs) -> Result<()> {
     let bin = args.bin.resolve()?;
-    let hosts = if args.netns {
-        let hosts =
-            netns::Hosts::create(NETNS_TAG, 0, usize::from(args.validators)).context("--netns")?;
-        println!(
-            "{} hosts in network namespaces {}-0.. on bridge {}br ({}), this machine at {}",
-            hosts.len(),
-            NETNS_TAG,
-            NETNS_TAG,
-            hosts.hosts_arg(),
-            hosts.gateway
-        );
-        Some(hosts)
-    } else {
-        None
-    };
-    let info = network::prepare(
-        &args.dir,
-        &bin,
-        args.validators,
-        args.accounts,
-        args.fresh,
-        hosts.as_ref(),
-    )?;
-    let dir = args
-        .dir
-        .canonicalize()
-        .with_context(|| format!("cannot resolve {}", args.dir.display()))?;
+    let (dir, info, hosts) = prepare(&args, &bin)?;
     let run_for = args.duration.map_or(MAX_RUN, Duration::from_secs);
 
     let interrupt = interrupted();
@@ -126,80 +102,23 @@ pub async fn run(args: RunArgs) -> Result<()> {
         run_for,
         stop_rx.clone(),
     );
-
-    let mut load_task = None;
-    if args.no_load {
-        println!("no load; the validators' JSON-RPC URLs:");
-        for v in &net.info.validators {
-            println!("  {:<14} {}", v.name, v.rpc_url);
-        }
-    } else {
-        let keys = files::read_accounts(&dir)?;
-        let nonces = load::fetch_nonces(&clients[0], &keys).await?;
-        let secs = args.duration.unwrap_or(args.presign_secs);
-        let count = usize::try_from(args.rate.saturating_mul(secs)).unwrap_or(usize::MAX);
-        let per_account = count / keys.len().max(1);
-        if per_account > 900 {
-            println!(
-                "note: {} transfers per account exceed the mempool's 1,000 pending per sender \
-                 if commits stall; use more --accounts with --fresh",
-                thousands(per_account as u64)
-            );
-        }
-        let chain_id = net.info.chain_id.clone();
-        let txs = tokio::task::spawn_blocking(move || {
-            load::presign(&keys, &nonces, &chain_id, count, true)
-        })
-        .await
-        .context("the signing threads failed")?;
-        println!(
-            "pre-signed {} transfers; offering {} tx/s",
-            thousands(txs.len() as u64),
-            args.rate
-        );
-        let duration = run_for.saturating_sub(started.elapsed());
-        load_task = Some(load::spawn_load(
-            txs,
-            args.rate,
-            clients.clone(),
-            Arc::clone(&stats),
-            Arc::clone(&progress),
-            Some(duration),
-            stop_rx.clone(),
-        ));
-    }
-
-    let load_label = if args.no_load {
-        "off".to_string()
-    } else {
-        format!("{} tx/s", args.rate)
+    let shared = Shared {
+        clients: &clients,
+        stats: &stats,
+        progress: &progress,
+        stop: &stop_rx,
     };
-    let mut dash = Dashboard::new(net.len(), load_label);
-    let mut ticker = tokio::time::interval(Duration::from_secs(1));
-    let max_ticks = run_for.as_secs() + 2;
-    let mut load_done_reported = false;
-    for _ in 0..max_ticks {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = &mut interrupt => { dash.println("interrupted: stopping"); break; }
-        }
-        if started.elapsed() >= run_for {
-            break;
-        }
-        for (i, why) in net.poll_exits() {
-            dash.println(&format!(
-                "{} exited ({why})\n{}",
-                net.info.validators[i].name,
-                net.log_tail(i)
-            ));
-        }
-        if !load_done_reported && load_task.as_ref().is_some_and(|t| t.is_finished()) {
-            load_done_reported = true;
-            dash.println("the load generator has used all its pre-signed transfers; the network keeps running");
-        }
-        dash.refresh(&net, &clients, &stats, &progress).await;
-    }
-    dash.finish();
+    let load_task = start_load(&args, &dir, &net, &shared, run_for, started).await?;
+    watch_until_done(
+        &args,
+        &mut net,
+        &shared,
+        load_task.as_ref(),
+        run_for,
+        started,
+        &mut interrupt,
+    )
+    .await;
 
     let _ = stop_tx.send(true);
     if let Some(task) = load_task {
@@ -213,6 +132,149 @@ pub async fn run(args: RunArgs) -> Result<()> {
     net.stop().await?;
     summary(&net, &stats, started.elapsed(), args.no_load);
     Ok(())
+}
+
+/// The network's folder (canonical), its description, and its hosts with `--netns`.
+fn prepare(
+    args: &RunArgs,
+    bin: &Path,
+) -> Result<(PathBuf, files::NetworkFile, Option<netns::Hosts>)> {
+    let hosts = make_hosts(args)?;
+    let info = network::prepare(
+        &args.dir,
+        bin,
+        args.validators,
+        args.accounts,
+        args.fresh,
+        hosts.as_ref(),
+    )?;
+    let dir = args
+        .dir
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {}", args.dir.display()))?;
+    Ok((dir, info, hosts))
+}
+
+/// With `--netns`, one network namespace per validator.
+fn make_hosts(args: &RunArgs) -> Result<Option<netns::Hosts>> {
+    if !args.netns {
+        return Ok(None);
+    }
+    let hosts =
+        netns::Hosts::create(NETNS_TAG, 0, usize::from(args.validators)).context("--netns")?;
+    println!(
+        "{} hosts in network namespaces {}-0.. on bridge {}br ({}), this machine at {}",
+        hosts.len(),
+        NETNS_TAG,
+        NETNS_TAG,
+        hosts.hosts_arg(),
+        hosts.gateway
+    );
+    Ok(Some(hosts))
+}
+
+/// What the load generator and the dashboard share.
+struct Shared<'a> {
+    clients: &'a [HttpClient],
+    stats: &'a Arc<Stats>,
+    progress: &'a Arc<Progress>,
+    stop: &'a watch::Receiver<bool>,
+}
+
+/// Pre-signs the run's transfers and starts the load generator; with `--no-load`, prints the
+/// validators' URLs instead.
+async fn start_load(
+    args: &RunArgs,
+    dir: &Path,
+    net: &Network,
+    shared: &Shared<'_>,
+    run_for: Duration,
+    started: Instant,
+) -> Result<Option<JoinHandle<()>>> {
+    if args.no_load {
+        println!("no load; the validators' JSON-RPC URLs:");
+        for v in &net.info.validators {
+            println!("  {:<14} {}", v.name, v.rpc_url);
+        }
+        return Ok(None);
+    }
+    let keys = files::read_accounts(dir)?;
+    let nonces = load::fetch_nonces(&shared.clients[0], &keys).await?;
+    let secs = args.duration.unwrap_or(args.presign_secs);
+    let count = usize::try_from(args.rate.saturating_mul(secs)).unwrap_or(usize::MAX);
+    let per_account = count / keys.len().max(1);
+    if per_account > 900 {
+        println!(
+            "note: {} transfers per account exceed the mempool's 1,000 pending per sender \
+             if commits stall; use more --accounts with --fresh",
+            thousands(per_account as u64)
+        );
+    }
+    let chain_id = net.info.chain_id.clone();
+    let txs =
+        tokio::task::spawn_blocking(move || load::presign(&keys, &nonces, &chain_id, count, true))
+            .await
+            .context("the signing threads failed")?;
+    println!(
+        "pre-signed {} transfers; offering {} tx/s",
+        thousands(txs.len() as u64),
+        args.rate
+    );
+    let duration = run_for.saturating_sub(started.elapsed());
+    Ok(Some(load::spawn_load(
+        txs,
+        args.rate,
+        shared.clients.to_vec(),
+        Arc::clone(shared.stats),
+        Arc::clone(shared.progress),
+        Some(duration),
+        shared.stop.clone(),
+    )))
+}
+
+/// Redraws the dashboard every second until `run_for` has passed or `interrupt` fires,
+/// reporting validators that exit and the end of the pre-signed transfers.
+async fn watch_until_done(
+    args: &RunArgs,
+    net: &mut Network,
+    shared: &Shared<'_>,
+    load_task: Option<&JoinHandle<()>>,
+    run_for: Duration,
+    started: Instant,
+    interrupt: &mut (impl std::future::Future<Output = ()> + Unpin),
+) {
+    let load_label = if args.no_load {
+        "off".to_string()
+    } else {
+        format!("{} tx/s", args.rate)
+    };
+    let mut dash = Dashboard::new(net.len(), load_label);
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    let max_ticks = run_for.as_secs() + 2;
+    let mut load_done_reported = false;
+    for _ in 0..max_ticks {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = &mut *interrupt => { dash.println("interrupted: stopping"); break; }
+        }
+        if started.elapsed() >= run_for {
+            break;
+        }
+        for (i, why) in net.poll_exits() {
+            dash.println(&format!(
+                "{} exited ({why})\n{}",
+                net.info.validators[i].name,
+                net.log_tail(i)
+            ));
+        }
+        if !load_done_reported && load_task.is_some_and(|t| t.is_finished()) {
+            load_done_reported = true;
+            dash.println("the load generator has used all its pre-signed transfers; the network keeps running");
+        }
+        dash.refresh(net, shared.clients, shared.stats, shared.progress)
+            .await;
+    }
+    dash.finish();
 }
 
 fn summary(net: &Network, stats: &Stats, elapsed: Duration, no_load: bool) {

@@ -57,7 +57,8 @@ pub struct Counters {
     pub offered: u64,
     pub accepted: u64,
     pub rejected: BTreeMap<String, u64>,
-    /// Batches not sent because 64 requests were in flight (counted in transfers).
+    /// Batches not sent because [`crate::load::MAX_IN_FLIGHT`] requests were in flight (counted
+    /// in transfers).
     pub dropped_by_client: u64,
     /// Transfers given up after their requests failed [`crate::load::MAX_ATTEMPTS`] times
     /// (timeout, connection refused, RPC error).

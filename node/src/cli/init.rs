@@ -3,7 +3,9 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use hotledger_crypto::{save_key_file, KeyPair};
-use hotledger_genesis::{generate_network, Host, NetworkSpec};
+use hotledger_genesis::{
+    generate_network, GeneratedNetwork, GeneratedValidator, Genesis, Host, NetworkSpec,
+};
 use hotledger_node::config::NodeConfig;
 use hotledger_node::home::Home;
 
@@ -31,6 +33,35 @@ pub struct InitArgs {
 }
 
 pub fn run(home: &Home, args: InitArgs) -> Result<()> {
+    refuse_existing_home(home, args.force)?;
+    let config = config_of(&args)?;
+    let network = generate(&args)?;
+    let (Some(validator), Some(account)) =
+        (network.validators.first(), network.account_keys.first())
+    else {
+        bail!("network generation returned no validator or no account");
+    };
+    write_home(
+        home,
+        &config,
+        &network.genesis,
+        validator,
+        account,
+        args.force,
+    )?;
+    print_summary(
+        home,
+        &args,
+        &config,
+        &network.genesis.chain_id,
+        validator,
+        account,
+    );
+    Ok(())
+}
+
+/// Without `--force`, fails if any of the home's files exists.
+fn refuse_existing_home(home: &Home, force: bool) -> Result<()> {
     let existing = [
         home.config_path(),
         home.genesis_path(),
@@ -39,7 +70,7 @@ pub fn run(home: &Home, args: InitArgs) -> Result<()> {
     ]
     .into_iter()
     .find(|p| p.exists());
-    if let (Some(path), false) = (&existing, args.force) {
+    if let (Some(path), false) = (&existing, force) {
         bail!(
             "{} already exists: {} holds a node home; pass --force to overwrite it \
              (this replaces its keys and deletes its database)",
@@ -47,7 +78,11 @@ pub fn run(home: &Home, args: InitArgs) -> Result<()> {
             home.root().display()
         );
     }
+    Ok(())
+}
 
+/// The default configuration with the moniker, addresses and ports of the flags.
+fn config_of(args: &InitArgs) -> Result<NodeConfig> {
     args.ports.check()?;
     let mut config = NodeConfig {
         moniker: args.moniker.clone(),
@@ -64,7 +99,11 @@ pub fn run(home: &Home, args: InitArgs) -> Result<()> {
     config
         .validate()
         .map_err(|reason| anyhow::anyhow!("the options give an invalid config.toml: {reason}"))?;
+    Ok(config)
+}
 
+/// A one-validator network with one funded account; the validator is named `--moniker`.
+fn generate(args: &InitArgs) -> Result<GeneratedNetwork> {
     let mut network = generate_network(&NetworkSpec {
         validators: 1,
         accounts: 1,
@@ -83,37 +122,49 @@ pub fn run(home: &Home, args: InitArgs) -> Result<()> {
         .genesis
         .validate()
         .context("--moniker is not a valid validator name")?;
-    let (Some(validator), Some(account)) =
-        (network.validators.first(), network.account_keys.first())
-    else {
-        bail!("network generation returned no validator or no account");
-    };
+    Ok(network)
+}
 
+/// Writes the keys, genesis and config; with `force`, deletes the old database first.
+fn write_home(
+    home: &Home,
+    config: &NodeConfig,
+    genesis: &Genesis,
+    validator: &GeneratedValidator,
+    account: &KeyPair,
+    force: bool,
+) -> Result<()> {
     home.create_dirs()?;
-    if args.force {
-        let data = home.data_path(&config);
+    if force {
+        let data = home.data_path(config);
         if data.exists() {
             std::fs::remove_dir_all(&data)
                 .with_context(|| format!("cannot delete the old database {}", data.display()))?;
             println!("deleted the old database {}", data.display());
         }
     }
-    save_key_file(
-        &home.validator_key_path(),
-        &validator.consensus_key,
-        args.force,
-    )?;
+    save_key_file(&home.validator_key_path(), &validator.consensus_key, force)?;
     save_key_file(
         &home.node_key_path(),
         &KeyPair::from_seed(validator.node_key),
-        args.force,
+        force,
     )?;
-    save_key_file(&home.account_key_path(), account, args.force)?;
-    network.genesis.save(&home.genesis_path())?;
+    save_key_file(&home.account_key_path(), account, force)?;
+    genesis.save(&home.genesis_path())?;
     config.save(&home.config_path())?;
+    Ok(())
+}
 
+fn print_summary(
+    home: &Home,
+    args: &InitArgs,
+    config: &NodeConfig,
+    chain_id: &str,
+    validator: &GeneratedValidator,
+    account: &KeyPair,
+) {
     println!("initialised {}", home.root().display());
-    println!("  chain id          {}", network.genesis.chain_id);
+    println!("  chain id          {chain_id}");
     println!("  validator key     {}", validator.consensus_key.public());
     println!("  peer id           {}", validator.peer_id);
     println!(
@@ -136,5 +187,4 @@ pub fn run(home: &Home, args: InitArgs) -> Result<()> {
         "start it with: hotledger start --home {}",
         home.root().display()
     );
-    Ok(())
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use hotledger_crypto::{key_file_bytes, save_key_file, KeyPair};
-use hotledger_genesis::{generate_network, Host, NetworkSpec};
+use hotledger_genesis::{generate_network, GeneratedNetwork, Host, NetworkSpec};
 use hotledger_node::config::NodeConfig;
 use hotledger_node::home::Home;
 use serde::Serialize;
@@ -133,35 +133,11 @@ fn placement(args: &TestnetArgs) -> Result<Placement> {
 
 pub fn run(args: TestnetArgs) -> Result<()> {
     let place = placement(&args)?;
-    let n = place.hosts.len();
     let accounts = usize::try_from(args.accounts).context("--accounts")?;
-    let dir = &args.output;
-    let non_empty = std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
-    if non_empty && !args.force {
-        bail!(
-            "--output {} is not empty; pass --force to overwrite the testnet in it \
-             (this deletes the validators' databases)",
-            dir.display()
-        );
-    }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let dir = dir
-        .canonicalize()
-        .with_context(|| format!("cannot resolve {}", dir.display()))?;
-
-    let listens = (0..n)
-        .map(|i| {
-            Listen::new(
-                &place.hosts[i],
-                args.ports.bind,
-                place.p2p[i],
-                place.rpc[i],
-                place.metrics[i],
-            )
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let dir = prepare_output(&args.output, args.force)?;
+    let listens = listen_addresses(&args, &place)?;
     let network = generate_network(&NetworkSpec {
-        validators: n,
+        validators: place.hosts.len(),
         accounts,
         balance: args.balance,
         chain_id: args.chain_id.clone(),
@@ -171,8 +147,51 @@ pub fn run(args: TestnetArgs) -> Result<()> {
         seed: None,
     })
     .context("cannot generate the network (check --hosts, --chain-id, --accounts and --balance)")?;
+    let validators = write_homes(&dir, &place, &listens, &network, args.force)?;
+    let written = write_network_files(&dir, &network, validators, args.force)?;
+    print_summary(&args, &dir, &written);
+    Ok(())
+}
 
-    let mut entries = Vec::with_capacity(n);
+/// Creates `dir` and returns its canonical path; refuses a non-empty one without `force`.
+fn prepare_output(dir: &Path, force: bool) -> Result<PathBuf> {
+    let non_empty = std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
+    if non_empty && !force {
+        bail!(
+            "--output {} is not empty; pass --force to overwrite the testnet in it \
+             (this deletes the validators' databases)",
+            dir.display()
+        );
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    dir.canonicalize()
+        .with_context(|| format!("cannot resolve {}", dir.display()))
+}
+
+/// Each validator's listen addresses, from its placement and `--bind`.
+fn listen_addresses(args: &TestnetArgs, place: &Placement) -> Result<Vec<Listen>> {
+    (0..place.hosts.len())
+        .map(|i| {
+            Listen::new(
+                &place.hosts[i],
+                args.ports.bind,
+                place.p2p[i],
+                place.rpc[i],
+                place.metrics[i],
+            )
+        })
+        .collect()
+}
+
+/// Writes one home per validator, `DIR/<name>`; returns their `network.json` entries.
+fn write_homes(
+    dir: &Path,
+    place: &Placement,
+    listens: &[Listen],
+    network: &GeneratedNetwork,
+    force: bool,
+) -> Result<Vec<ValidatorEntry>> {
+    let mut entries = Vec::with_capacity(network.validators.len());
     for (i, v) in network.validators.iter().enumerate() {
         let home = Home::new(dir.join(&v.name));
         let mut config = NodeConfig {
@@ -187,7 +206,7 @@ pub fn run(args: TestnetArgs) -> Result<()> {
             &network.genesis,
             &v.consensus_key,
             v.node_key,
-            args.force,
+            force,
         )?;
         entries.push(ValidatorEntry {
             name: v.name.clone(),
@@ -198,7 +217,25 @@ pub fn run(args: TestnetArgs) -> Result<()> {
             p2p: v.address.clone(),
         });
     }
+    Ok(entries)
+}
 
+/// What [`write_network_files`] wrote.
+struct Written {
+    network: NetworkFile,
+    accounts: usize,
+    accounts_path: PathBuf,
+    key_dir: PathBuf,
+    network_path: PathBuf,
+}
+
+/// Writes `accounts.json`, the account key files and `network.json`.
+fn write_network_files(
+    dir: &Path,
+    network: &GeneratedNetwork,
+    validators: Vec<ValidatorEntry>,
+    force: bool,
+) -> Result<Written> {
     let accounts: Vec<AccountEntry> = network
         .account_keys
         .iter()
@@ -209,28 +246,45 @@ pub fn run(args: TestnetArgs) -> Result<()> {
         .collect();
     let accounts_path = dir.join("accounts.json");
     write_private(&accounts_path, &serde_json::to_vec_pretty(&accounts)?, true)?;
-    let key_dir = write_account_keys(&dir, &network.account_keys, args.force)?;
+    let key_dir = write_account_keys(dir, &network.account_keys, force)?;
     let network_path = dir.join("network.json");
     let file = NetworkFile {
         chain_id: network.genesis.chain_id.clone(),
-        validators: entries,
+        validators,
     };
     std::fs::write(&network_path, serde_json::to_vec_pretty(&file)?)
         .with_context(|| format!("cannot write {}", network_path.display()))?;
+    Ok(Written {
+        network: file,
+        accounts: accounts.len(),
+        accounts_path,
+        key_dir,
+        network_path,
+    })
+}
 
+fn print_summary(args: &TestnetArgs, dir: &Path, written: &Written) {
+    let file = &written.network;
     println!(
-        "testnet {:?}: {n} validators, {} funded accounts of {} units, in {}",
+        "testnet {:?}: {} validators, {} funded accounts of {} units, in {}",
         file.chain_id,
-        accounts.len(),
+        file.validators.len(),
+        written.accounts,
         args.balance,
         dir.display()
     );
-    println!("  accounts (secret keys): {}", accounts_path.display());
+    println!(
+        "  accounts (secret keys): {}",
+        written.accounts_path.display()
+    );
     println!(
         "  account key files:      {}/<n>.json (for `hotledger tx transfer --key`)",
-        key_dir.display()
+        written.key_dir.display()
     );
-    println!("  network description:    {}", network_path.display());
+    println!(
+        "  network description:    {}",
+        written.network_path.display()
+    );
     if args.hosts.is_empty() {
         println!("start each validator (one terminal each, or in the background):");
         for v in &file.validators {
@@ -252,7 +306,6 @@ pub fn run(args: TestnetArgs) -> Result<()> {
             );
         }
     }
-    Ok(())
 }
 
 /// One key file per funded account, `DIR/accounts/<n>.json` (mode 0600, the format of
