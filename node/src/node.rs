@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use crate::config::{LogFormat, NodeConfig};
 use crate::error::NodeError;
 use crate::home::Home;
-use crate::host::{Host, HostConfig, Output, Outgoing, Pacing, SharedMempool};
+use crate::host::{Host, HostConfig, Outgoing, Output, Pacing, SharedMempool};
 use crate::metrics::Metrics;
 use crate::network::{self, NetCommand, NetEvent, NetStats, NetworkConfig, PeerInfo};
 use crate::shared::{Shared, Status};
@@ -82,8 +82,16 @@ pub async fn run(home: &Home, log_format: Option<LogFormat>) -> Result<(), NodeE
         mempool_limits(&config),
     )));
     let host = open_host(store.clone(), mempool.clone(), &config, &genesis, &key)?;
-    let (services, mut actor, channels) =
-        start_services(&config, &genesis, &node_key, &key, host, store.clone(), mempool).await?;
+    let (services, mut actor, channels) = start_services(
+        &config,
+        &genesis,
+        &node_key,
+        &key,
+        host,
+        store.clone(),
+        mempool,
+    )
+    .await?;
     let result = actor.run(channels).await;
     services.stop();
     store.flush()?;
@@ -213,8 +221,9 @@ async fn start_services(
         max_batch: 10_000,
     });
     let network_config = network_config(config, genesis, node_key, genesis.hash())?;
-    let mut tasks =
-        vec![tokio::spawn(network::run(network_config, net_rx, event_tx, net_stats)).abort_handle()];
+    let mut tasks = vec![
+        tokio::spawn(network::run(network_config, net_rx, event_tx, net_stats)).abort_handle(),
+    ];
     let rpc = crate::rpc::serve(&config.rpc, shared.clone()).await?;
     if config.metrics.enabled {
         let serve = crate::metrics::serve(config.metrics.listen, shared.clone());

@@ -82,7 +82,11 @@ async fn start() -> Fixture {
     let shared = Arc::new(Shared {
         chain_id: CHAIN.into(),
         store,
-        mempool: Mutex::new(Mempool::new(CHAIN.into(), MempoolLimits::default())),
+        mempool: Arc::new(Mutex::new(Mempool::new(
+            CHAIN.into(),
+            MempoolLimits::default(),
+        ))),
+        admitted: tokio::sync::Notify::new(),
         status: RwLock::new(Status {
             chain_id: CHAIN.into(),
             ..Status::default()

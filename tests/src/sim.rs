@@ -471,7 +471,10 @@ impl Sim {
             let results = host
                 .mempool()
                 .lock()
-                .map(|mut mp| mp.insert_batch(&store, vec![tx.clone()], Origin::Client))
+                .map(|mut mp| {
+                    let screened = mp.screen(&store, vec![tx.clone()], Origin::Client);
+                    mp.admit_verified(&store, screened.verify())
+                })
                 .unwrap_or_default();
             if results.iter().any(Result::is_ok) {
                 admitted = true;
@@ -568,15 +571,23 @@ impl Sim {
         for report in &out.committed {
             let stored = match self.nodes[node].disk.block_by_height(report.height) {
                 Ok(Some(stored)) => stored,
-                other => panic!("node {node}: committed height {} not stored: {other:?}", report.height),
+                other => panic!(
+                    "node {node}: committed height {} not stored: {other:?}",
+                    report.height
+                ),
             };
             let block = &stored.block;
             if self.debug {
-                eprintln!("t={now} node {node} commits {}:{}", block.height, block.id.short());
+                eprintln!(
+                    "t={now} node {node} commits {}:{}",
+                    block.height,
+                    block.id.short()
+                );
             }
             let txs_known = payload_txs_known(&block.payload, &self.client);
             self.checker.committed(node, block, txs_known, now);
-            self.checker.state_root(block.height, stored.state_root, report.applied);
+            self.checker
+                .state_root(block.height, stored.state_root, report.applied);
             self.latency_sum_ms += now.saturating_sub(block.timestamp_ms);
             self.latency_count += 1;
         }

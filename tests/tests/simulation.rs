@@ -66,7 +66,10 @@ fn forged_transfers_are_refused_and_never_committed() {
     let reports = run_many(&cfg, 0..30);
     assert_all_safe_and_live(&reports);
     let refused: u64 = reports.iter().map(|r| r.verdict.payloads_refused).sum();
-    assert!(refused > 0, "no forged payload was ever proposed and refused");
+    assert!(
+        refused > 0,
+        "no forged payload was ever proposed and refused"
+    );
 }
 
 #[test]

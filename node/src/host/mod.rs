@@ -44,9 +44,9 @@ use hotledger_consensus::{
     Action, Config, Consensus, ConsensusError, Event, Evidence, Message, PersistSink, Ready,
     Recovery, Round, SafetyData,
 };
+use hotledger_consensus::{Block, QuorumCert};
 use hotledger_crypto::{Digest, PublicKey};
 use hotledger_ledger::{genesis_state_root, BlockPayload, Eviction, Mempool};
-use hotledger_consensus::{Block, QuorumCert};
 
 use crate::error::NodeError;
 use crate::storage::{ChainStore, CommitTip, StorageError};
@@ -320,7 +320,9 @@ impl<S: ChainStore> Host<S> {
             Action::ScheduleTimeout { round, after_ms } => {
                 self.timer = Some((round, now_ms.saturating_add(after_ms)));
             }
-            Action::RequestPayload { round, parent } => self.pacer.request(round, parent.id, now_ms),
+            Action::RequestPayload { round, parent } => {
+                self.pacer.request(round, parent.id, now_ms)
+            }
             Action::ServeBlocks { to, id, count } => {
                 let budget = self.max_message_bytes / 2;
                 if let Some(message) = serve::blocks(&self.core, &self.store, id, count, budget)? {
@@ -369,7 +371,8 @@ impl<S: ChainStore> Host<S> {
             &self.store,
             decoded.hashes.iter().copied().zip(&decoded.payload.txs),
         )?;
-        out.expired.extend(mempool.expire_gapped(&self.store, now_ms)?);
+        out.expired
+            .extend(mempool.expire_gapped(&self.store, now_ms)?);
         Ok(report)
     }
 
@@ -498,11 +501,7 @@ fn history<S: ChainStore>(
     tip: &CommitTip,
     blocks: u64,
 ) -> Result<Vec<Block>, NodeError> {
-    let from = tip
-        .block
-        .height
-        .saturating_sub(blocks)
-        .saturating_add(1);
+    let from = tip.block.height.saturating_sub(blocks).saturating_add(1);
     let mut history = Vec::new();
     for height in from..=tip.block.height {
         history.extend(store.block_by_height(height)?.map(|stored| stored.block));

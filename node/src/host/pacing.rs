@@ -81,7 +81,9 @@ impl Pacer {
     }
 
     fn early(&self, p: &Pending, now_ms: u64) -> bool {
-        now_ms < p.requested_ms.saturating_add(self.pacing.empty_block_delay_ms)
+        now_ms
+            < p.requested_ms
+                .saturating_add(self.pacing.empty_block_delay_ms)
     }
 
     /// The (round, parent) to build a payload for now, if any: the core is still in the
@@ -162,7 +164,10 @@ mod tests {
         assert!(!p.accept(1_001, 0, 2), "nothing selectable: wait");
         assert_eq!(p.due(1_010, 7, 2, 2), None, "same admissions: no new build");
         assert_eq!(p.wake_at(1_010), Some(1_500));
-        assert!(p.due(1_010, 7, 3, 3).is_some(), "a new admission: build again");
+        assert!(
+            p.due(1_010, 7, 3, 3).is_some(),
+            "a new admission: build again"
+        );
         p.state_changed();
         assert!(p.due(1_011, 7, 2, 2).is_some(), "a commit: build again");
     }

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use foldhash::HashMap;
 use hotledger_consensus::{Block, PayloadError};
 use hotledger_crypto::Digest;
-use hotledger_ledger::{verify_transactions, BlockPayload, LedgerError, Mempool, SignedTransaction};
+use hotledger_ledger::{
+    verify_transactions, BlockPayload, LedgerError, Mempool, SignedTransaction,
+};
 
 /// State roots kept for checking proposals' state claims (a claim at a height no longer kept is
 /// not checked).
