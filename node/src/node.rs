@@ -198,8 +198,8 @@ pub async fn run(home: &Home, log_format: Option<LogFormat>) -> Result<(), NodeE
             to = behind.end(),
             "rebuilding the state tree's nodes a crash left unwritten"
         );
-        let rebuilt =
-            store.rebuild_tree(|block| {
+        let rebuilt = store
+            .rebuild_tree(|block| {
                 let payload = BlockPayload::decode(&block.payload, usize::MAX, usize::MAX)
                     .map_err(|source| StorageError::UndecodablePayload {
                         height: block.height,
@@ -210,6 +210,10 @@ pub async fn run(home: &Home, log_format: Option<LogFormat>) -> Result<(), NodeE
                     .iter()
                     .flat_map(|tx| [tx.transfer.from, tx.transfer.to])
                     .collect())
+            })
+            .map_err(|source| NodeError::Database {
+                path: data.clone(),
+                source,
             })?;
         tracing::info!(
             heights = rebuilt,
