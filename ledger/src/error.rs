@@ -10,16 +10,28 @@ use jmt::storage::NodeKey;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LedgerError {
     /// Bytes that are not a valid postcard encoding of the expected type.
-    #[error("decode error: {reason}")]
+    #[error("undecodable {what}: {source}")]
     Decode {
-        /// What the decoder reported.
-        reason: String,
+        /// What was being decoded.
+        what: &'static str,
+        /// What postcard reported.
+        #[source]
+        source: postcard::Error,
+    },
+    /// A node key too short to hold its version (8 bytes).
+    #[error("a node key of {len} bytes")]
+    ShortNodeKey {
+        /// Its length.
+        len: usize,
     },
     /// A value that could not be encoded (never expected for this crate's types).
-    #[error("encode error: {reason}")]
+    #[error("cannot encode {what}: {source}")]
     Encode {
-        /// What the encoder reported.
-        reason: String,
+        /// What was being encoded.
+        what: &'static str,
+        /// What postcard reported.
+        #[source]
+        source: postcard::Error,
     },
     /// A block payload longer than the local bound; rejected before decoding.
     #[error("payload too large: {got} bytes, max {max}")]
@@ -130,10 +142,14 @@ pub enum LedgerError {
 }
 
 impl LedgerError {
-    pub(crate) fn decode(err: impl std::fmt::Display) -> LedgerError {
-        LedgerError::Decode {
-            reason: err.to_string(),
-        }
+    /// A postcard decoding error of a `what`, for `map_err`.
+    pub(crate) fn decode(what: &'static str) -> impl Fn(postcard::Error) -> LedgerError {
+        move |source| LedgerError::Decode { what, source }
+    }
+
+    /// A postcard encoding error of a `what`, for `map_err`.
+    pub(crate) fn encode(what: &'static str) -> impl Fn(postcard::Error) -> LedgerError {
+        move |source| LedgerError::Encode { what, source }
     }
 
     /// A jmt error, with its whole context chain.

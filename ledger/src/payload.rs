@@ -86,8 +86,8 @@ impl BlockPayload {
                 max: max_bytes,
             });
         }
-        let (header, mut rest) =
-            postcard::take_from_bytes::<Header>(bytes).map_err(LedgerError::decode)?;
+        let (header, mut rest) = postcard::take_from_bytes::<Header>(bytes)
+            .map_err(LedgerError::decode("payload header"))?;
         let count = usize::try_from(header.count).unwrap_or(usize::MAX);
         if count > max_txs {
             return Err(LedgerError::TooManyTxs {
@@ -99,7 +99,7 @@ impl BlockPayload {
         let mut txs = Vec::with_capacity(count.min(rest.len() / MIN_TX_LEN));
         for _ in 0..count {
             let (tx, tail) = postcard::take_from_bytes::<SignedTransaction>(rest)
-                .map_err(LedgerError::decode)?;
+                .map_err(LedgerError::decode("transaction"))?;
             txs.push(tx);
             rest = tail;
         }

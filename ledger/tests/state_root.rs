@@ -228,7 +228,10 @@ fn node_and_value_encodings_roundtrip() {
         assert_eq!(&decode_node_key(&encoded_key).unwrap(), key);
         assert_eq!(&decode_node(&encode_node(node).unwrap()).unwrap(), node);
     }
-    assert!(decode_node_key(&[0; 7]).is_err());
+    assert_eq!(
+        decode_node_key(&[0; 7]),
+        Err(LedgerError::ShortNodeKey { len: 7 })
+    );
     assert!(decode_node(&[0xff; 3]).is_err());
     let k = account_key_hash(&pk(0));
     let vk = encode_value_key(&k, 0x0102);

@@ -81,7 +81,17 @@ pub async fn run(home: &Home, log_format: Option<LogFormat>) -> Result<(), NodeE
         genesis.chain_id.clone(),
         mempool_limits(&config),
     )));
-    let host = open_host(store.clone(), mempool.clone(), &config, &genesis, &key)?;
+    let host = open_host(store.clone(), mempool.clone(), &config, &genesis, &key).map_err(
+        // A storage failure while opening (a root that does not rebuild, a missing tip) names
+        // the database, as a refusal by `Store::open` does.
+        |e| match e {
+            NodeError::Storage(source) => NodeError::Database {
+                path: data.clone(),
+                source,
+            },
+            e => e,
+        },
+    )?;
     let (services, mut actor, channels) = start_services(
         &config,
         &genesis,

@@ -468,18 +468,7 @@ impl Mempool {
         if self.index.len() >= max_txs || bytes.is_none_or(|bytes| bytes > self.limits.max_bytes) {
             return Err(Rejection::MempoolFull);
         }
-        let account = match accounts.get(&t.from) {
-            Some(account) => *account,
-            None => match state.account(&t.from) {
-                Ok(Some(account)) => *accounts.entry(t.from).or_insert(account),
-                Ok(None) => return Err(Rejection::UnknownSender),
-                Err(err) => {
-                    return Err(Rejection::State {
-                        reason: err.to_string(),
-                    })
-                }
-            },
-        };
+        let account = sender_account(state, accounts, &t.from)?;
         let Some(gap) = t.nonce.checked_sub(account.nonce) else {
             return Err(Rejection::StaleNonce {
                 expected: account.nonce,
@@ -790,5 +779,23 @@ impl Mempool {
     /// Sum of the encoded sizes of the transactions held.
     pub fn bytes(&self) -> usize {
         self.bytes
+    }
+}
+
+/// The committed account of `from`, read once per batch (`accounts` keeps what was read).
+fn sender_account(
+    state: &impl AccountReader,
+    accounts: &mut HashMap<PublicKey, Account>,
+    from: &PublicKey,
+) -> Result<Account, Rejection> {
+    if let Some(account) = accounts.get(from) {
+        return Ok(*account);
+    }
+    match state.account(from) {
+        Ok(Some(account)) => Ok(*accounts.entry(*from).or_insert(account)),
+        Ok(None) => Err(Rejection::UnknownSender),
+        Err(err) => Err(Rejection::State {
+            reason: err.to_string(),
+        }),
     }
 }

@@ -67,18 +67,20 @@ pub fn account_key_hash(key: &PublicKey) -> KeyHash {
 
 /// The tree value of an account: `postcard(Account)` (two varints, at least 2 bytes).
 pub fn encode_account(account: &Account) -> Result<Vec<u8>, LedgerError> {
-    postcard::to_allocvec(account).map_err(|e| LedgerError::Encode {
-        reason: e.to_string(),
-    })
+    postcard::to_allocvec(account).map_err(LedgerError::encode("account"))
 }
 
 /// Decodes [`encode_account`]'s output, rejecting trailing bytes.
 pub fn decode_account(bytes: &[u8]) -> Result<Account, LedgerError> {
-    decode_exact(bytes)
+    decode_exact(bytes, "account")
 }
 
-fn decode_exact<'de, T: serde::Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, LedgerError> {
-    let (value, rest) = postcard::take_from_bytes::<T>(bytes).map_err(LedgerError::decode)?;
+/// `bytes` decoded as a `what`, with nothing left over.
+fn decode_exact<'de, T: serde::Deserialize<'de>>(
+    bytes: &'de [u8],
+    what: &'static str,
+) -> Result<T, LedgerError> {
+    let (value, rest) = postcard::take_from_bytes::<T>(bytes).map_err(LedgerError::decode(what))?;
     if !rest.is_empty() {
         return Err(LedgerError::TrailingBytes { count: rest.len() });
     }
@@ -89,30 +91,26 @@ fn decode_exact<'de, T: serde::Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, 
 /// makes pruning old versions a range delete).
 pub fn encode_node_key(key: &NodeKey) -> Result<Vec<u8>, LedgerError> {
     let version = key.version().to_be_bytes().to_vec();
-    postcard::to_extend(key.nibble_path(), version).map_err(|e| LedgerError::Encode {
-        reason: e.to_string(),
-    })
+    postcard::to_extend(key.nibble_path(), version).map_err(LedgerError::encode("node key"))
 }
 
 /// Inverse of [`encode_node_key`].
 pub fn decode_node_key(bytes: &[u8]) -> Result<NodeKey, LedgerError> {
-    let (version, path) = bytes.split_first_chunk::<8>().ok_or(LedgerError::Decode {
-        reason: "node key shorter than 8 bytes".into(),
-    })?;
-    let path: NibblePath = decode_exact(path)?;
+    let (version, path) = bytes
+        .split_first_chunk::<8>()
+        .ok_or(LedgerError::ShortNodeKey { len: bytes.len() })?;
+    let path: NibblePath = decode_exact(path, "node key path")?;
     Ok(NodeKey::new(u64::from_be_bytes(*version), path))
 }
 
 /// Store value of a tree node: `postcard(Node)`.
 pub fn encode_node(node: &Node) -> Result<Vec<u8>, LedgerError> {
-    postcard::to_allocvec(node).map_err(|e| LedgerError::Encode {
-        reason: e.to_string(),
-    })
+    postcard::to_allocvec(node).map_err(LedgerError::encode("node"))
 }
 
 /// Inverse of [`encode_node`].
 pub fn decode_node(bytes: &[u8]) -> Result<Node, LedgerError> {
-    decode_exact(bytes)
+    decode_exact(bytes, "node")
 }
 
 /// Store key of a value: `key hash (32) ‖ version (u64 BE)`.

@@ -102,7 +102,7 @@ pub enum StorageError {
     Poisoned { what: &'static str },
     /// The state tree failed, or a rebuilt root differs from the stored one
     /// ([`LedgerError::RootMismatch`]).
-    #[error("state tree: {0}")]
+    #[error(transparent)]
     Ledger(#[from] LedgerError),
 }
 

@@ -19,10 +19,10 @@
 //!   next synced write also makes that earlier write durable (one WAL, replayed in order), and a
 //!   body not stored before is written in the commit's batch.
 //! * The state tree's **nodes** are derived data: a [`NodeOverlay`] holds them in memory, and
-//!   the commit its write policy names (every
-//!   [`TREE_WRITE_EVERY`](hotledger_ledger::TREE_WRITE_EVERY)th) writes them, in that
-//!   commit's batch, with the version they complete (`meta/tree_version`); nodes a later block
-//!   replaced before that write are never written. [`ChainStore::flush`] writes them on
+//!   the commit its write policy names ([`NodeOverlay::must_write`]: every
+//!   [`TREE_WRITE_EVERY`](hotledger_ledger::TREE_WRITE_EVERY)th) writes those of its tree not
+//!   written yet, in its batch, with the version they complete (`meta/tree_version`); nodes a
+//!   later block replaced before that write are never written. [`ChainStore::flush`] writes them on
 //!   shutdown. After a crash, [`ChainStore::rebuild_tree`] recomputes the missing versions from
 //!   the committed values and checks each root against the one its commit stored.
 //! * The safety state is written synced before the node sends any vote, timeout or proposal

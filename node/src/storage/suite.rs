@@ -364,6 +364,13 @@ fn a_crash_is_rebuilt_to_every_stored_root<S: ChainStore>(
     let after = compute_state_root(&store, last + 1, &next).unwrap();
     assert_eq!(after.0, before.0);
     assert_eq!(after.1.node_batch.nodes(), before.1.node_batch.nodes());
+    // Accounts read their latest committed value.
+    for key in &keys {
+        let latest = (1..=last)
+            .rev()
+            .find_map(|h| tree_updates(&keys, h).get(key).copied());
+        assert_eq!(store.account(key).unwrap(), latest);
+    }
 }
 
 fn a_rebuild_missing_a_changed_account_is_a_root_mismatch<S: ChainStore>(

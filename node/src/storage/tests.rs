@@ -2,16 +2,15 @@
 //! layout on disk and damage behind its back.
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use hotledger_crypto::{Digest, KeyPair};
-use hotledger_ledger::{compute_state_root, decode_node_key, LedgerError, TREE_WRITE_EVERY};
+use hotledger_ledger::{compute_state_root, decode_node_key, TREE_WRITE_EVERY};
 use rocksdb::{Options, DB};
 use tempfile::TempDir;
 
 use super::chain::body_key;
 use super::suite::{self, block_at, chain, commit, commit_empty, commit_tree_blocks, tree_keys};
-use super::tree::rebuild;
 use super::{MemoryStore, StorageError, Store, SCHEMA_VERSION};
 
 /// Fresh stores in folders under `dir`.
@@ -294,20 +293,30 @@ fn a_missing_state_tree_value_reads_as_absent() {
 }
 
 #[test]
-fn the_shared_rebuild_holds_what_it_recomputes_and_nothing_when_not_behind() {
-    let (_dir, store, _) = genesis_store();
-    let held = std::cell::RefCell::new(BTreeMap::new());
-    let rebuilt = rebuild(
-        &store,
-        |_| Ok(Vec::new()),
-        |h, n| {
-            held.borrow_mut().insert(h, n);
-            Ok(())
-        },
-    )
-    .unwrap();
-    assert_eq!(rebuilt, 0);
-    assert!(held.borrow().is_empty());
-    let err = LedgerError::MissingVersion { version: 3 };
-    assert_eq!(StorageError::from(err.clone()), StorageError::Ledger(err));
+fn a_poisoned_lock_is_an_error_never_skipped() {
+    let (_dir, store, tip) = genesis_store();
+    let holder = store.clone();
+    let panicked = std::thread::spawn(move || {
+        let _guard = holder.tree.lock();
+        panic!("poisoning the overlay");
+    })
+    .join();
+    assert!(panicked.is_err());
+    let poisoned = StorageError::Poisoned {
+        what: "state-tree overlay",
+    };
+    assert_eq!(store.tree_behind().unwrap_err(), poisoned);
+    let block = block_at(1, 1, &tip);
+    let err = store
+        .commit_block(super::BlockWrite {
+            block: &block,
+            state_root: tip.state_root,
+            records: &[],
+            accounts: &Default::default(),
+            tree: Default::default(),
+            tip: &tip,
+        })
+        .unwrap_err();
+    assert_eq!(err, poisoned);
+    assert_eq!(store.flush().unwrap_err(), poisoned);
 }
