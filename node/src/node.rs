@@ -35,11 +35,30 @@ const GOSSIP_BATCH: usize = 4_096;
 /// How long the loop sleeps when the host needs no tick.
 const IDLE_WAKE: Duration = Duration::from_secs(3_600);
 
-/// Milliseconds since the Unix epoch: the time the host is given.
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+/// The time the host is given, in milliseconds since the Unix epoch: the wall clock read once
+/// at start-up plus the monotonic time since, so a step of the system clock (NTP, an operator)
+/// never shifts round timers or proposal deadlines while the node runs.
+#[derive(Clone, Copy, Debug)]
+struct Clock {
+    wall_ms: u64,
+    start: Instant,
+}
+
+impl Clock {
+    fn new() -> Clock {
+        let wall_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        Clock {
+            wall_ms,
+            start: Instant::now(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        let since = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.wall_ms.saturating_add(since)
+    }
 }
 
 /// Sets up `tracing` from the config's filter (`RUST_LOG` overrides it), in `format`.
@@ -245,6 +264,7 @@ async fn start_services(
         shared,
         net: net_tx,
         ingest: ingest_tx,
+        clock: Clock::new(),
         last_commit: None,
     };
     let channels = Channels {
@@ -330,6 +350,7 @@ struct Actor {
     net: mpsc::Sender<NetCommand>,
     /// Transaction frames from peers, still encoded: decoding and admission happen off the loop.
     ingest: mpsc::Sender<(PublicKey, Vec<u8>)>,
+    clock: Clock,
     last_commit: Option<Instant>,
 }
 
@@ -339,7 +360,7 @@ impl Actor {
         let shutdown = shutdown_signal();
         tokio::pin!(shutdown);
         loop {
-            let now = now_ms();
+            let now = self.clock.now_ms();
             let wake = self.host.wake_at(now).map_or(IDLE_WAKE, |at| {
                 Duration::from_millis(at.saturating_sub(now))
             });
@@ -413,21 +434,19 @@ impl Actor {
     }
 
     fn handle(&mut self, event: Event) -> Result<(), NodeError> {
-        let started = Instant::now();
-        let out = self.host.handle(now_ms(), event)?;
-        self.deliver(out, started);
+        let out = self.host.handle(self.clock.now_ms(), event)?;
+        self.deliver(out);
         Ok(())
     }
 
     fn tick(&mut self) -> Result<(), NodeError> {
-        let started = Instant::now();
-        let out = self.host.tick(now_ms())?;
-        self.deliver(out, started);
+        let out = self.host.tick(self.clock.now_ms())?;
+        self.deliver(out);
         Ok(())
     }
 
     /// Carries out what the host produced: messages to the network, the rest to metrics and logs.
-    fn deliver(&mut self, mut out: Output, started: Instant) {
+    fn deliver(&mut self, mut out: Output) {
         for outgoing in std::mem::take(&mut out.messages) {
             self.send(outgoing);
         }
@@ -449,23 +468,21 @@ impl Actor {
             self.shared.metrics.expired_txs.inc_by(count as u64);
             tracing::info!(count, first = %hash, %why, "pending transfers expired behind nonce gaps");
         }
-        self.record_commits(&out, started);
+        self.record_commits(&out);
     }
 
-    /// Metrics and a log line per committed block. The time to commit is the call's, shared
-    /// evenly among the blocks it committed.
-    fn record_commits(&mut self, out: &Output, started: Instant) {
+    /// Metrics and a log line per committed block.
+    fn record_commits(&mut self, out: &Output) {
         let Some(last) = out.committed.last() else {
             return;
         };
         let m = &self.shared.metrics;
-        let each = started.elapsed().as_secs_f64() / out.committed.len() as f64;
         for report in &out.committed {
             m.committed_blocks.inc();
             m.committed_txs.inc_by(report.applied);
             m.failed_txs
                 .inc_by((report.txs as u64).saturating_sub(report.applied));
-            m.commit_seconds.observe(each);
+            m.commit_seconds.observe(report.elapsed.as_secs_f64());
             if let Some(previous) = self.last_commit.replace(Instant::now()) {
                 m.block_interval_seconds
                     .observe(previous.elapsed().as_secs_f64());

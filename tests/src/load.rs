@@ -1,9 +1,9 @@
 //! The simulated client: signed transfers between a fixed set of funded accounts, submitted to
 //! every live node's mempool, as wallets submit to the validators (which gossip them on).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
-use hotledger_crypto::{Digest, KeyPair, PublicKey};
+use hotledger_crypto::{Digest, KeyPair, PublicKey, Signature};
 use hotledger_ledger::{SignedTransaction, Transfer};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -13,12 +13,14 @@ pub const ACCOUNTS: usize = 16;
 /// Each account's genesis balance.
 pub const BALANCE: u64 = 1_000_000_000;
 
-/// The client's keys, the next nonce of each, and every transfer it signed.
+/// The client's keys, the next nonce of each, and every transfer it signed (by hash, with
+/// the signature: the hash does not cover it).
 #[derive(Debug)]
 pub struct Client {
     keys: Vec<KeyPair>,
     nonces: Vec<u64>,
-    signed: HashSet<Digest>,
+    signed: HashMap<Digest, Signature>,
+    last: Option<SignedTransaction>,
 }
 
 impl Default for Client {
@@ -39,7 +41,8 @@ impl Client {
         Client {
             keys,
             nonces: vec![0; ACCOUNTS],
-            signed: HashSet::new(),
+            signed: HashMap::new(),
+            last: None,
         }
     }
 
@@ -65,11 +68,17 @@ impl Client {
     /// The transfer was admitted by at least one node: its nonce is taken.
     pub fn admitted(&mut self, from: usize, tx: &SignedTransaction) {
         self.nonces[from] = self.nonces[from].saturating_add(1);
-        self.signed.insert(tx.hash());
+        self.signed.insert(tx.hash(), tx.signature);
+        self.last = Some(tx.clone());
     }
 
-    /// Whether the client signed the transfer with this hash.
-    pub fn signed(&self, hash: &Digest) -> bool {
-        self.signed.contains(hash)
+    /// Whether the client signed the transfer with this hash, with exactly this signature.
+    pub fn signed(&self, hash: &Digest, signature: &Signature) -> bool {
+        self.signed.get(hash) == Some(signature)
+    }
+
+    /// The transfer most recently admitted somewhere.
+    pub fn last_admitted(&self) -> Option<&SignedTransaction> {
+        self.last.as_ref()
     }
 }

@@ -527,11 +527,21 @@ impl Sim {
             Ok(s) => s.unwrap_or_default(),
             Err(e) => panic!("node {node}: safety read failed in memory: {e}"),
         };
+        let key = n.key.public();
         if let Some(v) = &safety.last_vote {
-            self.checker.signed_vote(n.key.public(), v.data);
+            self.checker.signed_vote(key, v.data);
         }
         for m in &out.messages {
             let (Outgoing::Send { message, .. } | Outgoing::Broadcast(message)) = m;
+            match message {
+                Message::Vote(v) if v.author == key => self.checker.signed_vote(key, v.data),
+                Message::Timeout(t) => {
+                    if let Some(v) = t.vote.as_ref().filter(|v| v.author == key) {
+                        self.checker.signed_vote(key, v.data);
+                    }
+                }
+                _ => {}
+            }
             let covered = match message {
                 Message::Vote(v) => v.round() <= safety.last_voted_round,
                 Message::Timeout(t) => t.round <= safety.highest_timeout_round,
@@ -688,7 +698,9 @@ impl Sim {
     }
 
     /// A forger's proposal: its own block with one more transfer whose signature is forged
-    /// (the client's first account paying the second, signed by the forger's key).
+    /// (signed by the forger's key): in turn a new transfer between the client's accounts, and
+    /// a copy of the client's last admitted transfer (same hash, other signature bytes: a node
+    /// that checked the genuine one must still check this one).
     fn forge(&mut self, node: usize, mut p: Proposal) -> Proposal {
         let key = self.nodes[node].key.clone();
         if p.block.author != key.public() {
@@ -697,15 +709,24 @@ impl Sim {
         let Ok(mut payload) = BlockPayload::decode(&p.block.payload, usize::MAX, usize::MAX) else {
             return p;
         };
-        let accounts = self.client.genesis_accounts();
-        let forged = Transfer {
-            from: accounts[0].0,
-            to: accounts[1].0,
-            amount: 1,
-            nonce: self.rng.gen_range(0..1_000_000),
-        }
-        .sign(&key, CHAIN_ID);
-        payload.txs.push(forged);
+        let copy = self
+            .client
+            .last_admitted()
+            .filter(|tx| payload.txs.iter().all(|t| t.hash() != tx.hash()))
+            .map(|tx| tx.transfer.clone());
+        let transfer = match copy {
+            Some(transfer) if p.block.round.is_multiple_of(2) => transfer,
+            _ => {
+                let accounts = self.client.genesis_accounts();
+                Transfer {
+                    from: accounts[0].0,
+                    to: accounts[1].0,
+                    amount: 1,
+                    nonce: self.rng.gen_range(0..1_000_000),
+                }
+            }
+        };
+        payload.txs.push(transfer.sign(&key, CHAIN_ID));
         let payload = BlockPayload::new(payload.state_height, payload.state_root, payload.txs);
         p.block.payload = payload.encode();
         reseal(&mut p.block, &key, CHAIN_ID);
@@ -736,7 +757,10 @@ impl Sim {
 /// certified payload counts as empty on every node, as the host executes it).
 fn payload_txs_known(payload: &[u8], client: &Client) -> bool {
     match BlockPayload::decode(payload, usize::MAX, usize::MAX) {
-        Ok(p) => p.txs.iter().all(|tx| client.signed(&tx.hash())),
+        Ok(p) => p
+            .txs
+            .iter()
+            .all(|tx| client.signed(&tx.hash(), &tx.signature)),
         Err(_) => true,
     }
 }

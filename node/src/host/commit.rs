@@ -20,6 +20,8 @@ pub struct CommitReport {
     pub txs: usize,
     /// Those that applied (the others failed and changed nothing).
     pub applied: u64,
+    /// Time spent executing, writing and cleaning the mempool after it (for metrics).
+    pub elapsed: std::time::Duration,
 }
 
 /// The blocks of a commit, each with the QC that certifies it: its child's, or the commit's
@@ -66,6 +68,7 @@ pub(super) fn apply<S: ChainStore>(
         state_root,
         txs: decoded.payload.txs.len(),
         applied,
+        elapsed: std::time::Duration::ZERO,
     };
     Ok((tip, report))
 }

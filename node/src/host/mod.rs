@@ -288,7 +288,20 @@ impl<S: ChainStore> Host<S> {
                 Event::Message { from, .. } => Some(*from),
                 _ => None,
             };
-            let actions = match self.core.handle(now_ms, event) {
+            let checked = match &event {
+                Event::PayloadChecked { id, .. } => Some(*id),
+                _ => None,
+            };
+            let handled = self.core.handle(now_ms, event);
+            if let Some(id) = checked {
+                // A checked block that did not enter the tree (refused on resume, or the tree
+                // is full) is not kept decoded: only blocks in the tree are built on or
+                // committed.
+                if self.core.block(&id).is_none() {
+                    self.payloads.forget(&id);
+                }
+            }
+            let actions = match handled {
                 Ok(actions) => actions,
                 Err(error) => {
                     out.rejected.push(Rejected {
@@ -330,8 +343,7 @@ impl<S: ChainStore> Host<S> {
                 }
             }
             Action::CheckPayload { block, .. } => {
-                let mut mempool = lock(&self.mempool)?;
-                let (result, verified) = self.payloads.check(&block, &mut mempool);
+                let (result, verified) = self.payloads.check(&block, &self.mempool)?;
                 out.verified_txs = out.verified_txs.saturating_add(verified);
                 events.push_back(Event::PayloadChecked {
                     id: block.id,
@@ -362,6 +374,7 @@ impl<S: ChainStore> Host<S> {
         qc: &QuorumCert,
         out: &mut Output,
     ) -> Result<CommitReport, NodeError> {
+        let started = std::time::Instant::now();
         let decoded = self.payloads.decoded(block);
         let (tip, report) = commit::apply(&self.store, &self.tip, block, qc, &decoded)?;
         self.tip = tip;
@@ -373,11 +386,18 @@ impl<S: ChainStore> Host<S> {
         )?;
         out.expired
             .extend(mempool.expire_gapped(&self.store, now_ms)?);
-        Ok(report)
+        // Measured for the commit-time metric only; nothing the host decides depends on it.
+        Ok(CommitReport {
+            elapsed: started.elapsed(),
+            ..report
+        })
     }
 
     /// Builds and hands in the payload of a pending proposal once the pacer says it is due.
     fn propose_if_due(&mut self, now_ms: u64, out: &mut Output) -> Result<(), NodeError> {
+        if !self.pacer.waiting() {
+            return Ok(());
+        }
         let (waiting, admitted) = {
             let mempool = lock(&self.mempool)?;
             (mempool.len(), mempool.admitted_total())

@@ -6,7 +6,7 @@
 //! claim matches this node's root at that height when the node still knows it.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use foldhash::HashMap;
 use hotledger_consensus::{Block, PayloadError};
@@ -14,6 +14,9 @@ use hotledger_crypto::Digest;
 use hotledger_ledger::{
     verify_transactions, BlockPayload, LedgerError, Mempool, SignedTransaction,
 };
+
+use super::lock;
+use crate::error::NodeError;
 
 /// State roots kept for checking proposals' state claims (a claim at a height no longer kept is
 /// not checked).
@@ -68,16 +71,19 @@ impl Payloads {
     }
 
     /// Checks a proposed block's payload; returns the result and how many signatures it
-    /// verified. An accepted payload is kept decoded for building on it and committing it.
+    /// verified. The mempool's lock is taken only to find the transactions this node has not
+    /// checked and to note those it checks, never during the verification itself. An accepted
+    /// payload is kept decoded for building on it and committing it (until
+    /// [`Payloads::forget`] or a commit's [`Payloads::retain`]).
     pub(super) fn check(
         &mut self,
         block: &Block,
-        mempool: &mut Mempool,
-    ) -> (Result<(), PayloadError>, u64) {
+        mempool: &Mutex<Mempool>,
+    ) -> Result<(Result<(), PayloadError>, u64), NodeError> {
         let (payload, hashes) =
             match BlockPayload::decode_hashed(&block.payload, self.max_txs, self.max_bytes) {
                 Ok(decoded) => decoded,
-                Err(e) => return (Err(malformed(e)), 0),
+                Err(e) => return Ok((Err(malformed(e)), 0)),
             };
         if let Some(ours) = self.roots.get(&payload.state_height) {
             if *ours != payload.state_root {
@@ -86,34 +92,43 @@ impl Payloads {
                     claimed: payload.state_root,
                     ours: *ours,
                 };
-                return (Err(error), 0);
+                return Ok((Err(error), 0));
             }
         }
-        let (unverified, unverified_hashes): (Vec<&SignedTransaction>, Vec<Digest>) = payload
-            .txs
-            .iter()
-            .zip(&hashes)
-            .filter(|(tx, hash)| !mempool.verified(hash, &tx.signature))
-            .unzip();
-        let verified = unverified.len() as u64;
-        if let Err(e) = verify_transactions(&self.chain_id, &unverified) {
+        let unverified: Vec<usize> = {
+            let mp = lock(mempool)?;
+            (0..payload.txs.len())
+                .filter(|&i| !mp.verified(&hashes[i], &payload.txs[i].signature))
+                .collect()
+        };
+        let txs: Vec<&SignedTransaction> = unverified.iter().map(|&i| &payload.txs[i]).collect();
+        let verified = txs.len() as u64;
+        if let Err(e) = verify_transactions(&self.chain_id, &txs) {
             let error = match e {
                 LedgerError::BadSignature { index } => PayloadError::BadSignature {
-                    index: payload_index(&payload, &unverified, index),
+                    index: unverified.get(index).copied().unwrap_or(index),
                 },
                 other => malformed(other),
             };
-            return (Err(error), verified);
+            return Ok((Err(error), verified));
         }
-        // Their gossiped copies, which usually arrive after the proposal, need no second check.
-        mempool.note_verified(
-            unverified_hashes
-                .into_iter()
-                .zip(unverified.iter().map(|tx| tx.signature)),
-        );
+        if !unverified.is_empty() {
+            // Their gossiped copies, which usually arrive after the proposal, need no second
+            // check.
+            lock(mempool)?.note_verified(
+                unverified
+                    .iter()
+                    .map(|&i| (hashes[i], payload.txs[i].signature)),
+            );
+        }
         self.decoded
             .insert(block.id, Arc::new(DecodedPayload { payload, hashes }));
-        (Ok(()), verified)
+        Ok((Ok(()), verified))
+    }
+
+    /// Forgets the decoded payload of a block that did not enter the tree.
+    pub(super) fn forget(&mut self, id: &Digest) {
+        self.decoded.remove(id);
     }
 
     /// The decoded payload of `block`, from the cache or decoded now. A certified payload that
@@ -139,12 +154,4 @@ fn malformed(e: LedgerError) -> PayloadError {
     PayloadError::Malformed {
         detail: e.to_string(),
     }
-}
-
-/// The position in the payload of the `index`th unverified transaction.
-fn payload_index(payload: &BlockPayload, unverified: &[&SignedTransaction], index: usize) -> usize {
-    unverified
-        .get(index)
-        .and_then(|bad| payload.txs.iter().position(|tx| std::ptr::eq(tx, *bad)))
-        .unwrap_or(index)
 }

@@ -96,19 +96,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let mut cfg = SimConfig::new(args.validators, args.twins);
-    cfg.forgers = args.forgers;
-    cfg.tx_interval_ms = args.tx_interval_ms;
-    cfg.gst_ms = args.gst_ms;
-    cfg.liveness_bound_ms = args.liveness_bound_ms;
-    cfg.reputation = !args.no_reputation;
-    if args.no_detect {
-        cfg.detect_crash_ms = None;
-    }
-    cfg.disabled_rule = args.disable_rule.map(|r| match r {
-        Rule::RoundIncrease => DisabledRule::RoundIncrease,
-        Rule::VoteExtension => DisabledRule::VoteExtension,
-    });
+    let cfg = sim_config(&args);
     if let Some(ms) = args.scale_ms {
         return scale(&cfg, ms, args.first_seed);
     }
@@ -125,8 +113,29 @@ fn main() -> ExitCode {
         }
         return crash(&run, args.first_seed, args.seeds);
     }
+    scenarios(&args, &cfg)
+}
 
-    let started = Instant::now();
+/// The scenario configuration the flags describe.
+fn sim_config(args: &Args) -> SimConfig {
+    let mut cfg = SimConfig::new(args.validators, args.twins);
+    cfg.forgers = args.forgers;
+    cfg.tx_interval_ms = args.tx_interval_ms;
+    cfg.gst_ms = args.gst_ms;
+    cfg.liveness_bound_ms = args.liveness_bound_ms;
+    cfg.reputation = !args.no_reputation;
+    if args.no_detect {
+        cfg.detect_crash_ms = None;
+    }
+    cfg.disabled_rule = args.disable_rule.map(|r| match r {
+        Rule::RoundIncrease => DisabledRule::RoundIncrease,
+        Rule::VoteExtension => DisabledRule::VoteExtension,
+    });
+    cfg
+}
+
+/// Runs the seeds on `--threads` threads; returns their reports by seed.
+fn run_all(args: &Args, cfg: &SimConfig) -> Vec<RunReport> {
     let next = AtomicU64::new(args.first_seed);
     let end = args.first_seed.saturating_add(args.seeds);
     let reports: Mutex<Vec<RunReport>> = Mutex::new(Vec::new());
@@ -137,7 +146,7 @@ fn main() -> ExitCode {
                 if seed >= end {
                     break;
                 }
-                let r = run_seed(&cfg, seed);
+                let r = run_seed(cfg, seed);
                 if !r.verdict.safe() || !r.verdict.live() {
                     eprintln!("seed {seed}: {}", r.verdict.describe());
                 }
@@ -149,6 +158,13 @@ fn main() -> ExitCode {
     });
     let mut reports = reports.into_inner().unwrap_or_default();
     reports.sort_by_key(|r| r.seed);
+    reports
+}
+
+/// The seeded scenario runs: one summary line; failure if any run was unsafe or stalled.
+fn scenarios(args: &Args, cfg: &SimConfig) -> ExitCode {
+    let started = Instant::now();
+    let reports = run_all(args, cfg);
 
     let unsafe_runs = reports.iter().filter(|r| !r.verdict.safe()).count();
     let stalled_runs = reports.iter().filter(|r| !r.verdict.live()).count();
