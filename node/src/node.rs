@@ -24,7 +24,7 @@ use crate::host::{Host, HostConfig, Outgoing, Output, Pacing, SharedMempool};
 use crate::metrics::Metrics;
 use crate::network::{self, NetCommand, NetEvent, NetStats, NetworkConfig, PeerInfo};
 use crate::shared::{Shared, Status};
-use crate::storage::Store;
+use crate::storage::{ChainStore, Store};
 use crate::wire::WireMessage;
 
 /// Capacity of the queue of this node's accepted transactions to gossip (batches); the queues
@@ -100,7 +100,7 @@ pub async fn run(home: &Home, log_format: Option<LogFormat>) -> Result<(), NodeE
         genesis.chain_id.clone(),
         mempool_limits(&config),
     )));
-    let host = open_host(store.clone(), mempool.clone(), &config, &genesis, &key).map_err(
+    let host = open_host(store.clone(), mempool, &config, &genesis, &key).map_err(
         // A storage failure while opening (a root that does not rebuild, a missing tip) names
         // the database, as a refusal by `Store::open` does.
         |e| match e {
@@ -111,16 +111,8 @@ pub async fn run(home: &Home, log_format: Option<LogFormat>) -> Result<(), NodeE
             e => e,
         },
     )?;
-    let (services, mut actor, channels) = start_services(
-        &config,
-        &genesis,
-        &node_key,
-        &key,
-        host,
-        store.clone(),
-        mempool,
-    )
-    .await?;
+    let (services, mut actor, channels) =
+        start_services(&config, &genesis, &node_key, &key, host).await?;
     let result = actor.run(channels).await;
     services.stop();
     store.flush()?;
@@ -213,16 +205,14 @@ struct Channels {
     gossip: mpsc::Receiver<Vec<SignedTransaction>>,
 }
 
-/// Starts the network, RPC, metrics and ingest tasks and builds the loop around `host`.
-#[allow(clippy::too_many_arguments)]
+/// Starts the network, RPC, metrics and ingest tasks, sharing the host's store and mempool,
+/// and builds the loop around `host`.
 async fn start_services(
     config: &NodeConfig,
     genesis: &Genesis,
     node_key: &KeyPair,
     key: &KeyPair,
     host: Host<Store>,
-    store: Store,
-    mempool: SharedMempool,
 ) -> Result<(Services, Actor, Channels), NodeError> {
     let (net_tx, net_rx) = mpsc::channel(config.p2p.outbound_queue);
     let (event_tx, event_rx) = mpsc::channel(config.p2p.inbound_queue);
@@ -233,8 +223,8 @@ async fn start_services(
     metrics.register_network(&net_stats);
     let shared = Arc::new(Shared {
         chain_id: genesis.chain_id.clone(),
-        store,
-        mempool,
+        store: host.store().clone(),
+        mempool: host.mempool().clone(),
         admitted: tokio::sync::Notify::new(),
         status: RwLock::new(Status {
             moniker: config.moniker.clone(),

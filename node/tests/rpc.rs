@@ -18,7 +18,7 @@ use hotledger_node::rpc::{
     serve_bound, HotledgerApiClient, TxState, CATCHING_UP, CATCHING_UP_BLOCKS, REJECTED,
 };
 use hotledger_node::shared::{Shared, Status};
-use hotledger_node::storage::{CommitTip, Store};
+use hotledger_node::storage::{ChainStore, CommitTip, Store};
 use jsonrpsee::core::client::Error as ClientError;
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use jsonrpsee::server::ServerHandle;

@@ -258,11 +258,6 @@ impl<S: ChainStore> Host<S> {
         &self.store
     }
 
-    /// The last committed block and state.
-    pub fn tip(&self) -> &CommitTip {
-        &self.tip
-    }
-
     /// Chain position, round and sync state.
     pub fn view(&self) -> View {
         let high_qc_height = self.core.high_qc().block().height;
@@ -284,13 +279,10 @@ impl<S: ChainStore> Host<S> {
     fn feed(&mut self, now_ms: u64, event: Event, out: &mut Output) -> Result<(), NodeError> {
         let mut events = VecDeque::from([event]);
         while let Some(event) = events.pop_front() {
-            let from = match &event {
-                Event::Message { from, .. } => Some(*from),
-                _ => None,
-            };
-            let checked = match &event {
-                Event::PayloadChecked { id, .. } => Some(*id),
-                _ => None,
+            let (from, checked) = match &event {
+                Event::Message { from, .. } => (Some(*from), None),
+                Event::PayloadChecked { id, .. } => (None, Some(*id)),
+                _ => (None, None),
             };
             let handled = self.core.handle(now_ms, event);
             if let Some(id) = checked {

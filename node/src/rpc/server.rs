@@ -12,6 +12,7 @@ use jsonrpsee::types::ErrorObjectOwned;
 use super::types::{AccountView, BlockView, Status, SubmitOutcome, TxState, TxStatus};
 use super::{HotledgerApiServer, CATCHING_UP, CATCHING_UP_BLOCKS, REJECTED};
 use crate::shared::Shared;
+use crate::storage::ChainStore;
 
 /// The JSON-RPC handler; cheap to clone.
 #[derive(Clone, Debug)]

@@ -2,6 +2,7 @@
 //! the safety state and the commit tip.
 
 use std::collections::BTreeSet;
+use std::ops::RangeInclusive;
 use std::sync::atomic::Ordering;
 use std::sync::MutexGuard;
 
@@ -15,7 +16,7 @@ use jmt::Version;
 use rocksdb::WriteBatch;
 use serde::{Deserialize, Serialize};
 
-use super::{decode, encode, StorageError, Store, SCHEMA_VERSION};
+use super::{decode, encode, ChainStore, StorageError, Store, SCHEMA_VERSION};
 
 /// The last committed block and what a restart needs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,7 +54,7 @@ pub struct BlockWrite<'a> {
     /// first record and is not listed again).
     pub records: &'a [(Digest, TxRecord)],
     pub accounts: &'a std::collections::BTreeMap<PublicKey, Account>,
-    /// Its nodes are held in memory after the write (see [`Store::commit_block`]), hence owned.
+    /// Its nodes are held in memory after the write (see [`ChainStore::commit_block`]), hence owned.
     pub tree: TreeUpdateBatch,
     pub tip: &'a CommitTip,
 }
@@ -74,59 +75,6 @@ pub(super) fn body_key(height: u64, id: &Digest) -> Vec<u8> {
 }
 
 impl Store {
-    /// True when the genesis state has not been written yet.
-    pub fn is_fresh(&self) -> Result<bool, StorageError> {
-        Ok(self.get_raw("meta", b"genesis")?.is_none())
-    }
-
-    /// Writes the genesis state: the tree (version 0, whose values are the accounts), tip and
-    /// genesis hash; one synced batch.
-    pub fn init_genesis(
-        &self,
-        genesis_hash: &Digest,
-        tree: &TreeUpdateBatch,
-        tip: &CommitTip,
-    ) -> Result<(), StorageError> {
-        let mut batch = WriteBatch::default();
-        self.put_values(&mut batch, tree)?;
-        let nodes = self.cf("tree_nodes")?;
-        for (key, node) in tree.node_batch.nodes() {
-            batch.put_cf(nodes, encode_node_key(key)?, encode_node(node)?);
-        }
-        let meta = self.cf("meta")?;
-        batch.put_cf(meta, b"tree_version", encode(&0u64, "tree version")?);
-        batch.put_cf(meta, b"tip", encode(tip, "commit tip")?);
-        batch.put_cf(meta, b"schema", encode(&SCHEMA_VERSION, "schema version")?);
-        batch.put_cf(meta, b"genesis_root", tip.state_root.as_bytes());
-        batch.put_cf(meta, b"genesis", genesis_hash.as_bytes());
-        self.sync_write(batch)
-    }
-
-    /// Applies one committed block atomically and durably: one synced batch.
-    pub fn commit_block(&self, w: BlockWrite<'_>) -> Result<(), StorageError> {
-        let height = w.block.height;
-        let key = body_key(height, &w.block.id);
-        // Uncommitted bodies at or below this height, this block's among them if it was stored
-        // before (then not written again); the others can never commit now.
-        let done = self.uncommitted_up_to(height)?;
-        let mut batch = WriteBatch::default();
-        self.put_block(&mut batch, &w, !done.contains(&key))?;
-        let bodies = self.cf("bodies")?;
-        for stale in done.iter().filter(|k| **k != key) {
-            batch.delete_cf(bodies, stale);
-        }
-        let wrote_tree = self.put_due_tree_write(&mut batch, height, &w.tree.node_batch)?;
-        self.sync_write(batch)?;
-        self.committed_height.store(height, Ordering::Relaxed);
-        self.accounts.store(w.accounts);
-        self.hold_tree(height, w.tree.node_batch, wrote_tree)?;
-        let mut keys = self.uncommitted_keys()?;
-        for key in &done {
-            keys.remove(key);
-        }
-        Ok(())
-    }
-
     /// Puts into `batch` what a commit writes for its block: the body if `with_body`, the
     /// height and id indexes, the transaction records, the tree values and the tip.
     fn put_block(
@@ -168,36 +116,6 @@ impl Store {
         self.put_values(batch, &w.tree)?;
         batch.put_cf(self.cf("meta")?, b"tip", encode(w.tip, "commit tip")?);
         Ok(())
-    }
-
-    /// Stores an uncommitted block's body, which its commit will not write again (not synced:
-    /// the next safety write's sync covers it, and that write precedes any vote for the block).
-    /// A block at or below the commit tip can never commit (or is committed and stored), so it
-    /// is not written.
-    pub fn put_uncommitted(&self, block: &Block) -> Result<(), StorageError> {
-        if block.height <= self.committed_height.load(Ordering::Relaxed) {
-            return Ok(());
-        }
-        let key = body_key(block.height, &block.id);
-        let mut keys = self.uncommitted_keys()?;
-        if keys.contains(&key) {
-            return Ok(());
-        }
-        self.db
-            .put_cf(self.cf("bodies")?, &key, encode(block, "block")?)
-            .map_err(StorageError::io("bodies"))?;
-        keys.insert(key);
-        Ok(())
-    }
-
-    /// Every stored uncommitted block, by height (for restart recovery).
-    pub fn uncommitted_blocks(&self) -> Result<Vec<Block>, StorageError> {
-        let mut out = Vec::new();
-        for item in self.uncommitted_bodies()? {
-            let (_, value) = item.map_err(StorageError::io("bodies"))?;
-            out.push(decode("bodies", "uncommitted block", &value)?);
-        }
-        Ok(out)
     }
 
     /// The `bodies` above the commit tip, in key order.
@@ -249,50 +167,6 @@ impl Store {
         })
     }
 
-    /// Durably stores the safety state (fsync) before the caller sends what depends on it.
-    pub fn put_safety(&self, data: &SafetyData) -> Result<(), StorageError> {
-        let mut batch = WriteBatch::default();
-        batch.put_cf(self.cf("meta")?, b"safety", encode(data, "safety data")?);
-        self.sync_write(batch)
-    }
-
-    /// The safety state last put.
-    pub fn safety(&self) -> Result<Option<SafetyData>, StorageError> {
-        self.get("meta", b"safety", "safety data")
-    }
-
-    /// The state root after genesis (height 0).
-    pub fn genesis_root(&self) -> Result<Option<Digest>, StorageError> {
-        self.get_raw("meta", b"genesis_root")?
-            .map(|b| {
-                Digest::from_slice(&b).map_err(|_| StorageError::BadLength {
-                    cf: "meta",
-                    what: "genesis root",
-                    len: b.len(),
-                })
-            })
-            .transpose()
-    }
-
-    /// The last committed block and what a restart needs.
-    pub fn tip(&self) -> Result<Option<CommitTip>, StorageError> {
-        self.get("meta", b"tip", "commit tip")
-    }
-
-    /// The committed block at `height` and the state root after it.
-    pub fn block_by_height(&self, height: u64) -> Result<Option<StoredBlock>, StorageError> {
-        let entry: Option<CommittedBlock> =
-            self.get("blocks", &height.to_be_bytes(), "committed block")?;
-        let Some(entry) = entry else {
-            return Ok(None);
-        };
-        let block = self.body(height, &entry.id)?;
-        Ok(Some(StoredBlock {
-            block,
-            state_root: entry.state_root,
-        }))
-    }
-
     /// The body of a committed block; missing means the database is damaged.
     fn body(&self, height: u64, id: &Digest) -> Result<Block, StorageError> {
         self.get("bodies", &body_key(height, id), "block")?
@@ -314,8 +188,145 @@ impl Store {
             .transpose()
     }
 
+    /// A committed account: from the cache, or the newest state-tree value.
+    pub fn account(&self, key: &PublicKey) -> Result<Option<Account>, StorageError> {
+        self.accounts.get_or_load(key, || {
+            let value = self.value(Version::MAX, account_key_hash(key))?;
+            Ok(value.as_deref().map(decode_account).transpose()?)
+        })
+    }
+}
+
+impl ChainStore for Store {
+    /// True when the genesis state has not been written yet.
+    fn is_fresh(&self) -> Result<bool, StorageError> {
+        Ok(self.get_raw("meta", b"genesis")?.is_none())
+    }
+
+    /// Writes the genesis state: the tree (version 0, whose values are the accounts), tip and
+    /// genesis hash; one synced batch.
+    fn init_genesis(
+        &self,
+        genesis_hash: &Digest,
+        tree: &TreeUpdateBatch,
+        tip: &CommitTip,
+    ) -> Result<(), StorageError> {
+        let mut batch = WriteBatch::default();
+        self.put_values(&mut batch, tree)?;
+        let nodes = self.cf("tree_nodes")?;
+        for (key, node) in tree.node_batch.nodes() {
+            batch.put_cf(nodes, encode_node_key(key)?, encode_node(node)?);
+        }
+        let meta = self.cf("meta")?;
+        batch.put_cf(meta, b"tree_version", encode(&0u64, "tree version")?);
+        batch.put_cf(meta, b"tip", encode(tip, "commit tip")?);
+        batch.put_cf(meta, b"schema", encode(&SCHEMA_VERSION, "schema version")?);
+        batch.put_cf(meta, b"genesis_root", tip.state_root.as_bytes());
+        batch.put_cf(meta, b"genesis", genesis_hash.as_bytes());
+        self.sync_write(batch)
+    }
+
+    /// Applies one committed block atomically and durably: one synced batch.
+    fn commit_block(&self, w: BlockWrite<'_>) -> Result<(), StorageError> {
+        let height = w.block.height;
+        let key = body_key(height, &w.block.id);
+        // Uncommitted bodies at or below this height, this block's among them if it was stored
+        // before (then not written again); the others can never commit now.
+        let done = self.uncommitted_up_to(height)?;
+        let mut batch = WriteBatch::default();
+        self.put_block(&mut batch, &w, !done.contains(&key))?;
+        let bodies = self.cf("bodies")?;
+        for stale in done.iter().filter(|k| **k != key) {
+            batch.delete_cf(bodies, stale);
+        }
+        let wrote_tree = self.put_due_tree_write(&mut batch, height, &w.tree.node_batch)?;
+        self.sync_write(batch)?;
+        self.committed_height.store(height, Ordering::Relaxed);
+        self.accounts.store(w.accounts);
+        self.hold_tree(height, w.tree.node_batch, wrote_tree)?;
+        let mut keys = self.uncommitted_keys()?;
+        for key in &done {
+            keys.remove(key);
+        }
+        Ok(())
+    }
+
+    /// Stores an uncommitted block's body, which its commit will not write again (not synced:
+    /// the next safety write's sync covers it, and that write precedes any vote for the block).
+    /// A block at or below the commit tip can never commit (or is committed and stored), so it
+    /// is not written.
+    fn put_uncommitted(&self, block: &Block) -> Result<(), StorageError> {
+        if block.height <= self.committed_height.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let key = body_key(block.height, &block.id);
+        let mut keys = self.uncommitted_keys()?;
+        if keys.contains(&key) {
+            return Ok(());
+        }
+        self.db
+            .put_cf(self.cf("bodies")?, &key, encode(block, "block")?)
+            .map_err(StorageError::io("bodies"))?;
+        keys.insert(key);
+        Ok(())
+    }
+
+    /// Every stored uncommitted block, by height (for restart recovery).
+    fn uncommitted_blocks(&self) -> Result<Vec<Block>, StorageError> {
+        let mut out = Vec::new();
+        for item in self.uncommitted_bodies()? {
+            let (_, value) = item.map_err(StorageError::io("bodies"))?;
+            out.push(decode("bodies", "uncommitted block", &value)?);
+        }
+        Ok(out)
+    }
+
+    /// Durably stores the safety state (fsync) before the caller sends what depends on it.
+    fn put_safety(&self, data: &SafetyData) -> Result<(), StorageError> {
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf("meta")?, b"safety", encode(data, "safety data")?);
+        self.sync_write(batch)
+    }
+
+    /// The safety state last put.
+    fn safety(&self) -> Result<Option<SafetyData>, StorageError> {
+        self.get("meta", b"safety", "safety data")
+    }
+
+    /// The state root after genesis (height 0).
+    fn genesis_root(&self) -> Result<Option<Digest>, StorageError> {
+        self.get_raw("meta", b"genesis_root")?
+            .map(|b| {
+                Digest::from_slice(&b).map_err(|_| StorageError::BadLength {
+                    cf: "meta",
+                    what: "genesis root",
+                    len: b.len(),
+                })
+            })
+            .transpose()
+    }
+
+    /// The last committed block and what a restart needs.
+    fn tip(&self) -> Result<Option<CommitTip>, StorageError> {
+        self.get("meta", b"tip", "commit tip")
+    }
+
+    /// The committed block at `height` and the state root after it.
+    fn block_by_height(&self, height: u64) -> Result<Option<StoredBlock>, StorageError> {
+        let entry: Option<CommittedBlock> =
+            self.get("blocks", &height.to_be_bytes(), "committed block")?;
+        let Some(entry) = entry else {
+            return Ok(None);
+        };
+        let block = self.body(height, &entry.id)?;
+        Ok(Some(StoredBlock {
+            block,
+            state_root: entry.state_root,
+        }))
+    }
+
     /// A committed block by id (for serving peers' block requests).
-    pub fn block_by_id(&self, id: &Digest) -> Result<Option<Block>, StorageError> {
+    fn block_by_id(&self, id: &Digest) -> Result<Option<Block>, StorageError> {
         match self.height_of(id)? {
             Some(h) => self.body(h, id).map(Some),
             None => Ok(None),
@@ -323,15 +334,35 @@ impl Store {
     }
 
     /// Where a committed transaction is and what it did.
-    pub fn tx(&self, hash: &Digest) -> Result<Option<TxRecord>, StorageError> {
+    fn tx(&self, hash: &Digest) -> Result<Option<TxRecord>, StorageError> {
         self.get("txs", hash.as_bytes(), "transaction record")
     }
 
-    /// A committed account: from the cache, or the newest state-tree value.
-    pub fn account(&self, key: &PublicKey) -> Result<Option<Account>, StorageError> {
-        self.accounts.get_or_load(key, || {
-            let value = self.value(Version::MAX, account_key_hash(key))?;
-            Ok(value.as_deref().map(decode_account).transpose()?)
+    /// Writes the state-tree nodes held in memory (synced) and flushes the memtables: on
+    /// shutdown, so the next start has nothing to rebuild.
+    fn flush(&self) -> Result<(), StorageError> {
+        self.write_held_tree()?;
+        self.db
+            .flush()
+            .map_err(|source| StorageError::Flush { source })
+    }
+
+    /// Committed heights whose state-tree nodes are neither written nor held in memory (see
+    /// [`ChainStore::tree_behind`]).
+    fn tree_behind(&self) -> Result<RangeInclusive<u64>, StorageError> {
+        let tip = self.committed_height.load(Ordering::Relaxed);
+        Ok(self.overlay()?.behind(tip))
+    }
+
+    /// Recomputes, in memory, the nodes of [`ChainStore::tree_behind`]'s heights (see
+    /// [`ChainStore::rebuild_tree`]); their values come from `tree_values`.
+    fn rebuild_tree(
+        &self,
+        touched: impl FnMut(&Block) -> Result<Vec<PublicKey>, StorageError>,
+    ) -> Result<u64, StorageError> {
+        super::tree::rebuild(self, touched, |height, nodes| {
+            self.overlay()?.add(height, nodes);
+            Ok(())
         })
     }
 }

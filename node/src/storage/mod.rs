@@ -263,15 +263,6 @@ impl Store {
             .write_opt(batch, &wo)
             .map_err(|source| StorageError::Write { source })
     }
-
-    /// Writes the state-tree nodes held in memory (synced) and flushes the memtables: on
-    /// shutdown, so the next start has nothing to rebuild.
-    pub fn flush(&self) -> Result<(), StorageError> {
-        self.write_held_tree()?;
-        self.db
-            .flush()
-            .map_err(|source| StorageError::Flush { source })
-    }
 }
 
 /// A record decoded as a `what` from column family `cf`.
@@ -319,60 +310,4 @@ fn open_db(path: &Path) -> Result<DB, StorageError> {
         path: path.to_path_buf(),
         source,
     })
-}
-
-impl ChainStore for Store {
-    fn is_fresh(&self) -> Result<bool, StorageError> {
-        Store::is_fresh(self)
-    }
-    fn init_genesis(
-        &self,
-        genesis_hash: &Digest,
-        tree: &TreeUpdateBatch,
-        tip: &CommitTip,
-    ) -> Result<(), StorageError> {
-        Store::init_genesis(self, genesis_hash, tree, tip)
-    }
-    fn put_safety(&self, data: &SafetyData) -> Result<(), StorageError> {
-        Store::put_safety(self, data)
-    }
-    fn safety(&self) -> Result<Option<SafetyData>, StorageError> {
-        Store::safety(self)
-    }
-    fn put_uncommitted(&self, block: &Block) -> Result<(), StorageError> {
-        Store::put_uncommitted(self, block)
-    }
-    fn uncommitted_blocks(&self) -> Result<Vec<Block>, StorageError> {
-        Store::uncommitted_blocks(self)
-    }
-    fn commit_block(&self, w: BlockWrite<'_>) -> Result<(), StorageError> {
-        Store::commit_block(self, w)
-    }
-    fn tip(&self) -> Result<Option<CommitTip>, StorageError> {
-        Store::tip(self)
-    }
-    fn genesis_root(&self) -> Result<Option<Digest>, StorageError> {
-        Store::genesis_root(self)
-    }
-    fn block_by_height(&self, height: u64) -> Result<Option<StoredBlock>, StorageError> {
-        Store::block_by_height(self, height)
-    }
-    fn block_by_id(&self, id: &Digest) -> Result<Option<Block>, StorageError> {
-        Store::block_by_id(self, id)
-    }
-    fn tx(&self, hash: &Digest) -> Result<Option<TxRecord>, StorageError> {
-        Store::tx(self, hash)
-    }
-    fn tree_behind(&self) -> Result<RangeInclusive<u64>, StorageError> {
-        Store::tree_behind(self)
-    }
-    fn rebuild_tree(
-        &self,
-        touched: impl FnMut(&Block) -> Result<Vec<PublicKey>, StorageError>,
-    ) -> Result<u64, StorageError> {
-        Store::rebuild_tree(self, touched)
-    }
-    fn flush(&self) -> Result<(), StorageError> {
-        Store::flush(self)
-    }
 }

@@ -11,7 +11,7 @@ use tempfile::TempDir;
 
 use super::chain::body_key;
 use super::suite::{self, block_at, chain, commit, commit_empty, commit_tree_blocks, tree_keys};
-use super::{MemoryStore, StorageError, Store, SCHEMA_VERSION};
+use super::{ChainStore, MemoryStore, StorageError, Store, SCHEMA_VERSION};
 
 /// Fresh stores in folders under `dir`.
 fn rocks(dir: &TempDir) -> impl Fn() -> Store + '_ {

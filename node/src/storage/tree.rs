@@ -2,8 +2,6 @@
 //! [`NodeOverlay`] (held in memory, written when its policy says), and the rebuild after a crash.
 
 use std::collections::BTreeMap;
-use std::ops::RangeInclusive;
-use std::sync::atomic::Ordering;
 use std::sync::MutexGuard;
 
 use hotledger_consensus::Block;
@@ -114,25 +112,6 @@ impl Store {
         };
         drop(released);
         Ok(())
-    }
-
-    /// Committed heights whose state-tree nodes are neither written nor held in memory (see
-    /// [`ChainStore::tree_behind`]).
-    pub fn tree_behind(&self) -> Result<RangeInclusive<u64>, StorageError> {
-        let tip = self.committed_height.load(Ordering::Relaxed);
-        Ok(self.overlay()?.behind(tip))
-    }
-
-    /// Recomputes, in memory, the nodes of [`Store::tree_behind`]'s heights (see
-    /// [`ChainStore::rebuild_tree`]); their values come from `tree_values`.
-    pub fn rebuild_tree(
-        &self,
-        touched: impl FnMut(&Block) -> Result<Vec<PublicKey>, StorageError>,
-    ) -> Result<u64, StorageError> {
-        rebuild(self, touched, |height, nodes| {
-            self.overlay()?.add(height, nodes);
-            Ok(())
-        })
     }
 
     /// The latest stored value of `key_hash` at or below `max_version`: a reverse seek from
