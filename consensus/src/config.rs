@@ -179,8 +179,9 @@ pub enum DisabledRule {
     VoteExtension,
 }
 
-/// Everything a consensus instance needs to start.
-#[derive(Debug)]
+/// Everything a consensus instance needs to start. Cloned by a host that restarts its core
+/// (after a forward sync).
+#[derive(Clone, Debug)]
 pub struct Config {
     /// Binds every signature to this chain.
     pub chain_id: String,

@@ -121,6 +121,10 @@ pub struct MempoolConfig {
 pub struct StorageConfig {
     /// RocksDB folder; relative paths are inside the home.
     pub path: PathBuf,
+    /// The safety record's folder (what this validator signed, the double-sign guard); relative
+    /// paths are inside the home. It must not be inside `path`: deleting or replacing the chain
+    /// data must leave it alone.
+    pub safety_path: PathBuf,
 }
 
 /// Local consensus bounds (the shared protocol parameters are in genesis).
@@ -211,6 +215,7 @@ impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             path: PathBuf::from("data"),
+            safety_path: PathBuf::from("safety"),
         }
     }
 }
@@ -321,6 +326,17 @@ impl NodeConfig {
         }
         if self.storage.path.as_os_str().is_empty() {
             return Err("storage.path must not be empty".into());
+        }
+        if self.storage.safety_path.as_os_str().is_empty() {
+            return Err("storage.safety_path must not be empty".into());
+        }
+        if self.storage.safety_path.starts_with(&self.storage.path) {
+            return Err(format!(
+                "storage.safety_path {} is inside storage.path {}: the safety record must \
+                 outlive the chain data",
+                self.storage.safety_path.display(),
+                self.storage.path.display()
+            ));
         }
         self.consensus
             .to_limits()

@@ -58,6 +58,17 @@ pub enum NodeError {
     /// A lock whose holder panicked: the state behind it cannot be trusted, so the node stops.
     #[error("the {what} lock is poisoned (a thread panicked while holding it)")]
     Poisoned { what: &'static str },
+    /// A block proven committed by a quorum's signatures that does not extend this node's
+    /// committed tip: this node's chain is not the validators' (another network, or more than f
+    /// Byzantine validators). It stops rather than follow either.
+    #[error(
+        "sync: the committed block at height {height} does not extend this node's tip {tip}; \
+         this database is not on the validators' chain"
+    )]
+    SyncDiverged {
+        height: u64,
+        tip: hotledger_crypto::Digest,
+    },
     #[error("rpc: {0}")]
     Rpc(String),
 }

@@ -9,6 +9,7 @@
 //!     validator.json     consensus key (key-file format of hotledger-crypto)
 //!     node.json          libp2p identity: same format; its 32-byte secret seeds an ed25519 key
 //!   data/                RocksDB (storage.path; relative paths are inside the home)
+//!   safety/              the safety record, kept when data/ is deleted (storage.safety_path)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -66,6 +67,15 @@ impl Home {
             config.storage.path.clone()
         } else {
             self.root.join(&config.storage.path)
+        }
+    }
+
+    /// The safety record's folder: `storage.safety_path`, relative to the home unless absolute.
+    pub fn safety_path(&self, config: &NodeConfig) -> PathBuf {
+        if config.storage.safety_path.is_absolute() {
+            config.storage.safety_path.clone()
+        } else {
+            self.root.join(&config.storage.safety_path)
         }
     }
 

@@ -34,6 +34,7 @@ pub struct Metrics {
     pub payload_verified_txs: Counter,
     pub known_signature_txs: Counter,
     pub expired_txs: Counter,
+    pub sync_requests_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -91,6 +92,11 @@ impl Metrics {
             payload_verified_txs: counter(r, "payload_verified_txs", PAYLOAD_VERIFIED_HELP),
             known_signature_txs: counter(r, "known_signature_txs", KNOWN_SIGNATURE_HELP),
             expired_txs: counter(r, "expired_txs", EXPIRED_HELP),
+            sync_requests_dropped: counter(
+                r,
+                "sync_requests_dropped",
+                "Peers' sync requests dropped: the serving queue was full or the peer over its rate",
+            ),
             registry,
         }
     }

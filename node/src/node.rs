@@ -20,11 +20,11 @@ use tokio::sync::mpsc;
 use crate::config::{LogFormat, NodeConfig};
 use crate::error::NodeError;
 use crate::home::Home;
-use crate::host::{Host, HostConfig, Outgoing, Output, Pacing, SharedMempool};
+use crate::host::{Host, HostConfig, Outgoing, Output, Pacing, SharedMempool, SyncMessage};
 use crate::metrics::Metrics;
 use crate::network::{self, NetCommand, NetEvent, NetStats, NetworkConfig, PeerInfo};
 use crate::shared::{Shared, Status};
-use crate::storage::{ChainStore, Store};
+use crate::storage::{ChainStore, SafetyFile, SafetyStore, Store};
 use crate::wire::WireMessage;
 
 /// Capacity of the queue of this node's accepted transactions to gossip (batches); the queues
@@ -96,11 +96,12 @@ pub async fn run(home: &Home, log_format: Option<LogFormat>) -> Result<(), NodeE
         path: data.clone(),
         source,
     })?;
+    let safety = open_safety(home, &config, &genesis, &key, &store)?;
     let mempool: SharedMempool = Arc::new(Mutex::new(Mempool::new(
         genesis.chain_id.clone(),
         mempool_limits(&config),
     )));
-    let host = open_host(store.clone(), mempool, &config, &genesis, &key).map_err(
+    let host = open_host(store.clone(), safety, mempool, &config, &genesis, &key).map_err(
         // A storage failure while opening (a root that does not rebuild, a missing tip) names
         // the database, as a refusal by `Store::open` does.
         |e| match e {
@@ -123,15 +124,48 @@ pub async fn run(home: &Home, log_format: Option<LogFormat>) -> Result<(), NodeE
     result
 }
 
+/// Opens the validator's safety record (apart from the chain data), moving into it the safety
+/// state a database of an earlier build holds if the record is new.
+fn open_safety(
+    home: &Home,
+    config: &NodeConfig,
+    genesis: &Genesis,
+    key: &KeyPair,
+    store: &Store,
+) -> Result<Arc<dyn SafetyStore>, NodeError> {
+    let dir = home.safety_path(config);
+    let record = SafetyFile::open(&dir, &genesis.hash(), key.public())?;
+    match record.get()? {
+        Some(data) => tracing::info!(
+            path = %dir.display(),
+            last_voted_round = data.last_voted_round,
+            "safety record loaded"
+        ),
+        None => match store.legacy_safety()? {
+            Some(data) => {
+                record.put(&data)?;
+                tracing::info!(
+                    path = %dir.display(),
+                    last_voted_round = data.last_voted_round,
+                    "safety record moved out of the database into its own folder"
+                );
+            }
+            None => tracing::info!(path = %dir.display(), "safety record created"),
+        },
+    }
+    Ok(Arc::new(record))
+}
+
 /// Opens the host over the store and logs what it found.
 fn open_host(
     store: Store,
+    safety: Arc<dyn SafetyStore>,
     mempool: SharedMempool,
     config: &NodeConfig,
     genesis: &Genesis,
     key: &KeyPair,
 ) -> Result<Host<Store>, NodeError> {
-    let (host, opened) = Host::open(store, mempool, host_config(config, genesis, key)?)?;
+    let (host, opened) = Host::open(store, safety, mempool, host_config(config, genesis, key)?)?;
     if opened.initialised {
         tracing::info!("initialised storage from genesis");
     }
@@ -249,11 +283,18 @@ async fn start_services(
         tasks.push(tokio::spawn(serve).abort_handle());
     }
     tasks.push(tokio::spawn(ingest(shared.clone(), ingest_rx, net_tx.clone())).abort_handle());
+    let (serve_tx, serve_rx) = mpsc::channel(SERVE_QUEUE);
+    // A few MiB per response, and never more than half a frame.
+    let budget = (config.p2p.max_message_bytes / 2).min(4 << 20);
+    tasks.push(
+        tokio::spawn(serve_sync(shared.clone(), serve_rx, net_tx.clone(), budget)).abort_handle(),
+    );
     let actor = Actor {
         host,
         shared,
         net: net_tx,
         ingest: ingest_tx,
+        serve: serve_tx,
         clock: Clock::new(),
         last_commit: None,
     };
@@ -340,6 +381,8 @@ struct Actor {
     net: mpsc::Sender<NetCommand>,
     /// Transaction frames from peers, still encoded: decoding and admission happen off the loop.
     ingest: mpsc::Sender<(PublicKey, Vec<u8>)>,
+    /// Peers' sync requests (peer, from, count), answered off the loop.
+    serve: mpsc::Sender<(PublicKey, u64, u32)>,
     clock: Clock,
     last_commit: Option<Instant>,
 }
@@ -396,6 +439,21 @@ impl Actor {
         }
         match WireMessage::decode(&bytes) {
             Ok(WireMessage::Consensus(message)) => self.handle(Event::Message { from, message }),
+            Ok(WireMessage::Sync(SyncMessage::Request {
+                from: height,
+                count,
+            })) => {
+                // Served off the loop; a full queue drops the request (the peer asks again).
+                if self.serve.try_send((from, height, count)).is_err() {
+                    self.shared.metrics.sync_requests_dropped.inc();
+                }
+                Ok(())
+            }
+            Ok(WireMessage::Sync(message)) => {
+                let out = self.host.handle_sync(self.clock.now_ms(), from, message)?;
+                self.deliver(out);
+                Ok(())
+            }
             Ok(WireMessage::Transactions(_)) => Ok(()), // (not reached: routed above)
             Err(reason) => {
                 tracing::warn!(peer = %from.short(), %reason, "undecodable message");
@@ -449,6 +507,22 @@ impl Actor {
                 self.penalize(peer, false);
             }
         }
+        for (peer, error) in &out.sync_refused {
+            m.rejected_messages.inc();
+            tracing::warn!(peer = %peer.short(), %error, "sync response refused");
+            self.penalize(*peer, false);
+        }
+        match out.sync_switched {
+            Some(true) => tracing::info!(
+                height = self.host.view().height,
+                "far behind the other validators: syncing committed blocks"
+            ),
+            Some(false) => tracing::info!(
+                height = self.host.view().height,
+                "caught up by sync: following consensus again"
+            ),
+            None => {}
+        }
         for evidence in &out.evidence {
             self.shared.metrics.evidence.inc();
             tracing::warn!(culprit = %evidence.culprit(), ?evidence, "equivocation detected");
@@ -497,6 +571,13 @@ impl Actor {
             Outgoing::Broadcast(message) => {
                 tracing::trace!(kind = message.kind(), "broadcast");
                 frame(WireMessage::Consensus(message)).map(|bytes| NetCommand::Broadcast { bytes })
+            }
+            Outgoing::Sync { to, message } => {
+                tracing::trace!(to = ?to.map(|k| k.short()), kind = message.kind(), "sync send");
+                frame(WireMessage::Sync(message)).map(|bytes| match to {
+                    Some(to) => NetCommand::Send { to, bytes },
+                    None => NetCommand::Broadcast { bytes },
+                })
             }
         };
         if let Some(command) = command {
@@ -550,6 +631,47 @@ impl Actor {
     }
 }
 
+/// Capacity of the queue of peers' sync requests waiting to be served.
+const SERVE_QUEUE: usize = 32;
+/// Most sync requests served per peer per second; more are dropped (an honest peer keeps one
+/// window in flight to each peer).
+const SERVE_PER_PEER_PER_SEC: u32 = 8;
+
+/// Answers peers' sync requests from the store, off the consensus loop, on a blocking thread,
+/// one at a time, at most [`SERVE_PER_PEER_PER_SEC`] a second for each peer.
+async fn serve_sync(
+    shared: Arc<Shared>,
+    mut rx: mpsc::Receiver<(PublicKey, u64, u32)>,
+    net: mpsc::Sender<NetCommand>,
+    budget: usize,
+) {
+    let mut served: std::collections::HashMap<PublicKey, (Instant, u32)> = Default::default();
+    while let Some((peer, from, count)) = rx.recv().await {
+        let now = Instant::now();
+        served.retain(|_, (since, _)| now.duration_since(*since) < Duration::from_secs(1));
+        let (_, n) = served.entry(peer).or_insert((now, 0));
+        if *n >= SERVE_PER_PEER_PER_SEC {
+            shared.metrics.sync_requests_dropped.inc();
+            continue;
+        }
+        *n += 1;
+        let store = shared.store.clone();
+        let answer = tokio::task::spawn_blocking(move || {
+            crate::host::sync::serve(&store, from, count, budget)
+        })
+        .await;
+        match answer {
+            Ok(Ok(message)) => {
+                if let Some(bytes) = frame(WireMessage::Sync(message)) {
+                    let _ = net.try_send(NetCommand::Send { to: peer, bytes });
+                }
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot read blocks to serve a sync request"),
+            Err(e) => tracing::error!(error = %e, "sync serving task failed"),
+        }
+    }
+}
+
 /// Most gossip frames verified as one batch: frames that queued up while the previous batch was
 /// being verified are admitted together, since small batches cost more per signature (`cargo
 /// bench -p hotledger-crypto --bench verify`; the figures are in `testnet/PROFILING.md`). Only
@@ -580,7 +702,7 @@ async fn ingest(
             for (from, bytes) in frames {
                 match WireMessage::decode(&bytes) {
                     Ok(WireMessage::Transactions(batch)) => txs.extend(batch),
-                    Ok(WireMessage::Consensus(m)) => refused.push((
+                    Ok(m @ (WireMessage::Consensus(_) | WireMessage::Sync(_))) => refused.push((
                         from,
                         NodeError::MisroutedFrame {
                             got: m.kind(),

@@ -1,12 +1,13 @@
-//! What validators send each other over libp2p: consensus messages and transaction batches,
-//! postcard-encoded. Decoding is bounded by the frame size the network already enforced, and a
-//! peer whose bytes do not decode is disconnected.
+//! What validators send each other over libp2p: consensus messages, transaction batches and sync
+//! messages, postcard-encoded. Decoding is bounded by the frame size the network already
+//! enforced, and a peer whose bytes do not decode is disconnected.
 
 use hotledger_consensus::Message;
 use hotledger_ledger::SignedTransaction;
 use serde::{Deserialize, Serialize};
 
 use crate::error::NodeError;
+use crate::host::SyncMessage;
 
 /// One frame on the wire.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -14,6 +15,8 @@ pub enum WireMessage {
     Consensus(Message),
     /// Transactions a peer admitted to its mempool, for ours.
     Transactions(Vec<SignedTransaction>),
+    /// Forward block sync (`crate::host::sync`).
+    Sync(SyncMessage),
 }
 
 impl WireMessage {
@@ -31,6 +34,7 @@ impl WireMessage {
         match self {
             WireMessage::Consensus(m) => m.kind(),
             WireMessage::Transactions(_) => "transactions",
+            WireMessage::Sync(m) => m.kind(),
         }
     }
 

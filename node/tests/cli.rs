@@ -8,6 +8,7 @@ use std::process::{Command, Output};
 
 use hotledger_genesis::Genesis;
 use hotledger_node::home::Home;
+use hotledger_node::storage::SafetyStore;
 
 fn hotledger(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hotledger"))
@@ -106,7 +107,25 @@ fn init_then_keys_show() {
         err.contains("--force") && err.contains("config.toml"),
         "{err}"
     );
+    // --force deletes the chain data but never the safety record (the double-sign guard).
+    let config = home.load_config().unwrap();
+    let key = home.load_validator_key().unwrap();
+    let record_dir = home.safety_path(&config);
+    let signed = hotledger_consensus::SafetyData {
+        last_voted_round: 42,
+        ..Default::default()
+    };
+    hotledger_node::storage::SafetyFile::open(&record_dir, &genesis.hash(), key.public())
+        .unwrap()
+        .put(&signed)
+        .unwrap();
+    std::fs::create_dir_all(home.data_path(&config)).unwrap();
     ok(&["init", "--home", s(&root), "--force"]);
+    assert!(!home.data_path(&config).exists(), "the old database stays");
+    let kept =
+        hotledger_node::storage::SafetyFile::open(&record_dir, &genesis.hash(), key.public())
+            .unwrap();
+    assert_eq!(kept.get().unwrap(), Some(signed));
     let again = home.load_genesis().unwrap();
     assert_ne!(
         again.validators[0].public_key,

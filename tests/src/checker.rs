@@ -28,6 +28,12 @@ pub struct Verdict {
     pub payloads_refused: u64,
     /// Heights of state-tree nodes recomputed by hosts restarted after a crash.
     pub rebuilt_heights: u64,
+    /// Crashes that also wiped the node's chain data (`SimConfig::wipes`).
+    pub wipes: u64,
+    /// Times an honest host switched to forward sync.
+    pub syncs: u64,
+    /// Sync responses honest hosts refused (tampered or unproven).
+    pub sync_refused: u64,
     /// Honest nodes that did not commit anew within the liveness bound after GST.
     pub stalled_nodes: usize,
     /// Time from GST until every honest node committed a block above the GST high-water mark.
@@ -160,6 +166,18 @@ impl Checker {
     /// A host restarted after a crash recomputed `heights` of state-tree nodes.
     pub fn rebuilt(&mut self, heights: u64) {
         self.verdict.rebuilt_heights += heights;
+    }
+
+    /// An honest host's sync events: it switched to sync, and refused this many responses.
+    pub fn sync(&mut self, entered: bool, refused: usize) {
+        self.verdict.syncs += u64::from(entered);
+        self.verdict.sync_refused += refused as u64;
+    }
+
+    /// A crashed node lost its chain data too: its next commit is height 1 again.
+    pub fn wiped(&mut self, node: usize) {
+        self.verdict.wipes += 1;
+        self.tips.remove(&node);
     }
 
     /// An honest host refused a proposal's payload.

@@ -42,6 +42,12 @@ pub struct SimConfig {
     pub forgers: usize,
     /// Virtual milliseconds between two transfers the client signs and submits (0: none).
     pub tx_interval_ms: u64,
+    /// Half of the crashes also wipe the node's chain data (its safety record stays), so it
+    /// restarts from genesis with a record ahead of its chain.
+    pub wipes: bool,
+    /// `consensus.max_orphan_blocks` of every node (the daemon's default unless lowered, so
+    /// that a node behind must catch up by forward sync rather than by fetching orphans).
+    pub max_orphan_blocks: usize,
 }
 
 impl SimConfig {
@@ -62,6 +68,8 @@ impl SimConfig {
             detect_crash_ms: Some(10),
             forgers: 0,
             tx_interval_ms: 100,
+            wipes: false,
+            max_orphan_blocks: 4_096,
         }
     }
 
@@ -83,6 +91,8 @@ pub struct Scenario {
     pub partitions: Vec<(u64, Vec<u8>)>,
     /// `(node, down_at_ms, up_at_ms)`: crash, lose everything but the disk, restart.
     pub crashes: Vec<(usize, u64, u64)>,
+    /// Indexes into `crashes` of those that also wipe the chain data (`SimConfig::wipes`).
+    pub wipes: Vec<usize>,
     /// A twin instance that, as leader, sends conflicting proposals to two halves.
     pub equivocator: Option<usize>,
     /// An honest validator silent (down) from the start until GST.
@@ -129,6 +139,10 @@ impl Scenario {
             let down = rng.gen_range(500..cfg.gst_ms);
             let up = (down + rng.gen_range(200..8_000)).min(cfg.gst_ms);
             s.crashes.push((node, down, up));
+        }
+        if cfg.wipes {
+            // Drawn only when asked for, so the other runs keep their seeds' scenarios.
+            s.wipes = (0..s.crashes.len()).filter(|_| rng.gen_bool(0.5)).collect();
         }
         match rng.gen_range(0..4) {
             0 if cfg.twins > 0 => s.equivocator = Some(cfg.validators), // first twin instance

@@ -13,8 +13,8 @@ use hotledger_consensus::{
 };
 use hotledger_crypto::{Digest, Domain, KeyPair, PublicKey};
 use hotledger_ledger::{BlockPayload, Mempool, MempoolLimits, Origin, Transfer};
-use hotledger_node::host::{Host, HostConfig, Outgoing, Output, Pacing};
-use hotledger_node::storage::{ChainStore, MemoryStore};
+use hotledger_node::host::{sync, Host, HostConfig, Outgoing, Output, Pacing, SyncMessage};
+use hotledger_node::storage::{ChainStore, MemorySafety, MemoryStore, SafetyStore};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -24,8 +24,6 @@ use crate::omission::{self, Omission};
 use crate::scenario::{Scenario, SimConfig};
 
 const CHAIN_ID: &str = "hotledger-sim";
-/// `consensus.max_orphan_blocks` in the daemon's default configuration.
-const DAEMON_MAX_ORPHANS: usize = 4_096;
 /// Hard cap on processed events per run, so every run ends by itself.
 const MAX_EVENTS: u64 = 20_000_000;
 /// Block limits of the simulated chain.
@@ -38,7 +36,7 @@ const MAX_MESSAGE_BYTES: usize = 4 << 20;
 pub struct RunReport {
     pub seed: u64,
     pub verdict: Verdict,
-    /// Messages put on the wire (one per recipient).
+    /// Consensus messages put on the wire (one per recipient; sync messages not counted).
     pub messages: u64,
     /// Mean time from proposal to commit over honest nodes' commits, in virtual ms.
     pub mean_commit_latency_ms: f64,
@@ -54,9 +52,18 @@ struct SimNode {
     host: Option<Host<MemoryStore>>,
     /// What survives a crash (the host writes it).
     disk: MemoryStore,
+    /// The safety record, apart from the chain data: it survives crashes and wipes.
+    safety: MemorySafety,
     incarnation: u64,
     /// When a tick is queued for this node's host.
     tick_at: Option<u64>,
+}
+
+/// What travels between simulated nodes.
+#[derive(Clone, Debug)]
+enum Payload {
+    Consensus(Message),
+    Sync(SyncMessage),
 }
 
 #[derive(Debug)]
@@ -64,7 +71,7 @@ enum Ev {
     Deliver {
         to: usize,
         from: PublicKey,
-        msg: Message,
+        msg: Payload,
     },
     /// The host's timer or pacing deadline.
     Tick {
@@ -75,6 +82,8 @@ enum Ev {
     Submit,
     Crash {
         node: usize,
+        /// The chain data is lost too (the safety record is not).
+        wipe: bool,
     },
     /// Tell every live node which validators have no live node (their connections dropped).
     Unreachable,
@@ -181,6 +190,7 @@ impl Sim {
                             .is_some_and(|o| o.omitters.contains(&key_index)),
                     host: None,
                     disk: MemoryStore::new(),
+                    safety: MemorySafety::new(),
                     incarnation: 0,
                     tick_at: None,
                 }
@@ -223,8 +233,9 @@ impl Sim {
         if let Some(node) = self.scenario.silent {
             self.push(self.cfg.gst_ms, Ev::Restart { node });
         }
-        for &(node, down, up) in &self.scenario.crashes.clone() {
-            self.push(down, Ev::Crash { node });
+        for (i, &(node, down, up)) in self.scenario.crashes.clone().iter().enumerate() {
+            let wipe = self.scenario.wipes.contains(&i);
+            self.push(down, Ev::Crash { node, wipe });
             self.push(up, Ev::Restart { node });
         }
         self.push(self.cfg.gst_ms, Ev::Gst);
@@ -261,9 +272,8 @@ impl Sim {
             max_backoff_exponent: self.cfg.max_backoff_exponent,
             ..Params::default()
         };
-        // The daemon's orphan bound: a validator silent until GST fetches the whole chain
-        // committed without it backwards, as the daemon would.
-        cfg.limits.max_orphan_blocks = DAEMON_MAX_ORPHANS;
+        // The daemon's orphan bound by default.
+        cfg.limits.max_orphan_blocks = self.cfg.max_orphan_blocks;
         if !self.cfg.reputation {
             cfg.reputation.window_blocks = 0;
         }
@@ -341,12 +351,21 @@ impl Sim {
 
     fn dispatch(&mut self, ev: Ev) {
         match ev {
-            Ev::Deliver { to, from, msg } => {
+            Ev::Deliver {
+                to,
+                from,
+                msg: Payload::Consensus(msg),
+            } => {
                 if self.omission.as_mut().is_some_and(|o| o.drops(to, &msg)) {
                     return;
                 }
                 self.step(to, Event::Message { from, message: msg });
             }
+            Ev::Deliver {
+                to,
+                from,
+                msg: Payload::Sync(msg),
+            } => self.deliver_sync(to, from, msg),
             Ev::Tick { node, inc } => {
                 if self.nodes[node].incarnation == inc {
                     if self.nodes[node].tick_at == Some(self.now) {
@@ -356,7 +375,7 @@ impl Sim {
                 }
             }
             Ev::Submit => self.submit(),
-            Ev::Crash { node } => self.crash(node),
+            Ev::Crash { node, wipe } => self.crash(node, wipe),
             Ev::Restart { node } => {
                 self.restart(node);
                 self.detect_crashes();
@@ -375,14 +394,21 @@ impl Sim {
     }
 
     /// A process crash: the host and its mempool are gone; the disk keeps what a crash keeps
-    /// (synced writes and what they cover; not the state-tree nodes held in memory).
-    fn crash(&mut self, node: usize) {
+    /// (synced writes and what they cover; not the state-tree nodes held in memory). With
+    /// `wipe`, the chain data is gone too, as if the operator deleted `data/`; the safety
+    /// record stays.
+    fn crash(&mut self, node: usize, wipe: bool) {
         if self.debug {
-            eprintln!("t={} node {node} crashes", self.now);
+            eprintln!("t={} node {node} crashes (wipe: {wipe})", self.now);
         }
         let n = &mut self.nodes[node];
         if n.host.take().is_some() {
-            n.disk = n.disk.crash();
+            n.disk = if wipe {
+                self.checker.wiped(node);
+                MemoryStore::new()
+            } else {
+                n.disk.crash()
+            };
         }
         n.incarnation += 1;
         n.tick_at = None;
@@ -426,7 +452,8 @@ impl Sim {
             MempoolLimits::default(),
         )));
         let disk = self.nodes[node].disk.clone();
-        match Host::open(disk, mempool, config) {
+        let safety = Arc::new(self.nodes[node].safety.clone());
+        match Host::open(disk, safety, mempool, config) {
             Ok((host, opened)) => {
                 self.checker.rebuilt(opened.rebuilt);
                 self.nodes[node].host = Some(host);
@@ -443,6 +470,41 @@ impl Sim {
             return; // down: the message is lost
         };
         match host.handle(now, event) {
+            Ok(out) => self.carry_out(node, out),
+            Err(e) => panic!("node {node}: storage failed in memory: {e}"),
+        }
+    }
+
+    /// A sync message: a request is served from the node's disk (as the daemon does off its
+    /// loop), anything else goes to its host.
+    fn deliver_sync(&mut self, node: usize, from: PublicKey, msg: SyncMessage) {
+        let now = self.now;
+        if self.nodes[node].host.is_none() {
+            return; // down: the message is lost
+        }
+        if let SyncMessage::Request {
+            from: height,
+            count,
+        } = msg
+        {
+            let mut answer =
+                sync::serve(&self.nodes[node].disk, height, count, MAX_MESSAGE_BYTES / 2)
+                    .unwrap_or_else(|e| panic!("node {node}: serving sync failed in memory: {e}"));
+            if self.is_forger(node) {
+                // A Byzantine server: its first block's payload altered (its id kept).
+                if let SyncMessage::Response { blocks, .. } = &mut answer {
+                    if let Some(first) = blocks.first_mut() {
+                        first.payload.push(0);
+                    }
+                }
+            }
+            self.route(node, Some(from), Payload::Sync(answer));
+            return;
+        }
+        let Some(host) = self.nodes[node].host.as_mut() else {
+            return;
+        };
+        match host.handle_sync(now, from, msg) {
             Ok(out) => self.carry_out(node, out),
             Err(e) => panic!("node {node}: storage failed in memory: {e}"),
         }
@@ -498,6 +560,8 @@ impl Sim {
         }
         if self.nodes[node].honest {
             self.check_persisted(node, &out);
+            self.checker
+                .sync(out.sync_switched == Some(true), out.sync_refused.len());
             if !out.evidence.is_empty() {
                 self.checker.evidence();
             }
@@ -514,6 +578,7 @@ impl Sim {
             match m {
                 Outgoing::Send { to, message } => self.send(node, Some(to), message),
                 Outgoing::Broadcast(message) => self.send(node, None, message),
+                Outgoing::Sync { to, message } => self.route(node, to, Payload::Sync(message)),
             }
         }
         self.schedule_tick(node);
@@ -523,7 +588,7 @@ impl Sim {
     /// safety record, and every vote it signed is recorded for the conflicting-vote check.
     fn check_persisted(&mut self, node: usize, out: &Output) {
         let n = &self.nodes[node];
-        let safety: SafetyData = match n.disk.safety() {
+        let safety: SafetyData = match n.safety.get() {
             Ok(s) => s.unwrap_or_default(),
             Err(e) => panic!("node {node}: safety read failed in memory: {e}"),
         };
@@ -532,7 +597,10 @@ impl Sim {
             self.checker.signed_vote(key, v.data);
         }
         for m in &out.messages {
-            let (Outgoing::Send { message, .. } | Outgoing::Broadcast(message)) = m;
+            let message = match m {
+                Outgoing::Send { message, .. } | Outgoing::Broadcast(message) => message,
+                Outgoing::Sync { .. } => continue,
+            };
             match message {
                 Message::Vote(v) if v.author == key => self.checker.signed_vote(key, v.data),
                 Message::Timeout(t) => {
@@ -640,13 +708,13 @@ impl Sim {
             Message::Proposal(p) if to.is_none() && self.scenario.equivocator == Some(node) => {
                 self.equivocate(node, p);
             }
-            message => self.route(node, to, message),
+            message => self.route(node, to, Payload::Consensus(message)),
         }
     }
 
     /// Sends `msg` from `from` to the nodes holding key `to` (or to every node with another key),
     /// through the partition and loss model.
-    fn route(&mut self, from: usize, to: Option<PublicKey>, msg: Message) {
+    fn route(&mut self, from: usize, to: Option<PublicKey>, msg: Payload) {
         let sender = self.nodes[from].key.public();
         let from_group = self.scenario.group(from, self.now, self.cfg.gst_ms);
         for j in 0..self.nodes.len() {
@@ -662,7 +730,7 @@ impl Sim {
         }
     }
 
-    fn send_one(&mut self, from_group: u8, to: usize, sender: PublicKey, msg: Message) {
+    fn send_one(&mut self, from_group: u8, to: usize, sender: PublicKey, msg: Payload) {
         let before_gst = self.now < self.cfg.gst_ms;
         if before_gst {
             if self.scenario.group(to, self.now, self.cfg.gst_ms) != from_group {
@@ -679,7 +747,10 @@ impl Sim {
             0
         };
         let at = self.now + self.scenario.delay_ms.max(1) + jitter;
-        self.messages += 1;
+        // Consensus messages only: the communication measurement is about the protocol.
+        if matches!(msg, Payload::Consensus(_)) {
+            self.messages += 1;
+        }
         self.push(
             at,
             Ev::Deliver {
@@ -748,7 +819,12 @@ impl Sim {
                 continue;
             }
             let msg = if j % 2 == 0 { p.clone() } else { other.clone() };
-            self.send_one(from_group, j, sender, Message::Proposal(msg));
+            self.send_one(
+                from_group,
+                j,
+                sender,
+                Payload::Consensus(Message::Proposal(msg)),
+            );
         }
     }
 }

@@ -225,3 +225,38 @@ fn a_byzantine_leader_cannot_get_an_honest_validator_skipped() {
     let r = run_omission(4, 3, 0, 20_000);
     assert!(r.verdict.target_excluded > 0, "{}", r.verdict.describe());
 }
+
+/// Crashes that wipe the chain data, with an orphan bound too small for catching up by
+/// fetching ancestors: wiped and lagging nodes come back by forward sync, never sign against
+/// their safety record (conflicting votes, unpersisted sends) and agree on every state root.
+#[test]
+fn wiped_nodes_catch_up_by_forward_sync_and_keep_their_safety_record() {
+    let mut cfg = SimConfig::new(4, 1);
+    cfg.wipes = true;
+    cfg.max_orphan_blocks = 16;
+    let reports = run_many(&cfg, 0..60);
+    assert_all_safe_and_live(&reports);
+    let wipes: u64 = reports.iter().map(|r| r.verdict.wipes).sum();
+    let syncs: u64 = reports.iter().map(|r| r.verdict.syncs).sum();
+    assert!(wipes > 0, "no crash wiped a node's chain data");
+    assert!(syncs > 0, "no node switched to forward sync");
+}
+
+/// A Byzantine validator that alters the blocks it serves: every such response is refused and
+/// the syncing nodes finish from the honest ones.
+#[test]
+fn tampered_sync_responses_are_refused_and_sync_completes_from_others() {
+    let mut cfg = SimConfig::new(4, 0);
+    cfg.forgers = 1;
+    cfg.wipes = true;
+    cfg.max_orphan_blocks = 16;
+    let reports = run_many(&cfg, 0..40);
+    assert_all_safe_and_live(&reports);
+    let refused: u64 = reports.iter().map(|r| r.verdict.sync_refused).sum();
+    let syncs: u64 = reports.iter().map(|r| r.verdict.syncs).sum();
+    assert!(syncs > 0, "no node switched to forward sync");
+    assert!(
+        refused > 0,
+        "no tampered sync response was served and refused"
+    );
+}

@@ -36,6 +36,7 @@ mod commit;
 mod pacing;
 mod payload;
 mod serve;
+pub mod sync;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -49,13 +50,15 @@ use hotledger_crypto::{Digest, PublicKey};
 use hotledger_ledger::{genesis_state_root, BlockPayload, Eviction, Mempool};
 
 use crate::error::NodeError;
-use crate::storage::{ChainStore, CommitTip, StorageError};
+use crate::storage::{ChainStore, CommitTip, SafetyStore, StorageError};
 
 pub use commit::CommitReport;
 pub use pacing::Pacing;
+pub use sync::{SyncError, SyncMessage};
 
 use pacing::Pacer;
 use payload::Payloads;
+use sync::Syncer;
 
 /// The mempool, shared with the JSON-RPC server and the gossip task that admit into it.
 pub type SharedMempool = Arc<Mutex<Mempool>>;
@@ -84,6 +87,11 @@ pub enum Outgoing {
     Send { to: PublicKey, message: Message },
     /// To every other validator.
     Broadcast(Message),
+    /// A sync message, to one peer or (`None`) to every peer.
+    Sync {
+        to: Option<PublicKey>,
+        message: SyncMessage,
+    },
 }
 
 /// An input the core refused (it changed nothing).
@@ -110,6 +118,10 @@ pub struct Output {
     pub verified_txs: u64,
     /// Pending transfers dropped after waiting behind a nonce gap too long.
     pub expired: Vec<(Digest, Eviction)>,
+    /// Sync responses refused (the peer is struck).
+    pub sync_refused: Vec<(PublicKey, SyncError)>,
+    /// The host switched between consensus and sync: `Some(true)` into sync.
+    pub sync_switched: Option<bool>,
 }
 
 /// What [`Host::open`] found and did, for the start-up log.
@@ -142,22 +154,32 @@ pub struct View {
 #[derive(Debug)]
 pub struct Host<S: ChainStore> {
     core: Consensus,
+    /// The core's configuration, to restart it after a sync.
+    config: Config,
+    syncer: Syncer,
     store: S,
+    /// The safety record, apart from the chain data.
+    safety: Arc<dyn SafetyStore>,
+    /// Uncommitted blocks were put since the store's last synced write.
+    unsynced_blocks: bool,
     mempool: SharedMempool,
     payloads: Payloads,
     tip: CommitTip,
     /// The round timer: (round, fires at ms).
     timer: Option<(Round, u64)>,
     pacer: Pacer,
+    pacing: Pacing,
     max_message_bytes: usize,
 }
 
 impl<S: ChainStore> Host<S> {
     /// Opens the host over `store`: writes genesis into a fresh store, recomputes state-tree
     /// nodes a crash lost (checking every root against its commit), and restarts the core
-    /// from the safety data, the commit tip and the stored uncommitted blocks.
+    /// from the safety record (`safety`, which may be ahead of a store whose chain data was
+    /// lost), the commit tip and the stored uncommitted blocks.
     pub fn open(
         store: S,
+        safety: Arc<dyn SafetyStore>,
         mempool: SharedMempool,
         config: HostConfig,
     ) -> Result<(Host<S>, Opened), NodeError> {
@@ -167,18 +189,18 @@ impl<S: ChainStore> Host<S> {
         }
         let tip = store.tip()?.ok_or(StorageError::MissingTip)?;
         let rebuilt = rebuild_tree(&store)?;
-        let safety = store.safety()?.unwrap_or_default();
+        let recorded = safety.get()?.unwrap_or_default();
         let opened = Opened {
             initialised,
             rebuilt,
             height: tip.block.height,
-            last_voted_round: safety.last_voted_round,
+            last_voted_round: recorded.last_voted_round,
         };
         let mut consensus = config.consensus;
         consensus.check_payloads = true;
         let recovery = Recovery {
             history: history(&store, &tip, consensus.history_blocks())?,
-            safety,
+            safety: recorded,
             root: tip.block,
             root_qc: tip.qc.clone(),
             uncommitted: store.uncommitted_blocks()?,
@@ -192,14 +214,23 @@ impl<S: ChainStore> Host<S> {
             payloads.note_root(0, root);
         }
         payloads.note_root(tip.block.height, tip.state_root);
+        let syncer = Syncer::new(
+            consensus.validators.len(),
+            consensus.limits.max_blocks_per_request,
+        );
         let host = Host {
-            core: Consensus::new(consensus, recovery)?,
+            core: Consensus::new(consensus.clone(), recovery)?,
+            config: consensus,
+            syncer,
             store,
+            safety,
+            unsynced_blocks: false,
             mempool,
             payloads,
             tip,
             timer: None,
             pacer: Pacer::new(config.pacing),
+            pacing: config.pacing,
             max_message_bytes: config.max_message_bytes,
         };
         Ok((host, opened))
@@ -207,17 +238,125 @@ impl<S: ChainStore> Host<S> {
 
     /// Feeds `event` to the core and carries out what follows, then proposes if a proposal
     /// is due.
+    /// While syncing ([`View::syncing`]) the core is not fed: the event is dropped.
     pub fn handle(&mut self, now_ms: u64, event: Event) -> Result<Output, NodeError> {
         let mut out = Output::default();
+        if self.syncer.active() {
+            return Ok(out);
+        }
         self.feed(now_ms, event, &mut out)?;
         self.propose_if_due(now_ms, &mut out)?;
         Ok(out)
+    }
+
+    /// Takes in a peer's sync message ([`sync`]): a status or a response. A request is not
+    /// answered here: the caller serves it from the store with [`sync::serve`], off the loop.
+    pub fn handle_sync(
+        &mut self,
+        now_ms: u64,
+        from: PublicKey,
+        message: SyncMessage,
+    ) -> Result<Output, NodeError> {
+        let mut out = Output::default();
+        match message {
+            SyncMessage::Status { high, .. } => self.syncer.on_status(from, high),
+            SyncMessage::Request { .. } => return Ok(out),
+            SyncMessage::Response {
+                from: height,
+                blocks,
+                proof,
+            } => {
+                let checks = sync::Checks {
+                    verifier: hotledger_consensus::Verifier {
+                        chain_id: &self.config.chain_id,
+                        genesis: &self.config.genesis,
+                        validators: &self.config.validators,
+                    },
+                    max_payload: self.config.params.max_payload_bytes,
+                };
+                if let Err(e) = self
+                    .syncer
+                    .on_response(now_ms, from, height, blocks, proof, &checks)
+                {
+                    out.sync_refused.push((from, e));
+                }
+            }
+        }
+        self.sync_step(now_ms, &mut out)?;
+        Ok(out)
+    }
+
+    /// Switches to sync when far behind, applies proven blocks, asks for more, and hands back
+    /// to consensus when close to the tip (see [`sync`]).
+    fn sync_step(&mut self, now_ms: u64, out: &mut Output) -> Result<(), NodeError> {
+        let tip = self.tip.block.height;
+        if self
+            .syncer
+            .should_enter(tip, self.core.high_qc().block().height)
+        {
+            self.syncer.enter();
+            self.timer = None;
+            self.pacer = Pacer::new(self.pacing);
+            out.sync_switched = Some(true);
+        }
+        if !self.syncer.active() {
+            return Ok(());
+        }
+        while let Some(proven) = self.syncer.take_next(self.tip.block.height) {
+            for (i, block) in proven.blocks.iter().enumerate() {
+                if block.parent().id != self.tip.block.id {
+                    // Proven blocks are the committed chain, so they extend our committed
+                    // tip; one that does not is from a chain this node is not on.
+                    return Err(NodeError::SyncDiverged {
+                        height: block.height,
+                        tip: self.tip.block.id,
+                    });
+                }
+                let report = self.commit(now_ms, block, proven.certifying(i), out)?;
+                out.committed.push(report);
+            }
+        }
+        for (peer, message) in self.syncer.requests(now_ms, self.tip.block.height) {
+            out.messages.push(Outgoing::Sync {
+                to: Some(peer),
+                message,
+            });
+        }
+        if self.syncer.should_exit(now_ms, self.tip.block.height) {
+            self.syncer.exit();
+            self.restart_core(now_ms, out)?;
+            out.sync_switched = Some(false);
+        }
+        Ok(())
+    }
+
+    /// Restarts the core on the tip a sync reached, from the safety record.
+    fn restart_core(&mut self, now_ms: u64, out: &mut Output) -> Result<(), NodeError> {
+        let recovery = Recovery {
+            history: history(&self.store, &self.tip, self.config.history_blocks())?,
+            safety: self.safety.get()?.unwrap_or_default(),
+            root: self.tip.block,
+            root_qc: self.tip.qc.clone(),
+            uncommitted: self.store.uncommitted_blocks()?,
+        };
+        self.core = Consensus::new(self.config.clone(), recovery)?;
+        let core = &self.core;
+        self.payloads.retain(|id| core.block(id).is_some());
+        self.pacer = Pacer::new(self.pacing);
+        self.feed(now_ms, Event::Start, out)
     }
 
     /// Fires the round timer if it is due and proposes if a proposal is due (call when
     /// [`Host::wake_at`] has passed, or when the mempool admitted transactions).
     pub fn tick(&mut self, now_ms: u64) -> Result<Output, NodeError> {
         let mut out = Output::default();
+        if let Some(message) = self.syncer.status_due(now_ms, self.tip.block.height) {
+            out.messages.push(Outgoing::Sync { to: None, message });
+        }
+        self.sync_step(now_ms, &mut out)?;
+        if self.syncer.active() {
+            return Ok(out);
+        }
         if let Some((round, at)) = self.timer {
             if now_ms >= at {
                 self.timer = None;
@@ -232,10 +371,12 @@ impl<S: ChainStore> Host<S> {
     /// the proposal pacing deadline, whichever is first.
     pub fn wake_at(&self, now_ms: u64) -> Option<u64> {
         let timer = self.timer.map(|(_, at)| at);
-        match (timer, self.pacer.wake_at(now_ms)) {
+        let core = match (timer, self.pacer.wake_at(now_ms)) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
-        }
+        };
+        let sync = self.syncer.wake_at();
+        Some(core.map_or(sync, |at| at.min(sync)))
     }
 
     /// Whether a proposal waits for transactions (the caller wakes the host when some arrive).
@@ -269,7 +410,9 @@ impl<S: ChainStore> Host<S> {
             committed_txs: self.tip.committed_txs,
             round: self.core.round(),
             high_qc_height,
-            syncing: orphans > 0 || high_qc_height > self.tip.block.height.saturating_add(3),
+            syncing: self.syncer.active()
+                || orphans > 0
+                || high_qc_height > self.tip.block.height.saturating_add(3),
             timeouts_sent: self.core.stats().timeouts_sent,
         }
     }
@@ -304,7 +447,12 @@ impl<S: ChainStore> Host<S> {
                     continue;
                 }
             };
-            let rest = Ready::new(actions).persist(&mut Persister(&self.store))?;
+            let mut sink = Persister {
+                store: &self.store,
+                safety: self.safety.as_ref(),
+                unsynced_blocks: &mut self.unsynced_blocks,
+            };
+            let rest = Ready::new(actions).persist(&mut sink)?;
             for action in rest {
                 self.carry_out(now_ms, action, out, &mut events)?;
             }
@@ -369,6 +517,8 @@ impl<S: ChainStore> Host<S> {
         let started = std::time::Instant::now();
         let decoded = self.payloads.decoded(block);
         let (tip, report) = commit::apply(&self.store, &self.tip, block, qc, &decoded)?;
+        // The commit's batch is synced: the blocks put before it are durable.
+        self.unsynced_blocks = false;
         self.tip = tip;
         self.payloads.note_root(block.height, report.state_root);
         let mut mempool = lock(&self.mempool)?;
@@ -452,18 +602,30 @@ pub fn is_misbehaviour(e: &ConsensusError) -> bool {
     )
 }
 
-/// The store as the core's persistence sink.
-struct Persister<'a, S>(&'a S);
+/// The chain store and the safety record as the core's persistence sink. Blocks are put
+/// unsynced; before a safety write the chain store is synced if blocks were put since its last
+/// synced write, so every block is durable before a vote for it can leave.
+struct Persister<'a, S> {
+    store: &'a S,
+    safety: &'a dyn SafetyStore,
+    unsynced_blocks: &'a mut bool,
+}
 
 impl<S: ChainStore> PersistSink for Persister<'_, S> {
     type Error = StorageError;
 
     fn store_uncommitted(&mut self, block: &Block) -> Result<(), StorageError> {
-        self.0.put_uncommitted(block)
+        self.store.put_uncommitted(block)?;
+        *self.unsynced_blocks = true;
+        Ok(())
     }
 
     fn persist_safety(&mut self, data: &SafetyData) -> Result<(), StorageError> {
-        self.0.put_safety(data)
+        if *self.unsynced_blocks {
+            self.store.sync()?;
+            *self.unsynced_blocks = false;
+        }
+        self.safety.put(data)
     }
 }
 

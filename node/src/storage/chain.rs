@@ -1,5 +1,5 @@
 //! The chain in RocksDB: genesis, committed blocks and their transactions, uncommitted bodies,
-//! the safety state and the commit tip.
+//! and the commit tip.
 
 use std::collections::BTreeSet;
 use std::ops::RangeInclusive;
@@ -75,6 +75,12 @@ pub(super) fn body_key(height: u64, id: &Digest) -> Vec<u8> {
 }
 
 impl Store {
+    /// The safety state of a database written by a build that kept it in `meta/safety`, to be
+    /// moved into the [`super::SafetyFile`] once (newer builds never write it here).
+    pub fn legacy_safety(&self) -> Result<Option<SafetyData>, StorageError> {
+        self.get("meta", b"safety", "safety data")
+    }
+
     /// Puts into `batch` what a commit writes for its block: the body if `with_body`, the
     /// height and id indexes, the transaction records, the tree values and the tip.
     fn put_block(
@@ -252,7 +258,7 @@ impl ChainStore for Store {
     }
 
     /// Stores an uncommitted block's body, which its commit will not write again (not synced:
-    /// the next safety write's sync covers it, and that write precedes any vote for the block).
+    /// the host syncs it before the safety write that precedes any vote for the block).
     /// A block at or below the commit tip can never commit (or is committed and stored), so it
     /// is not written.
     fn put_uncommitted(&self, block: &Block) -> Result<(), StorageError> {
@@ -281,16 +287,10 @@ impl ChainStore for Store {
         Ok(out)
     }
 
-    /// Durably stores the safety state (fsync) before the caller sends what depends on it.
-    fn put_safety(&self, data: &SafetyData) -> Result<(), StorageError> {
-        let mut batch = WriteBatch::default();
-        batch.put_cf(self.cf("meta")?, b"safety", encode(data, "safety data")?);
-        self.sync_write(batch)
-    }
-
-    /// The safety state last put.
-    fn safety(&self) -> Result<Option<SafetyData>, StorageError> {
-        self.get("meta", b"safety", "safety data")
+    fn sync(&self) -> Result<(), StorageError> {
+        self.db
+            .flush_wal(true)
+            .map_err(|source| StorageError::Write { source })
     }
 
     /// The state root after genesis (height 0).

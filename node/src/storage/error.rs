@@ -97,6 +97,35 @@ pub enum StorageError {
         #[source]
         source: LedgerError,
     },
+    /// Reading or writing the safety record failed.
+    #[error("cannot {op} the safety record {path}: {message}")]
+    SafetyIo {
+        path: PathBuf,
+        op: &'static str,
+        kind: std::io::ErrorKind,
+        message: String,
+    },
+    /// A safety record that belongs to another chain or validator key.
+    #[error(
+        "the safety record {path} is for {what} {found}, not {expected}; if the key was replaced \
+         on purpose, move the record aside (the new key has signed nothing)"
+    )]
+    SafetyRecordMismatch {
+        path: PathBuf,
+        what: &'static str,
+        found: String,
+        expected: String,
+    },
+    /// Both slots of a safety record are written and neither verifies: the record is lost.
+    #[error(
+        "the safety record in {dir} is damaged (neither slot verifies); refusing to start, since \
+         signing without it could sign twice in a round. Restore it, or move it aside only if \
+         this validator is known not to have signed on this chain"
+    )]
+    SafetyRecordDamaged { dir: PathBuf },
+    /// A safety record too large to write (never expected: a few KiB per hundred validators).
+    #[error("a safety record of {len} bytes is too large to write")]
+    SafetyRecordTooLarge { len: usize },
     /// A lock around in-memory state was poisoned (a thread panicked holding it).
     #[error("the {what} lock is poisoned")]
     Poisoned { what: &'static str },

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use hotledger_consensus::{Block, SafetyData};
+use hotledger_consensus::Block;
 use hotledger_crypto::{Digest, PublicKey};
 use hotledger_ledger::{
     account_key_hash, decode_account, Account, AccountReader, LedgerError, MemoryTree, NodeOverlay,
@@ -36,7 +36,6 @@ struct State {
     genesis: Option<Digest>,
     genesis_root: Option<Digest>,
     tip: Option<CommitTip>,
-    safety: Option<SafetyData>,
     /// Committed bodies, and uncommitted ones above the tip.
     bodies: BTreeMap<BodyKey, Block>,
     /// Committed heights: block id and state root after it.
@@ -140,15 +139,9 @@ impl ChainStore for MemoryStore {
         Ok(())
     }
 
-    fn put_safety(&self, data: &SafetyData) -> Result<(), StorageError> {
-        let mut s = self.lock()?;
-        s.safety = Some(data.clone());
-        s.synced();
+    fn sync(&self) -> Result<(), StorageError> {
+        self.lock()?.synced();
         Ok(())
-    }
-
-    fn safety(&self) -> Result<Option<SafetyData>, StorageError> {
-        Ok(self.lock()?.safety.clone())
     }
 
     fn put_uncommitted(&self, block: &Block) -> Result<(), StorageError> {
@@ -315,7 +308,7 @@ mod tests {
         let before = block_at(1, 1, &tip);
         let after = block_at(1, 2, &tip);
         store.put_uncommitted(&before).unwrap();
-        store.put_safety(&SafetyData::default()).unwrap();
+        store.sync().unwrap();
         store.put_uncommitted(&after).unwrap();
         assert_eq!(store.uncommitted_blocks().unwrap().len(), 2);
         let crashed = store.crash();

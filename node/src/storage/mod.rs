@@ -1,6 +1,8 @@
-//! Storage: blocks, transactions, accounts, the state tree, the consensus safety state and
-//! metadata, behind the [`ChainStore`] trait the node host uses. [`Store`] keeps them in RocksDB;
-//! [`MemoryStore`] keeps them in memory and models what a crash keeps, for the simulator.
+//! Storage: blocks, transactions, accounts, the state tree and metadata, behind the
+//! [`ChainStore`] trait the node host uses. [`Store`] keeps them in RocksDB; [`MemoryStore`]
+//! keeps them in memory and models what a crash keeps, for the simulator. The consensus safety
+//! state is kept apart from the chain, behind [`SafetyStore`] ([`SafetyFile`] on disk,
+//! [`MemorySafety`] in memory), so that losing or replacing the chain data never resets it.
 //!
 //! # Failure policy
 //!
@@ -25,8 +27,10 @@
 //!   later block replaced before that write are never written. [`ChainStore::flush`] writes them on
 //!   shutdown. After a crash, [`ChainStore::rebuild_tree`] recomputes the missing versions from
 //!   the committed values and checks each root against the one its commit stored.
-//! * The safety state is written synced before the node sends any vote, timeout or proposal
-//!   that depends on it (`Action::PersistSafety` comes first).
+//! * The safety state is written synced, in its own files ([`SafetyFile`]), before the node
+//!   sends any vote, timeout or proposal that depends on it (`Action::PersistSafety` comes
+//!   first); the host syncs the chain's unsynced blocks ([`ChainStore::sync`]) just before, so a
+//!   block is durable before any vote for it leaves.
 //! * The database remembers the genesis hash it was created for and refuses to open for another;
 //!   a database whose metadata is missing or undecodable is refused, never rewritten.
 //!
@@ -34,7 +38,7 @@
 //!
 //! | cf | key | value |
 //! |---|---|---|
-//! | `meta` | `genesis`, `genesis_root`, `safety`, `tip`, `schema`, `tree_version` | genesis hash, state root at genesis, `SafetyData`, `CommitTip`, version, the newest tree version whose nodes are all written (absent: the tip's) |
+//! | `meta` | `genesis`, `genesis_root`, `tip`, `schema`, `tree_version` | genesis hash, state root at genesis, `CommitTip`, version, the newest tree version whose nodes are all written (absent: the tip's); `safety`, the safety state of builds that kept it here, is only read once, to move it to the [`SafetyFile`] |
 //! | `bodies` | height (u64 BE) ‖ block id | `Block`: committed ones, and uncommitted ones above the commit tip (restart recovery) |
 //! | `blocks` | height (u64 BE) | `CommittedBlock`: the id of the committed block and the state root after it |
 //! | `block_ids` | block id | height (u64 BE) |
@@ -47,6 +51,7 @@
 mod chain;
 mod error;
 mod memory;
+mod safety;
 mod tree;
 
 #[cfg(test)]
@@ -57,6 +62,7 @@ mod tests;
 pub use chain::{BlockWrite, CommitTip, StoredBlock, TxRecord};
 pub use error::StorageError;
 pub use memory::MemoryStore;
+pub use safety::{MemorySafety, SafetyFile, SafetyStore};
 
 use std::collections::BTreeSet;
 use std::ops::RangeInclusive;
@@ -64,7 +70,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use hotledger_consensus::{Block, SafetyData};
+use hotledger_consensus::Block;
 use hotledger_crypto::cache::ShardedCache;
 use hotledger_crypto::{Digest, PublicKey};
 use hotledger_ledger::{Account, AccountReader, NodeOverlay};
@@ -86,13 +92,13 @@ pub trait ChainStore:
         tree: &TreeUpdateBatch,
         tip: &CommitTip,
     ) -> Result<(), StorageError>;
-    /// Synced before returning.
-    fn put_safety(&self, data: &SafetyData) -> Result<(), StorageError>;
-    /// The safety state last put.
-    fn safety(&self) -> Result<Option<SafetyData>, StorageError>;
-    /// Not synced: the next synced write (a safety write or a commit) makes it durable. A block
-    /// at or below the commit tip is not stored (it is committed already, or can never be).
+    /// Not synced: the next synced write ([`ChainStore::sync`] or a commit) makes it durable. A
+    /// block at or below the commit tip is not stored (it is committed already, or can never
+    /// be).
     fn put_uncommitted(&self, block: &Block) -> Result<(), StorageError>;
+    /// Makes every earlier write durable (the uncommitted blocks put since the last synced
+    /// write).
+    fn sync(&self) -> Result<(), StorageError>;
     /// The stored uncommitted blocks above the commit tip, by height (restart recovery).
     fn uncommitted_blocks(&self) -> Result<Vec<Block>, StorageError>;
     /// One atomic, synced batch. Deletes the uncommitted blocks at or below its height.

@@ -77,6 +77,15 @@ struct Args {
     /// every live node (0: no transfers).
     #[arg(long, default_value_t = 100)]
     tx_interval_ms: u64,
+    /// `consensus.max_orphan_blocks` of every node (default: the daemon's); lower it to make
+    /// nodes behind catch up by forward sync.
+    #[arg(long, default_value_t = 4_096)]
+    max_orphan_blocks: usize,
+    /// Half of the crashes also wipe the node's chain data, as an operator deleting `data/`:
+    /// it restarts from genesis with only its safety record, and must never sign a message
+    /// conflicting with what it signed before.
+    #[arg(long)]
+    wipes: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -121,6 +130,8 @@ fn sim_config(args: &Args) -> SimConfig {
     let mut cfg = SimConfig::new(args.validators, args.twins);
     cfg.forgers = args.forgers;
     cfg.tx_interval_ms = args.tx_interval_ms;
+    cfg.wipes = args.wipes;
+    cfg.max_orphan_blocks = args.max_orphan_blocks;
     cfg.gst_ms = args.gst_ms;
     cfg.liveness_bound_ms = args.liveness_bound_ms;
     cfg.reputation = !args.no_reputation;
@@ -178,6 +189,9 @@ fn scenarios(args: &Args, cfg: &SimConfig) -> ExitCode {
     let unpersisted: usize = reports.iter().map(|r| r.verdict.unpersisted_sends).sum();
     let txs: u64 = reports.iter().map(|r| r.verdict.txs_applied).sum();
     let rebuilt: u64 = reports.iter().map(|r| r.verdict.rebuilt_heights).sum();
+    let wipes: u64 = reports.iter().map(|r| r.verdict.wipes).sum();
+    let syncs: u64 = reports.iter().map(|r| r.verdict.syncs).sum();
+    let sync_refused: u64 = reports.iter().map(|r| r.verdict.sync_refused).sum();
     let refused: u64 = reports.iter().map(|r| r.verdict.payloads_refused).sum();
     let worst = reports
         .iter()
@@ -190,7 +204,8 @@ fn scenarios(args: &Args, cfg: &SimConfig) -> ExitCode {
     println!(
         "scenarios={} validators={} twins={} forks={} conflicting_votes={} invalid_commits={} \
          state_roots_agreed={} state_root_mismatches={} unpersisted_sends={} txs_applied={} \
-         tree_heights_rebuilt={} payloads_refused={} stalled_runs={} commits={} evidence={} \
+         tree_heights_rebuilt={} wipes={} syncs={} sync_responses_refused={} payloads_refused={} \
+         stalled_runs={} commits={} evidence={} \
          worst_recovery_after_gst_ms={} first_failing_seed={} wall_s={:.1}",
         reports.len(),
         args.validators,
@@ -203,6 +218,9 @@ fn scenarios(args: &Args, cfg: &SimConfig) -> ExitCode {
         unpersisted,
         txs,
         rebuilt,
+        wipes,
+        syncs,
+        sync_refused,
         refused,
         stalled_runs,
         commits,

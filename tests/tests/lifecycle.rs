@@ -1,0 +1,147 @@
+//! A validator's life on real processes: its chain data deleted while it is down, it restarts
+//! from its safety record (kept apart from the chain data), catches up by forward sync past an
+//! orphan bound far smaller than what it missed, and signs again only above what it had signed.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use hotledger_consensus::SafetyData;
+use hotledger_node::home::Home;
+use hotledger_node::rpc::HotledgerApiClient;
+use hotledger_node::storage::{SafetyFile, SafetyStore};
+use hotledger_tests::cluster::Cluster;
+
+const WIPED: usize = 3;
+
+/// The safety record of a stopped validator, read from its home.
+fn record(home: &Home) -> Result<SafetyData> {
+    let config = home.load_config()?;
+    let genesis = home.load_genesis()?;
+    let key = home.load_validator_key()?;
+    SafetyFile::open(&home.safety_path(&config), &genesis.hash(), key.public())?
+        .get()?
+        .context("the validator has no safety record")
+}
+
+/// Waits until the validator's log has a line containing `text`; returns that line.
+async fn log_line(c: &Cluster, i: usize, text: &str, timeout: Duration) -> Result<String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let log = std::fs::read_to_string(c.log_path(i)).unwrap_or_default();
+        if let Some(line) = log.lines().find(|l| l.contains(text)) {
+            return Ok(line.to_string());
+        }
+        if Instant::now() > deadline {
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            bail!(
+                "validator {i} never logged {text:?} within {timeout:?}; its log ends:\n{}",
+                tail.join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_validator_keeps_its_safety_record_and_signs_only_above_it() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut c = Cluster::running(dir.path(), 4, 4).await?;
+    let all = [0, 1, 2, 3];
+    c.wait_for_height(&all, 10, Duration::from_secs(60)).await?;
+
+    c.kill(WIPED)?;
+    let home = Home::new(c.home(WIPED));
+    let before = record(&home)?;
+    ensure!(before.last_voted_round > 0, "validator {WIPED} never voted");
+    let data = home.data_path(&home.load_config()?);
+    ensure!(data.exists(), "no chain data at {}", data.display());
+    std::fs::remove_dir_all(&data)?;
+
+    // Orphan and request bounds far below the blocks it misses: fetching ancestors backwards
+    // from the newest QC cannot bring it back, only forward sync can.
+    let config_path = home.config_path();
+    let config = std::fs::read_to_string(&config_path)?;
+    for line in ["max_orphan_blocks = 4096", "max_blocks_per_request = 64"] {
+        ensure!(config.contains(line), "no {line:?} in {config}");
+    }
+    std::fs::write(
+        &config_path,
+        config
+            .replace("max_orphan_blocks = 4096", "max_orphan_blocks = 8")
+            .replace("max_blocks_per_request = 64", "max_blocks_per_request = 8"),
+    )?;
+
+    // The others go on meanwhile, so the wiped validator has blocks to fetch.
+    let height = c.client(0)?.status().await?.height;
+    c.wait_for_height(&[0, 1, 2], height + 50, Duration::from_secs(90))
+        .await?;
+
+    // Restarted on an empty database, it starts from its record, not from round 0.
+    std::fs::remove_file(c.log_path(WIPED)).ok();
+    c.start(WIPED)?;
+    let line = log_line(&c, WIPED, "safety record loaded", Duration::from_secs(30)).await?;
+    let loaded: u64 = line
+        .split("last_voted_round=")
+        .nth(1)
+        .and_then(|rest| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
+        .with_context(|| format!("no round in {line}"))?;
+    ensure!(
+        loaded == before.last_voted_round,
+        "restart loaded round {loaded}, the record holds {}: {line}",
+        before.last_voted_round
+    );
+    ensure!(
+        log_line(
+            &c,
+            WIPED,
+            "initialised storage from genesis",
+            Duration::from_secs(5)
+        )
+        .await
+        .is_ok(),
+        "the chain data was not rebuilt from genesis"
+    );
+
+    // It catches up with the others by forward sync and takes part again.
+    let target = c.client(0)?.status().await?.height;
+    c.wait_for_height(&[WIPED], target, Duration::from_secs(90))
+        .await?;
+    log_line(
+        &c,
+        WIPED,
+        "syncing committed blocks",
+        Duration::from_secs(1),
+    )
+    .await?;
+    log_line(&c, WIPED, "caught up by sync", Duration::from_secs(30)).await?;
+    let later = c.client(0)?.status().await?.height;
+    c.wait_for_height(&all, later + 10, Duration::from_secs(60))
+        .await?;
+    // The chain it rebuilt is the others' chain, block for block.
+    let top = c.client(WIPED)?.status().await?.height;
+    for h in (1..=top).step_by(usize::try_from(top / 20).unwrap_or(1).max(1)) {
+        let mine = c.client(WIPED)?.get_block(Some(h)).await?.map(|b| b.id);
+        let theirs = c.client(0)?.get_block(Some(h)).await?.map(|b| b.id);
+        ensure!(mine.is_some() && mine == theirs, "block {h} differs");
+    }
+
+    // Everything it signed after the restart is above the old record.
+    c.kill(WIPED)?;
+    let after = record(&home)?;
+    ensure!(
+        after.last_voted_round > before.last_voted_round,
+        "no vote after the restart: record {} then {}",
+        before.last_voted_round,
+        after.last_voted_round
+    );
+    if let Some(vote) = &after.last_vote {
+        ensure!(vote.round() > before.last_voted_round);
+    }
+    Ok(())
+}
