@@ -517,10 +517,18 @@ impl Actor {
                 height = self.host.view().height,
                 "far behind the other validators: syncing committed blocks"
             ),
-            Some(false) => tracing::info!(
-                height = self.host.view().height,
-                "caught up by sync: following consensus again"
-            ),
+            Some(false) => {
+                let done = out.synced.unwrap_or_default();
+                let secs = done.elapsed_ms as f64 / 1_000.0;
+                tracing::info!(
+                    height = self.host.view().height,
+                    blocks = done.blocks,
+                    transfers = done.txs,
+                    secs,
+                    transfers_per_sec = (done.txs as f64 / secs.max(0.001)).round(),
+                    "caught up by sync: following consensus again"
+                )
+            }
             None => {}
         }
         for evidence in &out.evidence {

@@ -67,6 +67,25 @@ pub struct StepResult {
     /// The p99 commit latency (ms) of the transfers seen committed in each second of the step
     /// (`null` for a second in which none was).
     pub p99_ms_per_sec: Vec<Option<f64>>,
+    /// With `--restart`: each restarted validator's catch-up.
+    pub catch_up: Vec<CatchUp>,
+}
+
+/// How a restarted validator caught up with the others.
+#[derive(Debug, Clone, Serialize)]
+pub struct CatchUp {
+    pub name: String,
+    /// Blocks the others committed while it was down (their height at the restart less its
+    /// height at the kill).
+    pub missed_blocks: u64,
+    /// Transfers committed while it was down.
+    pub missed_txs: u64,
+    /// Seconds from the restart until it reported, not syncing, a height within 2 blocks of
+    /// the lowest other validator's and a round within 2 of theirs (polled once a second);
+    /// `null` if it never did within the step.
+    pub caught_up_secs: Option<f64>,
+    /// Transfers it committed from the restart until caught up, per second of that time.
+    pub replay_tps: Option<f64>,
 }
 
 /// One part of a step with `--crash`.
@@ -102,6 +121,16 @@ pub async fn bench(args: BenchArgs) -> Result<()> {
             args.crash,
             args.validators
         );
+    }
+    if let Some(down) = args.down_secs {
+        if down.saturating_add(2) > args.step_secs {
+            anyhow::bail!(
+                "--down-secs {down} leaves no healthy or recovered part of a {} s step: \
+                 make --step-secs at least {}",
+                args.step_secs,
+                down.saturating_add(2)
+            );
+        }
     }
     let mut results: Vec<StepResult> = Vec::new();
     println!(
@@ -235,12 +264,21 @@ fn phase_plan(args: &BenchArgs) -> Vec<(u64, &'static str, Option<bool>)> {
     if args.crash == 0 {
         return Vec::new();
     }
-    let third = (args.step_secs / 3).max(1);
+    let (down_at, up_at) = match args.down_secs {
+        Some(down) => {
+            let before = (args.step_secs.saturating_sub(down) / 2).max(1);
+            (before, before.saturating_add(down))
+        }
+        None => {
+            let third = (args.step_secs / 3).max(1);
+            (third, 2 * third)
+        }
+    };
     let last = if args.restart { "recovered" } else { "crashed" };
     vec![
         (0, "healthy", None),
-        (third, "crashed", Some(true)),
-        (2 * third, last, args.restart.then_some(false)),
+        (down_at, "crashed", Some(true)),
+        (up_at, last, args.restart.then_some(false)),
     ]
 }
 
@@ -249,6 +287,11 @@ fn phase_plan(args: &BenchArgs) -> Vec<(u64, &'static str, Option<bool>)> {
 struct Phases {
     plan: Vec<(u64, &'static str, Option<bool>)>,
     crashed: Vec<usize>,
+    /// The others' lowest height and committed transfers when the crashed ones were killed.
+    at_kill: Option<(u64, u64)>,
+    /// When the crashed ones were restarted, the others' lowest height and transfers then.
+    at_restart: Option<(Instant, u64, u64)>,
+    catch_up: Vec<CatchUp>,
     current: Option<(&'static str, Instant, Counters)>,
     closed: Vec<PhaseResult>,
     latencies: Vec<f64>,
@@ -263,15 +306,98 @@ impl Phases {
         Phases {
             plan: phase_plan(args),
             crashed,
+            at_kill: None,
+            at_restart: None,
+            catch_up: Vec::new(),
             current: None,
             closed: Vec::new(),
             latencies: Vec::new(),
         }
     }
 
+    /// The lowest height, the highest round and the most committed transfers the validators
+    /// not crashed report now.
+    async fn others(&self, net: &Network) -> Option<(u64, u64, u64)> {
+        let clients = net.clients().ok()?;
+        let mut seen: Option<(u64, u64, u64)> = None;
+        for (i, client) in clients.iter().enumerate() {
+            if self.crashed.contains(&i) {
+                continue;
+            }
+            if let Some(s) = status(client).await {
+                let (h, r, t) = seen.unwrap_or((u64::MAX, 0, 0));
+                seen = Some((h.min(s.height), r.max(s.round), t.max(s.committed_txs)));
+            }
+        }
+        seen
+    }
+
+    /// After the restart: records, for each restarted validator not caught up yet, whether it
+    /// is now (see [`CatchUp::caught_up_secs`]).
+    async fn watch_catch_up(&mut self, net: &Network) {
+        let Some((restarted, height_then, txs_then)) = self.at_restart else {
+            return;
+        };
+        let Some((low, round, _)) = self.others(net).await else {
+            return;
+        };
+        let Ok(clients) = net.clients() else {
+            return;
+        };
+        let (kill_height, kill_txs) = self.at_kill.unwrap_or((0, 0));
+        for &i in &self.crashed {
+            let name = net.info.validators[i].name.clone();
+            if self
+                .catch_up
+                .iter()
+                .any(|c| c.name == name && c.caught_up_secs.is_some())
+            {
+                continue;
+            }
+            let Some(s) = status(&clients[i]).await else {
+                continue;
+            };
+            if s.syncing || s.height.saturating_add(2) < low || s.round.saturating_add(2) < round {
+                continue;
+            }
+            let secs = restarted.elapsed().as_secs_f64();
+            let replayed = s.committed_txs.saturating_sub(kill_txs);
+            self.catch_up.retain(|c| c.name != name);
+            self.catch_up.push(CatchUp {
+                name,
+                missed_blocks: height_then.saturating_sub(kill_height),
+                missed_txs: txs_then.saturating_sub(kill_txs),
+                caught_up_secs: Some(secs),
+                replay_tps: Some(replayed as f64 / secs.max(0.001)),
+            });
+        }
+    }
+
+    /// The catch-ups, with a `null` entry for each restarted validator that never caught up.
+    fn catch_ups(&self, net: &Network) -> Vec<CatchUp> {
+        let mut out = self.catch_up.clone();
+        if let (Some((_, height_then, txs_then)), Some((kill_height, kill_txs))) =
+            (self.at_restart, self.at_kill)
+        {
+            for &i in &self.crashed {
+                let name = &net.info.validators[i].name;
+                if !out.iter().any(|c| &c.name == name) {
+                    out.push(CatchUp {
+                        name: name.clone(),
+                        missed_blocks: height_then.saturating_sub(kill_height),
+                        missed_txs: txs_then.saturating_sub(kill_txs),
+                        caught_up_secs: None,
+                        replay_tps: None,
+                    });
+                }
+            }
+        }
+        out
+    }
+
     /// At second `s` of the step: if a phase starts then, closes the current one and kills or
     /// restarts the crashed validators as planned.
-    fn at_second(
+    async fn at_second(
         &mut self,
         s: u64,
         net: &mut Network,
@@ -286,12 +412,15 @@ impl Phases {
         let what = match action {
             Some(true) => {
                 self.crashed.iter().for_each(|&i| net.kill(i));
+                self.at_kill = self.others(net).await.map(|(h, _, t)| (h, t));
                 Some("killed")
             }
             Some(false) => {
+                let (height, _, txs) = self.others(net).await.unwrap_or_default();
                 for &i in &self.crashed {
                     net.restart(i)?;
                 }
+                self.at_restart = Some((Instant::now(), height, txs));
                 Some("restarted")
             }
             None => None,
@@ -341,6 +470,18 @@ fn close_phase(
     (phase, lat)
 }
 
+/// A validator's status within [`STATUS_TIMEOUT`], or `None`.
+async fn status(client: &HttpClient) -> Option<hotledger_node::shared::Status> {
+    use hotledger_node::rpc::HotledgerApiClient;
+    tokio::time::timeout(STATUS_TIMEOUT, client.status())
+        .await
+        .ok()?
+        .ok()
+}
+
+/// How long the catch-up watch waits for one validator's status.
+const STATUS_TIMEOUT: Duration = Duration::from_millis(250);
+
 /// The committed transfers and the p99 latency of each second of the step.
 struct PerSecond {
     last: Counters,
@@ -381,6 +522,7 @@ struct Window {
     loadgen_cpu_percent: f64,
     phases: Vec<PhaseResult>,
     per_second: PerSecond,
+    catch_up: Vec<CatchUp>,
 }
 
 /// One rate: fresh network, warm-up, measured step, stop.
@@ -465,7 +607,8 @@ async fn measure(
     let mut phases = Phases::new(args, net.len());
     let mut per_second = PerSecond::start(stats);
     for s in 0..args.step_secs {
-        phases.at_second(s, net, stats, bar, rate)?;
+        phases.at_second(s, net, stats, bar, rate).await?;
+        phases.watch_catch_up(net).await;
         bar.set_message(format!("{rate} tx/s: measuring {s}/{} s", args.step_secs));
         tokio::time::sleep_until(start + Duration::from_secs(s.saturating_add(1))).await;
         per_second.record(stats);
@@ -478,6 +621,17 @@ async fn measure(
         }
     }
     phases.close(stats);
+    let catch_up = phases.catch_ups(net);
+    for c in &catch_up {
+        bar.println(format!(
+            "{rate} tx/s: {} missed {} blocks ({} transfers); caught up after {} s, replaying {} tx/s",
+            c.name,
+            thousands(c.missed_blocks),
+            thousands(c.missed_txs),
+            c.caught_up_secs.map_or("(never)".into(), |s| format!("{s:.1}")),
+            c.replay_tps.map_or("-".into(), |t| thousands(t.round() as u64)),
+        ));
+    }
     let wall = t0.elapsed().as_secs_f64();
     let delta = stats.counters().since(&before);
     // The latencies of the whole step: the phases', then those since the last phase closed.
@@ -491,6 +645,7 @@ async fn measure(
         loadgen_cpu_percent: cpu_percent(self_before, std::process::id(), wall),
         phases: phases.closed,
         per_second,
+        catch_up,
     })
 }
 
@@ -529,6 +684,7 @@ fn step_result(rate: u64, accounts: u64, w: Window) -> StepResult {
         loadgen_cpu_percent,
         phases,
         per_second,
+        catch_up,
     } = w;
     let (p50, p95, p99) = stats::summarize(&mut latencies);
     let offered_tps = delta.offered as f64 / wall;
@@ -555,5 +711,6 @@ fn step_result(rate: u64, accounts: u64, w: Window) -> StepResult {
         phases,
         committed_per_sec: per_second.committed,
         p99_ms_per_sec: per_second.p99_ms,
+        catch_up,
     }
 }

@@ -103,6 +103,11 @@ pub struct BenchArgs {
     /// third measures the recovery
     #[arg(long, requires = "crash")]
     pub restart: bool,
+    /// With --restart: keep the crashed validators down this long (instead of a third of the
+    /// step), the healthy and recovered parts sharing the rest; the report gives how long each
+    /// restarted validator took to catch up with the others and how fast it replayed
+    #[arg(long, value_name = "SECS", requires = "restart", value_parser = clap::value_parser!(u64).range(1..=3_000))]
+    pub down_secs: Option<u64>,
     /// The benchmark networks' folder (wiped for every rate)
     #[arg(long, value_name = "DIR", default_value = "./.testnet-bench")]
     pub dir: PathBuf,

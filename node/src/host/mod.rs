@@ -54,7 +54,7 @@ use crate::storage::{ChainStore, CommitTip, SafetyStore, StorageError};
 
 pub use commit::CommitReport;
 pub use pacing::Pacing;
-pub use sync::{SyncError, SyncMessage};
+pub use sync::{SyncError, SyncMessage, SyncSummary};
 
 use pacing::Pacer;
 use payload::Payloads;
@@ -122,6 +122,8 @@ pub struct Output {
     pub sync_refused: Vec<(PublicKey, SyncError)>,
     /// The host switched between consensus and sync: `Some(true)` into sync.
     pub sync_switched: Option<bool>,
+    /// On switching back to consensus: what the sync did.
+    pub synced: Option<SyncSummary>,
 }
 
 /// What [`Host::open`] found and did, for the start-up log.
@@ -294,7 +296,7 @@ impl<S: ChainStore> Host<S> {
             .syncer
             .should_enter(tip, self.core.high_qc().block().height)
         {
-            self.syncer.enter();
+            self.syncer.enter(now_ms);
             self.timer = None;
             self.pacer = Pacer::new(self.pacing);
             out.sync_switched = Some(true);
@@ -313,6 +315,7 @@ impl<S: ChainStore> Host<S> {
                     });
                 }
                 let report = self.commit(now_ms, block, proven.certifying(i), out)?;
+                self.syncer.applied(report.applied);
                 out.committed.push(report);
             }
         }
@@ -323,7 +326,7 @@ impl<S: ChainStore> Host<S> {
             });
         }
         if self.syncer.should_exit(now_ms, self.tip.block.height) {
-            self.syncer.exit();
+            out.synced = Some(self.syncer.exit(now_ms));
             self.restart_core(now_ms, out)?;
             out.sync_switched = Some(false);
         }

@@ -126,6 +126,16 @@ pub(super) struct Checks<'a> {
     pub max_payload: usize,
 }
 
+/// What one sync did, from switching to sync to switching back.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyncSummary {
+    pub blocks: u64,
+    /// Transfers applied.
+    pub txs: u64,
+    /// Host time from switching to sync to switching back (ms).
+    pub elapsed_ms: u64,
+}
+
 /// The sync state machine (pure: time and the tip are arguments).
 #[derive(Debug)]
 pub(super) struct Syncer {
@@ -134,6 +144,9 @@ pub(super) struct Syncer {
     /// Proven responses by first height.
     proven: BTreeMap<u64, Proven>,
     active: bool,
+    /// Since when, and what this sync applied so far.
+    started_ms: u64,
+    summary: SyncSummary,
     next_status_ms: u64,
     /// f + 1 for the validator set: reports from this many peers cannot all be lies.
     honest_reports: usize,
@@ -163,6 +176,8 @@ impl Syncer {
             windows: BTreeMap::new(),
             proven: BTreeMap::new(),
             active: false,
+            started_ms: 0,
+            summary: SyncSummary::default(),
             next_status_ms: 0,
             honest_reports: validators.saturating_sub(1) / 3 + 1,
             request_blocks: request_blocks.clamp(1, MAX_REQUEST_BLOCKS),
@@ -212,8 +227,16 @@ impl Syncer {
         reports >= self.honest_reports || (reports >= 1 && certified >= far)
     }
 
-    pub fn enter(&mut self) {
+    pub fn enter(&mut self, now_ms: u64) {
         self.active = true;
+        self.started_ms = now_ms;
+        self.summary = SyncSummary::default();
+    }
+
+    /// Counts a block applied by this sync.
+    pub fn applied(&mut self, txs: u64) {
+        self.summary.blocks = self.summary.blocks.saturating_add(1);
+        self.summary.txs = self.summary.txs.saturating_add(txs);
     }
 
     /// Whether sync is done at `now_ms`: nothing in flight or waiting, and no peer that is not
@@ -228,12 +251,17 @@ impl Syncer {
                 .any(|p| p.paused_until <= now_ms && p.high > tip.saturating_add(EXIT_GAP))
     }
 
-    pub fn exit(&mut self) {
+    /// Back to consensus; returns what this sync did.
+    pub fn exit(&mut self, now_ms: u64) -> SyncSummary {
         self.active = false;
         self.windows.clear();
         self.proven.clear();
         for peer in self.peers.values_mut() {
             peer.busy = false;
+        }
+        SyncSummary {
+            elapsed_ms: now_ms.saturating_sub(self.started_ms),
+            ..self.summary
         }
     }
 
@@ -586,7 +614,7 @@ mod tests {
             s.on_status(key(i), 1_000);
         }
         s.on_status(key(6), 100); // holds only the first window
-        s.enter();
+        s.enter(0);
         let asked = windows(&s.requests(0, 10));
         assert_eq!(asked.len(), PARALLEL);
         let froms: Vec<u64> = asked.iter().map(|w| w.1).collect();
@@ -615,7 +643,7 @@ mod tests {
     fn an_empty_answer_lowers_the_peers_height_and_exit_waits_for_trusted_peers() {
         let mut s = Syncer::new(4, 64);
         s.on_status(key(1), 500);
-        s.enter();
+        s.enter(0);
         let asked = windows(&s.requests(0, 10));
         assert_eq!(asked.len(), 1, "one peer, one window");
         let genesis = hotledger_consensus::BlockInfo {
