@@ -402,6 +402,7 @@ async fn committed_blocks_and_transactions() {
     f.shared
         .store
         .commit_block(BlockWrite {
+            durable: true,
             block: &block,
             state_root,
             records: &[(

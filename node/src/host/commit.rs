@@ -36,14 +36,15 @@ pub(super) fn certified(commit: &Commit) -> impl Iterator<Item = (&Block, &Quoru
     })
 }
 
-/// Executes `block` on the committed state and writes it in one synced batch; returns the new
-/// tip and the report.
+/// Executes `block` on the committed state and writes it in one batch, synced if `durable`
+/// (see [`BlockWrite::durable`]); returns the new tip and the report.
 pub(super) fn apply<S: ChainStore>(
     store: &S,
     tip: &CommitTip,
     block: &Block,
     qc: &QuorumCert,
     decoded: &DecodedPayload,
+    durable: bool,
 ) -> Result<(CommitTip, CommitReport), NodeError> {
     let exec = execute(store, &decoded.payload.txs)?;
     let (state_root, tree) = compute_state_root(store, block.height, &exec.updates)?;
@@ -61,6 +62,7 @@ pub(super) fn apply<S: ChainStore>(
         accounts: &exec.updates,
         tree,
         tip: &tip,
+        durable,
     })?;
     let report = CommitReport {
         height: block.height,

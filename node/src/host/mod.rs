@@ -314,7 +314,9 @@ impl<S: ChainStore> Host<S> {
                         tip: self.tip.block.id,
                     });
                 }
-                let report = self.commit(now_ms, block, proven.certifying(i), out)?;
+                // One sync per proven range, with its last block.
+                let durable = i + 1 == proven.blocks.len();
+                let report = self.commit(now_ms, block, proven.certifying(i), durable, out)?;
                 self.syncer.applied(report.applied);
                 out.committed.push(report);
             }
@@ -496,7 +498,7 @@ impl<S: ChainStore> Host<S> {
             Action::Commit(commit) => {
                 self.pacer.state_changed();
                 for (block, qc) in commit::certified(&commit) {
-                    let report = self.commit(now_ms, block, qc, out)?;
+                    let report = self.commit(now_ms, block, qc, true, out)?;
                     out.committed.push(report);
                 }
                 let core = &self.core;
@@ -515,13 +517,16 @@ impl<S: ChainStore> Host<S> {
         now_ms: u64,
         block: &Block,
         qc: &QuorumCert,
+        durable: bool,
         out: &mut Output,
     ) -> Result<CommitReport, NodeError> {
         let started = std::time::Instant::now();
         let decoded = self.payloads.decoded(block);
-        let (tip, report) = commit::apply(&self.store, &self.tip, block, qc, &decoded)?;
-        // The commit's batch is synced: the blocks put before it are durable.
-        self.unsynced_blocks = false;
+        let (tip, report) = commit::apply(&self.store, &self.tip, block, qc, &decoded, durable)?;
+        if durable {
+            // The commit's batch is synced: the writes before it are durable.
+            self.unsynced_blocks = false;
+        }
         self.tip = tip;
         self.payloads.note_root(block.height, report.state_root);
         let mut mempool = lock(&self.mempool)?;

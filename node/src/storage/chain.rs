@@ -57,6 +57,11 @@ pub struct BlockWrite<'a> {
     /// Its nodes are held in memory after the write (see [`ChainStore::commit_block`]), hence owned.
     pub tree: TreeUpdateBatch,
     pub tip: &'a CommitTip,
+    /// Synced before returning (every commit by consensus). A forward sync writes the blocks of
+    /// a proven range unsynced and syncs the last: a crash before that loses a suffix of them
+    /// (one write-ahead log, replayed in order, so the tip stays that of a whole block), and they
+    /// are fetched again.
+    pub durable: bool,
 }
 
 /// A height's entry in `blocks`; the body is in `bodies` under `height ‖ id`.
@@ -246,7 +251,13 @@ impl ChainStore for Store {
             batch.delete_cf(bodies, stale);
         }
         let wrote_tree = self.put_due_tree_write(&mut batch, height, &w.tree.node_batch)?;
-        self.sync_write(batch)?;
+        if w.durable {
+            self.sync_write(batch)?;
+        } else {
+            self.db
+                .write(batch)
+                .map_err(|source| StorageError::Write { source })?;
+        }
         self.committed_height.store(height, Ordering::Relaxed);
         self.accounts.store(w.accounts);
         self.hold_tree(height, w.tree.node_batch, wrote_tree)?;

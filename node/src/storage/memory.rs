@@ -2,10 +2,10 @@
 //! deterministic simulator and the storage tests.
 //!
 //! Durability follows [`Store`](super::Store)'s: every write but
-//! [`ChainStore::put_uncommitted`] is synced, and a synced write also makes durable the
-//! unsynced writes before it (RocksDB's single WAL, replayed in order). [`MemoryStore::crash`]
-//! keeps exactly that, and, like a process's memory, loses the state-tree nodes the overlay held
-//! unwritten.
+//! [`ChainStore::put_uncommitted`] and a commit that is not [`BlockWrite::durable`] is synced,
+//! and a synced write also makes durable the unsynced writes before it (RocksDB's single WAL,
+//! replayed in order). [`MemoryStore::crash`] keeps exactly that, and, like a process's memory,
+//! loses the state-tree nodes the overlay held unwritten.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::RangeInclusive;
@@ -47,6 +47,9 @@ struct State {
     overlay: NodeOverlay,
     /// Bodies stored since the last synced write: a crash loses them.
     unsynced: BTreeSet<BodyKey>,
+    /// The state as of the last synced write, kept while commits written unsynced
+    /// ([`BlockWrite::durable`] false) follow it: a crash returns to it.
+    durable: Option<Box<State>>,
 }
 
 impl State {
@@ -67,6 +70,7 @@ impl State {
     /// A synced write: every earlier write is now durable.
     fn synced(&mut self) {
         self.unsynced.clear();
+        self.durable = None;
     }
 
     /// Writes the tree of `version`'s unwritten nodes (`pending`: its batch, not held yet).
@@ -102,6 +106,9 @@ impl MemoryStore {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
+        if let Some(synced) = state.durable.take() {
+            state = *synced;
+        }
         for key in std::mem::take(&mut state.unsynced) {
             state.bodies.remove(&key);
         }
@@ -167,6 +174,10 @@ impl ChainStore for MemoryStore {
 
     fn commit_block(&self, w: BlockWrite<'_>) -> Result<(), StorageError> {
         let mut s = self.lock()?;
+        if !w.durable && s.durable.is_none() {
+            let before = s.clone();
+            s.durable = Some(Box::new(before));
+        }
         let b = w.block;
         let key = (b.height, b.id);
         let nodes = w.tree.node_batch;
@@ -189,7 +200,9 @@ impl ChainStore for MemoryStore {
         s.tip = Some(w.tip.clone());
         s.overlay.add(b.height, nodes);
         let released = write_tree.then(|| s.overlay.mark_written(b.height));
-        s.synced();
+        if w.durable {
+            s.synced();
+        }
         drop(s);
         drop(released);
         Ok(())

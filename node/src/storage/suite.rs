@@ -83,6 +83,7 @@ pub(super) fn commit<S: ChainStore>(
     };
     store
         .commit_block(BlockWrite {
+            durable: true,
             block,
             state_root,
             records,
@@ -158,6 +159,7 @@ pub(super) fn commit_tree_blocks<S: ChainStore>(
 pub(super) fn suite<S: ChainStore>(make: impl Fn() -> S, crash: impl Fn(S) -> S) {
     genesis_init_and_fresh_flag(&make, &crash);
     a_sync_makes_uncommitted_blocks_durable(&make, &crash);
+    unsynced_commits_are_lost_only_as_a_suffix(&make, &crash);
     uncommitted_blocks_are_listed_and_deleted_by_commits(&make, &crash);
     commits_are_read_back_by_height_id_tx_and_account(&make, &crash);
     tree_nodes_are_written_every_few_commits_and_by_flush(&make, &crash);
@@ -198,6 +200,62 @@ fn a_sync_makes_uncommitted_blocks_durable<S: ChainStore>(
         return; // the store lost what was not synced, as a crash may
     }
     assert_eq!(kept.len(), 2);
+}
+
+/// Commits written unsynced (a forward sync's range before its last block) survive a crash
+/// only as a whole prefix, and a sync makes them durable.
+fn unsynced_commits_are_lost_only_as_a_suffix<S: ChainStore>(
+    make: &impl Fn() -> S,
+    crash: &impl Fn(S) -> S,
+) {
+    let (store, genesis) = genesis_store(make);
+    let unsynced = |store: &S, block: &Block, parent: &CommitTip| -> CommitTip {
+        let tip = CommitTip {
+            block: block.info(),
+            ..parent.clone()
+        };
+        store
+            .commit_block(BlockWrite {
+                durable: false,
+                block,
+                state_root: parent.state_root,
+                records: &[],
+                accounts: &BTreeMap::new(),
+                tree: TreeUpdateBatch::default(),
+                tip: &tip,
+            })
+            .unwrap();
+        tip
+    };
+    let first = block_at(1, 1, &genesis);
+    let tip1 = commit_empty(&store, &first, &genesis);
+    let second = block_at(2, 2, &tip1);
+    let tip2 = unsynced(&store, &second, &tip1);
+    let third = block_at(3, 3, &tip2);
+    let tip3 = unsynced(&store, &third, &tip2);
+    let store = crash(store);
+    let tip = store.tip().unwrap().unwrap();
+    // Whatever survived is a prefix: the tip's block and every one below it, nothing above.
+    for height in 1..=3 {
+        let held = store.block_by_height(height).unwrap().is_some();
+        assert_eq!(
+            held,
+            height <= tip.block.height,
+            "height {height}, tip {tip:?}"
+        );
+    }
+    assert!(tip == tip1 || tip == tip2 || tip == tip3);
+    // Written again from the surviving tip and synced: durable.
+    let mut parent = tip;
+    for (height, tag) in [(2, 2), (3, 3)] {
+        if parent.block.height < height {
+            let block = block_at(height, tag, &parent);
+            parent = unsynced(&store, &block, &parent);
+        }
+    }
+    store.sync().unwrap();
+    let store = crash(store);
+    assert_eq!(store.tip().unwrap().unwrap().block.height, 3);
 }
 
 fn uncommitted_blocks_are_listed_and_deleted_by_commits<S: ChainStore>(

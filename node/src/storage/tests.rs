@@ -309,6 +309,7 @@ fn a_poisoned_lock_is_an_error_never_skipped() {
     let block = block_at(1, 1, &tip);
     let err = store
         .commit_block(super::BlockWrite {
+            durable: true,
             block: &block,
             state_root: tip.state_root,
             records: &[],
