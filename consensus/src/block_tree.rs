@@ -63,6 +63,11 @@ impl BlockTree {
         self.blocks.len()
     }
 
+    /// The uncommitted blocks in the tree (not the orphans), in no order.
+    pub fn blocks(&self) -> impl Iterator<Item = &Block> {
+        self.blocks.values()
+    }
+
     pub fn orphan_count(&self) -> usize {
         self.orphan_count
     }

@@ -273,8 +273,10 @@ impl Consensus {
             Event::Start => {
                 let first = self.entry_round()?;
                 self.enter_round(first, &mut out);
-                // A restarted node re-sends the vote of the round it stopped in.
+                // A restarted node re-sends the vote of the round it stopped in, and, as that
+                // round's leader, the proposal it made in it.
                 self.resend_last_vote(&mut out);
+                self.resend_own_proposal(&mut out);
                 Ok(())
             }
             Event::Message { from, message } => self.on_message(from, message, &mut out),

@@ -131,6 +131,39 @@ impl Consensus {
         Ok(())
     }
 
+    /// On restart in a round this node proposed in before it stopped: broadcasts that proposal
+    /// again (its block was stored before the proposal left), instead of asking for a payload
+    /// the safety rules would refuse to sign (one proposal per round), which would leave the
+    /// round to time out.
+    pub(super) fn resend_own_proposal(&mut self, out: &mut Vec<Action>) {
+        let (Some(me), Some(data)) = (self.me, self.safety_data()) else {
+            return;
+        };
+        if self.round == 0 || data.last_proposed_round != self.round {
+            return;
+        }
+        let round = self.round;
+        let Some(block) = self
+            .tree
+            .blocks()
+            .find(|b| b.author == me && b.round == round)
+            .cloned()
+        else {
+            return;
+        };
+        let tc = if block.qc.round().checked_add(1) == Some(round) {
+            None
+        } else {
+            match &self.high_tc {
+                Some(tc) if tc.round.checked_add(1) == Some(round) => Some(tc.clone()),
+                _ => return, // cannot justify it again: the round times out
+            }
+        };
+        self.payload_round = None;
+        out.retain(|a| !matches!(a, Action::RequestPayload { round: r, .. } if *r == round));
+        out.push(Action::Broadcast(Message::Proposal(Proposal { block, tc })));
+    }
+
     /// What justifies a proposal of `round` on the highest QC: nothing more when that QC is of
     /// the round before (`Some(None)`), else the TC of the round before (`Some(Some(tc))`);
     /// `None` when neither does.
