@@ -125,7 +125,27 @@ pub struct StorageConfig {
     /// paths are inside the home. It must not be inside `path`: deleting or replacing the chain
     /// data must leave it alone.
     pub safety_path: PathBuf,
+    /// `"window"`: keep the last `keep_blocks` committed blocks and their transactions' records
+    /// and delete older ones in the background; `"nothing"`: keep everything (an archive node).
+    pub pruning: Pruning,
+    /// With `pruning = "window"`: committed blocks kept below the tip.
+    pub keep_blocks: u64,
 }
+
+/// What the node deletes of its committed history.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pruning {
+    /// Blocks and transaction records older than `storage.keep_blocks` (the state tree is kept).
+    #[default]
+    Window,
+    /// Nothing: an archive node.
+    Nothing,
+}
+
+/// Fewest blocks `storage.keep_blocks` may keep: enough for leader reputation's history after
+/// a restart and for peers catching up by sync.
+pub const MIN_KEEP_BLOCKS: u64 = 1_000;
 
 /// Local consensus bounds (the shared protocol parameters are in genesis).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -216,6 +236,8 @@ impl Default for StorageConfig {
         StorageConfig {
             path: PathBuf::from("data"),
             safety_path: PathBuf::from("safety"),
+            pruning: Pruning::Window,
+            keep_blocks: 100_000,
         }
     }
 }
@@ -326,6 +348,12 @@ impl NodeConfig {
         }
         if self.storage.path.as_os_str().is_empty() {
             return Err("storage.path must not be empty".into());
+        }
+        if self.storage.keep_blocks < MIN_KEEP_BLOCKS {
+            return Err(format!(
+                "storage.keep_blocks = {} must be at least {MIN_KEEP_BLOCKS}",
+                self.storage.keep_blocks
+            ));
         }
         if self.storage.safety_path.as_os_str().is_empty() {
             return Err("storage.safety_path must not be empty".into());

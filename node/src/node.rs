@@ -17,7 +17,7 @@ use hotledger_genesis::Genesis;
 use hotledger_ledger::{Mempool, MempoolLimits, Origin, SignedTransaction};
 use tokio::sync::mpsc;
 
-use crate::config::{LogFormat, NodeConfig};
+use crate::config::{LogFormat, NodeConfig, Pruning};
 use crate::error::NodeError;
 use crate::home::Home;
 use crate::host::{Host, HostConfig, Outgoing, Output, Pacing, SharedMempool, SyncMessage};
@@ -283,6 +283,10 @@ async fn start_services(
         tasks.push(tokio::spawn(serve).abort_handle());
     }
     tasks.push(tokio::spawn(ingest(shared.clone(), ingest_rx, net_tx.clone())).abort_handle());
+    if config.storage.pruning == Pruning::Window {
+        let prune = prune(shared.clone(), config.storage.keep_blocks);
+        tasks.push(tokio::spawn(prune).abort_handle());
+    }
     let (serve_tx, serve_rx) = mpsc::channel(SERVE_QUEUE);
     // A few MiB per response, and never more than half a frame.
     let budget = (config.p2p.max_message_bytes / 2).min(4 << 20);
@@ -625,6 +629,7 @@ impl Actor {
             m.timeouts.inc_by(view.timeouts_sent - counted);
         }
         if let Ok(mut s) = self.shared.status.write() {
+            s.earliest_height = view.earliest;
             s.height = view.height;
             s.block_id = view.block_id;
             s.state_root = view.state_root;
@@ -635,6 +640,44 @@ impl Actor {
             s.mempool_txs = mp_txs;
             s.mempool_bytes = mp_bytes;
             s.committed_txs = view.committed_txs;
+        }
+    }
+}
+
+/// How often the pruner looks for heights below the retention window.
+const PRUNE_EVERY: Duration = Duration::from_secs(1);
+/// Most heights the pruner deletes in one synced batch.
+const PRUNE_BATCH: u64 = 500;
+
+/// Deletes committed blocks and transaction records more than `keep` blocks below the tip, in
+/// the background, in bounded batches on a blocking thread. A storage failure stops pruning
+/// (logged) and leaves the rest of the node to the consensus loop's own failure policy.
+async fn prune(shared: Arc<Shared>, keep: u64) {
+    let mut every = tokio::time::interval(PRUNE_EVERY);
+    loop {
+        every.tick().await;
+        let store = shared.store.clone();
+        let step = tokio::task::spawn_blocking(move || -> Result<Option<(u64, u64)>, NodeError> {
+            let tip = store.tip()?.map_or(0, |t| t.block.height);
+            let below = tip.saturating_sub(keep).saturating_add(1);
+            let before = store.earliest()?;
+            let after = store.prune(below, PRUNE_BATCH)?;
+            Ok((after > before).then_some((before, after)))
+        })
+        .await;
+        match step {
+            Ok(Ok(Some((from, to)))) => {
+                tracing::debug!(from, to, "pruned committed blocks below the window")
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "pruning failed; pruning stops");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "pruning task failed; pruning stops");
+                return;
+            }
         }
     }
 }

@@ -24,6 +24,8 @@ pub struct Status {
     pub genesis_hash: Digest,
     /// This node's validator key (hex).
     pub validator: String,
+    /// Lowest committed height whose block is still held (older ones are pruned).
+    pub earliest_height: u64,
     /// Last committed height and block.
     pub height: u64,
     pub block_id: Digest,

@@ -442,6 +442,43 @@ async fn committed_blocks_and_transactions() {
             .height,
         1
     );
+
+    // A second block, then the first pruned: asking for it is a typed error naming the
+    // earliest height held; the second still answers.
+    let block2 = Block {
+        id: Digest::of(b"block 2"),
+        round: 2,
+        height: 2,
+        timestamp_ms: 6,
+        qc: genesis.qc.clone(),
+        payload: BlockPayload::new(1, state_root, Vec::new()).encode(),
+        ..block.clone()
+    };
+    let tip2 = CommitTip {
+        block: block2.info(),
+        ..tip.clone()
+    };
+    f.shared
+        .store
+        .commit_block(BlockWrite {
+            durable: true,
+            block: &block2,
+            state_root,
+            records: &[],
+            accounts: &Default::default(),
+            tree: TreeUpdateBatch::default(),
+            tip: &tip2,
+        })
+        .unwrap();
+    assert_eq!(f.shared.store.prune(2, 10).unwrap(), 2);
+    let (code, message, data) = rejection_code(f.client.get_block(Some(1)).await.unwrap_err());
+    assert_eq!(code, hotledger_node::rpc::PRUNED, "{message}");
+    assert_eq!(data, Some(serde_json::json!({"height": 1, "earliest": 2})));
+    assert!(message.contains("pruned"), "{message}");
+    assert_eq!(
+        f.client.get_block(Some(2)).await.unwrap().unwrap().id,
+        block2.id
+    );
 }
 
 #[tokio::test]

@@ -145,3 +145,64 @@ async fn a_wiped_validator_keeps_its_safety_record_and_signs_only_above_it() -> 
     }
     Ok(())
 }
+
+/// Pruning on real processes: with a window of 1,000 blocks every validator deletes what is
+/// below it, reports the lowest height it holds, answers a query below it with the typed
+/// `-32004` error naming that height, and still answers every height above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pruning_keeps_the_window_and_refuses_pruned_heights_by_name() -> Result<()> {
+    const KEEP: u64 = 1_000;
+    let dir = tempfile::tempdir()?;
+    let mut c = Cluster::generate(dir.path(), 4, 4)?;
+    for i in 0..4 {
+        let path = Home::new(c.home(i)).config_path();
+        let config = std::fs::read_to_string(&path)?;
+        for line in ["keep_blocks = 100000", "empty_block_delay_ms = 200"] {
+            ensure!(config.contains(line), "no {line:?} in {config}");
+        }
+        std::fs::write(
+            &path,
+            config
+                .replace("keep_blocks = 100000", &format!("keep_blocks = {KEEP}"))
+                // Empty blocks every few ms, so the chain outgrows the window quickly.
+                .replace("empty_block_delay_ms = 200", "empty_block_delay_ms = 2"),
+        )?;
+    }
+    c.start_all()?;
+    let all = [0, 1, 2, 3];
+    c.wait_for_height(&all, KEEP + 400, Duration::from_secs(240))
+        .await?;
+    // The pruner runs each second: give it two.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for i in all {
+        let client = c.client(i)?;
+        let status = client.status().await?;
+        let earliest = status.earliest_height;
+        ensure!(
+            earliest > 1 && status.height - earliest + 1 >= KEEP,
+            "validator {i}: earliest {earliest} at height {}",
+            status.height
+        );
+        match client.get_block(Some(earliest - 1)).await {
+            Err(jsonrpsee::core::ClientError::Call(e)) => {
+                ensure!(e.code() == hotledger_node::rpc::PRUNED, "{e:?}");
+                let data: serde_json::Value = serde_json::from_str(e.data().unwrap().get())?;
+                ensure!(
+                    data["height"] == earliest - 1 && data["earliest"].as_u64() >= Some(earliest),
+                    "{data}"
+                );
+            }
+            other => bail!(
+                "validator {i}: pruned height {} answered {other:?}",
+                earliest - 1
+            ),
+        }
+        for h in [earliest, (earliest + status.height) / 2, status.height] {
+            ensure!(
+                client.get_block(Some(h)).await?.is_some(),
+                "validator {i}: height {h} within the window is missing"
+            );
+        }
+    }
+    Ok(())
+}

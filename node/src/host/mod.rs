@@ -140,6 +140,8 @@ pub struct Opened {
 /// The host's view of the chain, for `status` and metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct View {
+    /// Lowest committed height still held (older blocks are pruned).
+    pub earliest: u64,
     pub height: u64,
     pub block_id: Digest,
     pub state_root: Digest,
@@ -171,6 +173,8 @@ pub struct Host<S: ChainStore> {
     timer: Option<(Round, u64)>,
     pacer: Pacer,
     pacing: Pacing,
+    /// The store's earliest held height, as last read.
+    earliest: u64,
     max_message_bytes: usize,
 }
 
@@ -216,6 +220,7 @@ impl<S: ChainStore> Host<S> {
             payloads.note_root(0, root);
         }
         payloads.note_root(tip.block.height, tip.state_root);
+        let store_earliest = store.earliest()?;
         let syncer = Syncer::new(
             consensus.validators.len(),
             consensus.limits.max_blocks_per_request,
@@ -233,6 +238,7 @@ impl<S: ChainStore> Host<S> {
             timer: None,
             pacer: Pacer::new(config.pacing),
             pacing: config.pacing,
+            earliest: store_earliest,
             max_message_bytes: config.max_message_bytes,
         };
         Ok((host, opened))
@@ -261,7 +267,7 @@ impl<S: ChainStore> Host<S> {
     ) -> Result<Output, NodeError> {
         let mut out = Output::default();
         match message {
-            SyncMessage::Status { high, .. } => self.syncer.on_status(from, high),
+            SyncMessage::Status { low, high } => self.syncer.on_status(from, low, high),
             SyncMessage::Request { .. } => return Ok(out),
             SyncMessage::Response {
                 from: height,
@@ -355,7 +361,12 @@ impl<S: ChainStore> Host<S> {
     /// [`Host::wake_at`] has passed, or when the mempool admitted transactions).
     pub fn tick(&mut self, now_ms: u64) -> Result<Output, NodeError> {
         let mut out = Output::default();
-        if let Some(message) = self.syncer.status_due(now_ms, self.tip.block.height) {
+        if self.syncer.status_is_due(now_ms) {
+            // Read when sent: the pruner moves it, off the loop.
+            self.earliest = self.store.earliest()?;
+            let message = self
+                .syncer
+                .status(now_ms, self.earliest, self.tip.block.height);
             out.messages.push(Outgoing::Sync { to: None, message });
         }
         self.sync_step(now_ms, &mut out)?;
@@ -409,6 +420,7 @@ impl<S: ChainStore> Host<S> {
         let high_qc_height = self.core.high_qc().block().height;
         let orphans = self.core.pending_blocks().1;
         View {
+            earliest: self.earliest,
             height: self.tip.block.height,
             block_id: self.tip.block.id,
             state_root: self.tip.state_root,

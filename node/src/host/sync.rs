@@ -84,6 +84,8 @@ impl SyncMessage {
 /// What the syncer knows of a peer.
 #[derive(Clone, Copy, Debug, Default)]
 struct Peer {
+    /// The lowest height it holds (it pruned those below).
+    low: u64,
     high: u64,
     strikes: u32,
     /// Not asked before this time (ms) after too many strikes.
@@ -189,16 +191,18 @@ impl Syncer {
         self.active
     }
 
-    /// The status to broadcast if it is due at `now_ms`.
-    pub fn status_due(&mut self, now_ms: u64, tip: u64) -> Option<SyncMessage> {
-        if now_ms < self.next_status_ms {
-            return None;
-        }
+    /// Whether a status is due at `now_ms`.
+    pub fn status_is_due(&self, now_ms: u64) -> bool {
+        now_ms >= self.next_status_ms
+    }
+
+    /// The status to broadcast now (`low..=high`: the heights held; none at genesis).
+    pub fn status(&mut self, now_ms: u64, low: u64, high: u64) -> SyncMessage {
         self.next_status_ms = now_ms.saturating_add(STATUS_INTERVAL_MS);
-        Some(SyncMessage::Status {
-            low: u64::from(tip > 0),
-            high: tip,
-        })
+        SyncMessage::Status {
+            low: if high == 0 { 0 } else { low.max(1) },
+            high,
+        }
     }
 
     /// When the syncer next needs a tick: the next status, or the first window's timeout.
@@ -211,8 +215,9 @@ impl Syncer {
         timeout.map_or(self.next_status_ms, |t| t.min(self.next_status_ms))
     }
 
-    pub fn on_status(&mut self, from: PublicKey, high: u64) {
+    pub fn on_status(&mut self, from: PublicKey, low: u64, high: u64) {
         let peer = self.peers.entry(from).or_default();
+        peer.low = low;
         peer.high = high;
     }
 
@@ -343,7 +348,7 @@ impl Syncer {
     fn pick(&self, now_ms: u64, from: u64) -> Option<PublicKey> {
         self.peers
             .iter()
-            .filter(|(_, p)| !p.busy && p.paused_until <= now_ms && p.high >= from)
+            .filter(|(_, p)| !p.busy && p.paused_until <= now_ms && p.low <= from && p.high >= from)
             .min_by_key(|(_, p)| (p.strikes, std::cmp::Reverse(p.high)))
             .map(|(k, _)| *k)
     }
@@ -592,7 +597,7 @@ mod tests {
     #[test]
     fn one_lying_peer_cannot_switch_a_node_to_sync_but_f_plus_one_reports_can() {
         let mut s = Syncer::new(4, 64);
-        s.on_status(key(1), 1_000_000);
+        s.on_status(key(1), 1, 1_000_000);
         assert!(
             !s.should_enter(10, 11),
             "one report without a certified height"
@@ -601,9 +606,9 @@ mod tests {
             s.should_enter(10, 10 + ENTER_GAP),
             "one report and a QC that high"
         );
-        s.on_status(key(2), 10 + ENTER_GAP);
+        s.on_status(key(2), 1, 10 + ENTER_GAP);
         assert!(s.should_enter(10, 11), "f + 1 = 2 reports");
-        s.on_status(key(2), 10 + ENTER_GAP - 1);
+        s.on_status(key(2), 1, 10 + ENTER_GAP - 1);
         assert!(!s.should_enter(10, 11));
     }
 
@@ -611,9 +616,9 @@ mod tests {
     fn windows_go_to_distinct_peers_that_hold_them_and_time_out_to_others() {
         let mut s = Syncer::new(4, 64);
         for i in 1..=5 {
-            s.on_status(key(i), 1_000);
+            s.on_status(key(i), 1, 1_000);
         }
-        s.on_status(key(6), 100); // holds only the first window
+        s.on_status(key(6), 1, 100); // holds only the first two windows
         s.enter(0);
         let asked = windows(&s.requests(0, 10));
         assert_eq!(asked.len(), PARALLEL);
@@ -642,7 +647,7 @@ mod tests {
     #[test]
     fn an_empty_answer_lowers_the_peers_height_and_exit_waits_for_trusted_peers() {
         let mut s = Syncer::new(4, 64);
-        s.on_status(key(1), 500);
+        s.on_status(key(1), 1, 500);
         s.enter(0);
         let asked = windows(&s.requests(0, 10));
         assert_eq!(asked.len(), 1, "one peer, one window");

@@ -13,7 +13,9 @@
 //! reason; data: the `Rejection` as JSON); [`CATCHING_UP`] (`-32002`) when the node is more
 //! than [`CATCHING_UP_BLOCKS`] blocks behind the highest certified block it knows, so a
 //! transfer would wait there until it caught up (data: `{height, certified_height}`; a wallet
-//! sends it to another node); `-32602` for bad params or an oversized batch;
+//! sends it to another node); [`PRUNED`] (`-32004`) for a block below the lowest height this
+//! node still holds (data: `{height, earliest}`; an archive node, `pruning = "nothing"`, has
+//! them); `-32602` for bad params or an oversized batch;
 //! `-32603` when the store fails; `-32700` for malformed JSON (answered by jsonrpsee).
 //!
 //! The CLI uses the client this module generates ([`HotledgerApiClient`]).
@@ -42,6 +44,10 @@ pub const REJECTED: i32 = -32001;
 
 /// JSON-RPC error code of a submission to a node that is catching up with the chain.
 pub const CATCHING_UP: i32 = -32002;
+
+/// JSON-RPC error code of a query for a committed height this node has pruned (data:
+/// `{height, earliest}`, the lowest height it still holds).
+pub const PRUNED: i32 = -32004;
 
 /// How far behind the highest certified block a node refuses submissions.
 pub const CATCHING_UP_BLOCKS: u64 = 50;

@@ -10,7 +10,7 @@ use jsonrpsee::types::error::{INTERNAL_ERROR_CODE, INVALID_PARAMS_CODE};
 use jsonrpsee::types::ErrorObjectOwned;
 
 use super::types::{AccountView, BlockView, Status, SubmitOutcome, TxState, TxStatus};
-use super::{HotledgerApiServer, CATCHING_UP, CATCHING_UP_BLOCKS, REJECTED};
+use super::{HotledgerApiServer, CATCHING_UP, CATCHING_UP_BLOCKS, PRUNED, REJECTED};
 use crate::shared::Shared;
 use crate::storage::ChainStore;
 
@@ -220,6 +220,17 @@ impl HotledgerApiServer for RpcServer {
             };
             if height == 0 {
                 return Ok(None); // genesis has no stored block
+            }
+            let earliest = shared.store.earliest().map_err(store_err)?;
+            if height < earliest {
+                return Err(ErrorObjectOwned::owned(
+                    PRUNED,
+                    format!(
+                        "block {height} is pruned: this node keeps blocks from height {earliest}; \
+                         ask an archive node"
+                    ),
+                    Some(serde_json::json!({ "height": height, "earliest": earliest })),
+                ));
             }
             let Some(stored) = shared.store.block_by_height(height).map_err(store_err)? else {
                 return Ok(None);

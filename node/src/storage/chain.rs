@@ -358,6 +358,44 @@ impl ChainStore for Store {
             .map_err(|source| StorageError::Flush { source })
     }
 
+    fn earliest(&self) -> Result<u64, StorageError> {
+        Ok(self
+            .get::<u64>("meta", b"earliest", "earliest height")?
+            .unwrap_or(1))
+    }
+
+    fn prune(&self, below: u64, max: u64) -> Result<u64, StorageError> {
+        let earliest = self.earliest()?;
+        let tip = self.committed_height.load(Ordering::Relaxed);
+        let end = below.min(tip).min(earliest.saturating_add(max));
+        if end <= earliest {
+            return Ok(earliest);
+        }
+        let mut batch = WriteBatch::default();
+        for height in earliest..end {
+            let Some(stored) = self.block_by_height(height)? else {
+                continue;
+            };
+            let block = &stored.block;
+            for hash in super::tx_hashes(block) {
+                // A repeat of an earlier transaction kept the earlier record.
+                if self.tx(&hash)?.is_some_and(|r| r.height == height) {
+                    batch.delete_cf(self.cf("txs")?, hash.as_bytes());
+                }
+            }
+            batch.delete_cf(self.cf("bodies")?, body_key(height, &block.id));
+            batch.delete_cf(self.cf("blocks")?, height.to_be_bytes());
+            batch.delete_cf(self.cf("block_ids")?, block.id.as_bytes());
+        }
+        batch.put_cf(
+            self.cf("meta")?,
+            b"earliest",
+            encode(&end, "earliest height")?,
+        );
+        self.sync_write(batch)?;
+        Ok(end)
+    }
+
     /// Committed heights whose state-tree nodes are neither written nor held in memory (see
     /// [`ChainStore::tree_behind`]).
     fn tree_behind(&self) -> Result<RangeInclusive<u64>, StorageError> {

@@ -47,6 +47,8 @@ struct State {
     overlay: NodeOverlay,
     /// Bodies stored since the last synced write: a crash loses them.
     unsynced: BTreeSet<BodyKey>,
+    /// The lowest height not pruned (0: never pruned, i.e. 1).
+    earliest: u64,
     /// The state as of the last synced write, kept while commits written unsynced
     /// ([`BlockWrite::durable`] false) follow it: a crash returns to it.
     durable: Option<Box<State>>,
@@ -126,6 +128,37 @@ impl MemoryStore {
 }
 
 impl ChainStore for MemoryStore {
+    fn earliest(&self) -> Result<u64, StorageError> {
+        Ok(self.lock()?.earliest.max(1))
+    }
+
+    fn prune(&self, below: u64, max: u64) -> Result<u64, StorageError> {
+        let mut s = self.lock()?;
+        let earliest = s.earliest.max(1);
+        let end = below
+            .min(s.committed_height())
+            .min(earliest.saturating_add(max));
+        if end <= earliest {
+            return Ok(earliest);
+        }
+        for height in earliest..end {
+            let Some((id, _)) = s.blocks.remove(&height) else {
+                continue;
+            };
+            s.block_ids.remove(&id);
+            if let Some(block) = s.bodies.remove(&(height, id)) {
+                for hash in super::tx_hashes(&block) {
+                    if s.txs.get(&hash).is_some_and(|r| r.height == height) {
+                        s.txs.remove(&hash);
+                    }
+                }
+            }
+        }
+        s.earliest = end;
+        s.synced();
+        Ok(end)
+    }
+
     fn is_fresh(&self) -> Result<bool, StorageError> {
         Ok(self.lock()?.genesis.is_none())
     }

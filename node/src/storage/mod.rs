@@ -38,7 +38,7 @@
 //!
 //! | cf | key | value |
 //! |---|---|---|
-//! | `meta` | `genesis`, `genesis_root`, `tip`, `schema`, `tree_version` | genesis hash, state root at genesis, `CommitTip`, version, the newest tree version whose nodes are all written (absent: the tip's); `safety`, the safety state of builds that kept it here, is only read once, to move it to the [`SafetyFile`] |
+//! | `meta` | `genesis`, `genesis_root`, `tip`, `schema`, `tree_version`, `earliest` | genesis hash, state root at genesis, `CommitTip`, version, the newest tree version whose nodes are all written (absent: the tip's), the lowest height not pruned (absent: 1); `safety`, the safety state of builds that kept it here, is only read once, to move it to the [`SafetyFile`] |
 //! | `bodies` | height (u64 BE) ‖ block id | `Block`: committed ones, and uncommitted ones above the commit tip (restart recovery) |
 //! | `blocks` | height (u64 BE) | `CommittedBlock`: the id of the committed block and the state root after it |
 //! | `block_ids` | block id | height (u64 BE) |
@@ -129,6 +129,22 @@ pub trait ChainStore:
     /// Writes the state-tree nodes held in memory (synced), so the next start has nothing to
     /// rebuild: on shutdown.
     fn flush(&self) -> Result<(), StorageError>;
+    /// The lowest committed height whose block and transaction records are still held: 1 on a
+    /// chain never pruned (height 0, genesis, has no block).
+    fn earliest(&self) -> Result<u64, StorageError>;
+    /// Deletes the committed blocks (bodies, height and id entries) and their transactions'
+    /// records of at most `max` heights, from [`ChainStore::earliest`] up to below `below`, never
+    /// the tip, in one synced batch; returns the new earliest height. The state tree is kept
+    /// whole.
+    fn prune(&self, below: u64, max: u64) -> Result<u64, StorageError>;
+}
+
+/// The hashes of a committed block's transactions (none if its payload does not decode: it
+/// then counted as empty when it was executed).
+pub(crate) fn tx_hashes(block: &Block) -> Vec<Digest> {
+    hotledger_ledger::BlockPayload::decode(&block.payload, usize::MAX, usize::MAX)
+        .map(|p| p.txs.iter().map(|tx| tx.hash()).collect())
+        .unwrap_or_default()
 }
 
 const SCHEMA_VERSION: u32 = 4;

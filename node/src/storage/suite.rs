@@ -160,6 +160,7 @@ pub(super) fn suite<S: ChainStore>(make: impl Fn() -> S, crash: impl Fn(S) -> S)
     genesis_init_and_fresh_flag(&make, &crash);
     a_sync_makes_uncommitted_blocks_durable(&make, &crash);
     unsynced_commits_are_lost_only_as_a_suffix(&make, &crash);
+    pruning_deletes_blocks_and_records_below_and_keeps_the_rest(&make, &crash);
     uncommitted_blocks_are_listed_and_deleted_by_commits(&make, &crash);
     commits_are_read_back_by_height_id_tx_and_account(&make, &crash);
     tree_nodes_are_written_every_few_commits_and_by_flush(&make, &crash);
@@ -256,6 +257,64 @@ fn unsynced_commits_are_lost_only_as_a_suffix<S: ChainStore>(
     store.sync().unwrap();
     let store = crash(store);
     assert_eq!(store.tip().unwrap().unwrap().block.height, 3);
+}
+
+fn pruning_deletes_blocks_and_records_below_and_keeps_the_rest<S: ChainStore>(
+    make: &impl Fn() -> S,
+    crash: &impl Fn(S) -> S,
+) {
+    let (store, genesis) = genesis_store(make);
+    let sender = KeyPair::from_seed([7; 32]);
+    let mut tip = genesis;
+    let mut hashes = Vec::new();
+    let none = BTreeMap::new();
+    for height in 1..=6u64 {
+        let tx = hotledger_ledger::Transfer {
+            from: sender.public(),
+            to: KeyPair::from_seed([8; 32]).public(),
+            amount: 1,
+            nonce: height - 1,
+        }
+        .sign(&sender, "suite");
+        let mut block = block_at(height, u8::try_from(height).unwrap(), &tip);
+        block.payload =
+            hotledger_ledger::BlockPayload::new(0, tip.state_root, vec![tx.clone()]).encode();
+        let record = TxRecord {
+            height,
+            index: 0,
+            outcome: TxOutcome::Applied,
+        };
+        let root = tip.state_root;
+        tip = commit(
+            &store,
+            &block,
+            root,
+            &[(tx.hash(), record)],
+            &none,
+            TreeUpdateBatch::default(),
+            &tip,
+        );
+        hashes.push((height, block.id, tx.hash()));
+    }
+    assert_eq!(store.earliest().unwrap(), 1);
+    // At most 2 heights a call, never the tip.
+    assert_eq!(store.prune(5, 2).unwrap(), 3);
+    assert_eq!(store.prune(5, 100).unwrap(), 5);
+    assert_eq!(store.prune(100, 100).unwrap(), 6, "the tip is kept");
+    assert_eq!(store.prune(2, 100).unwrap(), 6, "nothing below goes back");
+    let store = crash(store);
+    assert_eq!(store.earliest().unwrap(), 6);
+    for (height, id, hash) in hashes {
+        let kept = height >= 6;
+        assert_eq!(
+            store.block_by_height(height).unwrap().is_some(),
+            kept,
+            "{height}"
+        );
+        assert_eq!(store.block_by_id(&id).unwrap().is_some(), kept, "{height}");
+        assert_eq!(store.tx(&hash).unwrap().is_some(), kept, "{height}");
+    }
+    assert_eq!(store.tip().unwrap(), Some(tip));
 }
 
 fn uncommitted_blocks_are_listed_and_deleted_by_commits<S: ChainStore>(
