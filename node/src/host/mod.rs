@@ -147,7 +147,8 @@ pub struct View {
     pub state_root: Digest,
     pub committed_txs: u64,
     pub round: Round,
-    /// Height of the highest certified block known.
+    /// Height of the highest certified block known (while syncing, at least the highest
+    /// committed height a peer reports).
     pub high_qc_height: u64,
     /// Fetching blocks it missed: orphans held, or the certified chain well ahead of commits.
     pub syncing: bool,
@@ -175,6 +176,8 @@ pub struct Host<S: ChainStore> {
     pacing: Pacing,
     /// The store's earliest held height, as last read.
     earliest: u64,
+    /// The time of the last call (for [`Host::view`], which takes none).
+    last_now_ms: u64,
     max_message_bytes: usize,
 }
 
@@ -239,6 +242,7 @@ impl<S: ChainStore> Host<S> {
             pacer: Pacer::new(config.pacing),
             pacing: config.pacing,
             earliest: store_earliest,
+            last_now_ms: 0,
             max_message_bytes: config.max_message_bytes,
         };
         Ok((host, opened))
@@ -297,6 +301,7 @@ impl<S: ChainStore> Host<S> {
     /// Switches to sync when far behind, applies proven blocks, asks for more, and hands back
     /// to consensus when close to the tip (see [`sync`]).
     fn sync_step(&mut self, now_ms: u64, out: &mut Output) -> Result<(), NodeError> {
+        self.last_now_ms = now_ms;
         let tip = self.tip.block.height;
         if self
             .syncer
@@ -417,7 +422,11 @@ impl<S: ChainStore> Host<S> {
 
     /// Chain position, round and sync state.
     pub fn view(&self) -> View {
-        let high_qc_height = self.core.high_qc().block().height;
+        let mut high_qc_height = self.core.high_qc().block().height;
+        if self.syncer.active() {
+            // The core is not fed while syncing: the peers' heights say how far the chain is.
+            high_qc_height = high_qc_height.max(self.syncer.best_high(self.last_now_ms));
+        }
         let orphans = self.core.pending_blocks().1;
         View {
             earliest: self.earliest,

@@ -191,6 +191,17 @@ impl Syncer {
         self.active
     }
 
+    /// The highest committed height a peer not paused reports (while syncing: how far there is
+    /// to go).
+    pub fn best_high(&self, now_ms: u64) -> u64 {
+        self.peers
+            .values()
+            .filter(|p| p.paused_until <= now_ms)
+            .map(|p| p.high)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Whether a status is due at `now_ms`.
     pub fn status_is_due(&self, now_ms: u64) -> bool {
         now_ms >= self.next_status_ms
