@@ -91,6 +91,19 @@ pub async fn run(home: &Home, log_format: Option<LogFormat>) -> Result<(), NodeE
             reason: format!("key {} is not a validator in genesis", key.public()),
         });
     }
+    let history = host_config(&config, &genesis, &key)?
+        .consensus
+        .history_blocks();
+    if config.storage.pruning == Pruning::Window && config.storage.keep_blocks < history {
+        return Err(NodeError::Config {
+            path: home.config_path(),
+            reason: format!(
+                "storage.keep_blocks = {} is below the {history} committed blocks leader \
+                 reputation reads after a restart for this validator set",
+                config.storage.keep_blocks
+            ),
+        });
+    }
     let data = home.data_path(&config);
     let store = Store::open(&data, &genesis.hash()).map_err(|source| NodeError::Database {
         path: data.clone(),
@@ -135,23 +148,28 @@ fn open_safety(
 ) -> Result<Arc<dyn SafetyStore>, NodeError> {
     let dir = home.safety_path(config);
     let record = SafetyFile::open(&dir, &genesis.hash(), key.public())?;
-    match record.get()? {
-        Some(data) => tracing::info!(
+    let legacy = store.legacy_safety()?;
+    match (record.get()?, legacy) {
+        // A database an earlier build signed further with (run again after this one): its
+        // rounds win, so nothing it signed is signed again.
+        (current, Some(old))
+            if current
+                .as_ref()
+                .is_none_or(|c| old.last_voted_round > c.last_voted_round) =>
+        {
+            record.put(&old)?;
+            tracing::info!(
+                path = %dir.display(),
+                last_voted_round = old.last_voted_round,
+                "safety record moved out of the database into its own folder"
+            );
+        }
+        (Some(data), _) => tracing::info!(
             path = %dir.display(),
             last_voted_round = data.last_voted_round,
             "safety record loaded"
         ),
-        None => match store.legacy_safety()? {
-            Some(data) => {
-                record.put(&data)?;
-                tracing::info!(
-                    path = %dir.display(),
-                    last_voted_round = data.last_voted_round,
-                    "safety record moved out of the database into its own folder"
-                );
-            }
-            None => tracing::info!(path = %dir.display(), "safety record created"),
-        },
+        (None, _) => tracing::info!(path = %dir.display(), "safety record created"),
     }
     Ok(Arc::new(record))
 }
@@ -447,9 +465,18 @@ impl Actor {
                 from: height,
                 count,
             })) => {
-                // Served off the loop; a full queue drops the request (the peer asks again).
+                // Served off the loop; a full queue answers "none now", so the peer asks another
+                // at once rather than time out and strike this node.
                 if self.serve.try_send((from, height, count)).is_err() {
                     self.shared.metrics.sync_requests_dropped.inc();
+                    self.send(Outgoing::Sync {
+                        to: Some(from),
+                        message: SyncMessage::Response {
+                            from: height,
+                            blocks: Vec::new(),
+                            proof: None,
+                        },
+                    });
                 }
                 Ok(())
             }
@@ -702,7 +729,16 @@ async fn serve_sync(
         served.retain(|_, (since, _)| now.duration_since(*since) < Duration::from_secs(1));
         let (_, n) = served.entry(peer).or_insert((now, 0));
         if *n >= SERVE_PER_PEER_PER_SEC {
+            // Over its rate: "none now", so it asks another peer at once (see `on_frame`).
             shared.metrics.sync_requests_dropped.inc();
+            let none = SyncMessage::Response {
+                from,
+                blocks: Vec::new(),
+                proof: None,
+            };
+            if let Some(bytes) = frame(WireMessage::Sync(none)) {
+                let _ = net.try_send(NetCommand::Send { to: peer, bytes });
+            }
             continue;
         }
         *n += 1;

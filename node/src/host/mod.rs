@@ -305,7 +305,7 @@ impl<S: ChainStore> Host<S> {
         let tip = self.tip.block.height;
         if self
             .syncer
-            .should_enter(tip, self.core.high_qc().block().height)
+            .should_enter(now_ms, tip, self.core.high_qc().block().height)
         {
             self.syncer.enter(now_ms);
             self.timer = None;
@@ -332,16 +332,17 @@ impl<S: ChainStore> Host<S> {
                 out.committed.push(report);
             }
         }
+        if self.syncer.should_exit(now_ms, self.tip.block.height) {
+            out.synced = Some(self.syncer.exit(now_ms));
+            self.restart_core(now_ms, out)?;
+            out.sync_switched = Some(false);
+            return Ok(());
+        }
         for (peer, message) in self.syncer.requests(now_ms, self.tip.block.height) {
             out.messages.push(Outgoing::Sync {
                 to: Some(peer),
                 message,
             });
-        }
-        if self.syncer.should_exit(now_ms, self.tip.block.height) {
-            out.synced = Some(self.syncer.exit(now_ms));
-            self.restart_core(now_ms, out)?;
-            out.sync_switched = Some(false);
         }
         Ok(())
     }

@@ -53,6 +53,10 @@ pub const REQUEST_TIMEOUT_MS: u64 = 4_000;
 /// Strikes after which a peer is not asked for [`STRIKE_PAUSE_MS`].
 pub const MAX_STRIKES: u32 = 3;
 pub const STRIKE_PAUSE_MS: u64 = 30_000;
+/// A peer that answered a window with no blocks is not asked for that height or above, nor
+/// counted as holding them, for this long (its status may be older than a restart, it may be
+/// over its serving rate, or it may be lying about what it holds).
+pub const EMPTY_PAUSE_MS: u64 = 2_000;
 
 /// Sync messages between nodes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +96,27 @@ struct Peer {
     paused_until: u64,
     /// A window is in flight to it.
     busy: bool,
+    /// It answered a window from this height with no blocks, at a time until
+    /// `empty_until` (see [`EMPTY_PAUSE_MS`]).
+    empty_from: u64,
+    empty_until: u64,
+}
+
+impl Peer {
+    /// The highest height it can be taken to hold at `now_ms`: its report, less what it just
+    /// answered it does not have.
+    fn reach(&self, now_ms: u64) -> u64 {
+        if now_ms < self.empty_until {
+            self.high.min(self.empty_from.saturating_sub(1))
+        } else {
+            self.high
+        }
+    }
+
+    /// Not paused for strikes at `now_ms`.
+    fn usable(&self, now_ms: u64) -> bool {
+        self.paused_until <= now_ms
+    }
 }
 
 /// A window of heights in flight.
@@ -196,8 +221,8 @@ impl Syncer {
     pub fn best_high(&self, now_ms: u64) -> u64 {
         self.peers
             .values()
-            .filter(|p| p.paused_until <= now_ms)
-            .map(|p| p.high)
+            .filter(|p| p.usable(now_ms))
+            .map(|p| p.reach(now_ms))
             .max()
             .unwrap_or(0)
     }
@@ -234,12 +259,16 @@ impl Syncer {
 
     /// Whether to switch to sync: see the module docs. `certified` is the height of the
     /// highest QC the core verified.
-    pub fn should_enter(&self, tip: u64, certified: u64) -> bool {
+    pub fn should_enter(&self, now_ms: u64, tip: u64, certified: u64) -> bool {
         if self.active {
             return false;
         }
         let far = tip.saturating_add(ENTER_GAP);
-        let reports = self.peers.values().filter(|p| p.high >= far).count();
+        let reports = self
+            .peers
+            .values()
+            .filter(|p| p.usable(now_ms) && p.reach(now_ms) >= far)
+            .count();
         reports >= self.honest_reports || (reports >= 1 && certified >= far)
     }
 
@@ -255,16 +284,16 @@ impl Syncer {
         self.summary.txs = self.summary.txs.saturating_add(txs);
     }
 
-    /// Whether sync is done at `now_ms`: nothing in flight or waiting, and no peer that is not
-    /// paused reports more than [`EXIT_GAP`] blocks above `tip`.
+    /// Whether sync is done at `now_ms`: no proven blocks wait, and no peer that is not paused
+    /// can be taken to hold more than [`EXIT_GAP`] blocks above `tip` (windows in flight are
+    /// dropped: consensus fetches the last few blocks).
     pub fn should_exit(&self, now_ms: u64, tip: u64) -> bool {
         self.active
-            && self.windows.is_empty()
             && self.proven.is_empty()
             && !self
                 .peers
                 .values()
-                .any(|p| p.paused_until <= now_ms && p.high > tip.saturating_add(EXIT_GAP))
+                .any(|p| p.usable(now_ms) && p.reach(now_ms) > tip.saturating_add(EXIT_GAP))
     }
 
     /// Back to consensus; returns what this sync did.
@@ -359,8 +388,10 @@ impl Syncer {
     fn pick(&self, now_ms: u64, from: u64) -> Option<PublicKey> {
         self.peers
             .iter()
-            .filter(|(_, p)| !p.busy && p.paused_until <= now_ms && p.low <= from && p.high >= from)
-            .min_by_key(|(_, p)| (p.strikes, std::cmp::Reverse(p.high)))
+            .filter(|(_, p)| {
+                !p.busy && p.usable(now_ms) && p.low <= from && p.reach(now_ms) >= from
+            })
+            .min_by_key(|(_, p)| (p.strikes, std::cmp::Reverse(p.reach(now_ms))))
             .map(|(k, _)| *k)
     }
 
@@ -396,9 +427,10 @@ impl Syncer {
             p.busy = false;
         }
         if blocks.is_empty() {
-            // It does not hold them (pruned, or its status is older than a restart).
+            // It does not hold them now (see `EMPTY_PAUSE_MS`): asked of others meanwhile.
             if let Some(p) = self.peers.get_mut(&peer) {
-                p.high = p.high.min(from.saturating_sub(1));
+                p.empty_from = from;
+                p.empty_until = now_ms.saturating_add(EMPTY_PAUSE_MS);
             }
             return Ok(());
         }
@@ -535,7 +567,7 @@ pub fn serve<S: crate::storage::ChainStore>(
     }
     // Then on, a block at a time, until some block is provable.
     loop {
-        if let Some(end) = proven_end(&blocks, &tip) {
+        if let Some(end) = proven_end(&blocks, &tip, slack_end) {
             return Ok(cut(from, blocks, end, &tip));
         }
         // The slack may double the budget (a frame holds twice it), no more.
@@ -551,11 +583,15 @@ pub fn serve<S: crate::storage::ChainStore>(
     }
 }
 
-/// The highest index in `blocks` (consecutive committed blocks) whose commit proof is at hand:
-/// the QC in the block two above it, when consecutive, or the tip's proof for the tip.
-fn proven_end(blocks: &[Block], tip: &crate::storage::CommitTip) -> Option<usize> {
+/// The highest index in `blocks` (consecutive committed blocks), at height `max` at most,
+/// whose commit proof is at hand: the QC in the block two above it, when consecutive, or the
+/// tip's proof for the tip.
+fn proven_end(blocks: &[Block], tip: &crate::storage::CommitTip, max: u64) -> Option<usize> {
     (0..blocks.len()).rev().find(|&i| {
         let block = &blocks[i];
+        if block.height > max {
+            return false;
+        }
         if block.height == tip.block.height {
             return tip.qc.data.parent.id == block.id && tip.qc.data.is_consecutive();
         }
@@ -610,17 +646,17 @@ mod tests {
         let mut s = Syncer::new(4, 64);
         s.on_status(key(1), 1, 1_000_000);
         assert!(
-            !s.should_enter(10, 11),
+            !s.should_enter(0, 10, 11),
             "one report without a certified height"
         );
         assert!(
-            s.should_enter(10, 10 + ENTER_GAP),
+            s.should_enter(0, 10, 10 + ENTER_GAP),
             "one report and a QC that high"
         );
         s.on_status(key(2), 1, 10 + ENTER_GAP);
-        assert!(s.should_enter(10, 11), "f + 1 = 2 reports");
+        assert!(s.should_enter(0, 10, 11), "f + 1 = 2 reports");
         s.on_status(key(2), 1, 10 + ENTER_GAP - 1);
-        assert!(!s.should_enter(10, 11));
+        assert!(!s.should_enter(0, 10, 11));
     }
 
     #[test]
@@ -684,7 +720,14 @@ mod tests {
         };
         s.on_response(1, key(1), 11, Vec::new(), None, &checks)
             .unwrap();
-        assert!(s.should_exit(1, 10), "the peer holds nothing above 10");
+        assert!(
+            s.should_exit(1, 10),
+            "the peer holds nothing above 10 for now"
+        );
+        assert!(
+            !s.should_exit(1 + EMPTY_PAUSE_MS, 10),
+            "its report counts again after the pause"
+        );
         // A response nobody asked for is dropped unchecked.
         s.on_response(1, key(2), 11, Vec::new(), None, &checks)
             .unwrap();

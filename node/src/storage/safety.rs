@@ -19,9 +19,9 @@
 //! `fdatasync`, so a crash in the middle of a write (a torn slot, which fails its digest) leaves
 //! the other slot's record intact. That older record is the right one to restart from: nothing
 //! that depended on the torn write left the node, since messages are sent only after the write
-//! returns. Opening picks the valid slot with the higher sequence. A folder whose slots are both
-//! written but neither verifies has lost its record (disk damage): it is refused, never taken
-//! for a fresh one.
+//! returns. Opening picks the valid slot with the higher sequence. A folder with a written slot
+//! that does not verify and none that does is refused, never taken for a fresh record: a torn
+//! first write cannot be told from a record damaged on disk.
 //!
 //! The record names the chain (genesis hash) and the validator key it belongs to; opening it for
 //! another key is refused, so a replaced key file is noticed rather than silently guarded by
@@ -143,13 +143,14 @@ impl SafetyFile {
                 }
                 (1 - i, seq, Some(record.data))
             }
-            None if slots.iter().all(|s| matches!(s, Slot::Torn)) => {
+            // A slot that does not verify and none that does: the first write torn, or a
+            // record damaged on disk; the two cannot be told apart, so it is refused.
+            None if slots.iter().any(|s| matches!(s, Slot::Torn)) => {
                 return Err(StorageError::SafetyRecordDamaged {
                     dir: dir.to_path_buf(),
                 })
             }
-            // Nothing was ever written, or only a first write that did not complete (so
-            // nothing it guarded was sent).
+            // Nothing was ever written.
             None => (0, 0, None),
         };
         Ok(SafetyFile {
@@ -376,20 +377,20 @@ mod tests {
     }
 
     #[test]
-    fn a_first_write_torn_is_a_fresh_record_but_two_bad_slots_are_refused() {
+    fn a_bad_slot_without_a_good_one_is_refused_never_taken_for_a_fresh_record() {
         let dir = tempfile::tempdir().unwrap();
         let file = SafetyFile::open(dir.path(), &CHAIN, key(1)).unwrap();
+        assert_eq!(file.get().unwrap(), None, "empty slots: a fresh record");
         drop(file);
         std::fs::write(dir.path().join(format!("{CHAIN}.0")), b"HLSAFE01\0\0").unwrap();
-        let file = SafetyFile::open(dir.path(), &CHAIN, key(1)).unwrap();
-        assert_eq!(file.get().unwrap(), None);
-        drop(file);
-        std::fs::write(dir.path().join(format!("{CHAIN}.1")), b"garbage").unwrap();
-        let err = SafetyFile::open(dir.path(), &CHAIN, key(1)).unwrap_err();
-        assert!(
-            matches!(err, StorageError::SafetyRecordDamaged { .. }),
-            "{err}"
-        );
+        for _ in 0..2 {
+            let err = SafetyFile::open(dir.path(), &CHAIN, key(1)).unwrap_err();
+            assert!(
+                matches!(err, StorageError::SafetyRecordDamaged { .. }),
+                "{err}"
+            );
+            std::fs::write(dir.path().join(format!("{CHAIN}.1")), b"garbage").unwrap();
+        }
     }
 
     #[test]

@@ -195,12 +195,11 @@ fn a_sync_makes_uncommitted_blocks_durable<S: ChainStore>(
     let second = block_at(1, 2, &genesis);
     store.put_uncommitted(&second).unwrap();
     let store = crash(store);
+    // The unsynced one may survive or not (RocksDB reopened in-process keeps it; a modelled
+    // crash does not); the synced one must.
     let kept = store.uncommitted_blocks().unwrap();
     assert!(kept.contains(&first), "a synced block was lost");
-    if kept.len() == 1 {
-        return; // the store lost what was not synced, as a crash may
-    }
-    assert_eq!(kept.len(), 2);
+    assert!(kept.iter().all(|b| *b == first || *b == second));
 }
 
 /// Commits written unsynced (a forward sync's range before its last block) survive a crash
