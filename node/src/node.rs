@@ -471,11 +471,7 @@ impl Actor {
                     self.shared.metrics.sync_requests_dropped.inc();
                     self.send(Outgoing::Sync {
                         to: Some(from),
-                        message: SyncMessage::Response {
-                            from: height,
-                            blocks: Vec::new(),
-                            proof: None,
-                        },
+                        message: SyncMessage::none(height),
                     });
                 }
                 Ok(())
@@ -731,12 +727,7 @@ async fn serve_sync(
         if *n >= SERVE_PER_PEER_PER_SEC {
             // Over its rate: "none now", so it asks another peer at once (see `on_frame`).
             shared.metrics.sync_requests_dropped.inc();
-            let none = SyncMessage::Response {
-                from,
-                blocks: Vec::new(),
-                proof: None,
-            };
-            if let Some(bytes) = frame(WireMessage::Sync(none)) {
+            if let Some(bytes) = frame(WireMessage::Sync(SyncMessage::none(from))) {
                 let _ = net.try_send(NetCommand::Send { to: peer, bytes });
             }
             continue;

@@ -75,6 +75,15 @@ pub enum SyncMessage {
 }
 
 impl SyncMessage {
+    /// The answer "no blocks from `from` now" (not held, or the server is over its rate).
+    pub fn none(from: u64) -> SyncMessage {
+        SyncMessage::Response {
+            from,
+            blocks: Vec::new(),
+            proof: None,
+        }
+    }
+
     /// A short name for logs.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -530,11 +539,7 @@ pub fn serve<S: crate::storage::ChainStore>(
     count: u32,
     budget: usize,
 ) -> Result<SyncMessage, crate::storage::StorageError> {
-    let none = SyncMessage::Response {
-        from,
-        blocks: Vec::new(),
-        proof: None,
-    };
+    let none = SyncMessage::none(from);
     let Some(tip) = store.tip()? else {
         return Ok(none);
     };

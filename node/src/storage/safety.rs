@@ -216,22 +216,22 @@ impl MemorySafety {
     }
 }
 
+impl MemorySafety {
+    fn lock(&self) -> Result<MutexGuard<'_, Option<SafetyData>>, StorageError> {
+        self.data.lock().map_err(|_| StorageError::Poisoned {
+            what: "safety record",
+        })
+    }
+}
+
 impl SafetyStore for MemorySafety {
     fn put(&self, data: &SafetyData) -> Result<(), StorageError> {
-        *self.data.lock().map_err(|_| StorageError::Poisoned {
-            what: "safety record",
-        })? = Some(data.clone());
+        *self.lock()? = Some(data.clone());
         Ok(())
     }
 
     fn get(&self) -> Result<Option<SafetyData>, StorageError> {
-        Ok(self
-            .data
-            .lock()
-            .map_err(|_| StorageError::Poisoned {
-                what: "safety record",
-            })?
-            .clone())
+        Ok(self.lock()?.clone())
     }
 }
 
