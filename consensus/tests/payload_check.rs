@@ -346,7 +346,14 @@ fn own_proposals_and_fetched_blocks_are_not_checked() {
     let mut leader = checking_node(&net, l1);
     let payload = b"mine".to_vec();
     let actions = leader
-        .handle(NOW, Event::PayloadReady { round: 1, payload })
+        .handle(
+            NOW,
+            Event::PayloadReady {
+                round: 1,
+                parent: net.genesis.id,
+                payload,
+            },
+        )
         .unwrap();
     assert!(actions.iter().any(|a| matches!(a, Action::Broadcast(_))));
     assert!(actions

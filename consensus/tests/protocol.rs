@@ -452,3 +452,80 @@ fn a_forged_tc_for_a_round_already_certified_does_not_justify_a_vote() {
         "voted on a block justified only by a forged TC: {result:?}"
     );
 }
+
+// ---- the leader's payload follows its parent ------------------------------------------------
+
+fn payload_requests(actions: &[Action]) -> Vec<(u64, hotledger_consensus::BlockInfo)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::RequestPayload { round, parent } => Some((*round, *parent)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn proposals(actions: &[Action]) -> Vec<Proposal> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Broadcast(Message::Proposal(p)) => Some(p.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A leader that entered its round on a TC asks for a payload on the TC's high QC block. The
+/// previous round's votes, gathered late, raise the high QC within the round, so the proposal
+/// will extend another block: the payload is asked for again on that block, and one built for
+/// the old parent (which may repeat a transaction of the block in between) is not proposed.
+#[test]
+fn a_higher_qc_while_the_payload_is_built_asks_again_for_the_new_parent() {
+    let net = Net::new(4);
+    let leader = net.leader(3);
+    let others: Vec<usize> = (0..4).filter(|&i| i != leader).collect();
+    let mut node = net.node(leader);
+    let (blocks, _) = net.chain(2);
+
+    let entered = feed(&mut node, net.pk(others[0]), net.advance_msg(others[0], 3)).unwrap();
+    assert_eq!(payload_requests(&entered), vec![(3, net.genesis)]);
+    assert_eq!(node.round(), 3);
+
+    // Round 2's votes reach its next leader late and certify block 2.
+    let mut raised = Vec::new();
+    for &i in &others {
+        let vote = Message::Vote(net.vote(i, &blocks[1]));
+        raised.extend(feed(&mut node, net.pk(i), vote).unwrap());
+    }
+    assert_eq!(node.round(), 3);
+    assert_eq!(payload_requests(&raised), vec![(3, blocks[1].info())]);
+
+    // The payload built for genesis arrives: not proposed, asked for again.
+    let stale = node
+        .handle(
+            NOW,
+            Event::PayloadReady {
+                round: 3,
+                parent: net.genesis.id,
+                payload: b"chosen against genesis".to_vec(),
+            },
+        )
+        .unwrap();
+    assert!(proposals(&stale).is_empty(), "{stale:?}");
+    assert_eq!(payload_requests(&stale), vec![(3, blocks[1].info())]);
+
+    let ready = node
+        .handle(
+            NOW,
+            Event::PayloadReady {
+                round: 3,
+                parent: blocks[1].id,
+                payload: b"chosen against block 2".to_vec(),
+            },
+        )
+        .unwrap();
+    let sent = proposals(&ready);
+    assert_eq!(sent.len(), 1, "{ready:?}");
+    assert_eq!(sent[0].block.parent().id, blocks[1].id);
+    assert_eq!(sent[0].block.payload, b"chosen against block 2".to_vec());
+}

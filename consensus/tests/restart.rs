@@ -18,6 +18,7 @@ fn propose(net: &Net, leader: usize) -> (Proposal, SafetyData, Vec<hotledger_con
             NOW,
             Event::PayloadReady {
                 round: 1,
+                parent: net.genesis.id,
                 payload: b"transfers".to_vec(),
             },
         )

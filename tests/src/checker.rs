@@ -15,6 +15,8 @@ pub struct Verdict {
     /// Committed blocks that carry a transaction the client never signed, or that do not
     /// extend the previous commit of the same node.
     pub invalid_commits: usize,
+    /// Transactions found in more than one block of the agreed chain (each must commit once).
+    pub repeated_txs: usize,
     /// Heights at which two honest nodes computed different state roots.
     pub root_mismatches: usize,
     /// Votes, timeouts or proposals an honest host handed out that its durable safety record
@@ -51,6 +53,7 @@ impl Verdict {
         self.forks == 0
             && self.conflicting_votes == 0
             && self.invalid_commits == 0
+            && self.repeated_txs == 0
             && self.root_mismatches == 0
             && self.unpersisted_sends == 0
     }
@@ -61,11 +64,13 @@ impl Verdict {
 
     pub fn describe(&self) -> String {
         format!(
-            "forks={} conflicting_votes={} invalid_commits={} root_mismatches={} \
-             unpersisted_sends={} stalled_nodes={} recovery_ms={:?} target_excluded={}",
+            "forks={} conflicting_votes={} invalid_commits={} repeated_txs={} \
+             root_mismatches={} unpersisted_sends={} stalled_nodes={} recovery_ms={:?} \
+             target_excluded={}",
             self.forks,
             self.conflicting_votes,
             self.invalid_commits,
+            self.repeated_txs,
             self.root_mismatches,
             self.unpersisted_sends,
             self.stalled_nodes,
@@ -97,6 +102,8 @@ pub struct Checker {
     tips: HashMap<usize, (Height, Digest)>,
     /// Per honest key: round → vote data signed.
     votes: HashMap<PublicKey, BTreeMap<Round, VoteData>>,
+    /// Transaction hash → the height of the agreed block that carries it.
+    tx_heights: HashMap<Digest, Height>,
     /// Height → the first honest state root computed after it.
     roots: HashMap<Height, Digest>,
     pub verdict: Verdict,
@@ -107,9 +114,17 @@ pub struct Checker {
 
 impl Checker {
     /// Validity and agreement: each block extends the node's previous commit, carries only
-    /// transactions the client signed (`txs_known`), and matches every other honest node's
-    /// block at its height.
-    pub fn committed(&mut self, node: usize, block: &Block, txs_known: bool, now_ms: u64) {
+    /// transactions the client signed (`txs_known`) and none an agreed block at another height
+    /// carries (`txs`: their hashes), and matches every other honest node's block at its
+    /// height.
+    pub fn committed(
+        &mut self,
+        node: usize,
+        block: &Block,
+        txs: &[Digest],
+        txs_known: bool,
+        now_ms: u64,
+    ) {
         let (tip_h, tip_id) = self.tips.get(&node).copied().unwrap_or((0, Digest::ZERO));
         let extends = block.height == tip_h + 1 && (tip_h == 0 || block.parent().id == tip_id);
         if !extends || !txs_known {
@@ -133,6 +148,19 @@ impl Checker {
             Some(_) => {}
             None => {
                 self.canonical.insert(block.height, block.id);
+                for hash in txs {
+                    let first = *self.tx_heights.entry(*hash).or_insert(block.height);
+                    if first != block.height {
+                        if std::env::var_os("SIM_DEBUG").is_some() {
+                            eprintln!(
+                                "transaction {} committed at heights {first} and {}",
+                                hash.short(),
+                                block.height
+                            );
+                        }
+                        self.verdict.repeated_txs += 1;
+                    }
+                }
                 self.chain.insert(
                     block.height,
                     CommittedBlock {

@@ -662,8 +662,8 @@ impl Sim {
                     block.id.short()
                 );
             }
-            let txs_known = payload_txs_known(&block.payload, &self.client);
-            self.checker.committed(node, block, txs_known, now);
+            let (txs, txs_known) = payload_txs(&block.payload, &self.client);
+            self.checker.committed(node, block, &txs, txs_known, now);
             self.checker
                 .state_root(block.height, stored.state_root, report.applied);
             self.latency_sum_ms += now.saturating_sub(block.timestamp_ms);
@@ -829,15 +829,21 @@ impl Sim {
     }
 }
 
-/// Whether every transaction of a committed payload is one the client signed (an undecodable
-/// certified payload counts as empty on every node, as the host executes it).
-fn payload_txs_known(payload: &[u8], client: &Client) -> bool {
+/// The hashes of a committed payload's transactions, and whether every one is a transaction
+/// the client signed (an undecodable certified payload counts as empty on every node, as the
+/// host executes it).
+fn payload_txs(payload: &[u8], client: &Client) -> (Vec<Digest>, bool) {
     match BlockPayload::decode(payload, usize::MAX, usize::MAX) {
-        Ok(p) => p
-            .txs
-            .iter()
-            .all(|tx| client.signed(&tx.hash(), &tx.signature)),
-        Err(_) => true,
+        Ok(p) => {
+            let hashes: Vec<Digest> = p.txs.iter().map(|tx| tx.hash()).collect();
+            let known = p
+                .txs
+                .iter()
+                .zip(&hashes)
+                .all(|(tx, hash)| client.signed(hash, &tx.signature));
+            (hashes, known)
+        }
+        Err(_) => (Vec::new(), true),
     }
 }
 

@@ -56,14 +56,21 @@ impl Consensus {
                 }
             }
         }
-        if qc.round() > self.high_qc.round() {
+        let raised = qc.round() > self.high_qc.round();
+        if raised {
             self.high_qc = qc.clone();
         }
         // Commit before entering the next round, so a leader builds its payload on top of the
         // state this QC just committed.
         self.try_commit(out);
+        let round = self.round;
         if let Some(next) = qc.round().checked_add(1) {
             self.enter_round(next, out);
+        }
+        if raised && self.round == round {
+            // Still waiting in the same round: the proposal will extend the new high QC's
+            // block, so its payload must be built for that parent.
+            self.request_payload_again(out);
         }
     }
 

@@ -23,10 +23,15 @@ pub enum Event {
         /// The round the timer was armed for.
         round: Round,
     },
-    /// The payload asked for by [`Action::RequestPayload`] for `round`.
+    /// The payload asked for by [`Action::RequestPayload`] for `round`, built on the state
+    /// after `parent`. A payload for a parent that is no longer the high QC's block (a higher
+    /// QC arrived while it was built: a new request went out then) is dropped, since its
+    /// transactions were chosen against other ancestors.
     PayloadReady {
         /// The round the payload was asked for.
         round: Round,
+        /// The id of the block the payload was built to extend (the request's `parent`).
+        parent: Digest,
         /// The application's payload, at most `Params::max_payload_bytes`.
         payload: Vec<u8>,
     },
@@ -86,7 +91,10 @@ pub enum Action {
         after_ms: u64,
     },
     /// This node leads `round`: build a payload on the state after `parent`. **Resume with**
-    /// [`Event::PayloadReady`] for `round` (an answer after the round is left is dropped).
+    /// [`Event::PayloadReady`] for `round` and `parent` (an answer after the round is left, or
+    /// for another parent, is dropped). A higher QC arriving in the round before the answer
+    /// asks again, for the same round with the new parent: the payload must then leave out the
+    /// transactions of the new parent's uncommitted ancestors too.
     RequestPayload {
         /// The round this node leads.
         round: Round,

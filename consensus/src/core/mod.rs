@@ -281,7 +281,11 @@ impl Consensus {
             }
             Event::Message { from, message } => self.on_message(from, message, &mut out),
             Event::TimeoutFired { round } => self.on_timer(round, &mut out),
-            Event::PayloadReady { round, payload } => self.on_payload(round, payload, &mut out),
+            Event::PayloadReady {
+                round,
+                parent,
+                payload,
+            } => self.on_payload(round, parent, payload, &mut out),
             Event::Unreachable { validators } => {
                 self.on_unreachable(validators, &mut out);
                 Ok(())

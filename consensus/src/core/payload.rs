@@ -95,11 +95,17 @@ impl Consensus {
     pub(super) fn on_payload(
         &mut self,
         round: Round,
+        parent: Digest,
         payload: Vec<u8>,
         out: &mut Vec<Action>,
     ) -> Result<()> {
         if self.payload_round != Some(round) || round != self.round {
             return Ok(()); // the round moved on; the payload is dropped
+        }
+        if parent != self.high_qc.block().id {
+            // Built for an older parent: it may repeat a transaction of the blocks between.
+            self.request_payload_again(out);
+            return Ok(());
         }
         if payload.len() > self.params.max_payload_bytes {
             return Err(ConsensusError::PayloadTooLarge {
@@ -129,6 +135,17 @@ impl Consensus {
         // (It cannot fail on our own signature; if the block tree is full we still sent it.)
         let _ = self.on_proposal(author, proposal, out);
         Ok(())
+    }
+
+    /// Asks again for the payload of the round this node waits to propose in, on the high
+    /// QC's block (which changed since the last request).
+    pub(super) fn request_payload_again(&mut self, out: &mut Vec<Action>) {
+        if self.payload_round == Some(self.round) {
+            out.push(Action::RequestPayload {
+                round: self.round,
+                parent: *self.high_qc.block(),
+            });
+        }
     }
 
     /// On restart in a round this node proposed in before it stopped: broadcasts that proposal

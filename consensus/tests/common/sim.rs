@@ -159,11 +159,15 @@ impl Sim {
                         self.post(i, to, message.clone());
                     }
                 }
-                Action::RequestPayload { round, .. } => {
+                Action::RequestPayload { round, parent } => {
                     if self.auto_payload {
                         let payload = format!("node {i} round {round}").into_bytes();
-                        self.queue
-                            .push_back((i, i, Event::PayloadReady { round, payload }));
+                        let ready = Event::PayloadReady {
+                            round,
+                            parent: parent.id,
+                            payload,
+                        };
+                        self.queue.push_back((i, i, ready));
                     }
                 }
                 Action::ServeBlocks { to, id, count } => {

@@ -582,7 +582,12 @@ impl<S: ChainStore> Host<S> {
         if !self.pacer.accept(now_ms, txs, admitted) {
             return Ok(());
         }
-        self.feed(now_ms, Event::PayloadReady { round, payload }, out)
+        let ready = Event::PayloadReady {
+            round,
+            parent,
+            payload,
+        };
+        self.feed(now_ms, ready, out)
     }
 
     /// A payload extending `parent`: mempool transactions not already in an uncommitted

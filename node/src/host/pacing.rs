@@ -45,12 +45,18 @@ impl Pacer {
         }
     }
 
-    /// The core asked for a payload of `round` extending `parent`.
+    /// The core asked for a payload of `round` extending `parent`. Asked again in the same
+    /// round (a higher QC arrived), the parent changes and the delays still count from the
+    /// first request.
     pub(super) fn request(&mut self, round: Round, parent: Digest, now_ms: u64) {
+        let requested_ms = match self.pending {
+            Some(p) if p.round == round => p.requested_ms,
+            _ => now_ms,
+        };
         self.pending = Some(Pending {
             round,
             parent,
-            requested_ms: now_ms,
+            requested_ms,
         });
         self.nothing_selectable = None; // another parent excludes other transactions
     }
@@ -170,6 +176,30 @@ mod tests {
         );
         p.state_changed();
         assert!(p.due(1_011, 7, 2, 2).is_some(), "a commit: build again");
+    }
+
+    #[test]
+    fn a_request_again_in_the_round_changes_the_parent_not_the_deadline() {
+        let mut p = pacer();
+        assert!(p.due(1_001, 7, 2, 2).is_some());
+        assert!(
+            !p.accept(1_001, 0, 2),
+            "nothing selectable on the first parent"
+        );
+        let parent = Digest::of(b"the new high QC's block");
+        p.request(7, parent, 1_300);
+        assert_eq!(p.wake_at(1_300), Some(1_500), "still the first deadline");
+        assert_eq!(
+            p.due(1_300, 7, 2, 2),
+            Some((7, parent)),
+            "another parent may select what the first could not"
+        );
+        p.request(8, parent, 1_400);
+        assert_eq!(
+            p.wake_at(1_400),
+            Some(1_900),
+            "a new round starts its own delays"
+        );
     }
 
     #[test]

@@ -86,6 +86,11 @@ struct Args {
     /// conflicting with what it signed before.
     #[arg(long)]
     wipes: bool,
+    /// Longest a leader waits for transfers before proposing an empty block (virtual ms; the
+    /// daemon's default is 200): a longer wait leaves more time for a higher QC to arrive
+    /// while the payload is pending.
+    #[arg(long, default_value_t = 1)]
+    payload_delay_ms: u64,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -132,6 +137,7 @@ fn sim_config(args: &Args) -> SimConfig {
     cfg.tx_interval_ms = args.tx_interval_ms;
     cfg.wipes = args.wipes;
     cfg.max_orphan_blocks = args.max_orphan_blocks;
+    cfg.payload_delay_ms = args.payload_delay_ms;
     cfg.gst_ms = args.gst_ms;
     cfg.liveness_bound_ms = args.liveness_bound_ms;
     cfg.reputation = !args.no_reputation;
@@ -182,6 +188,7 @@ fn scenarios(args: &Args, cfg: &SimConfig) -> ExitCode {
     let forks: usize = reports.iter().map(|r| r.verdict.forks).sum();
     let votes: usize = reports.iter().map(|r| r.verdict.conflicting_votes).sum();
     let invalid: usize = reports.iter().map(|r| r.verdict.invalid_commits).sum();
+    let repeated: usize = reports.iter().map(|r| r.verdict.repeated_txs).sum();
     let commits: u64 = reports.iter().map(|r| r.verdict.committed_height).sum();
     let evidence: usize = reports.iter().map(|r| r.verdict.evidence).sum();
     let roots_agreed: u64 = reports.iter().map(|r| r.verdict.roots_agreed).sum();
@@ -203,7 +210,7 @@ fn scenarios(args: &Args, cfg: &SimConfig) -> ExitCode {
         .map(|r| r.seed);
     println!(
         "scenarios={} validators={} twins={} forks={} conflicting_votes={} invalid_commits={} \
-         state_roots_agreed={} state_root_mismatches={} unpersisted_sends={} txs_applied={} \
+         repeated_txs={} state_roots_agreed={} state_root_mismatches={} unpersisted_sends={} txs_applied={} \
          tree_heights_rebuilt={} wipes={} syncs={} sync_responses_refused={} payloads_refused={} \
          stalled_runs={} commits={} evidence={} \
          worst_recovery_after_gst_ms={} first_failing_seed={} wall_s={:.1}",
@@ -213,6 +220,7 @@ fn scenarios(args: &Args, cfg: &SimConfig) -> ExitCode {
         forks,
         votes,
         invalid,
+        repeated,
         roots_agreed,
         root_mismatches,
         unpersisted,
