@@ -175,3 +175,72 @@ fn with_its_leader_unreachable_one_timeout_is_joined() {
         "{actions:#?}"
     );
 }
+
+/// What `actions` send to `to`, by kind and round.
+fn sent_to(actions: &[Action], to: PublicKey) -> Vec<(&'static str, u64)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send { to: t, message } if *t == to => Some(message),
+            _ => None,
+        })
+        .map(|m| match m {
+            Message::Proposal(p) => ("proposal", p.block.round),
+            Message::Timeout(t) => ("timeout", t.round),
+            Message::Vote(v) => ("vote", v.round()),
+            other => (other.kind(), 0),
+        })
+        .collect()
+}
+
+/// A validator reachable again (a partition healed) gets what it missed of the current round,
+/// at once rather than when a backed-off timer fires: the timeout this node signed, the
+/// proposal if this node leads the round, the vote if the returned validator gathers it.
+/// Nothing is signed anew (no `PersistSafety`), and a validator still cut off gets nothing.
+#[test]
+fn validators_reachable_again_get_the_rounds_messages_again() {
+    let net = Net::new(4);
+
+    // A timeout of round 1, sent while `x` was cut off.
+    let leader1 = net.leader(1);
+    let me = (0..4).find(|&i| i != leader1).unwrap();
+    let x = (0..4).find(|&i| i != leader1 && i != me).unwrap();
+    let mut node = net.node(me);
+    let keys = vec![net.pk(x), net.pk(leader1)];
+    unreachable(&mut node, keys);
+    node.handle(NOW, Event::TimeoutFired { round: 1 }).unwrap();
+    let back = unreachable(&mut node, vec![net.pk(leader1)]);
+    assert_eq!(sent_to(&back, net.pk(x)), vec![("timeout", 1)], "{back:#?}");
+    assert!(sent_to(&back, net.pk(leader1)).is_empty());
+    assert!(!back.iter().any(|a| matches!(a, Action::PersistSafety(_))));
+
+    // The leader's proposal (and its vote, for the next leader when that is `x`).
+    let mut leader = net.node(leader1);
+    let made = leader
+        .handle(
+            NOW,
+            Event::PayloadReady {
+                round: 1,
+                parent: net.genesis.id,
+                payload: b"p".to_vec(),
+            },
+        )
+        .unwrap();
+    assert!(made.iter().any(|a| matches!(a, Action::Broadcast(_))));
+    let x = net.leader(2);
+    let x = if x == leader1 { (leader1 + 1) % 4 } else { x };
+    unreachable(&mut leader, vec![net.pk(x)]);
+    let back = unreachable(&mut leader, vec![]);
+    let mut want = vec![("proposal", 1)];
+    if x == net.leader(2) {
+        want.push(("vote", 1));
+    }
+    assert_eq!(sent_to(&back, net.pk(x)), want, "{back:#?}");
+
+    // Nothing of an earlier round: a node that has moved on re-sends nothing stale.
+    let mut fresh = net.node(me);
+    let moved = feed(&mut fresh, net.pk(x), net.advance_msg(x, 3)).unwrap();
+    assert_eq!(fresh.round(), 3, "{moved:#?}");
+    unreachable(&mut fresh, vec![net.pk(x)]);
+    assert!(sent_to(&unreachable(&mut fresh, vec![]), net.pk(x)).is_empty());
+}

@@ -59,6 +59,15 @@ pub struct P2pConfig {
     pub request_timeout_ms: u64,
     /// How long a connection with no open stream is kept, in milliseconds.
     pub idle_connection_timeout_ms: u64,
+    /// How often each connection is pinged, in milliseconds.
+    pub ping_interval_ms: u64,
+    /// A connection whose ping is not answered within this many milliseconds is closed as
+    /// dead (a partition or a frozen peer drops packets without closing anything), and the
+    /// validator is redialled.
+    pub ping_timeout_ms: u64,
+    /// Longest a dial may take to connect, in milliseconds (a dial into a partition gets no
+    /// answer at all); the next one starts after the redial backoff.
+    pub dial_timeout_ms: u64,
     /// Most messages in flight on one connection, both directions together (streams).
     pub max_concurrent_streams: usize,
     /// Peers' messages waiting for the consensus loop (messages); when it is full, further
@@ -182,11 +191,14 @@ impl Default for P2pConfig {
             listen: "/ip4/127.0.0.1/tcp/26656".into(),
             max_message_bytes: 16 * 1024 * 1024,
             reconnect_initial_ms: 500,
-            reconnect_max_ms: 10_000,
+            reconnect_max_ms: 2_000,
             max_peer_strikes: 20,
             ban_ms: 60_000,
             request_timeout_ms: 10_000,
             idle_connection_timeout_ms: 3_600_000,
+            ping_interval_ms: 1_000,
+            ping_timeout_ms: 3_000,
+            dial_timeout_ms: 3_000,
             max_concurrent_streams: 1_024,
             inbound_queue: 8_192,
             inbound_tx_queue: 256,
@@ -310,13 +322,16 @@ impl NodeConfig {
         validate_listen(&self.p2p.listen)?;
         let p2p = &self.p2p;
         #[rustfmt::skip]
-        let ranges: [(&str, u64, u64, u64); 20] = [
+        let ranges: [(&str, u64, u64, u64); 23] = [
             ("p2p.max_message_bytes", p2p.max_message_bytes as u64, 1024, 256 << 20),
             ("p2p.reconnect_initial_ms", p2p.reconnect_initial_ms, 10, 60_000),
             ("p2p.reconnect_max_ms", p2p.reconnect_max_ms, p2p.reconnect_initial_ms, 3_600_000),
             ("p2p.ban_ms", p2p.ban_ms, 1_000, 86_400_000),
             ("p2p.request_timeout_ms", p2p.request_timeout_ms, 100, 600_000),
             ("p2p.idle_connection_timeout_ms", p2p.idle_connection_timeout_ms, 1_000, 86_400_000),
+            ("p2p.ping_interval_ms", p2p.ping_interval_ms, 100, 600_000),
+            ("p2p.ping_timeout_ms", p2p.ping_timeout_ms, 100, 600_000),
+            ("p2p.dial_timeout_ms", p2p.dial_timeout_ms, 100, 600_000),
             ("p2p.max_concurrent_streams", p2p.max_concurrent_streams as u64, 1, 65_536),
             ("p2p.inbound_queue", p2p.inbound_queue as u64, 1, 1 << 20),
             ("p2p.inbound_tx_queue", p2p.inbound_tx_queue as u64, 1, 65_536),
@@ -438,8 +453,11 @@ mod tests {
     fn peer_bounds_are_checked() {
         type Set = fn(&mut NodeConfig, u64);
         #[rustfmt::skip]
-        let fields: [(&str, Set, Option<u64>, u64); 9] = [
+        let fields: [(&str, Set, Option<u64>, u64); 12] = [
             ("p2p.ban_ms", |c, v| c.p2p.ban_ms = v, Some(999), 86_400_001),
+            ("p2p.ping_interval_ms", |c, v| c.p2p.ping_interval_ms = v, Some(99), 600_001),
+            ("p2p.ping_timeout_ms", |c, v| c.p2p.ping_timeout_ms = v, Some(99), 600_001),
+            ("p2p.dial_timeout_ms", |c, v| c.p2p.dial_timeout_ms = v, Some(99), 600_001),
             ("p2p.request_timeout_ms", |c, v| c.p2p.request_timeout_ms = v, Some(99), 600_001),
             ("p2p.idle_connection_timeout_ms", |c, v| c.p2p.idle_connection_timeout_ms = v, Some(999), 86_400_001),
             ("p2p.max_concurrent_streams", |c, v| c.p2p.max_concurrent_streams = v as usize, Some(0), 65_537),
@@ -470,6 +488,12 @@ mod tests {
         assert_eq!(p.ban_ms, 60_000);
         assert_eq!(p.request_timeout_ms, 10_000);
         assert_eq!(p.idle_connection_timeout_ms, 3_600_000);
+        // A dead connection is found within 4 s, and a lost validator dialled every 2 s.
+        assert_eq!(
+            (p.ping_interval_ms, p.ping_timeout_ms, p.dial_timeout_ms),
+            (1_000, 3_000, 3_000)
+        );
+        assert_eq!((p.reconnect_initial_ms, p.reconnect_max_ms), (500, 2_000));
         assert_eq!(p.max_concurrent_streams, 1_024);
         assert_eq!(
             (p.inbound_queue, p.inbound_tx_queue, p.outbound_queue),

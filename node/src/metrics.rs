@@ -113,6 +113,7 @@ impl Metrics {
             ("p2p_inbound_failures", "Messages from peers whose stream failed before they were read and acknowledged", &net.inbound_failures),
             ("p2p_dial_failures", "Attempts to connect to a validator that failed", &net.dial_failures),
             ("p2p_disconnects", "Times the last connection to a validator closed", &net.disconnects),
+            ("p2p_dead_connections", "Connections closed because a ping went unanswered (p2p.ping_timeout_ms)", &net.dead_connections),
             ("p2p_refused_connections", "Connections closed at once: the peer is not a validator of this chain, or is banned", &net.refused_connections),
             ("p2p_strikes", "Reports of invalid data from a validator (each a strike; undecodable data bans at once)", &net.strikes),
             ("p2p_bans", "Validators disconnected and banned for misbehaviour (p2p.max_peer_strikes, p2p.ban_ms)", &net.bans),

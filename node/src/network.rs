@@ -10,7 +10,9 @@
 //! * Every message is one request on a request-response stream, framed with a `u32` length and
 //!   refused beyond `max_message_bytes` before anything is allocated. The empty response is the
 //!   acknowledgement.
-//! * Lost validators are redialled with exponential backoff. A peer the node reports for invalid
+//! * Every connection is pinged; one whose ping goes unanswered is closed as dead (a
+//!   partition drops packets without closing anything), which makes its validator lost.
+//! * Lost validators are redialled with exponential backoff, each dial bounded in time. A peer the node reports for invalid
 //!   data gets strikes; at `max_peer_strikes` (or at once for undecodable bytes) it is
 //!   disconnected and banned for `ban`.
 //! * Queues between this task and the node are bounded; when the node falls behind, inbound
@@ -26,14 +28,15 @@ use std::time::{Duration, Instant};
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use hotledger_crypto::{Digest, PublicKey};
 use libp2p::request_response::{self, ProtocolSupport};
-use libp2p::swarm::{DialError, NetworkBehaviour, SwarmEvent};
-use libp2p::{identity, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
+use libp2p::swarm::{ConnectionId, DialError, NetworkBehaviour, SwarmEvent};
+use libp2p::{identity, noise, ping, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
 
 use crate::error::NodeError;
 
-/// How often lost validators are checked for a redial that is due.
+/// How often lost validators are checked for a redial that is due, and connections for a ping
+/// answered within `dead_after`.
 const DIAL_TICK: Duration = Duration::from_millis(200);
 
 /// A validator as the network sees it.
@@ -61,6 +64,12 @@ pub struct NetworkConfig {
     pub request_timeout: Duration,
     /// How long a connection with no open stream is kept.
     pub idle_connection_timeout: Duration,
+    /// How often each connection is pinged.
+    pub ping_interval: Duration,
+    /// A ping unanswered this long closes its connection as dead.
+    pub ping_timeout: Duration,
+    /// Longest a dial may take to connect.
+    pub dial_timeout: Duration,
     /// Most streams (requests in flight, both directions) on one connection.
     pub max_concurrent_streams: usize,
 }
@@ -108,6 +117,8 @@ pub struct NetStats {
     pub dial_failures: Counter,
     /// Times a validator's last connection closed.
     pub disconnects: Counter,
+    /// Connections closed because a ping went unanswered (`p2p.ping_timeout_ms`).
+    pub dead_connections: Counter,
     /// Connections closed at once: the peer is not a validator, or is banned.
     pub refused_connections: Counter,
     /// Penalties the node reported against a validator.
@@ -221,6 +232,7 @@ impl request_response::Codec for FrameCodec {
 #[derive(NetworkBehaviour)]
 struct Behaviour {
     rr: request_response::Behaviour<FrameCodec>,
+    ping: ping::Behaviour,
 }
 
 /// The protocol name for a chain: peers of another genesis cannot negotiate it.
@@ -240,6 +252,9 @@ fn build_swarm(cfg: &NetworkConfig) -> Result<Swarm<Behaviour>, NodeError> {
         .with_request_timeout(cfg.request_timeout)
         .with_max_concurrent_streams(cfg.max_concurrent_streams);
     let idle = cfg.idle_connection_timeout;
+    let ping = ping::Config::new()
+        .with_interval(cfg.ping_interval)
+        .with_timeout(cfg.ping_timeout);
     let swarm = libp2p::SwarmBuilder::with_existing_identity(cfg.keypair.clone())
         .with_tokio()
         .with_tcp(
@@ -261,9 +276,11 @@ fn build_swarm(cfg: &NetworkConfig) -> Result<Swarm<Behaviour>, NodeError> {
                 [(protocol, ProtocolSupport::Full)],
                 rr_config,
             ),
+            ping: ping::Behaviour::new(ping),
         })
         .map_err(|e| NodeError::Network(format!("behaviour: {e}")))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+        .with_connection_timeout(cfg.dial_timeout)
         .build();
     Ok(swarm)
 }
@@ -287,7 +304,10 @@ pub async fn run(
                 Some(cmd) => net.on_command(cmd),
                 None => return Ok(()),
             },
-            _ = tick.tick() => net.dial_due(),
+            _ = tick.tick() => {
+                net.close_dead();
+                net.dial_due();
+            }
             event = net.swarm.select_next_some() => net.on_swarm_event(event),
         }
     }
@@ -481,6 +501,10 @@ struct Net {
     table: PeerTable,
     events: mpsc::Sender<NetEvent>,
     stats: Arc<NetStats>,
+    /// Every open connection: its peer and when it last answered a ping (or opened).
+    answered: HashMap<ConnectionId, (PeerId, Instant)>,
+    /// A connection that answered no ping for this long is closed as dead.
+    dead_after: Duration,
 }
 
 impl Net {
@@ -503,6 +527,8 @@ impl Net {
             table,
             events,
             stats,
+            answered: HashMap::new(),
+            dead_after: cfg.ping_interval.saturating_add(cfg.ping_timeout),
         }
     }
 
@@ -564,12 +590,24 @@ impl Net {
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "p2p listening");
             }
-            SwarmEvent::ConnectionEstablished { peer_id, .. } => self.on_connected(peer_id),
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                ..
+            } => {
+                self.answered
+                    .insert(connection_id, (peer_id, Instant::now()));
+                self.on_connected(peer_id);
+            }
             SwarmEvent::ConnectionClosed {
                 peer_id,
+                connection_id,
                 num_established,
                 ..
-            } => self.on_closed(peer_id, num_established),
+            } => {
+                self.answered.remove(&connection_id);
+                self.on_closed(peer_id, num_established);
+            }
             // An aborted dial (the swarm gave it up) failed nowhere.
             SwarmEvent::OutgoingConnectionError {
                 error: DialError::Aborted,
@@ -580,6 +618,7 @@ impl Net {
                 tracing::debug!(peer = ?peer_id, %error, "dial failed");
             }
             SwarmEvent::Behaviour(BehaviourEvent::Rr(ev)) => self.on_request_response(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ev)) => self.on_ping(ev),
             _ => {}
         }
     }
@@ -599,6 +638,41 @@ impl Net {
             }
         }
         self.count_connected();
+    }
+
+    /// A connection answered a ping: it is alive.
+    fn on_ping(&mut self, ev: ping::Event) {
+        match ev.result {
+            Ok(_) => {
+                if let Some((_, at)) = self.answered.get_mut(&ev.connection) {
+                    *at = Instant::now();
+                }
+            }
+            Err(error) => tracing::debug!(peer = %ev.peer, %error, "ping failed"),
+        }
+    }
+
+    /// Closes every connection that answered no ping for `dead_after`: a partition or a frozen
+    /// peer leaves TCP "established" for as long as its retransmissions last, while nothing
+    /// gets through. Closing it makes the validator lost, so it is redialled (and consensus
+    /// re-sends what the round needs once it is back). The deadline is kept here rather than
+    /// left to the ping protocol, which reports only a second failure in a row, and may take
+    /// a stream negotiation's timeout (10 s) to find that one.
+    fn close_dead(&mut self) {
+        let now = Instant::now();
+        let dead: Vec<(ConnectionId, PeerId)> = self
+            .answered
+            .iter()
+            .filter(|(_, (_, at))| now.saturating_duration_since(*at) > self.dead_after)
+            .map(|(id, (peer, _))| (*id, *peer))
+            .collect();
+        for (id, peer) in dead {
+            // Counted once: the entry goes now, not when the close completes.
+            self.answered.remove(&id);
+            tracing::info!(%peer, "validator connection answered no ping: closing it");
+            self.stats.dead_connections.inc();
+            let _ = self.swarm.close_connection(id);
+        }
     }
 
     fn on_closed(&mut self, peer_id: PeerId, num_established: u32) {
@@ -871,6 +945,40 @@ mod tests {
         listener.local_addr().unwrap().port()
     }
 
+    /// A network task's config for test validators: quick redials and pings.
+    fn test_config(id: &identity::Keypair, port: u16, validators: Vec<PeerInfo>) -> NetworkConfig {
+        NetworkConfig {
+            keypair: id.clone(),
+            listen: format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap(),
+            validators,
+            genesis_hash: Digest::of(b"network test"),
+            max_message_bytes: 1024,
+            reconnect_initial: Duration::from_millis(50),
+            reconnect_max: Duration::from_millis(200),
+            max_strikes: 3,
+            ban: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(10),
+            idle_connection_timeout: Duration::from_secs(60),
+            ping_interval: Duration::from_millis(200),
+            ping_timeout: Duration::from_millis(500),
+            dial_timeout: Duration::from_secs(1),
+            max_concurrent_streams: 16,
+        }
+    }
+
+    fn spawn(key: PublicKey, cfg: NetworkConfig) -> Node {
+        let (commands, command_rx) = mpsc::channel(16);
+        let (event_tx, events) = mpsc::channel(16);
+        let stats = Arc::new(NetStats::default());
+        tokio::spawn(run(cfg, command_rx, event_tx, stats.clone()));
+        Node {
+            key,
+            commands,
+            events,
+            stats,
+        }
+    }
+
     /// Two validators that know each other only by `/dns4/localhost/tcp/<port>`.
     fn start_two() -> [Node; 2] {
         let ids = [0, 1].map(|_| identity::Keypair::generate_ed25519());
@@ -883,32 +991,43 @@ mod tests {
                 addresses: vec![format!("/dns4/localhost/tcp/{}", ports[i]).parse().unwrap()],
             })
             .collect();
-        [0, 1].map(|i| {
-            let cfg = NetworkConfig {
-                keypair: ids[i].clone(),
-                listen: format!("/ip4/127.0.0.1/tcp/{}", ports[i]).parse().unwrap(),
-                validators: validators.clone(),
-                genesis_hash: Digest::of(b"network test"),
-                max_message_bytes: 1024,
-                reconnect_initial: Duration::from_millis(50),
-                reconnect_max: Duration::from_millis(200),
-                max_strikes: 3,
-                ban: Duration::from_secs(60),
-                request_timeout: Duration::from_secs(10),
-                idle_connection_timeout: Duration::from_secs(60),
-                max_concurrent_streams: 16,
-            };
-            let (commands, command_rx) = mpsc::channel(16);
-            let (event_tx, events) = mpsc::channel(16);
-            let stats = Arc::new(NetStats::default());
-            tokio::spawn(run(cfg, command_rx, event_tx, stats.clone()));
-            Node {
-                key: keys[i],
-                commands,
-                events,
-                stats,
+        [0, 1].map(|i| spawn(keys[i], test_config(&ids[i], ports[i], validators.clone())))
+    }
+
+    /// A loopback TCP proxy to `target` that forwards both ways until `stalled` is set, then
+    /// holds every byte (sockets stay open, nothing gets through: a partition as TCP sees it).
+    async fn stalling_proxy(target: u16, stalled: Arc<std::sync::atomic::AtomicBool>) -> u16 {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let Ok(outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                else {
+                    continue;
+                };
+                let (ri, wi) = inbound.into_split();
+                let (ro, wo) = outbound.into_split();
+                for (mut r, mut w) in [(ri, wo), (ro, wi)] {
+                    let stalled = stalled.clone();
+                    tokio::spawn(async move {
+                        let mut buf = vec![0u8; 16 * 1024];
+                        while let Ok(n) = r.read(&mut buf).await {
+                            if n == 0 {
+                                break;
+                            }
+                            while stalled.load(Ordering::Relaxed) {
+                                tokio::time::sleep(Duration::from_millis(20)).await;
+                            }
+                            if w.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
             }
-        })
+        });
+        port
     }
 
     /// Waits up to 20 s for `done`.
@@ -949,5 +1068,51 @@ mod tests {
         // `b` redials at once and is refused while banned.
         wait_for("a refused redial", || s.refused_connections.get() >= 1).await;
         assert_eq!(s.connected_validators.load(Ordering::Relaxed), 0);
+    }
+
+    /// A connection that stops carrying anything (a partition drops packets and closes
+    /// nothing) is found dead by its unanswered ping and closed, so its validator is lost and
+    /// redialled; once the path carries data again the validators are connected again. Only
+    /// `a` can dial (`b` knows no address of `a` that answers), through the proxy.
+    #[tokio::test]
+    async fn a_connection_that_carries_nothing_is_closed_and_redialled() {
+        let ids = [0, 1].map(|_| identity::Keypair::generate_ed25519());
+        let keys = [1u8, 2].map(|seed| KeyPair::from_seed([seed; 32]).public());
+        let (port_a, port_b, nowhere) = (free_port(), free_port(), free_port());
+        let stalled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let proxy = stalling_proxy(port_b, stalled.clone()).await;
+        let info = |i: usize, port: u16| PeerInfo {
+            key: keys[i],
+            peer_id: ids[i].public().to_peer_id(),
+            addresses: vec![format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap()],
+        };
+        let a = spawn(
+            keys[0],
+            test_config(&ids[0], port_a, vec![info(0, port_a), info(1, proxy)]),
+        );
+        let _b = spawn(
+            keys[1],
+            test_config(&ids[1], port_b, vec![info(0, nowhere), info(1, port_b)]),
+        );
+        let s = a.stats.clone();
+        let connected = || s.connected_validators.load(Ordering::Relaxed) == 1;
+        wait_for("the connection through the proxy", connected).await;
+        assert_eq!(s.dead_connections.get(), 0, "a live connection was closed");
+
+        let t = Instant::now();
+        stalled.store(true, Ordering::Relaxed);
+        wait_for("the dead connection to be closed", || {
+            s.dead_connections.get() == 1 && s.lost_validators() == vec![keys[1]]
+        })
+        .await;
+        // Found within a ping interval and timeout (700 ms) and the tick that checks them.
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "found dead after {:?}",
+            t.elapsed()
+        );
+        stalled.store(false, Ordering::Relaxed);
+        wait_for("the redial", connected).await;
+        assert!(s.lost_validators().is_empty());
     }
 }

@@ -392,6 +392,9 @@ fn network_config(
         ban: Duration::from_millis(config.p2p.ban_ms),
         request_timeout: Duration::from_millis(config.p2p.request_timeout_ms),
         idle_connection_timeout: Duration::from_millis(config.p2p.idle_connection_timeout_ms),
+        ping_interval: Duration::from_millis(config.p2p.ping_interval_ms),
+        ping_timeout: Duration::from_millis(config.p2p.ping_timeout_ms),
+        dial_timeout: Duration::from_millis(config.p2p.dial_timeout_ms),
         max_concurrent_streams: config.p2p.max_concurrent_streams,
     })
 }

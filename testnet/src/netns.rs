@@ -40,6 +40,25 @@ pub fn unavailable() -> Option<String> {
     None
 }
 
+/// Why packets cannot be dropped between hosts here (no `nft` command), if they cannot.
+pub fn nft_unavailable() -> Option<String> {
+    let nft = Command::new("nft")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if nft.is_ok_and(|s| s.success()) {
+        return None;
+    }
+    Some(
+        "the `nft` command (Debian package nftables) is not installed: apt-get install nftables"
+            .into(),
+    )
+}
+
+/// The nftables table that holds a host's drop rules.
+const FAULT_TABLE: &str = "hotledger_faults";
+
 /// Runs `ip ARGS`, failing with its error output.
 fn ip(args: &[&str]) -> Result<()> {
     let out = Command::new("ip")
@@ -157,6 +176,64 @@ impl Hosts {
             "exec".into(),
             self.namespaces[i].clone(),
         ]
+    }
+
+    /// Makes host `i` drop, silently, every packet that arrives from the hosts in `from`, and
+    /// only those (replacing what it dropped before; an empty `from` drops nothing). Nothing is
+    /// closed or refused: TCP connections stay "established" while nothing gets through, as in
+    /// a partition of a real network. An nftables input rule in the host's namespace.
+    pub fn drop_from(&self, i: usize, from: &[usize]) -> Result<()> {
+        let sources: Vec<String> = from
+            .iter()
+            .map(|&j| self.addresses[j].to_string())
+            .collect();
+        let mut script = format!("table inet {FAULT_TABLE}\ndelete table inet {FAULT_TABLE}\n");
+        if !sources.is_empty() {
+            script.push_str(&format!(
+                "table inet {FAULT_TABLE} {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n    ip saddr {{ {} }} drop\n  }}\n}}\n",
+                sources.join(", ")
+            ));
+        }
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.namespaces[i], "nft", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("cannot run nft (Debian package nftables)")?;
+        if let Some(mut stdin) = child.stdin.take() {
+            use std::io::Write as _;
+            stdin.write_all(script.as_bytes())?;
+        }
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!(
+                "nft on host {i} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+
+    /// Splits the hosts into `groups`: each host drops what arrives from every host outside its
+    /// group. Hosts in no group are cut off from all others.
+    pub fn partition(&self, groups: &[&[usize]]) -> Result<()> {
+        for i in 0..self.len() {
+            let group = groups.iter().find(|g| g.contains(&i));
+            let others: Vec<usize> = (0..self.len())
+                .filter(|&j| j != i && !group.is_some_and(|g| g.contains(&j)))
+                .collect();
+            self.drop_from(i, &others)?;
+        }
+        Ok(())
+    }
+
+    /// Ends every partition: no host drops anything.
+    pub fn heal(&self) -> Result<()> {
+        for i in 0..self.len() {
+            self.drop_from(i, &[])?;
+        }
+        Ok(())
     }
 
     /// The hosts' addresses, comma-separated, for `hotledger testnet --hosts`.

@@ -21,7 +21,7 @@ use crate::config::{Config, Limits, Params};
 use crate::error::{ConsensusError, Result};
 use crate::leader::LeaderElection;
 use crate::safety::{SafetyData, SafetyRules};
-use crate::types::{Block, BlockInfo, Height, Message, QuorumCert, Round, TimeoutCert};
+use crate::types::{Block, BlockInfo, Height, Message, QuorumCert, Round, TimeoutCert, TimeoutMsg};
 use crate::validators::ValidatorSet;
 use crate::verify::Verifier;
 
@@ -118,6 +118,8 @@ pub struct Consensus {
     payload_round: Option<Round>,
     /// Validators the host reports it cannot reach (`Event::Unreachable`).
     unreachable: BTreeSet<PublicKey>,
+    /// The last timeout this node signed (re-sent to validators that are reachable again).
+    last_timeout: Option<TimeoutMsg>,
     now_ms: u64,
     stats: Stats,
 }
@@ -173,6 +175,7 @@ impl Consensus {
             requested: HashMap::new(),
             payload_round: None,
             unreachable: BTreeSet::new(),
+            last_timeout: None,
             now_ms: 0,
             stats: Stats::default(),
         })

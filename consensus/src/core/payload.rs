@@ -153,32 +153,37 @@ impl Consensus {
     /// the safety rules would refuse to sign (one proposal per round), which would leave the
     /// round to time out.
     pub(super) fn resend_own_proposal(&mut self, out: &mut Vec<Action>) {
-        let (Some(me), Some(data)) = (self.me, self.safety_data()) else {
+        let Some(proposal) = self.own_proposal() else {
             return;
         };
+        let round = self.round;
+        self.payload_round = None;
+        out.retain(|a| !matches!(a, Action::RequestPayload { round: r, .. } if *r == round));
+        out.push(Action::Broadcast(Message::Proposal(proposal)));
+    }
+
+    /// The proposal this node signed for the current round, rebuilt from its block in the tree
+    /// and the certificate that justifies it; `None` if it made none, or cannot justify it.
+    pub(super) fn own_proposal(&self) -> Option<Proposal> {
+        let (me, data) = (self.me?, self.safety_data()?);
         if self.round == 0 || data.last_proposed_round != self.round {
-            return;
+            return None;
         }
         let round = self.round;
-        let Some(block) = self
+        let block = self
             .tree
             .blocks()
-            .find(|b| b.author == me && b.round == round)
-            .cloned()
-        else {
-            return;
-        };
+            .find(|b| b.author == me && b.round == round)?
+            .clone();
         let tc = if block.qc.round().checked_add(1) == Some(round) {
             None
         } else {
             match &self.high_tc {
                 Some(tc) if tc.round.checked_add(1) == Some(round) => Some(tc.clone()),
-                _ => return, // cannot justify it again: the round times out
+                _ => return None,
             }
         };
-        self.payload_round = None;
-        out.retain(|a| !matches!(a, Action::RequestPayload { round: r, .. } if *r == round));
-        out.push(Action::Broadcast(Message::Proposal(Proposal { block, tc })));
+        Some(Proposal { block, tc })
     }
 
     /// What justifies a proposal of `round` on the highest QC: nothing more when that QC is of

@@ -75,10 +75,15 @@ impl Consensus {
     /// the next round's leader is in it, the vote (signed and persisted already) is broadcast,
     /// so every node can gather the round's QC.
     pub(super) fn on_unreachable(&mut self, validators: Vec<PublicKey>, out: &mut Vec<Action>) {
-        self.unreachable = validators
-            .into_iter()
-            .filter(|k| self.validators.contains(k))
-            .collect();
+        let before = std::mem::replace(
+            &mut self.unreachable,
+            validators
+                .into_iter()
+                .filter(|k| self.validators.contains(k))
+                .collect(),
+        );
+        let back: Vec<PublicKey> = before.difference(&self.unreachable).copied().collect();
+        self.resend_to_returned(&back, out);
         let vote = self
             .safety_data()
             .and_then(|s| s.last_vote.clone())
@@ -97,6 +102,43 @@ impl Consensus {
                         after_ms: 0,
                     });
                 }
+            }
+        }
+    }
+
+    /// Validators reachable again (a partition healed, a connection found dead was redialled)
+    /// missed what this node sent while they were cut off, and may wait for it until a timer
+    /// backed off to many seconds fires. Each gets what the current round needs from this node,
+    /// all of it signed and persisted already: its proposal if it leads the round, and its
+    /// timeout of the round (which carries its vote and the TC that opened the round), or
+    /// without one its vote if the returned validator gathers it (the next round's leader).
+    fn resend_to_returned(&self, back: &[PublicKey], out: &mut Vec<Action>) {
+        if back.is_empty() || self.me.is_none() {
+            return;
+        }
+        let round = self.round;
+        let proposal = self.own_proposal();
+        let timeout = self.last_timeout.as_ref().filter(|t| t.round == round);
+        let vote = self
+            .safety_data()
+            .and_then(|s| s.last_vote.clone())
+            .filter(|v| v.round() == round);
+        let gatherer = round.checked_add(1).map(|next| self.leader(next));
+        for &to in back {
+            if let Some(p) = &proposal {
+                let message = Message::Proposal(p.clone());
+                out.push(Action::Send { to, message });
+            }
+            match (timeout, &vote) {
+                (Some(t), _) => {
+                    let message = Message::Timeout(t.clone());
+                    out.push(Action::Send { to, message });
+                }
+                (None, Some(v)) if gatherer == Some(to) => {
+                    let message = Message::Vote(v.clone());
+                    out.push(Action::Send { to, message });
+                }
+                _ => {}
             }
         }
     }
@@ -140,6 +182,7 @@ impl Consensus {
             .filter(|v| v.round() == round);
         out.push(Action::PersistSafety(safety.data().clone()));
         out.push(Action::Broadcast(Message::Timeout(timeout.clone())));
+        self.last_timeout = Some(timeout.clone());
         self.stats.timeouts_sent += 1;
         if let Some(vote) = timeout.vote.clone() {
             self.count_vote(vote, None, out);
