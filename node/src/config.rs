@@ -123,6 +123,18 @@ pub struct MempoolConfig {
     /// enters rather than verified again on the consensus loop when a proposal carries it.
     /// Below `max_txs`.
     pub peer_reserve: usize,
+    /// Keep the admission log: every transfer this node acknowledges to a client is appended
+    /// to it before the answer leaves and replayed into the mempool at start, so an
+    /// acknowledgement survives a crash of this process (see `docs/deploy.md`).
+    pub log: bool,
+    /// Also sync each append to disk (`fdatasync`), so an acknowledgement survives power loss;
+    /// one disk sync per submission call.
+    pub log_sync: bool,
+    /// The admission log's file; relative paths are inside the home.
+    pub log_path: PathBuf,
+    /// The log is rewritten with just the pending transactions once it grows past this many
+    /// bytes.
+    pub log_max_bytes: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -239,6 +251,10 @@ impl Default for MempoolConfig {
             gap_expiry_ms: l.gap_expiry_ms,
             ready_reserve: l.ready_reserve,
             peer_reserve: l.peer_reserve,
+            log: true,
+            log_sync: false,
+            log_path: PathBuf::from("mempool/admitted.log"),
+            log_max_bytes: 64 << 20,
         }
     }
 }
@@ -322,7 +338,7 @@ impl NodeConfig {
         validate_listen(&self.p2p.listen)?;
         let p2p = &self.p2p;
         #[rustfmt::skip]
-        let ranges: [(&str, u64, u64, u64); 23] = [
+        let ranges: [(&str, u64, u64, u64); 24] = [
             ("p2p.max_message_bytes", p2p.max_message_bytes as u64, 1024, 256 << 20),
             ("p2p.reconnect_initial_ms", p2p.reconnect_initial_ms, 10, 60_000),
             ("p2p.reconnect_max_ms", p2p.reconnect_max_ms, p2p.reconnect_initial_ms, 3_600_000),
@@ -346,6 +362,7 @@ impl NodeConfig {
             ("mempool.gap_expiry_ms", self.mempool.gap_expiry_ms, 0, 86_400_000),
             ("mempool.ready_reserve", self.mempool.ready_reserve as u64, 0, (self.mempool.max_txs as u64).saturating_sub(1)),
             ("mempool.peer_reserve", self.mempool.peer_reserve as u64, 0, (self.mempool.max_txs as u64).saturating_sub(1)),
+            ("mempool.log_max_bytes", self.mempool.log_max_bytes, 1 << 20, 16 << 30),
         ];
         for (field, value, min, max) in ranges {
             if value < min || value > max {
@@ -369,6 +386,9 @@ impl NodeConfig {
                 "storage.keep_blocks = {} must be at least {MIN_KEEP_BLOCKS}",
                 self.storage.keep_blocks
             ));
+        }
+        if self.mempool.log && self.mempool.log_path.as_os_str().is_empty() {
+            return Err("mempool.log_path must not be empty while mempool.log is on".into());
         }
         if self.storage.safety_path.as_os_str().is_empty() {
             return Err("storage.safety_path must not be empty".into());

@@ -10,6 +10,7 @@
 //!     node.json          libp2p identity: same format; its 32-byte secret seeds an ed25519 key
 //!   data/                RocksDB (storage.path; relative paths are inside the home)
 //!   safety/              the safety record, kept when data/ is deleted (storage.safety_path)
+//!   mempool/admitted.log the transfers acknowledged to clients, replayed at start (mempool.log_path)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -76,6 +77,15 @@ impl Home {
             config.storage.safety_path.clone()
         } else {
             self.root.join(&config.storage.safety_path)
+        }
+    }
+
+    /// The admission log's file: `mempool.log_path`, relative to the home unless absolute.
+    pub fn admission_log_path(&self, config: &NodeConfig) -> PathBuf {
+        if config.mempool.log_path.is_absolute() {
+            config.mempool.log_path.clone()
+        } else {
+            self.root.join(&config.mempool.log_path)
         }
     }
 

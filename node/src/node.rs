@@ -24,7 +24,7 @@ use crate::host::{Host, HostConfig, Outgoing, Output, Pacing, SharedMempool, Syn
 use crate::metrics::Metrics;
 use crate::network::{self, NetCommand, NetEvent, NetStats, NetworkConfig, PeerInfo};
 use crate::shared::{Shared, Status};
-use crate::storage::{ChainStore, SafetyFile, SafetyStore, Store};
+use crate::storage::{AdmissionLog, ChainStore, Replay, SafetyFile, SafetyStore, Store};
 use crate::wire::WireMessage;
 
 /// Capacity of the queue of this node's accepted transactions to gossip (batches); the queues
@@ -125,8 +125,9 @@ pub async fn run(home: &Home, log_format: Option<LogFormat>) -> Result<(), NodeE
             e => e,
         },
     )?;
+    let admission_log = open_admission_log(home, &config, &genesis)?;
     let (services, mut actor, channels) =
-        start_services(&config, &genesis, &node_key, &key, host).await?;
+        start_services(&config, &genesis, &node_key, &key, host, admission_log).await?;
     let result = actor.run(channels).await;
     services.stop();
     store.flush()?;
@@ -135,6 +136,63 @@ pub async fn run(home: &Home, log_format: Option<LogFormat>) -> Result<(), NodeE
         Err(e) => tracing::error!("stopped on error: {e}"),
     }
     result
+}
+
+/// Opens the admission log (`mempool.log`) and reads what it holds.
+fn open_admission_log(
+    home: &Home,
+    config: &NodeConfig,
+    genesis: &Genesis,
+) -> Result<Option<(AdmissionLog, Replay)>, NodeError> {
+    if !config.mempool.log {
+        return Ok(None);
+    }
+    let path = home.admission_log_path(config);
+    let opened = AdmissionLog::open(
+        &path,
+        genesis.hash(),
+        config.mempool.log_sync,
+        config.mempool.log_max_bytes,
+    )?;
+    if opened.1.torn_tail {
+        tracing::warn!(
+            path = %path.display(),
+            "the admission log ends in a record cut short (a crash during an append, which \
+             was not acknowledged); the records before it are replayed"
+        );
+    }
+    if opened.1.other_chain {
+        tracing::warn!(path = %path.display(), "the admission log is of another chain; ignored");
+    }
+    Ok(Some(opened))
+}
+
+/// Admits the transactions the admission log held (acknowledged before a stop or a crash,
+/// perhaps never gossiped), then rewrites the log with what the mempool holds.
+fn replay_admissions(shared: &Shared, replay: Replay) -> Result<(), NodeError> {
+    let Some(log) = &shared.admission_log else {
+        return Ok(());
+    };
+    let logged = replay.txs.len();
+    let mut admitted = 0usize;
+    // Peers' quota: these were acknowledged already, and are not refused for the share kept
+    // for other validators' transactions.
+    for chunk in replay.txs.chunks(10_000) {
+        let results = shared
+            .admit(chunk.to_vec(), Origin::Peer)
+            .map_err(|_| NodeError::Poisoned { what: "mempool" })?;
+        admitted = admitted.saturating_add(results.iter().filter(|r| r.is_ok()).count());
+    }
+    let kept = log.rewrite(|| shared.pending())?;
+    if logged > 0 {
+        tracing::info!(
+            logged,
+            admitted,
+            kept,
+            "admission log replayed (the others were committed already, or refused)"
+        );
+    }
+    Ok(())
 }
 
 /// Opens the validator's safety record (apart from the chain data), moving into it the safety
@@ -265,7 +323,9 @@ async fn start_services(
     node_key: &KeyPair,
     key: &KeyPair,
     host: Host<Store>,
+    admission_log: Option<(AdmissionLog, Replay)>,
 ) -> Result<(Services, Actor, Channels), NodeError> {
+    let (admission_log, replay) = admission_log.unzip();
     let (net_tx, net_rx) = mpsc::channel(config.p2p.outbound_queue);
     let (event_tx, event_rx) = mpsc::channel(config.p2p.inbound_queue);
     let (gossip_tx, gossip_rx) = mpsc::channel(GOSSIP_QUEUE);
@@ -290,7 +350,12 @@ async fn start_services(
         metrics,
         gossip: gossip_tx,
         max_batch: 10_000,
+        admission_log,
     });
+    // Before the RPC server answers: what was acknowledged is pending again first.
+    if let Some(replay) = replay {
+        replay_admissions(&shared, replay)?;
+    }
     let network_config = network_config(config, genesis, node_key, genesis.hash())?;
     let mut tasks = vec![
         tokio::spawn(network::run(network_config, net_rx, event_tx, net_stats)).abort_handle(),

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, Notify};
 use crate::host::SharedMempool;
 use crate::metrics::Metrics;
 use crate::network::NetStats;
-use crate::storage::Store;
+use crate::storage::{AdmissionLog, StorageError, Store};
 
 /// What `status` reports; refreshed by the consensus loop after every event.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +60,8 @@ pub struct Shared {
     pub gossip: mpsc::Sender<Vec<SignedTransaction>>,
     /// Most transactions per `submit_transactions` call.
     pub max_batch: usize,
+    /// Where acknowledged submissions are recorded before the answer (`mempool.log`).
+    pub admission_log: Option<AdmissionLog>,
 }
 
 /// The mempool's lock was poisoned (a thread panicked while holding it).
@@ -93,6 +95,29 @@ impl Shared {
             self.admitted.notify_one();
         }
         Ok(results)
+    }
+
+    /// Records transactions a client's submission admitted in the admission log (if kept),
+    /// before they are acknowledged, and rewrites the log with the mempool's content once it
+    /// grew past its bound.
+    pub fn record_admitted(&self, txs: &[SignedTransaction]) -> Result<(), StorageError> {
+        let Some(log) = &self.admission_log else {
+            return Ok(());
+        };
+        log.append(txs)?;
+        if log.oversized()? {
+            let kept = log.rewrite(|| self.pending())?;
+            tracing::debug!(pending = kept, "admission log rewritten");
+        }
+        Ok(())
+    }
+
+    /// Every transaction pending in the mempool.
+    pub fn pending(&self) -> Result<Vec<SignedTransaction>, StorageError> {
+        self.mempool
+            .lock()
+            .map(|m| m.snapshot())
+            .map_err(|_| StorageError::Poisoned { what: "mempool" })
     }
 
     /// A copy of the current status (never holds the lock across an await).

@@ -95,6 +95,7 @@ async fn start() -> Fixture {
         metrics: Metrics::new(),
         gossip: gossip_tx,
         max_batch: 4,
+        admission_log: None,
     });
     let cfg = RpcConfig {
         listen: "127.0.0.1:0".parse().unwrap(),

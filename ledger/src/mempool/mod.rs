@@ -766,6 +766,15 @@ impl Mempool {
         self.next_seq
     }
 
+    /// Every pending transaction, oldest arrival first (what an admission log is rewritten
+    /// with).
+    pub fn snapshot(&self) -> Vec<SignedTransaction> {
+        self.arrival
+            .values()
+            .filter_map(|(sender, nonce)| self.pending(sender, *nonce).map(|p| p.tx.clone()))
+            .collect()
+    }
+
     /// Number of transactions held.
     pub fn len(&self) -> usize {
         self.index.len()

@@ -94,6 +94,14 @@ fn admit(
     if rejections > 0 {
         shared.metrics.rejected_txs.inc_by(rejections);
     }
+    // Recorded before anything is acknowledged. If the record fails, nothing is: the
+    // transactions may still commit (they are in the mempool), but no promise is made.
+    if let Err(e) = shared.record_admitted(&accepted) {
+        tracing::error!("cannot record admitted transactions: {e}");
+        return Err(internal(format!(
+            "the submission was not recorded ({e}); it is not acknowledged, submit it again"
+        )));
+    }
     if !accepted.is_empty() {
         // A full queue is fine: the transactions stay in our mempool and are proposed by us.
         let _ = shared.gossip.try_send(accepted);

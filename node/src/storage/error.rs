@@ -105,6 +105,17 @@ pub enum StorageError {
         kind: std::io::ErrorKind,
         message: String,
     },
+    /// Reading or writing the admission log failed.
+    #[error("cannot {op} the admission log {path}: {message}")]
+    AdmissionLogIo {
+        path: PathBuf,
+        op: &'static str,
+        kind: std::io::ErrorKind,
+        message: String,
+    },
+    /// A batch too large for one admission log record (never expected: batches are bounded).
+    #[error("an admission log record of {len} bytes is too large to write")]
+    AdmissionRecordTooLarge { len: usize },
     /// A safety record that belongs to another chain or validator key.
     #[error(
         "the safety record {path} is for {what} {found}, not {expected}; if the key was replaced \

@@ -48,6 +48,7 @@
 //! Schema 4. A database of another schema is refused with its version named (the earlier ones
 //! are described in `docs/decisions/0100-storage-schema-history.md`).
 
+mod admission_log;
 mod chain;
 mod error;
 mod memory;
@@ -59,6 +60,7 @@ mod suite;
 #[cfg(test)]
 mod tests;
 
+pub use admission_log::{AdmissionLog, Replay};
 pub use chain::{BlockWrite, CommitTip, StoredBlock, TxRecord};
 pub use error::StorageError;
 pub use memory::MemoryStore;
