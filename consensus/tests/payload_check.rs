@@ -103,7 +103,10 @@ fn a_refused_payload_is_a_typed_rejection_without_a_vote() {
             author: net.pk(l1),
             error: error.clone(),
         };
-        let c = case("refused payload", prop_of(bad), want);
+        // The follow-up is of round 2: another round-1 proposal of the same leader would be
+        // equivocation, which is never checked.
+        let next = on_genesis(&net, 2, b"round 2");
+        let c = case("refused payload", prop_of(bad), want).then(prop(next), 2);
         run(&net, c.node(voter(&net)).refuse(error));
     }
 }
@@ -161,55 +164,125 @@ fn a_second_copy_of_a_waiting_proposal_asks_nothing_new() {
     assert_eq!(node.parked_proposals(), 1);
 }
 
-/// At most four proposals per validator wait. A full map drops the proposal of the lowest round,
-/// and refuses to hold a proposal of a lower round than all it holds.
+/// A proposal of `round` on genesis, justified by a TC of the round before (round 1: by the
+/// genesis QC), from that round's leader.
+fn on_genesis(net: &Net, round: u64, payload: &[u8]) -> Proposal {
+    let g = net.genesis_qc();
+    Proposal {
+        block: net.block(round, &g, payload),
+        tc: (round > 1).then(|| net.tc(round - 1, &g, &[0, 1, 2])),
+    }
+}
+
+/// At most four proposals per validator wait: a full map (one proposal per round, rounds
+/// 1 to 16) drops the proposal of the lowest round for a higher one, and refuses to hold a
+/// proposal of a lower round than all it holds.
 #[test]
 fn waiting_proposals_are_bounded_lowest_round_first() {
     let net = Net::new(4);
     let max = 16;
-    let g = net.genesis_qc();
-    let b1 = net.block(1, &g, b"block 1");
-    let qc1 = net.qc(&b1, &[0, 1, 2]);
-    let from = net.pk(net.leader(1));
-
-    // Round 1: a Byzantine leader's many proposals; every one asks for a check.
-    let mut node = checking_node(&net, voter(&net));
-    let round1: Vec<Proposal> = (0..max + 4)
-        .map(|k| Proposal {
-            block: net.block(1, &g, format!("proposal {k}").as_bytes()),
-            tc: None,
-        })
+    let v = voter(&net);
+    let mut node = checking_node(&net, v);
+    // Rounds the node does not lead itself (its own proposals are never checked).
+    let proposals: Vec<Proposal> = (1u64..)
+        .filter(|&r| net.leader(r) != v)
+        .take(max + 4)
+        .map(|r| on_genesis(&net, r, format!("round {r}").as_bytes()))
         .collect();
-    for p in &round1 {
+    for p in &proposals[..max] {
+        let from = net.pk(net.leader(p.block.round));
         let actions = feed(&mut node, from, prop(p.clone())).unwrap();
         assert!(matches!(actions.as_slice(), [Action::CheckPayload { .. }]));
-        assert!(node.parked_proposals() <= max);
     }
     assert_eq!(node.parked_proposals(), max);
-    let resumed = round1
+    // Higher rounds push the lowest out.
+    for p in &proposals[max..] {
+        let from = net.pk(net.leader(p.block.round));
+        let actions = feed(&mut node, from, prop(p.clone())).unwrap();
+        assert!(matches!(actions.as_slice(), [Action::CheckPayload { .. }]));
+        assert_eq!(node.parked_proposals(), max);
+    }
+    let lowest_kept = proposals[4].block.round;
+    let resumed: Vec<u64> = proposals
         .iter()
         .filter(|p| !answer(&mut node, p.block.id, Ok(())).is_empty())
-        .count();
-    assert_eq!(resumed, max, "the dropped ones' answers are ignored");
+        .map(|p| p.block.round)
+        .collect();
+    assert!(
+        resumed.iter().all(|&r| r >= lowest_kept) && !resumed.is_empty(),
+        "the dropped ones' answers are ignored: {resumed:?}"
+    );
 
-    // A full map of round-2 proposals: a round-1 proposal is not held, a round-3 one is.
+    // A full map: a proposal of a lower round than all it holds is not held.
     let mut node = checking_node(&net, voter(&net));
-    for k in 0..max {
-        let p = Proposal {
-            block: net.block(2, &qc1, format!("round 2, {k}").as_bytes()),
-            tc: None,
-        };
-        feed(&mut node, net.pk(net.leader(2)), prop(p)).unwrap();
+    for p in &proposals[4..] {
+        feed(
+            &mut node,
+            net.pk(net.leader(p.block.round)),
+            prop(p.clone()),
+        )
+        .unwrap();
     }
     assert_eq!(node.parked_proposals(), max);
-    let late = net.proposal(1, &g, None);
+    let late = &proposals[0];
+    let from = net.pk(net.leader(1));
     assert_eq!(feed(&mut node, from, prop(late.clone())).unwrap(), vec![]);
     assert_eq!(answer(&mut node, late.block.id, Ok(())), vec![]);
-    let tc2 = net.tc(2, &qc1, &[0, 1, 2]);
-    let ahead = net.proposal(3, &qc1, Some(tc2));
-    let actions = feed(&mut node, net.pk(net.leader(3)), prop(ahead)).unwrap();
+}
+
+/// One payload check per round and author at most: a second, different proposal of a leader's
+/// round is equivocation, reported with both signed headers and never checked; a proposal whose
+/// payload was refused is not checked again when it comes back; a proposal of a round this
+/// node has left is not checked, though its certificates still move the node on.
+#[test]
+fn a_payload_is_checked_once_per_round_and_author_and_never_for_a_past_round() {
+    let net = Net::new(4);
+    let l1 = net.pk(net.leader(1));
+    let mut node = checking_node(&net, voter(&net));
+    let first = on_genesis(&net, 1, b"first");
+    let actions = feed(&mut node, l1, prop(first.clone())).unwrap();
     assert!(matches!(actions.as_slice(), [Action::CheckPayload { .. }]));
-    assert_eq!(node.parked_proposals(), max);
+    let second = on_genesis(&net, 1, b"second");
+    let actions = feed(&mut node, l1, prop(second.clone())).unwrap();
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::CheckPayload { .. })),
+        "{actions:?}"
+    );
+    assert!(matches!(
+        common::evidence(&actions).as_slice(),
+        [hotledger_consensus::Evidence::ConflictingProposals { round: 1, .. }]
+    ));
+    assert_eq!(node.parked_proposals(), 1);
+
+    // Refused once: the same proposal again asks nothing.
+    let refused = node.handle(
+        NOW,
+        Event::PayloadChecked {
+            id: first.block.id,
+            result: Err(PayloadError::BadSignature { index: 0 }),
+        },
+    );
+    assert!(refused.is_err());
+    assert_eq!(feed(&mut node, l1, prop(first)).unwrap(), vec![]);
+    assert_eq!(node.parked_proposals(), 0);
+
+    // A node in round 3 does not check a round-2 proposal; it takes in the round-2 TC the
+    // proposal carries only if it is new (here it is not: the node entered round 3 on it).
+    let mut node = checking_node(&net, voter(&net));
+    let advance = net.advance_msg(net.leader(1), 3);
+    feed(&mut node, l1, advance).unwrap();
+    assert_eq!(node.round(), 3);
+    let past = on_genesis(&net, 2, b"too late");
+    let actions = feed(&mut node, net.pk(net.leader(2)), prop(past)).unwrap();
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::CheckPayload { .. })),
+        "{actions:?}"
+    );
+    assert_eq!(node.parked_proposals(), 0);
 }
 
 /// A proposal still waiting when a commit reaches its height can never enter the tree: it is
@@ -219,9 +292,14 @@ fn a_commit_drops_the_proposals_it_leaves_behind() {
     let net = Net::new(4);
     let (blocks, _) = net.chain(3);
     let mut node = checking_node(&net, voter(&net));
-    let fork = net.block(1, &net.genesis_qc(), b"a fork at height 1");
-    feed(&mut node, net.pk(net.leader(1)), prop_of(fork.clone())).unwrap();
+    // A block at height 1 of a round after the chain's (a round-1 one by the same leader as
+    // `blocks[0]` would be equivocation, and never parked), by a validator other than this one.
+    let v = voter(&net);
+    let round = (4u64..).find(|&r| net.leader(r) != v).unwrap();
+    let fork = on_genesis(&net, round, b"a fork at height 1");
+    feed(&mut node, net.pk(net.leader(round)), prop(fork.clone())).unwrap();
     assert_eq!(node.parked_proposals(), 1);
+    let fork = fork.block;
     // Blocks 1 to 3 of the other chain: block 3's QC commits block 1.
     for b in &blocks {
         feed_checked(&mut node, net.pk(net.leader(b.round)), prop_of(b.clone())).unwrap();

@@ -8,7 +8,8 @@
 //! * The protocol name embeds the genesis hash (`/hotledger/<hash prefix>/1`), so nodes of
 //!   another chain cannot even negotiate a stream with us.
 //! * Every message is one request on a request-response stream, framed with a `u32` length and
-//!   refused beyond `max_message_bytes` before anything is allocated. The empty response is the
+//!   refused beyond `max_message_bytes` before anything is allocated; below it, the buffer
+//!   grows with the bytes that arrive, not with the length claimed. The empty response is the
 //!   acknowledgement.
 //! * Every connection is pinged; one whose ping goes unanswered is closed as dead (a
 //!   partition drops packets without closing anything), which makes its validator lost.
@@ -173,10 +174,21 @@ async fn read_frame<T: futures::AsyncRead + Unpin + Send>(
             format!("frame of {len} bytes exceeds {max}"),
         ));
     }
-    let mut buf = vec![0u8; len];
-    io.read_exact(&mut buf).await?;
+    // The buffer grows with the bytes that arrive, never ahead of them: a peer that claims
+    // `max` bytes and sends a few costs a few.
+    let mut buf = Vec::with_capacity(len.min(FRAME_CHUNK));
+    (&mut *io).take(len as u64).read_to_end(&mut buf).await?;
+    if buf.len() != len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("frame of {len} bytes ended after {}", buf.len()),
+        ));
+    }
     Ok(buf)
 }
+
+/// The first allocation for a frame's body; more as its bytes arrive.
+const FRAME_CHUNK: usize = 64 * 1024;
 
 async fn write_frame<T: futures::AsyncWrite + Unpin + Send>(
     io: &mut T,
@@ -1114,5 +1126,29 @@ mod tests {
         stalled.store(false, Ordering::Relaxed);
         wait_for("the redial", connected).await;
         assert!(s.lost_validators().is_empty());
+    }
+
+    /// A frame is read whole; one that ends before its claimed length is an error, however
+    /// large the claim, and costs only the bytes that came.
+    #[tokio::test]
+    async fn frames_are_read_whole_and_a_short_one_is_refused() {
+        let body: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+        let mut wire = Vec::new();
+        wire.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        wire.extend_from_slice(&body);
+        let mut reader = futures::io::Cursor::new(wire.clone());
+        assert_eq!(read_frame(&mut reader, 1 << 20).await.unwrap(), body);
+
+        let mut short = Vec::new();
+        short.extend_from_slice(&(16u32 << 20).to_be_bytes());
+        short.extend_from_slice(b"a few bytes");
+        let mut reader = futures::io::Cursor::new(short);
+        let err = read_frame(&mut reader, 16 << 20).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(err.to_string().contains("ended after 11"), "{err}");
+
+        let mut reader = futures::io::Cursor::new(wire);
+        let err = read_frame(&mut reader, 1_000).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     }
 }

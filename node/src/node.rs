@@ -629,6 +629,8 @@ impl Actor {
         for evidence in &out.evidence {
             self.shared.metrics.evidence.inc();
             tracing::warn!(culprit = %evidence.culprit(), ?evidence, "equivocation detected");
+            // Two conflicting messages under one key: proof, whoever relayed them.
+            self.penalize(*evidence.culprit(), false);
         }
         if let Some((hash, why)) = out.expired.first() {
             let count = out.expired.len();

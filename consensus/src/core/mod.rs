@@ -109,6 +109,8 @@ pub struct Consensus {
     timeouts: TimeoutCollector,
     /// Signed proposal headers seen per round, for equivocation evidence.
     proposals_seen: BTreeMap<Round, HashMap<PublicKey, (Height, Digest, Signature)>>,
+    /// Proposals whose payload the application refused, by round (never checked again).
+    payload_refused: BTreeSet<(Round, Digest)>,
     /// Proposals for the current round waiting for their parent; voted on when it arrives.
     awaiting_parent: BTreeMap<Round, (Digest, Option<TimeoutCert>)>,
     /// Blocks asked for and not yet received, with when they were asked for. Entries expire
@@ -171,6 +173,7 @@ impl Consensus {
             votes: VoteCollector::default(),
             timeouts: TimeoutCollector::default(),
             proposals_seen: BTreeMap::new(),
+            payload_refused: BTreeSet::new(),
             awaiting_parent: BTreeMap::new(),
             requested: HashMap::new(),
             payload_round: None,

@@ -69,6 +69,8 @@ impl Consensus {
             return Ok(());
         };
         if let Err(error) = result {
+            self.payload_refused
+                .insert((proposal.block.round, proposal.block.id));
             return Err(ConsensusError::InvalidPayload {
                 round: proposal.block.round,
                 author: proposal.block.author,

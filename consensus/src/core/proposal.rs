@@ -21,10 +21,38 @@ impl Consensus {
         }
         let unseen = self.tree.get(&p.block.id).is_none() && Some(p.block.author) != self.me;
         if self.check_payloads && unseen {
-            self.park(from, p, out);
+            if self.worth_a_payload_check(&p, out) {
+                self.park(from, p, out);
+            } else {
+                // Its certificates still count; if the block gets certified, it is fetched with
+                // its QC, which needs no payload check.
+                self.take_certificates(from, &p, out)?;
+            }
             return Ok(());
         }
         self.accept_proposal(from, p, out)
+    }
+
+    /// Whether a verified proposal, not in the tree, earns a check of its payload (decoding and
+    /// up to `max_block_txs` signatures, the costliest thing a peer can ask for): only one this
+    /// node could still vote for (not of a round it has left), the first its author signed for
+    /// its round (a second, different one is equivocation: reported here, and never checked),
+    /// and not one whose payload was refused already.
+    fn worth_a_payload_check(&mut self, p: &Proposal, out: &mut Vec<Action>) -> bool {
+        let block = &p.block;
+        if block.round < self.round {
+            return false;
+        }
+        if self.payload_refused.contains(&(block.round, block.id)) {
+            return false;
+        }
+        let first = self
+            .proposals_seen
+            .get(&block.round)
+            .and_then(|seen| seen.get(&block.author))
+            .is_none_or(|(_, id, _)| *id == block.id);
+        self.note_proposal(block, out);
+        first
     }
 
     /// Verifies everything about a proposal before anything changes: its leader and the failed

@@ -26,6 +26,9 @@ impl Consensus {
         self.votes.prune_below(keep_from);
         self.timeouts.prune_below(round);
         self.proposals_seen = self.proposals_seen.split_off(&keep_from);
+        self.payload_refused = self
+            .payload_refused
+            .split_off(&(keep_from, hotledger_crypto::Digest::ZERO));
         self.awaiting_parent = self.awaiting_parent.split_off(&round);
         let unreachable = self.leader_unreachable() && self.may_skip_early();
         out.push(Action::ScheduleTimeout {
