@@ -19,6 +19,7 @@ pub struct Metrics {
     pub height: Gauge,
     pub round: Gauge,
     pub timeouts: Counter,
+    pub proposals_ahead_of_clock: Counter,
     pub committed_blocks: Counter,
     pub committed_txs: Counter,
     pub failed_txs: Counter,
@@ -53,6 +54,11 @@ impl Metrics {
             height: gauge(r, "height", "Last committed height"),
             round: gauge(r, "round", "Current consensus round"),
             timeouts: counter(r, "timeouts", "Rounds this node timed out"),
+            proposals_ahead_of_clock: counter(
+                r,
+                "proposals_ahead_of_clock",
+                "Proposals not voted for: timestamped further ahead of this node's clock than max_clock_skew_ms",
+            ),
             // Commits.
             committed_blocks: counter(r, "committed_blocks", "Blocks committed"),
             committed_txs: counter(r, "committed_txs", "Transactions applied"),

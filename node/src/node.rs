@@ -384,6 +384,7 @@ async fn start_services(
         serve: serve_tx,
         clock: Clock::new(),
         last_commit: None,
+        clock_warned: None,
     };
     let channels = Channels {
         events: event_rx,
@@ -464,6 +465,9 @@ fn network_config(
     })
 }
 
+/// Least time between two warnings about proposals ahead of this node's clock.
+const CLOCK_WARNING_EVERY: Duration = Duration::from_secs(60);
+
 /// The loop around the host: it owns the host and the queues to the other tasks.
 struct Actor {
     host: Host<Store>,
@@ -475,6 +479,8 @@ struct Actor {
     serve: mpsc::Sender<(PublicKey, u64, u32)>,
     clock: Clock,
     last_commit: Option<Instant>,
+    /// When the last warning about proposals ahead of this node's clock was logged.
+    clock_warned: Option<Instant>,
 }
 
 impl Actor {
@@ -698,7 +704,7 @@ impl Actor {
     }
 
     /// Publishes the host's view to `status` and the gauges.
-    fn refresh_status(&self) {
+    fn refresh_status(&mut self) {
         let view = self.host.view();
         let (mp_txs, mp_bytes) = match self.shared.mempool.lock() {
             Ok(mp) => (mp.len(), mp.bytes()),
@@ -720,6 +726,22 @@ impl Actor {
         let counted = m.timeouts.get();
         if view.timeouts_sent > counted {
             m.timeouts.inc_by(view.timeouts_sent - counted);
+        }
+        let counted = m.proposals_ahead_of_clock.get();
+        if view.proposals_ahead_of_clock > counted {
+            m.proposals_ahead_of_clock
+                .inc_by(view.proposals_ahead_of_clock - counted);
+            if self
+                .clock_warned
+                .is_none_or(|t| t.elapsed() >= CLOCK_WARNING_EVERY)
+            {
+                self.clock_warned = Some(Instant::now());
+                tracing::warn!(
+                    proposals = view.proposals_ahead_of_clock,
+                    "proposals timestamped further ahead of this node's clock than \
+                     max_clock_skew_ms are not voted for: check this host's clock (NTP)"
+                );
+            }
         }
         if let Ok(mut s) = self.shared.status.write() {
             s.earliest_height = view.earliest;

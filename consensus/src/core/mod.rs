@@ -77,6 +77,9 @@ pub struct Stats {
     pub blocks_committed: u64,
     /// Inputs `handle` rejected with an error.
     pub rejected_messages: u64,
+    /// Proposals not voted for because they were timestamped further ahead of this node's
+    /// clock than `max_clock_skew_ms` (a clock here or there is off).
+    pub proposals_ahead_of_clock: u64,
 }
 
 /// One validator's (or observer's) consensus state. See the crate docs for the protocol.

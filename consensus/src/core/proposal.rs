@@ -72,11 +72,19 @@ impl Consensus {
         // the jump (a node back from a long partition follows them).
         self.verifier()
             .verify_block(block, self.params.max_payload_bytes)?;
-        self.check_clock_skew(block)?;
         self.check_justification(block, p.tc.as_ref())?;
         self.verify_qc_once(&block.qc)?;
         if let Some(tc) = &p.tc {
             self.verify_tc_once(tc)?;
+        }
+        if self.ahead_of_clock(block) {
+            // Not voted for, and no misbehaviour either: the clock that disagrees may be this
+            // node's. Its certificates still move the node on, so a node whose clock lags keeps
+            // following the chain (and its own proposals, timestamped no earlier than their
+            // parents, are accepted by the others) instead of isolating itself.
+            self.stats.proposals_ahead_of_clock += 1;
+            self.take_certificates(from, p, out)?;
+            return Ok(false);
         }
         Ok(true)
     }
@@ -192,17 +200,10 @@ impl Consensus {
         Ok(true)
     }
 
-    /// A block may not be timestamped further ahead of this node's clock than the allowed skew.
-    pub(super) fn check_clock_skew(&self, block: &Block) -> Result<()> {
-        let max_ts = self.now_ms.saturating_add(self.params.max_clock_skew_ms);
-        if block.timestamp_ms > max_ts {
-            return Err(ConsensusError::BadTimestamp {
-                got: block.timestamp_ms,
-                min: block.parent().timestamp_ms,
-                max: max_ts,
-            });
-        }
-        Ok(())
+    /// Whether a block is timestamped further ahead of this node's clock than the allowed skew
+    /// (such a block is not voted for).
+    pub(super) fn ahead_of_clock(&self, block: &Block) -> bool {
+        block.timestamp_ms > self.now_ms.saturating_add(self.params.max_clock_skew_ms)
     }
 
     /// A block of round r must carry a QC of round r-1, or a TC of round r-1.

@@ -153,6 +153,9 @@ pub struct View {
     /// Fetching blocks it missed: orphans held, or the certified chain well ahead of commits.
     pub syncing: bool,
     pub timeouts_sent: u64,
+    /// Proposals not voted for because they were timestamped too far ahead of this node's
+    /// clock.
+    pub proposals_ahead_of_clock: u64,
 }
 
 /// The validator's logic between the network and the store. See the module docs.
@@ -441,6 +444,7 @@ impl<S: ChainStore> Host<S> {
                 || orphans > 0
                 || high_qc_height > self.tip.block.height.saturating_add(3),
             timeouts_sent: self.core.stats().timeouts_sent,
+            proposals_ahead_of_clock: self.core.stats().proposals_ahead_of_clock,
         }
     }
 
