@@ -54,6 +54,9 @@ pub struct P2pConfig {
     pub max_peer_strikes: u32,
     /// How long a peer disconnected for misbehaviour is refused, in milliseconds.
     pub ban_ms: u64,
+    /// One strike against a peer is forgiven per this many milliseconds, so only a burst of
+    /// `max_peer_strikes` bans (0: strikes never decay).
+    pub strike_decay_ms: u64,
     /// How long a message to a peer may wait for its acknowledgement, in milliseconds; then
     /// the send counts as failed.
     pub request_timeout_ms: u64,
@@ -206,6 +209,7 @@ impl Default for P2pConfig {
             reconnect_max_ms: 2_000,
             max_peer_strikes: 20,
             ban_ms: 60_000,
+            strike_decay_ms: 60_000,
             request_timeout_ms: 10_000,
             idle_connection_timeout_ms: 3_600_000,
             ping_interval_ms: 1_000,
@@ -338,11 +342,12 @@ impl NodeConfig {
         validate_listen(&self.p2p.listen)?;
         let p2p = &self.p2p;
         #[rustfmt::skip]
-        let ranges: [(&str, u64, u64, u64); 24] = [
+        let ranges: [(&str, u64, u64, u64); 25] = [
             ("p2p.max_message_bytes", p2p.max_message_bytes as u64, 1024, 256 << 20),
             ("p2p.reconnect_initial_ms", p2p.reconnect_initial_ms, 10, 60_000),
             ("p2p.reconnect_max_ms", p2p.reconnect_max_ms, p2p.reconnect_initial_ms, 3_600_000),
             ("p2p.ban_ms", p2p.ban_ms, 1_000, 86_400_000),
+            ("p2p.strike_decay_ms", p2p.strike_decay_ms, 0, 86_400_000),
             ("p2p.request_timeout_ms", p2p.request_timeout_ms, 100, 600_000),
             ("p2p.idle_connection_timeout_ms", p2p.idle_connection_timeout_ms, 1_000, 86_400_000),
             ("p2p.ping_interval_ms", p2p.ping_interval_ms, 100, 600_000),

@@ -13,9 +13,10 @@
 //!   acknowledgement.
 //! * Every connection is pinged; one whose ping goes unanswered is closed as dead (a
 //!   partition drops packets without closing anything), which makes its validator lost.
-//! * Lost validators are redialled with exponential backoff, each dial bounded in time. A peer the node reports for invalid
-//!   data gets strikes; at `max_peer_strikes` (or at once for undecodable bytes) it is
-//!   disconnected and banned for `ban`.
+//! * Lost validators are redialled with exponential backoff, each dial bounded in time.
+//! * A peer the node reports for invalid data gets strikes, one forgiven per `strike_decay`;
+//!   at `max_peer_strikes` (or at once for undecodable bytes) it is disconnected and banned
+//!   for `ban`.
 //! * Queues between this task and the node are bounded; when the node falls behind, inbound
 //!   messages are dropped (consensus retransmits what matters) and counted. Every counter of
 //!   [`NetStats`] is exported as a Prometheus metric.
@@ -61,6 +62,8 @@ pub struct NetworkConfig {
     pub max_strikes: u32,
     /// How long a peer disconnected for misbehaviour is refused.
     pub ban: Duration,
+    /// One strike is forgiven per this much time (zero: strikes never decay).
+    pub strike_decay: Duration,
     /// How long a request waits for its acknowledgement.
     pub request_timeout: Duration,
     /// How long a connection with no open stream is kept.
@@ -332,6 +335,8 @@ struct PeerPolicy {
     reconnect_max: Duration,
     max_strikes: u32,
     ban: Duration,
+    /// One strike is forgiven per this much time without a new one.
+    strike_decay: Duration,
 }
 
 impl PeerPolicy {
@@ -341,6 +346,7 @@ impl PeerPolicy {
             reconnect_max: cfg.reconnect_max,
             max_strikes: cfg.max_strikes,
             ban: cfg.ban,
+            strike_decay: cfg.strike_decay,
         }
     }
 }
@@ -352,6 +358,8 @@ struct PeerState {
     next_dial: Instant,
     backoff: Duration,
     strikes: u32,
+    /// When `strikes` was last brought up to date (decayed, or struck).
+    strikes_at: Instant,
     banned_until: Option<Instant>,
     /// Connected at least once since start.
     was_connected: bool,
@@ -397,6 +405,7 @@ impl PeerTable {
                 next_dial: now,
                 backoff: policy.reconnect_initial,
                 strikes: 0,
+                strikes_at: now,
                 banned_until: None,
                 was_connected: false,
             };
@@ -430,7 +439,10 @@ impl PeerTable {
     }
 
     /// One strike against `key` (the whole limit at once if `severe`); at the limit the peer is
-    /// banned until `now + ban` and its strikes start again from zero.
+    /// banned until `now + ban` and its strikes start again from zero. Strikes decay: one is
+    /// forgiven per `strike_decay` since the last update, so an honest validator that now and
+    /// then sends something refused (a late or skewed message) is never banned for it, while
+    /// a burst of `max_strikes` bans.
     fn strike(&mut self, key: &PublicKey, severe: bool, now: Instant) -> Strike {
         let Some(pid) = self.peer_id(key) else {
             return Strike::Unknown;
@@ -438,6 +450,19 @@ impl PeerTable {
         let Some(st) = self.peers.get_mut(&pid) else {
             return Strike::Unknown;
         };
+        let decay = self.policy.strike_decay;
+        if !decay.is_zero() {
+            let elapsed = now.saturating_duration_since(st.strikes_at);
+            let forgiven = elapsed.as_nanos() / decay.as_nanos();
+            let forgiven = u32::try_from(forgiven).unwrap_or(u32::MAX);
+            if forgiven > 0 {
+                st.strikes = st.strikes.saturating_sub(forgiven);
+                st.strikes_at = now;
+            }
+        }
+        if st.strikes == 0 {
+            st.strikes_at = now;
+        }
         let max = self.policy.max_strikes;
         st.strikes = st.strikes.saturating_add(if severe { max } else { 1 });
         if st.strikes < max {
@@ -758,6 +783,7 @@ mod peer_table_tests {
     const INITIAL: Duration = Duration::from_millis(100);
     const MAX: Duration = Duration::from_millis(350);
     const BAN: Duration = Duration::from_secs(60);
+    const DECAY: Duration = Duration::from_secs(10);
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -789,6 +815,7 @@ mod peer_table_tests {
             reconnect_max: MAX,
             max_strikes: 3,
             ban: BAN,
+            strike_decay: DECAY,
         };
         let t0 = Instant::now();
         let validators = [me.clone(), a.clone(), b.clone()];
@@ -897,6 +924,40 @@ mod peer_table_tests {
         assert_eq!(f.table.strike(&f.b.key, false, t), Strike::Counted);
     }
 
+    /// One strike is forgiven per decay interval: strikes spread out never ban, a burst does.
+    #[test]
+    fn strikes_decay_so_only_a_burst_bans() {
+        let mut f = fixture();
+        for k in 0..10u32 {
+            let t = f.t0 + DECAY * k;
+            assert_eq!(
+                f.table.strike(&f.a.key, false, t),
+                Strike::Counted,
+                "strike {k}"
+            );
+        }
+        // Two now, two more within one interval: the third in a burst bans.
+        let t = f.t0 + DECAY * 20;
+        assert_eq!(f.table.strike(&f.a.key, false, t), Strike::Counted);
+        assert_eq!(f.table.strike(&f.a.key, false, t + ms(1)), Strike::Counted);
+        let banned = Strike::Banned {
+            peer: f.a.peer_id,
+            strikes: 3,
+        };
+        assert_eq!(f.table.strike(&f.a.key, false, t + ms(2)), banned);
+        // Partly forgiven: two strikes, then one interval, then two more are needed for a ban.
+        let t = t + DECAY * 30;
+        f.table.strike(&f.b.key, false, t);
+        f.table.strike(&f.b.key, false, t);
+        let later = t + DECAY;
+        assert_eq!(f.table.strike(&f.b.key, false, later), Strike::Counted);
+        let banned_b = Strike::Banned {
+            peer: f.b.peer_id,
+            strikes: 3,
+        };
+        assert_eq!(f.table.strike(&f.b.key, false, later), banned_b);
+    }
+
     #[test]
     fn a_severe_strike_bans_at_once_and_unknown_keys_are_ignored() {
         let mut f = fixture();
@@ -969,6 +1030,7 @@ mod tests {
             reconnect_max: Duration::from_millis(200),
             max_strikes: 3,
             ban: Duration::from_secs(60),
+            strike_decay: Duration::from_secs(60),
             request_timeout: Duration::from_secs(10),
             idle_connection_timeout: Duration::from_secs(60),
             ping_interval: Duration::from_millis(200),

@@ -456,6 +456,7 @@ fn network_config(
         reconnect_max: Duration::from_millis(config.p2p.reconnect_max_ms),
         max_strikes: config.p2p.max_peer_strikes,
         ban: Duration::from_millis(config.p2p.ban_ms),
+        strike_decay: Duration::from_millis(config.p2p.strike_decay_ms),
         request_timeout: Duration::from_millis(config.p2p.request_timeout_ms),
         idle_connection_timeout: Duration::from_millis(config.p2p.idle_connection_timeout_ms),
         ping_interval: Duration::from_millis(config.p2p.ping_interval_ms),
