@@ -36,6 +36,7 @@ pub struct Metrics {
     pub known_signature_txs: Counter,
     pub expired_txs: Counter,
     pub sync_requests_dropped: Counter,
+    pub block_requests_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -102,6 +103,11 @@ impl Metrics {
                 r,
                 "sync_requests_dropped",
                 "Peers' sync requests dropped: the serving queue was full or the peer over its rate",
+            ),
+            block_requests_dropped: counter(
+                r,
+                "block_requests_dropped",
+                "Peers' block requests left unanswered: the peer was over its rate",
             ),
             registry,
         }

@@ -633,6 +633,9 @@ impl Actor {
             }
             None => {}
         }
+        if out.block_requests_dropped > 0 {
+            m.block_requests_dropped.inc_by(out.block_requests_dropped);
+        }
         for evidence in &out.evidence {
             self.shared.metrics.evidence.inc();
             tracing::warn!(culprit = %evidence.culprit(), ?evidence, "equivocation detected");

@@ -124,6 +124,8 @@ pub struct Output {
     pub sync_switched: Option<bool>,
     /// On switching back to consensus: what the sync did.
     pub synced: Option<SyncSummary>,
+    /// Peers' block requests left unanswered: over their rate.
+    pub block_requests_dropped: u64,
 }
 
 /// What [`Host::open`] found and did, for the start-up log.
@@ -182,6 +184,8 @@ pub struct Host<S: ChainStore> {
     /// The time of the last call (for [`Host::view`], which takes none).
     last_now_ms: u64,
     max_message_bytes: usize,
+    /// Block requests answered per peer (rate limit).
+    served: serve::Served,
 }
 
 impl<S: ChainStore> Host<S> {
@@ -247,6 +251,7 @@ impl<S: ChainStore> Host<S> {
             earliest: store_earliest,
             last_now_ms: 0,
             max_message_bytes: config.max_message_bytes,
+            served: serve::Served::default(),
         };
         Ok((host, opened))
     }
@@ -508,6 +513,10 @@ impl<S: ChainStore> Host<S> {
                 self.pacer.request(round, parent.id, now_ms)
             }
             Action::ServeBlocks { to, id, count } => {
+                if !self.served.allow(to, now_ms) {
+                    out.block_requests_dropped = out.block_requests_dropped.saturating_add(1);
+                    return Ok(());
+                }
                 let budget = self.max_message_bytes / 2;
                 if let Some(message) = serve::blocks(&self.core, &self.store, id, count, budget)? {
                     out.messages.push(Outgoing::Send { to, message });

@@ -1,12 +1,39 @@
-//! Serving a peer's block request from the core's tree and the store.
+//! Serving a peer's block request from the core's tree and the store, at most
+//! [`REQUESTS_PER_PEER_PER_SEC`] a second for each peer.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 
 use hotledger_consensus::{BlockResponse, Consensus, Message};
-use hotledger_crypto::Digest;
+use hotledger_crypto::{Digest, PublicKey};
 
 use crate::error::NodeError;
 use crate::storage::{ChainStore, StorageError};
+
+/// Most block requests answered per peer per second; more are dropped unanswered. A node
+/// catching up asks each peer for a missing chain once and again only when its request
+/// expires, so an honest peer stays far below it.
+pub(super) const REQUESTS_PER_PEER_PER_SEC: u32 = 16;
+
+/// How many block requests each peer had answered in the current one-second window.
+#[derive(Debug, Default)]
+pub(super) struct Served {
+    windows: HashMap<PublicKey, (u64, u32)>,
+}
+
+impl Served {
+    /// Whether `peer`'s request at `now_ms` is answered (and counts it if so).
+    pub(super) fn allow(&mut self, peer: PublicKey, now_ms: u64) -> bool {
+        self.windows
+            .retain(|_, (start, _)| now_ms.saturating_sub(*start) < 1_000);
+        let (_, n) = self.windows.entry(peer).or_insert((now_ms, 0));
+        if *n >= REQUESTS_PER_PEER_PER_SEC {
+            return false;
+        }
+        *n = n.saturating_add(1);
+        true
+    }
+}
 
 /// Bytes counted for a block's fields besides its payload when fitting a response.
 const BLOCK_OVERHEAD_BYTES: usize = 1_024;
@@ -46,4 +73,26 @@ pub(super) fn blocks<S: ChainStore>(
         return Ok(None);
     }
     Ok(Some(Message::BlockResponse(BlockResponse { blocks })))
+}
+
+#[cfg(test)]
+mod tests {
+    use hotledger_crypto::KeyPair;
+
+    use super::*;
+
+    #[test]
+    fn each_peer_gets_its_own_requests_per_second() {
+        let (a, b) = (
+            KeyPair::from_seed([1; 32]).public(),
+            KeyPair::from_seed([2; 32]).public(),
+        );
+        let mut served = Served::default();
+        let limit = REQUESTS_PER_PEER_PER_SEC as usize;
+        let answered = (0..limit + 5).filter(|_| served.allow(a, 10_000)).count();
+        assert_eq!(answered, limit);
+        assert!(served.allow(b, 10_500), "another peer is not held back");
+        assert!(!served.allow(a, 10_999));
+        assert!(served.allow(a, 11_000), "a new second");
+    }
 }
