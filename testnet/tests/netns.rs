@@ -105,23 +105,7 @@ async fn commit_across_the_bridge(c: &mut Cluster) -> Result<()> {
         }
     }
 
-    // Agreement on every block up to the lowest height.
-    let mut common = u64::MAX;
-    for i in 0..VALIDATORS {
-        common = common.min(c.client(i)?.status().await?.height);
-    }
-    let reference = c.client(0)?;
-    for h in 1..=common {
-        let b0 = reference.get_block(Some(h)).await?.context("block")?;
-        for i in 1..VALIDATORS {
-            let b = c.client(i)?.get_block(Some(h)).await?.context("block")?;
-            ensure!(b.id == b0.id, "validator {i} differs at height {h}");
-            ensure!(
-                b.state_root == b0.state_root,
-                "state roots differ at height {h}"
-            );
-        }
-    }
+    let common = c.check_agreement().await?;
     eprintln!(
         "{} transfers committed across the bridge; {common} blocks agree on {VALIDATORS} hosts",
         hashes.len()

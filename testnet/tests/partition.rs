@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{bail, ensure, Result};
 use hotledger_node::rpc::HotledgerApiClient;
 use hotledger_testnet::netns::{self, Hosts};
 use hotledger_tests::cluster::Cluster;
@@ -104,19 +104,7 @@ async fn split_and_heal(c: &mut Cluster, hosts: &Hosts) -> Result<()> {
     );
 
     // Agreement on every block up to the lowest height.
-    let common = heights(c).await?.into_iter().min().unwrap_or(0);
-    let reference = c.client(0)?;
-    for h in 1..=common {
-        let b0 = reference.get_block(Some(h)).await?.context("block")?;
-        for i in 1..VALIDATORS {
-            let b = c.client(i)?.get_block(Some(h)).await?.context("block")?;
-            ensure!(b.id == b0.id, "validator {i} differs at height {h}");
-            ensure!(
-                b.state_root == b0.state_root,
-                "state roots differ at height {h}"
-            );
-        }
-    }
+    c.check_agreement().await?;
     c.check_alive()?;
     Ok(())
 }

@@ -257,6 +257,31 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// Agreement: every validator holds the same block, with the same state root, at every
+    /// height up to the lowest committed height among them; returns that height.
+    pub async fn check_agreement(&self) -> Result<u64> {
+        let mut common = u64::MAX;
+        for i in 0..self.len() {
+            common = common.min(self.client(i)?.status().await?.height);
+        }
+        let reference = self.client(0)?;
+        for h in 1..=common {
+            let b0 = reference.get_block(Some(h)).await?.context("block")?;
+            for i in 1..self.len() {
+                let b = self.client(i)?.get_block(Some(h)).await?.context("block")?;
+                if b.id != b0.id {
+                    bail!("validator {i} differs at height {h}");
+                }
+                if b.state_root != b0.state_root {
+                    bail!("state roots differ at height {h}");
+                }
+            }
+        }
+        Ok(common)
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         for child in self.procs.iter_mut().flatten() {
