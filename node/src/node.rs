@@ -177,7 +177,7 @@ fn replay_admissions(shared: &Shared, replay: Replay) -> Result<(), NodeError> {
     let mut admitted = 0usize;
     // Peers' quota: these were acknowledged already, and are not refused for the share kept
     // for other validators' transactions.
-    for chunk in replay.txs.chunks(10_000) {
+    for chunk in replay.txs.chunks(shared.max_batch.max(1)) {
         let results = shared
             .admit(chunk.to_vec(), Origin::Peer)
             .map_err(|_| NodeError::Poisoned { what: "mempool" })?;
