@@ -24,6 +24,10 @@ pub struct NodeConfig {
     pub mempool: MempoolConfig,
     pub storage: StorageConfig,
     pub consensus: ConsensusLimits,
+    /// Test-only misbehaviour (feature `fault-injection`); a build without it refuses the section.
+    #[cfg(feature = "fault-injection")]
+    #[serde(skip_serializing_if = "crate::faults::FaultInjectionConfig::is_off")]
+    pub fault_injection: crate::faults::FaultInjectionConfig,
 }
 
 /// How log lines are written.
@@ -154,6 +158,9 @@ pub struct StorageConfig {
     pub pruning: Pruning,
     /// With `pruning = "window"`: committed blocks kept below the tip.
     pub keep_blocks: u64,
+    /// Append every vote, timeout and proposal this validator sends to `signed.jsonl` in the
+    /// safety folder (`crate::sign_log`): for fault tests and audits. Off by default.
+    pub sign_log: bool,
 }
 
 /// What the node deletes of its committed history.
@@ -196,6 +203,8 @@ impl Default for NodeConfig {
             mempool: MempoolConfig::default(),
             storage: StorageConfig::default(),
             consensus: ConsensusLimits::default(),
+            #[cfg(feature = "fault-injection")]
+            fault_injection: Default::default(),
         }
     }
 }
@@ -270,6 +279,7 @@ impl Default for StorageConfig {
             safety_path: PathBuf::from("safety"),
             pruning: Pruning::Window,
             keep_blocks: 100_000,
+            sign_log: false,
         }
     }
 }

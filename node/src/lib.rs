@@ -14,6 +14,8 @@
 
 pub mod config;
 pub mod error;
+#[cfg(feature = "fault-injection")]
+pub mod faults;
 pub mod home;
 pub mod host;
 pub mod metrics;
@@ -21,6 +23,7 @@ pub mod network;
 pub mod node;
 pub mod rpc;
 pub mod shared;
+pub mod sign_log;
 pub mod storage;
 pub mod wire;
 

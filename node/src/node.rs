@@ -24,6 +24,7 @@ use crate::host::{Host, HostConfig, Outgoing, Output, Pacing, SharedMempool, Syn
 use crate::metrics::Metrics;
 use crate::network::{self, NetCommand, NetEvent, NetStats, NetworkConfig, PeerInfo};
 use crate::shared::{Shared, Status};
+use crate::sign_log::SignLog;
 use crate::storage::{AdmissionLog, ChainStore, Replay, SafetyFile, SafetyStore, Store};
 use crate::wire::WireMessage;
 
@@ -126,8 +127,39 @@ pub async fn run(home: &Home, log_format: Option<LogFormat>) -> Result<(), NodeE
         },
     )?;
     let admission_log = open_admission_log(home, &config, &genesis)?;
+    let sign_log = if config.storage.sign_log {
+        let log = SignLog::open(&home.safety_path(&config), key.public())?;
+        tracing::info!(
+            "logging every signed message to the safety folder's {}",
+            crate::sign_log::FILE_NAME
+        );
+        Some(log)
+    } else {
+        None
+    };
     let (services, mut actor, channels) =
         start_services(&config, &genesis, &node_key, &key, host, admission_log).await?;
+    actor.sign_log = sign_log;
+    #[cfg(feature = "fault-injection")]
+    if let Some(mode) = config.fault_injection.mode {
+        tracing::warn!(
+            ?mode,
+            "FAULT INJECTION: this validator misbehaves on purpose (test builds only)"
+        );
+        let peers = genesis
+            .validators
+            .iter()
+            .map(|v| v.public_key)
+            .filter(|k| *k != key.public())
+            .collect();
+        actor.faults = Some(crate::faults::Injector::new(
+            mode,
+            key.clone(),
+            genesis.chain_id.clone(),
+            peers,
+            config.p2p.max_message_bytes,
+        ));
+    }
     let result = actor.run(channels).await;
     services.stop();
     store.flush()?;
@@ -385,6 +417,9 @@ async fn start_services(
         clock: Clock::new(),
         last_commit: None,
         clock_warned: None,
+        sign_log: None,
+        #[cfg(feature = "fault-injection")]
+        faults: None,
     };
     let channels = Channels {
         events: event_rx,
@@ -482,6 +517,11 @@ struct Actor {
     last_commit: Option<Instant>,
     /// When the last warning about proposals ahead of this node's clock was logged.
     clock_warned: Option<Instant>,
+    /// `storage.sign_log`: what this validator signs, appended before it is sent.
+    sign_log: Option<SignLog>,
+    /// Test-only misbehaviour (`[fault_injection]`).
+    #[cfg(feature = "fault-injection")]
+    faults: Option<crate::faults::Injector>,
 }
 
 impl Actor {
@@ -553,8 +593,7 @@ impl Actor {
             }
             Ok(WireMessage::Sync(message)) => {
                 let out = self.host.handle_sync(self.clock.now_ms(), from, message)?;
-                self.deliver(out);
-                Ok(())
+                self.deliver(out)
             }
             Ok(WireMessage::Transactions(_)) => Ok(()), // (not reached: routed above)
             Err(reason) => {
@@ -585,20 +624,29 @@ impl Actor {
 
     fn handle(&mut self, event: Event) -> Result<(), NodeError> {
         let out = self.host.handle(self.clock.now_ms(), event)?;
-        self.deliver(out);
-        Ok(())
+        self.deliver(out)
     }
 
     fn tick(&mut self) -> Result<(), NodeError> {
         let out = self.host.tick(self.clock.now_ms())?;
-        self.deliver(out);
-        Ok(())
+        self.deliver(out)
     }
 
     /// Carries out what the host produced: messages to the network, the rest to metrics and logs.
-    fn deliver(&mut self, mut out: Output) {
+    fn deliver(&mut self, mut out: Output) -> Result<(), NodeError> {
         for outgoing in std::mem::take(&mut out.messages) {
-            self.send(outgoing);
+            #[cfg(feature = "fault-injection")]
+            if let Some(faults) = self.faults.as_mut() {
+                let rewritten = faults.rewrite(outgoing);
+                for message in rewritten.messages {
+                    self.send_signed(message)?;
+                }
+                for command in rewritten.frames {
+                    let _ = self.net.try_send(command);
+                }
+                continue;
+            }
+            self.send_signed(outgoing)?;
         }
         let m = &self.shared.metrics;
         m.payload_verified_txs.inc_by(out.verified_txs);
@@ -648,6 +696,21 @@ impl Actor {
             tracing::info!(count, first = %hash, %why, "pending transfers expired behind nonce gaps");
         }
         self.record_commits(&out);
+        Ok(())
+    }
+
+    /// Logs what this validator signed in `outgoing` (`storage.sign_log`), then sends it.
+    fn send_signed(&mut self, outgoing: Outgoing) -> Result<(), NodeError> {
+        if let Some(log) = self.sign_log.as_mut() {
+            match &outgoing {
+                Outgoing::Send { message, .. } | Outgoing::Broadcast(message) => {
+                    log.record(message)?
+                }
+                Outgoing::Sync { .. } => {}
+            }
+        }
+        self.send(outgoing);
+        Ok(())
     }
 
     /// Metrics and a log line per committed block.

@@ -1,6 +1,10 @@
-//! Process facts from `/proc` (Linux) and signals.
+//! Process facts from `/proc` (Linux), signals, and where the `hotledger` binary of a cargo
+//! build is.
 
+use std::path::PathBuf;
 use std::sync::OnceLock;
+
+use anyhow::{bail, Context, Result};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -75,4 +79,34 @@ pub fn signal(pid: u32, force: bool) -> bool {
         Signal::SIGTERM
     };
     kill(Pid::from_raw(raw), sig).is_ok()
+}
+
+/// Locates the `hotledger` binary: `$HOTLEDGER_BIN` when set, else the one the same cargo build
+/// made beside this test or program (`target/<profile>/hotledger`, for a test in
+/// `target/<profile>/deps/` or a program in `target/<profile>/`). `cargo test --workspace` builds it,
+/// because `hotledger-node` has integration tests; nothing is built here, since a `cargo build`
+/// of one package resolves other features and would compile RocksDB a second time.
+pub fn hotledger_binary() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("HOTLEDGER_BIN").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(path));
+    }
+    let exe = std::env::current_exe().context("locating the test executable")?;
+    let dir = exe.parent().context("the executable has no folder")?;
+    let beside = dir.join("hotledger");
+    if beside.is_file() {
+        return Ok(beside);
+    }
+    // target/<profile>/deps/<test> → target/<profile>/hotledger
+    let bin = dir
+        .parent()
+        .context("test executable has no profile folder")?
+        .join("hotledger");
+    if !bin.is_file() {
+        bail!(
+            "{} does not exist: run the tests with `cargo test --workspace` (which builds it), \
+             or set HOTLEDGER_BIN to a hotledger binary",
+            bin.display()
+        );
+    }
+    Ok(bin)
 }

@@ -136,7 +136,7 @@ fn latency_percentiles() {
 
 #[test]
 fn runs_one_validator_without_load() {
-    let bin = hotledger_tests::cluster::hotledger_binary().expect("the hotledger binary");
+    let bin = hotledger_testnet::procs::hotledger_binary().expect("the hotledger binary");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net");
     let dir_s = dir.to_str().unwrap();

@@ -13,30 +13,7 @@ use hotledger_node::rpc::HotledgerApiClient;
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use serde::Deserialize;
 
-/// Locates the `hotledger` binary: `$HOTLEDGER_BIN` when set, else the one the same cargo build
-/// made beside this test (`target/<profile>/hotledger`). `cargo test --workspace` builds it,
-/// because `hotledger-node` has integration tests; nothing is built here, since a `cargo build`
-/// of one package resolves other features and would compile RocksDB a second time.
-pub fn hotledger_binary() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os("HOTLEDGER_BIN").filter(|p| !p.is_empty()) {
-        return Ok(PathBuf::from(path));
-    }
-    let exe = std::env::current_exe().context("locating the test executable")?;
-    // target/<profile>/deps/<test> → target/<profile>/hotledger
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("test executable has no profile folder")?;
-    let bin = profile_dir.join("hotledger");
-    if !bin.is_file() {
-        bail!(
-            "{} does not exist: run the tests with `cargo test --workspace` (which builds it), \
-             or set HOTLEDGER_BIN to a hotledger binary",
-            bin.display()
-        );
-    }
-    Ok(bin)
-}
+pub use hotledger_testnet::procs::hotledger_binary;
 
 #[derive(Debug, Deserialize)]
 struct NetworkFile {
@@ -203,6 +180,27 @@ impl Cluster {
             child.wait()?;
         }
         Ok(())
+    }
+
+    /// Validator `i`'s process id, while it is started.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.procs[i].as_ref().map(Child::id)
+    }
+
+    /// Whether validator `i` was started and has not exited; an exited one is reaped and
+    /// forgotten, and its status returned in the `Err`.
+    pub fn poll(&mut self, i: usize) -> Result<bool, std::process::ExitStatus> {
+        let Some(child) = self.procs[i].as_mut() else {
+            return Ok(false);
+        };
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                self.procs[i] = None;
+                Err(status)
+            }
+            Ok(None) => Ok(true),
+            Err(_) => Ok(true),
+        }
     }
 
     /// Fails if a started validator has exited, with the tail of its log.

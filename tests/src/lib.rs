@@ -28,6 +28,7 @@
 //! The `simulate` binary runs many seeds and exits non-zero on any violation; with more than f
 //! twins it is expected to find a fork (the negative control that proves the checkers can fail).
 
+pub mod chaos;
 pub mod checker;
 pub mod cluster;
 pub mod load;

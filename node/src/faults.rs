@@ -1,0 +1,219 @@
+//! Test-only misbehaviour (feature `fault-injection`, which release builds of `hotledger` do
+//! not enable; the chaos harness's builds do). A `[fault_injection]` section in config.toml
+//! makes this validator misbehave on purpose, so fault tests can show that honest validators
+//! survive it and that the checkers notice it. A build without the feature refuses the section
+//! (unknown field).
+//!
+//! Modes (`fault_injection.mode`):
+//! - `double-sign`: every vote it sends goes out with a second vote for another block in the
+//!   same round (a block nobody proposed). Harmless to the others, but a double signature: the
+//!   negative control of the chaos checker.
+//! - `equivocate`: as leader, it sends half of the validators its proposal and the other half a
+//!   second, validly signed proposal for the same round (its block a millisecond later).
+//! - `stale-flood`: with every message it sends, it broadcasts again up to
+//!   [`STALE_PER_MESSAGE`] of its older proposals (rounds long gone).
+//! - `malformed-frames`: with every message it sends, each validator also gets a frame of
+//!   random bytes, and every [`OVERSIZED_EVERY`]th time one larger than the frame limit.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use hotledger_consensus::{proposal_signing_bytes, Block, Message, Proposal, Vote, VoteData};
+use hotledger_crypto::{Digest, Domain, KeyPair, PublicKey};
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::host::Outgoing;
+use crate::network::NetCommand;
+
+/// Older proposals re-broadcast with each message in `stale-flood`.
+pub const STALE_PER_MESSAGE: usize = 8;
+/// Own proposals kept for `stale-flood`.
+const STALE_KEPT: usize = 64;
+/// One oversized frame per this many messages in `malformed-frames`.
+pub const OVERSIZED_EVERY: u64 = 64;
+/// Largest random frame in `malformed-frames`.
+const GARBAGE_MAX: usize = 4096;
+
+/// How this validator misbehaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultMode {
+    DoubleSign,
+    Equivocate,
+    StaleFlood,
+    MalformedFrames,
+}
+
+/// `[fault_injection]` in config.toml.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FaultInjectionConfig {
+    /// Unset: behave.
+    pub mode: Option<FaultMode>,
+}
+
+impl FaultInjectionConfig {
+    /// Nothing switched on (the section is then left out of a written config.toml).
+    pub fn is_off(&self) -> bool {
+        self.mode.is_none()
+    }
+}
+
+/// What a misbehaving validator sends instead of, or besides, what it should.
+#[derive(Debug, Default)]
+pub struct Rewritten {
+    /// Messages to send (and log as signed), in order.
+    pub messages: Vec<Outgoing>,
+    /// Raw frames, sent as they are.
+    pub frames: Vec<NetCommand>,
+}
+
+/// Rewrites outgoing messages per the mode.
+#[derive(Debug)]
+pub struct Injector {
+    mode: FaultMode,
+    key: KeyPair,
+    chain_id: String,
+    /// The other validators.
+    peers: Vec<PublicKey>,
+    max_frame: usize,
+    stale: VecDeque<Proposal>,
+    sent: u64,
+    rng: rand::rngs::StdRng,
+}
+
+impl Injector {
+    pub fn new(
+        mode: FaultMode,
+        key: KeyPair,
+        chain_id: String,
+        peers: Vec<PublicKey>,
+        max_frame: usize,
+    ) -> Injector {
+        Injector {
+            mode,
+            key,
+            chain_id,
+            peers,
+            max_frame,
+            stale: VecDeque::new(),
+            sent: 0,
+            rng: rand::rngs::StdRng::from_entropy(),
+        }
+    }
+
+    pub fn mode(&self) -> FaultMode {
+        self.mode
+    }
+
+    /// What to send in place of `outgoing`.
+    pub fn rewrite(&mut self, outgoing: Outgoing) -> Rewritten {
+        self.sent += 1;
+        let mut out = Rewritten::default();
+        match self.mode {
+            FaultMode::DoubleSign => {
+                let second = match &outgoing {
+                    Outgoing::Send {
+                        to,
+                        message: Message::Vote(v),
+                    } if v.author == self.key.public() => Some(Outgoing::Send {
+                        to: *to,
+                        message: Message::Vote(self.other_vote(v)),
+                    }),
+                    Outgoing::Broadcast(Message::Vote(v)) if v.author == self.key.public() => {
+                        Some(Outgoing::Broadcast(Message::Vote(self.other_vote(v))))
+                    }
+                    _ => None,
+                };
+                out.messages.push(outgoing);
+                out.messages.extend(second);
+            }
+            FaultMode::Equivocate => match outgoing {
+                Outgoing::Broadcast(Message::Proposal(p))
+                    if p.block.author == self.key.public() =>
+                {
+                    let twin = Proposal {
+                        block: self.twin_block(&p.block),
+                        tc: p.tc.clone(),
+                    };
+                    let half = self.peers.len() / 2;
+                    for (i, to) in self.peers.iter().enumerate() {
+                        let message = if i < half {
+                            Message::Proposal(p.clone())
+                        } else {
+                            Message::Proposal(twin.clone())
+                        };
+                        out.messages.push(Outgoing::Send { to: *to, message });
+                    }
+                }
+                other => out.messages.push(other),
+            },
+            FaultMode::StaleFlood => {
+                if let Outgoing::Broadcast(Message::Proposal(p)) = &outgoing {
+                    if p.block.author == self.key.public() {
+                        if self.stale.len() == STALE_KEPT {
+                            self.stale.pop_front();
+                        }
+                        self.stale.push_back(p.clone());
+                    }
+                }
+                out.messages.push(outgoing);
+                // The newest is the current round's; the rest are gone.
+                let old = self.stale.len().saturating_sub(1);
+                for p in self.stale.iter().take(old.min(STALE_PER_MESSAGE)) {
+                    out.messages
+                        .push(Outgoing::Broadcast(Message::Proposal(p.clone())));
+                }
+            }
+            FaultMode::MalformedFrames => {
+                out.messages.push(outgoing);
+                for to in self.peers.clone() {
+                    let len = self.rng.gen_range(1..=GARBAGE_MAX);
+                    let bytes: Vec<u8> = (0..len).map(|_| self.rng.gen()).collect();
+                    out.frames.push(NetCommand::Send {
+                        to,
+                        bytes: Arc::new(bytes),
+                    });
+                }
+                if self.sent % OVERSIZED_EVERY == 0 {
+                    let bytes = Arc::new(vec![0u8; self.max_frame.saturating_add(1)]);
+                    for to in &self.peers {
+                        out.frames.push(NetCommand::Send {
+                            to: *to,
+                            bytes: bytes.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// A vote in `v`'s round for a block nobody proposed.
+    fn other_vote(&self, v: &Vote) -> Vote {
+        let mut data: VoteData = v.data;
+        data.block.id = Digest::of(v.data.block.id.as_bytes());
+        let signature = self
+            .key
+            .sign(Domain::Vote, &self.chain_id, &data.signing_bytes());
+        Vote {
+            data,
+            author: v.author,
+            signature,
+        }
+    }
+
+    /// `block` a millisecond later: another valid block of the same round, validly signed.
+    fn twin_block(&self, block: &Block) -> Block {
+        let mut twin = block.clone();
+        twin.timestamp_ms = twin.timestamp_ms.saturating_add(1);
+        twin.id = twin.recompute_id();
+        twin.signature = self.key.sign(
+            Domain::Proposal,
+            &self.chain_id,
+            &proposal_signing_bytes(twin.round, twin.height, &twin.id),
+        );
+        twin
+    }
+}
