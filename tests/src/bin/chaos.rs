@@ -32,7 +32,7 @@ struct Args {
     /// Runs, with seeds seed, seed+1, ...
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     seeds: u64,
-    /// The nemesis (halves, minority, bridge, leader, flap, kill-one, kill-f, kill-all, pause,
+    /// The nemesis (quiet: none; halves, minority, bridge, leader, flap, kill-one, kill-f, kill-all, pause,
     /// clock, slow, wal-truncate, sst-corrupt, disk-full); drawn from each seed if omitted.
     #[arg(long)]
     nemesis: Option<Kind>,

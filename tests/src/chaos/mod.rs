@@ -99,6 +99,8 @@ pub struct Summary {
     /// Committed transfers per second over the whole run (load on).
     pub committed_per_sec: f64,
     pub heights: Vec<u64>,
+    /// What the disk faults did, file by file.
+    pub damage: Vec<String>,
     /// Validators that refused to start after their disk was damaged (allowed: at most f).
     pub refused_to_start: Vec<usize>,
     pub violations: Vec<String>,
@@ -287,6 +289,7 @@ async fn run_in(
     let fault_start = Instant::now();
     let mut refused: BTreeSet<usize> = BTreeSet::new();
     let mut damaged: BTreeSet<usize> = BTreeSet::new();
+    let mut damage: Vec<String> = Vec::new();
     let mut stopped_heights: Option<Vec<u64>> = None;
     for (at, step) in &plan.steps {
         let until = fault_start + *at;
@@ -294,7 +297,7 @@ async fn run_in(
         if plan.kind.stops_commits() && matches!(step, Step::Heal) {
             // Nothing may commit without a quorum; blocks certified before the cut may.
             if let Some(before) = &stopped_heights {
-                if watch.heights != *before && fault_start.elapsed() > Duration::from_secs(5) {
+                if watch.heights != *before {
                     violations.push(format!(
                         "commits went on without a quorum: heights {before:?} then {:?}",
                         watch.heights
@@ -302,13 +305,21 @@ async fn run_in(
                 }
             }
         }
-        apply(step, &mut c, world, &keys, &watch, &mut damaged).await?;
+        apply(
+            step,
+            &mut c,
+            world,
+            &keys,
+            &watch,
+            &mut damaged,
+            &mut damage,
+        )
+        .await?;
         if plan.kind.stops_commits() && matches!(step, Step::Split(_)) {
             watch.sample(&mut c, Duration::from_secs(4)).await;
             stopped_heights = Some(watch.heights.clone());
         }
     }
-    let healed = Instant::now();
     let mark = watch.heights.iter().copied().max().unwrap_or(0);
     let resume = watch
         .resumed(&mut c, mark, n - f, Duration::from_secs(60))
@@ -375,13 +386,13 @@ async fn run_in(
         resume_ms: resume.map(|d| d.as_millis() as u64),
         committed_per_sec: report.committed as f64 / load_secs.max(0.001),
         heights,
+        damage,
         refused_to_start: refused.into_iter().collect(),
         ok: violations.is_empty(),
         violations,
         secs: started.elapsed().as_secs_f64(),
     };
     drop(c);
-    let _ = healed;
     Ok(summary)
 }
 
@@ -462,6 +473,7 @@ async fn apply(
     keys: &[String],
     watch: &Watch,
     damaged: &mut BTreeSet<usize>,
+    damage: &mut Vec<String>,
 ) -> Result<()> {
     let hosts = &world.hosts;
     match step {
@@ -556,10 +568,18 @@ async fn apply(
             for &i in v {
                 damaged.insert(i);
                 let data = c.home(i).join("data");
-                if let Some(wal) = newest(&data, "log")? {
-                    let len = std::fs::metadata(&wal)?.len();
-                    let file = std::fs::OpenOptions::new().write(true).open(&wal)?;
-                    file.set_len(len.saturating_sub(*bytes))?;
+                match newest(&data, "log")? {
+                    Some(wal) => {
+                        let len = std::fs::metadata(&wal)?.len();
+                        let file = std::fs::OpenOptions::new().write(true).open(&wal)?;
+                        let cut = (*bytes).min(len);
+                        file.set_len(len - cut)?;
+                        damage.push(format!(
+                            "validator {i}: {cut} of {len} bytes cut off {}",
+                            file_name(&wal)
+                        ));
+                    }
+                    None => damage.push(format!("validator {i}: no WAL to cut")),
                 }
             }
         }
@@ -570,6 +590,7 @@ async fn apply(
                 let mut ssts = files_with(&data, "sst")?;
                 ssts.sort();
                 if ssts.is_empty() {
+                    damage.push(format!("validator {i}: no SST to damage"));
                     continue;
                 }
                 let sst = &ssts[(*seed as usize) % ssts.len()];
@@ -579,6 +600,10 @@ async fn apply(
                     use std::os::unix::fs::FileExt as _;
                     let file = std::fs::OpenOptions::new().write(true).open(sst)?;
                     file.write_at(&[0xA5; 64], at)?;
+                    damage.push(format!(
+                        "validator {i}: 64 bytes at {at} of {} ({len} bytes) overwritten",
+                        file_name(sst)
+                    ));
                 }
             }
         }
@@ -589,6 +614,10 @@ async fn apply(
                     damaged.insert(i);
                     // What it holds plus a little: the next writes fail.
                     let used = du_bytes(&data)?;
+                    damage.push(format!(
+                        "validator {i}: data tmpfs shrunk to {} KiB",
+                        used / 1024 + 64
+                    ));
                     format!("{}k", used / 1024 + 64)
                 } else {
                     TMPFS_SIZE.to_string()
@@ -622,6 +651,11 @@ fn du_bytes(dir: &Path) -> Result<u64> {
         .nth(1)
         .and_then(|l| l.trim().parse().ok())
         .context("df output")
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
 }
 
 fn files_with(dir: &Path, ext: &str) -> Result<Vec<PathBuf>> {

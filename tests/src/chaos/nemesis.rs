@@ -13,6 +13,8 @@ use rand_chacha::ChaCha8Rng;
 /// A kind of fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
+    /// No fault: the load alone for 10 s (a baseline, e.g. for a Byzantine validator's cost).
+    Quiet,
     /// Two halves, neither with a quorum: commits must stop, nothing forks.
     Halves,
     /// Up to f validators cut off from the rest, which keep committing.
@@ -44,6 +46,7 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every fault (not [`Kind::Quiet`]), the kinds a seed draws from.
     pub const ALL: [Kind; 14] = [
         Kind::Halves,
         Kind::Minority,
@@ -63,6 +66,7 @@ impl Kind {
 
     pub fn name(self) -> &'static str {
         match self {
+            Kind::Quiet => "quiet",
             Kind::Halves => "halves",
             Kind::Minority => "minority",
             Kind::Bridge => "bridge",
@@ -95,8 +99,8 @@ impl fmt::Display for Kind {
 impl FromStr for Kind {
     type Err = String;
     fn from_str(s: &str) -> Result<Kind, String> {
-        Kind::ALL
-            .into_iter()
+        std::iter::once(Kind::Quiet)
+            .chain(Kind::ALL)
             .find(|k| k.name() == s)
             .ok_or_else(|| {
                 let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
@@ -180,6 +184,7 @@ impl Plan {
         };
         let zero = Duration::ZERO;
         let steps = match kind {
+            Kind::Quiet => vec![(Duration::from_secs(10), Step::Heal)],
             Kind::Halves => {
                 let mut v = all.clone();
                 v.shuffle(rng);
@@ -370,5 +375,7 @@ mod tests {
             }
             assert_eq!(kind.name().parse::<Kind>().unwrap(), kind);
         }
+        assert_eq!("quiet".parse::<Kind>().unwrap(), Kind::Quiet);
+        assert!("nothing".parse::<Kind>().is_err());
     }
 }
