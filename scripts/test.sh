@@ -8,14 +8,16 @@ cd "$(dirname "$0")/.."
 scripts/build-deps.sh
 
 # The fault tests on network namespaces run as root only (otherwise they say they are skipped)
-# and need `ip` (iproute2) and `nft` (nftables); as root with apt-get, what is missing is
-# installed.
+# and need `ip` (iproute2), `nft` (nftables) and libfaketime; as root with apt-get, what is
+# missing is installed.
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   need=()
   command -v ip >/dev/null 2>&1 || need+=(iproute2)
   command -v nft >/dev/null 2>&1 || need+=(nftables)
+  # The chaos slice's clock faults preload libfaketime into validators.
+  [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ] || need+=(libfaketime)
   if [ "${#need[@]}" -gt 0 ]; then
-    echo "==> installing ${need[*]} (network fault tests)"
+    echo "==> installing ${need[*]} (fault tests)"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive DEBCONF_NOWARNINGS=yes apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   fi
