@@ -76,6 +76,24 @@ fn ip(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// Whether an address of `198.18.<subnet>.0/24` is on a link of this namespace.
+pub fn subnet_in_use(subnet: u8) -> bool {
+    let out = Command::new("ip")
+        .args(["-4", "-o", "addr", "show"])
+        .stdin(Stdio::null())
+        .output();
+    let prefix = format!(" 198.18.{subnet}.");
+    out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(&prefix))
+}
+
+/// A subnet no link of this machine uses, trying `first`, `first + 1`, ... (wrapping within
+/// 1..=250).
+pub fn free_subnet(first: u8) -> Option<u8> {
+    (0..250u16)
+        .map(|k| u8::try_from(1 + (u16::from(first) + k) % 250).unwrap_or(1))
+        .find(|&s| !subnet_in_use(s))
+}
+
 /// Whether a link of this name exists in this namespace.
 fn link_exists(name: &str) -> bool {
     Command::new("ip")
@@ -121,6 +139,12 @@ impl Hosts {
             );
         }
         let gateway = Ipv4Addr::new(198, 18, subnet, 1);
+        if subnet_in_use(subnet) {
+            bail!(
+                "198.18.{subnet}.0/24 is already on a link of this machine (another network of \
+                 hosts runs): pick another subnet"
+            );
+        }
         let mut hosts = Hosts {
             bridge: bridge.clone(),
             namespaces: Vec::with_capacity(n),

@@ -51,7 +51,7 @@ async fn seeded_faults_break_no_claim_and_the_negative_control_is_caught() -> Re
     }
     let byzantine = run(RunConfig {
         seed: 0,
-        kind: Some(Kind::KillOne),
+        kind: Some(Kind::Quiet),
         byzantine: Some("equivocate".into()),
         run_index: 100,
         ..RunConfig::default()

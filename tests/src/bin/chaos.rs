@@ -70,7 +70,16 @@ async fn main() -> ExitCode {
             dir: args.keep.as_ref().map(|d| d.join(format!("seed-{seed}"))),
             run_index: u32::try_from(k).unwrap_or(0),
         };
-        match chaos::run(&cfg).await {
+        // Ctrl-C or SIGTERM drops the run, whose guards kill its validators and delete its
+        // namespaces and mounts.
+        let outcome = tokio::select! {
+            r = chaos::run(&cfg) => r,
+            _ = stop_signal() => {
+                eprintln!("stopped by a signal; the run's validators, namespaces and mounts are gone");
+                return ExitCode::from(130);
+            }
+        };
+        match outcome {
             Ok(summary) => {
                 println!("{}", serde_json::to_string(&summary).unwrap_or_default());
                 if summary.ok == args.negative_control {
@@ -96,4 +105,15 @@ async fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS
+}
+
+async fn stop_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }

@@ -49,8 +49,9 @@ pub struct RunConfig {
     pub seed: u64,
     /// The nemesis; drawn from the seed when `None`.
     pub kind: Option<Kind>,
-    /// One validator (the last) runs this test-only misbehaviour and is Byzantine: the checker
-    /// does not hold it to the signing rules.
+    /// One validator (the last) runs this test-only misbehaviour and is Byzantine: the load
+    /// does not submit to it, and the checker holds only the others to agreement, to their
+    /// acknowledgements and to the signing rules.
     pub byzantine: Option<String>,
     /// Validator 0 double-signs yet is counted honest: the checker must fail the run.
     pub negative_control: bool,
@@ -175,18 +176,17 @@ pub async fn run(cfg: &RunConfig) -> Result<Summary> {
     };
     let pid = std::process::id();
     let tag = format!("hc{:x}{:x}", pid % 0x1000, cfg.run_index % 0x100);
-    let subnet = u8::try_from(1 + (pid as u64 * 7 + u64::from(cfg.run_index) * 13) % 250)?;
+    let first = u8::try_from(1 + (u64::from(pid) * 7 + u64::from(cfg.run_index) * 13) % 250)?;
+    let subnet = netns::free_subnet(first).context("every 198.18.x.0/24 subnet is in use")?;
     let hosts = Hosts::create(&tag, subnet, cfg.validators)?;
     let mut world = World {
         hosts,
         mounts: Vec::new(),
         skew_files: Vec::new(),
     };
-    let result = run_in(cfg, &plan, &dir, &mut world, started).await;
-    // Processes are killed by the run (Cluster's drop); then mounts, then namespaces.
-    world.unmount();
-    drop(world);
-    result
+    // Processes are killed by the run (Cluster's drop); then World's drop unmounts and deletes
+    // the namespaces, also when this future is dropped midway (Ctrl-C).
+    run_in(cfg, &plan, &dir, &mut world, started).await
 }
 
 /// What the run made besides processes, undone in reverse.
@@ -196,8 +196,8 @@ struct World {
     skew_files: Vec<PathBuf>,
 }
 
-impl World {
-    fn unmount(&mut self) {
+impl Drop for World {
+    fn drop(&mut self) {
         for m in self.mounts.drain(..).rev() {
             let _ = Command::new("umount").arg("-l").arg(&m).status();
         }
@@ -268,15 +268,21 @@ async fn run_in(
         c.set_launcher(i, launcher);
     }
     c.start_all()?;
-    let all: Vec<usize> = (0..n).collect();
-    c.wait_for_height(&all, 2, Duration::from_secs(90)).await?;
+    // The Byzantine validator may be banned by all the others from the start.
+    let honest: Vec<usize> = (0..n).filter(|i| Some(*i) != byzantine_index).collect();
+    c.wait_for_height(&honest, 2, Duration::from_secs(90))
+        .await?;
     let keys = validator_keys(&c).await?;
     let supply = check::supply(&c, 0).await?;
 
     let load = load::Load::start(
         &c.accounts,
         &c.chain_id,
-        &c.rpc_urls,
+        // Clients of honest validators: what a Byzantine one acknowledges promises nothing.
+        &honest
+            .iter()
+            .map(|&i| c.rpc_urls[i].clone())
+            .collect::<Vec<_>>(),
         cfg.tx_interval,
         Duration::from_secs(300),
     );
@@ -359,9 +365,12 @@ async fn run_in(
             refused.len()
         ));
     }
-    let live: Vec<usize> = (0..n).filter(|i| !refused.contains(i)).collect();
+    let live: Vec<usize> = honest
+        .iter()
+        .copied()
+        .filter(|i| !refused.contains(i))
+        .collect();
 
-    let honest: Vec<usize> = (0..n).filter(|i| Some(*i) != byzantine_index).collect();
     let report = check::check(&c, &live, &honest, &ledger, supply, Duration::from_secs(90)).await?;
     violations.extend(report.violations.iter().map(ToString::to_string));
     let heights = watch.heights.clone();

@@ -33,7 +33,7 @@ pub enum Kind {
     KillAll,
     /// SIGSTOP of 1 to f validators for 1–30 s, then SIGCONT.
     Pause,
-    /// The wall clock of 1 to f validators skewed by seconds (libfaketime).
+    /// The wall clock of 1 to f validators skewed, or drifting, by seconds (libfaketime).
     Clock,
     /// The egress of 1 to f validators limited by a `tbf` qdisc.
     Slow,
@@ -273,7 +273,7 @@ impl Plan {
             Kind::Clock => {
                 let count = rng.gen_range(1..=f);
                 let victims = some(rng, count);
-                let skews: Vec<(usize, i64)> = victims
+                let offsets: Vec<(usize, i64)> = victims
                     .iter()
                     .map(|&v| {
                         let ms: i64 = rng.gen_range(1_000..=10_000);
@@ -282,7 +282,21 @@ impl Plan {
                     .collect();
                 let hold = ms(rng, 8_000, 20_000);
                 let back = victims.iter().map(|&v| (v, 0)).collect();
-                vec![(zero, Step::Skew(skews)), (hold, Step::Skew(back))]
+                let mut steps = Vec::new();
+                if rng.gen_bool(0.5) {
+                    // A skew: the clock jumps by the offset.
+                    steps.push((zero, Step::Skew(offsets)));
+                } else {
+                    // A drift: the offset grows in 0.5 s steps to its full size at the end.
+                    let ticks = (hold.as_millis() / 500).max(1) as i64;
+                    for t in 1..=ticks {
+                        let at = Duration::from_millis(500 * (t as u64 - 1));
+                        let now = offsets.iter().map(|&(v, o)| (v, o * t / ticks)).collect();
+                        steps.push((at, Step::Skew(now)));
+                    }
+                }
+                steps.push((hold, Step::Skew(back)));
+                steps
             }
             Kind::Slow => {
                 let count = rng.gen_range(1..=f);
