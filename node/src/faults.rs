@@ -217,3 +217,109 @@ impl Injector {
         twin
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hotledger_consensus::BlockInfo;
+
+    fn info(id: u8, round: u64) -> BlockInfo {
+        BlockInfo {
+            id: Digest::of(&[id]),
+            round,
+            height: round,
+            timestamp_ms: 1_000 * round,
+        }
+    }
+
+    #[test]
+    fn double_sign_sends_a_second_signed_vote_for_another_block_of_the_round() {
+        let key = KeyPair::from_seed([9; 32]);
+        let peer = KeyPair::from_seed([8; 32]).public();
+        let mut inj = Injector::new(
+            FaultMode::DoubleSign,
+            key.clone(),
+            "chain".into(),
+            vec![peer],
+            1 << 20,
+        );
+        let data = VoteData {
+            block: info(2, 5),
+            parent: info(1, 4),
+        };
+        let vote = Vote {
+            data,
+            author: key.public(),
+            signature: key.sign(Domain::Vote, "chain", &data.signing_bytes()),
+        };
+        let out = inj.rewrite(Outgoing::Send {
+            to: peer,
+            message: Message::Vote(vote.clone()),
+        });
+        assert!(out.frames.is_empty());
+        let votes: Vec<Vote> = out
+            .messages
+            .into_iter()
+            .map(|m| match m {
+                Outgoing::Send {
+                    message: Message::Vote(v),
+                    to,
+                } if to == peer => v,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(votes.len(), 2);
+        assert_eq!(votes[0], vote);
+        assert_eq!(votes[1].round(), 5);
+        assert_ne!(votes[1].data.block.id, vote.data.block.id);
+        assert!(key
+            .public()
+            .verify(
+                Domain::Vote,
+                "chain",
+                &votes[1].data.signing_bytes(),
+                &votes[1].signature
+            )
+            .is_ok());
+        // What another validator signed passes through alone.
+        let mut theirs = vote.clone();
+        theirs.author = peer;
+        let out = inj.rewrite(Outgoing::Broadcast(Message::Vote(theirs)));
+        assert_eq!(out.messages.len(), 1);
+    }
+
+    #[test]
+    fn malformed_frames_go_to_every_peer_and_some_are_oversized() {
+        let key = KeyPair::from_seed([9; 32]);
+        let peers = vec![
+            KeyPair::from_seed([7; 32]).public(),
+            KeyPair::from_seed([8; 32]).public(),
+        ];
+        let mut inj = Injector::new(
+            FaultMode::MalformedFrames,
+            key,
+            "chain".into(),
+            peers.clone(),
+            1 << 16,
+        );
+        let mut oversized = 0;
+        for _ in 0..OVERSIZED_EVERY {
+            let out = inj.rewrite(Outgoing::Broadcast(Message::BlockRequest(
+                hotledger_consensus::BlockRequest {
+                    id: Digest::of(b"x"),
+                    count: 1,
+                },
+            )));
+            assert_eq!(out.messages.len(), 1);
+            for f in &out.frames {
+                let NetCommand::Send { bytes, .. } = f else {
+                    panic!("a frame not addressed to one peer");
+                };
+                if bytes.len() > 1 << 16 {
+                    oversized += 1;
+                }
+            }
+        }
+        assert_eq!(oversized, peers.len());
+    }
+}
