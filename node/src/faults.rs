@@ -176,7 +176,7 @@ impl Injector {
                         bytes: Arc::new(bytes),
                     });
                 }
-                if self.sent % OVERSIZED_EVERY == 0 {
+                if self.sent.is_multiple_of(OVERSIZED_EVERY) {
                     let bytes = Arc::new(vec![0u8; self.max_frame.saturating_add(1)]);
                     for to in &self.peers {
                         out.frames.push(NetCommand::Send {

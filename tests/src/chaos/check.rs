@@ -10,7 +10,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -134,13 +133,10 @@ pub async fn check(
     c: &Cluster,
     live: &[usize],
     honest: &[usize],
-    ledger: &Arc<Mutex<Ledger>>,
+    ledger: &Ledger,
     supply_before: u64,
     settle: Duration,
 ) -> Result<Report> {
-    let ledger = ledger
-        .lock()
-        .map_err(|_| anyhow::anyhow!("load ledger poisoned"))?;
     let mut report = Report {
         acknowledged: ledger.acked().count(),
         ..Report::default()

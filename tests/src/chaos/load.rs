@@ -85,13 +85,17 @@ impl Load {
         }
     }
 
-    /// Stops every task and waits for them.
-    pub async fn stop(self) -> Arc<Mutex<Ledger>> {
+    /// Stops every task, waits for them, and returns what they did.
+    pub async fn stop(self) -> Ledger {
         self.stop.store(true, Ordering::SeqCst);
         for t in self.tasks {
             let _ = t.await;
         }
-        self.ledger
+        match self.ledger.lock() {
+            Ok(mut l) => std::mem::take(&mut *l),
+            // A task panicked holding it: what it recorded is still the record.
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        }
     }
 }
 
