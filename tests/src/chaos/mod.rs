@@ -629,6 +629,12 @@ async fn apply(
                     ));
                     format!("{}k", used / 1024 + 64)
                 } else {
+                    if let Err(status) = c.poll(i) {
+                        damage.push(format!(
+                            "validator {i} stopped ({status}) on the full disk: {}",
+                            log_tail(&c.log_path(i), 1)
+                        ));
+                    }
                     TMPFS_SIZE.to_string()
                 };
                 run_cmd(

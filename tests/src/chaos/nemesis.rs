@@ -39,7 +39,8 @@ pub enum Kind {
     Slow,
     /// SIGKILL, then the tail of the newest RocksDB WAL cut off, then restart (≤ f validators).
     WalTruncate,
-    /// SIGKILL, then bytes of an SST file overwritten, then restart (≤ f validators).
+    /// SIGKILL and restart (which writes SSTs), SIGKILL again, then bytes of an SST file
+    /// overwritten, then restart (≤ f validators).
     SstCorrupt,
     /// The data folder (a tmpfs) shrunk to what it holds, so writes fail; then grown back.
     DiskFull,
@@ -318,11 +319,22 @@ impl Plan {
                     _ => Step::CorruptSst(victims.clone(), rng.gen()),
                 };
                 let down = ms(rng, 200, 2_000);
-                vec![
-                    (zero, Step::Kill(victims.clone())),
-                    (Duration::from_millis(100), damage),
-                    (down, Step::Restart(victims)),
-                ]
+                // SSTs exist once a restart has written the recovered WAL into them; a WAL
+                // always does.
+                let first = if kind == Kind::SstCorrupt {
+                    Duration::from_secs(3)
+                } else {
+                    zero
+                };
+                let mut steps = Vec::new();
+                if kind == Kind::SstCorrupt {
+                    steps.push((zero, Step::Kill(victims.clone())));
+                    steps.push((Duration::from_millis(100), Step::Restart(victims.clone())));
+                }
+                steps.push((first, Step::Kill(victims.clone())));
+                steps.push((first + Duration::from_millis(100), damage));
+                steps.push((first + down, Step::Restart(victims)));
+                steps
             }
             Kind::DiskFull => {
                 let count = rng.gen_range(1..=f);
