@@ -102,6 +102,9 @@ pub struct Report {
     pub duplicated: usize,
     pub divergences: usize,
     pub conflicting_signatures: usize,
+    /// Validators whose damaged disk made them refuse to serve what they hold (a storage error
+    /// on a read), with the error: left out of the checks after it.
+    pub unreadable: Vec<(usize, String)>,
     pub violations: Vec<Violation>,
 }
 
@@ -133,6 +136,7 @@ pub async fn check(
     c: &Cluster,
     live: &[usize],
     honest: &[usize],
+    damaged: &BTreeSet<usize>,
     ledger: &Ledger,
     supply_before: u64,
     settle: Duration,
@@ -141,7 +145,8 @@ pub async fn check(
         acknowledged: ledger.acked().count(),
         ..Report::default()
     };
-    let Some(&reference) = live.first() else {
+    // The reference is a validator whose disk was left alone, if one is running.
+    let Some(&reference) = live.iter().find(|i| !damaged.contains(i)).or(live.first()) else {
         report.violations.push(Violation::Stuck {
             detail: "no validator is running".into(),
         });
@@ -211,13 +216,29 @@ pub async fn check(
         .iter()
         .map(|&i| c.client(i).map(|cl| (i, cl)))
         .collect::<Result<_>>()?;
+    let mut skip: BTreeSet<usize> = BTreeSet::new();
     for h in 1..=scan_to {
         let mut first: Option<(Digest, Digest)> = None;
         for (i, client) in &clients {
-            if h > common && *i != reference {
+            if (h > common && *i != reference) || skip.contains(i) {
                 continue;
             }
-            let Some(b) = client.get_block(Some(h)).await? else {
+            let answer = match client.get_block(Some(h)).await {
+                Ok(a) => a,
+                Err(e) if damaged.contains(i) => {
+                    report.unreadable.push((*i, format!("height {h}: {e}")));
+                    skip.insert(*i);
+                    continue;
+                }
+                Err(e) => {
+                    report.violations.push(Violation::Stuck {
+                        detail: format!("validator {i} did not answer block {h}: {e}"),
+                    });
+                    skip.insert(*i);
+                    continue;
+                }
+            };
+            let Some(b) = answer else {
                 report.violations.push(Violation::Stuck {
                     detail: format!("validator {i} has no block at height {h}"),
                 });

@@ -102,7 +102,8 @@ pub struct Summary {
     pub heights: Vec<u64>,
     /// What the disk faults did, file by file.
     pub damage: Vec<String>,
-    /// Validators that refused to start after their disk was damaged (allowed: at most f).
+    /// Validators that refused to start, or to serve what they hold, after their disk was
+    /// damaged (allowed: at most f).
     pub refused_to_start: Vec<usize>,
     pub violations: Vec<String>,
     pub ok: bool,
@@ -359,20 +360,33 @@ async fn run_in(
             }
         }
     }
-    if refused.len() > f {
-        violations.push(format!(
-            "{} validators refused to start after disk damage, more than f = {f}",
-            refused.len()
-        ));
-    }
     let live: Vec<usize> = honest
         .iter()
         .copied()
         .filter(|i| !refused.contains(i))
         .collect();
 
-    let report = check::check(&c, &live, &honest, &ledger, supply, Duration::from_secs(90)).await?;
+    let report = check::check(
+        &c,
+        &live,
+        &honest,
+        &damaged,
+        &ledger,
+        supply,
+        Duration::from_secs(90),
+    )
+    .await?;
     violations.extend(report.violations.iter().map(ToString::to_string));
+    for (i, error) in &report.unreadable {
+        refused.insert(*i);
+        damage.push(format!("validator {i} refused to serve {error}"));
+    }
+    if refused.len() > f {
+        violations.push(format!(
+            "{} validators unusable after disk damage, more than f = {f}",
+            refused.len()
+        ));
+    }
     let heights = watch.heights.clone();
     let more = violations.len().saturating_sub(MAX_LISTED);
     violations.truncate(MAX_LISTED);
