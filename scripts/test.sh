@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs hotledger's whole test suite: rustfmt, clippy with warnings as errors, then every test.
+# Runs hotledger's whole test suite: rustfmt, clippy with warnings as errors, every test, then
+# the fuzz smoke.
 # Everything builds in the release profile, the same build `testnet/run.sh` uses, so RocksDB's
 # C++ sources are compiled once per machine for both (see README "Set up").
 set -euo pipefail
@@ -40,3 +41,14 @@ if cargo clippy --version >/dev/null 2>&1; then
 fi
 echo "==> cargo test --release --workspace (target dir $CARGO_TARGET_DIR)"
 cargo test --release --workspace --locked "$@"
+
+# Fuzz smoke (fuzz/README.md): builds the cargo-fuzz targets in their own target folder
+# (/var/tmp/hotledger-fuzz-target, reusing the librocksdb.a built above), runs each target's
+# committed corpus once and then fuzzes each for a few seconds; any crash fails the command. It
+# needs the nightly toolchain (skipped, saying so, without it) and installs cargo-fuzz into
+# /var/tmp/hotledger-tools when missing. `fuzz/smoke.sh` runs this step alone;
+# FUZZ_SMOKE=0 skips it.
+if [ "${FUZZ_SMOKE:-1}" != 0 ]; then
+  echo "==> fuzz smoke (fuzz/smoke.sh)"
+  fuzz/smoke.sh
+fi
