@@ -59,21 +59,26 @@ pub fn nft_unavailable() -> Option<String> {
 /// The nftables table that holds a host's drop rules.
 const FAULT_TABLE: &str = "hotledger_faults";
 
-/// Runs `ip ARGS`, failing with its error output.
-fn ip(args: &[&str]) -> Result<()> {
-    let out = Command::new("ip")
+/// Runs `program ARGS`, failing with its error output.
+pub fn run(program: &str, args: &[&str]) -> Result<()> {
+    let out = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .with_context(|| format!("cannot run ip {}", args.join(" ")))?;
+        .with_context(|| format!("cannot run {program} {}", args.join(" ")))?;
     if !out.status.success() {
         bail!(
-            "ip {} failed: {}",
+            "{program} {} failed: {}",
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
     Ok(())
+}
+
+/// Runs `ip ARGS`, failing with its error output.
+fn ip(args: &[&str]) -> Result<()> {
+    run("ip", args)
 }
 
 /// Whether an address of `198.18.<subnet>.0/24` is on a link of this namespace.

@@ -239,7 +239,7 @@ async fn run_in(
     for i in plan.tmpfs_validators() {
         let data = c.home(i).join("data");
         std::fs::create_dir_all(&data)?;
-        run_cmd(
+        netns::run(
             "mount",
             &[
                 "-t",
@@ -557,7 +557,7 @@ async fn apply(
             for &i in v {
                 let ns = hosts.namespace(i).to_string();
                 match rate {
-                    Some(kbit) => run_cmd(
+                    Some(kbit) => netns::run(
                         "ip",
                         &[
                             "netns",
@@ -578,7 +578,7 @@ async fn apply(
                             "400ms",
                         ],
                     )?,
-                    None => run_cmd(
+                    None => netns::run(
                         "ip",
                         &[
                             "netns", "exec", &ns, "tc", "qdisc", "del", "dev", "eth0", "root",
@@ -651,7 +651,7 @@ async fn apply(
                     }
                     TMPFS_SIZE.to_string()
                 };
-                run_cmd(
+                netns::run(
                     "mount",
                     &["-o", &format!("remount,size={size}"), path_str(&data)?],
                 )?;
@@ -707,22 +707,6 @@ fn newest(dir: &Path, ext: &str) -> Result<Option<PathBuf>> {
 
 fn path_str(p: &Path) -> Result<&str> {
     p.to_str().context("path is not UTF-8")
-}
-
-fn run_cmd(program: &str, args: &[&str]) -> Result<()> {
-    let out = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("cannot run {program}"))?;
-    if !out.status.success() {
-        bail!(
-            "{program} {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
 }
 
 /// The last `lines` lines of a log, joined.
