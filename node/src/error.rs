@@ -39,6 +39,9 @@ pub enum NodeError {
     /// A peer's frame that does not decode as a wire message.
     #[error("undecodable frame: {0}")]
     UndecodableFrame(postcard::Error),
+    /// A peer's frame whose variant index is not written as one byte (an over-long varint).
+    #[error("frame's variant index is not canonical (first byte {first:#04x})")]
+    NonCanonicalFrame { first: u8 },
     /// A peer's frame with bytes after the message.
     #[error("frame has {count} bytes after the message")]
     TrailingBytes { count: usize },

@@ -595,14 +595,30 @@ impl Actor {
                 let out = self.host.handle_sync(self.clock.now_ms(), from, message)?;
                 self.deliver(out)
             }
-            Ok(WireMessage::Transactions(_)) => Ok(()), // (not reached: routed above)
+            // Not reached: `decode` refuses a frame whose first byte does not name its variant,
+            // so every transactions frame was routed above. One that were is refused.
+            Ok(WireMessage::Transactions(_)) => {
+                self.refuse_frame(
+                    from,
+                    NodeError::MisroutedFrame {
+                        got: "transactions",
+                        expected: "consensus or sync",
+                    },
+                );
+                Ok(())
+            }
             Err(reason) => {
-                tracing::warn!(peer = %from.short(), %reason, "undecodable message");
-                self.shared.metrics.rejected_messages.inc();
-                self.penalize(from, true);
+                self.refuse_frame(from, reason);
                 Ok(())
             }
         }
+    }
+
+    /// A peer's frame that does not decode: counted, logged, and the peer struck.
+    fn refuse_frame(&self, from: PublicKey, reason: NodeError) {
+        tracing::warn!(peer = %from.short(), %reason, "undecodable message");
+        self.shared.metrics.rejected_messages.inc();
+        self.penalize(from, true);
     }
 
     /// Broadcasts this node's accepted transactions, gathering what queued up into one frame.

@@ -44,8 +44,16 @@ impl WireMessage {
         bytes.first() == Some(&1)
     }
 
-    /// Decodes one frame; trailing bytes are an error.
+    /// Decodes one frame; trailing bytes are an error, and so is a variant index not written
+    /// as one byte. Postcard's varints accept over-long forms (`81 00` is 1), and every variant
+    /// index fits in one byte, so a first byte of `0x80` or more is refused: the first byte then
+    /// names the variant of every frame that decodes, and [`WireMessage::is_transactions`]
+    /// routes exactly the frames that decode as transactions.
     pub fn decode(bytes: &[u8]) -> Result<WireMessage, NodeError> {
+        match bytes.first() {
+            Some(&first) if first >= 0x80 => return Err(NodeError::NonCanonicalFrame { first }),
+            _ => {}
+        }
         let (msg, rest) =
             postcard::take_from_bytes::<WireMessage>(bytes).map_err(NodeError::UndecodableFrame)?;
         if !rest.is_empty() {
@@ -67,6 +75,10 @@ mod tests {
         }
         assert!(matches!(
             WireMessage::decode(&[0xff; 16]),
+            Err(NodeError::NonCanonicalFrame { first: 0xff })
+        ));
+        assert!(matches!(
+            WireMessage::decode(&[0x7f; 16]),
             Err(NodeError::UndecodableFrame(_))
         ));
         let mut frame = WireMessage::Transactions(Vec::new()).encode().unwrap();
@@ -87,6 +99,20 @@ mod tests {
         ));
         assert!(!WireMessage::is_transactions(&consensus.encode().unwrap()));
         assert!(!WireMessage::is_transactions(&[]));
+    }
+
+    #[test]
+    fn an_over_long_variant_index_is_refused() {
+        // `81 00` is index 1 (transactions) written in two bytes, then an empty list: postcard
+        // alone decodes it, and the routing hint would not see a transactions frame.
+        assert!(postcard::from_bytes::<WireMessage>(&[0x81, 0x00, 0x00]).is_ok());
+        assert!(matches!(
+            WireMessage::decode(&[0x81, 0x00, 0x00]),
+            Err(NodeError::NonCanonicalFrame { first: 0x81 })
+        ));
+        let canonical = WireMessage::Transactions(vec![]).encode().unwrap();
+        assert_eq!(canonical, vec![0x01, 0x00]);
+        assert!(WireMessage::decode(&canonical).is_ok());
     }
 
     #[test]
