@@ -64,9 +64,13 @@ impl Clock {
 
 /// Sets up `tracing` from the config's filter (`RUST_LOG` overrides it), in `format`.
 fn init_logging(filter: &str, format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let from_env = std::env::var(tracing_subscriber::EnvFilter::DEFAULT_ENV)
+        .ok()
+        .filter(|v| v.len() <= crate::config::MAX_LOG_FILTER_BYTES)
+        .and_then(|v| crate::config::log_filter(&v).ok());
+    let filter = from_env
+        .or_else(|| crate::config::log_filter(filter).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false);
