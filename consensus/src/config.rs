@@ -116,6 +116,9 @@ pub struct ReputationParams {
     /// The leader of round `r` is chosen from committed blocks of rounds up to `r - lag_rounds`,
     /// which every honest node near the tip has committed.
     pub lag_rounds: u64,
+    /// Committed blocks in which a failed round counts against its leader (at least
+    /// `window_blocks`): a validator that failed in them, and authored nothing since, is skipped.
+    pub failure_window_blocks: u64,
 }
 
 impl ReputationParams {
@@ -125,16 +128,28 @@ impl ReputationParams {
     pub const MIN_WINDOW_BLOCKS: u64 = 10;
     /// The default lag.
     pub const LAG_ROUNDS: u64 = 10;
+    /// The failure window, in windows. A leader that fails its rounds on purpose (one that
+    /// equivocates, or proposes what no quorum votes for) costs a timeout each time it is drawn
+    /// before its failure is `lag_rounds` old; a long memory of failures makes that happen once
+    /// per failure window instead of once per window.
+    pub const FAILURE_WINDOWS: u64 = 10;
 
     /// The chain-wide defaults for a set of `validators`.
     pub fn for_validators(validators: usize) -> Self {
         let n = u64::try_from(validators).unwrap_or(u64::MAX);
+        let window_blocks = n
+            .saturating_mul(Self::BLOCKS_PER_VALIDATOR)
+            .max(Self::MIN_WINDOW_BLOCKS);
         ReputationParams {
-            window_blocks: n
-                .saturating_mul(Self::BLOCKS_PER_VALIDATOR)
-                .max(Self::MIN_WINDOW_BLOCKS),
+            window_blocks,
             lag_rounds: Self::LAG_ROUNDS,
+            failure_window_blocks: window_blocks.saturating_mul(Self::FAILURE_WINDOWS),
         }
+    }
+
+    /// The blocks read for candidates or failures, whichever is longer.
+    pub fn read_blocks(&self) -> u64 {
+        self.window_blocks.max(self.failure_window_blocks)
     }
 
     /// Committed blocks a restarted node needs to choose leaders as its peers do: the window,
@@ -145,7 +160,7 @@ impl ReputationParams {
             0
         } else {
             let failed = u64::try_from(MAX_FAILED_LEADERS).unwrap_or(u64::MAX);
-            self.window_blocks
+            self.read_blocks()
                 .saturating_add(self.lag_rounds)
                 .saturating_add(failed)
         }
@@ -163,6 +178,14 @@ impl ReputationParams {
             return Err(ConsensusError::InvalidConfig(format!(
                 "reputation lag_rounds = {} must be in 2..=10000",
                 self.lag_rounds
+            )));
+        }
+        if self.window_blocks > 0
+            && !(self.window_blocks..=1_000_000).contains(&self.failure_window_blocks)
+        {
+            return Err(ConsensusError::InvalidConfig(format!(
+                "reputation failure_window_blocks = {} must be in window_blocks ({})..=1000000",
+                self.failure_window_blocks, self.window_blocks
             )));
         }
         Ok(())

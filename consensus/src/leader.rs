@@ -4,10 +4,11 @@
 //! # The rule
 //!
 //! For round `r`, look at the last `window_blocks` committed blocks whose round is at most
-//! `r - lag_rounds`. A validator *took part* in a block if it authored it or signed the QC it
-//! carries. A validator *failed* in the window if a block of the window names it among its
-//! failed leaders (the leaders of the rounds before it that produced no block it extends; see
-//! [`Block::failed_leaders`]) and it authored no block of the window from that one on.
+//! `r - lag_rounds` (the window), and at the last `failure_window_blocks` of them (the failure
+//! window, ten windows by default). A validator *took part* in a block if it authored it or
+//! signed the QC it carries. A validator *failed* if a block of the failure window names it
+//! among its failed leaders (the leaders of the rounds before it that produced no block it
+//! extends; see [`Block::failed_leaders`]) and it authored no block from that one on.
 //!
 //! The candidates for `r` are the validators that took part in at least one block of the window,
 //! less the ones that failed; the leader is drawn among them in proportion to voting power, from
@@ -17,9 +18,11 @@
 //!
 //! A crashed validator's first drawn round fails, and from the block after it (one lag later)
 //! it costs no more rounds: it failed, and soon it has taken part in nothing. A validator that
-//! votes but never proposes is dropped the same way, for a window after each round it fails. A
-//! validator that comes back is a candidate again once its failure has left the window and its
-//! votes appear in the QCs of committed blocks. With fewer than `window_blocks` blocks (a young
+//! votes but never proposes, or that equivocates as leader, is dropped the same way, for a
+//! failure window after each round it fails: it costs the rounds it is drawn for within a lag
+//! of its failure, then none for the failure window. The failure window is long because that
+//! cost repeats with every one. A validator that comes back is a candidate again once its
+//! failure has left the failure window and its votes appear in the QCs of committed blocks. With fewer than `window_blocks` blocks (a young
 //! chain), every validator is a candidate and the leader is the weighted round-robin of
 //! [`ValidatorSet::leader`].
 //!
@@ -61,7 +64,7 @@
 //! most f. A round fails also when its block arrives too late or the next leader builds on an older
 //! certificate; a Byzantine next leader can cause that only with a timeout certificate for the
 //! round, which needs honest timeouts. Either way the failures drop at most f+1's worth of power
-//! below the whole set, and only for a window.
+//! below the whole set, and only for a failure window.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -115,11 +118,17 @@ impl LeaderElection {
         usize::try_from(self.params.window_blocks).unwrap_or(usize::MAX)
     }
 
-    /// Blocks kept: the window, the blocks that may sit within the lag, as many again for
-    /// proposals of rounds a little behind, and one per failed round a proposal names.
+    fn failure_window(&self) -> usize {
+        usize::try_from(self.params.failure_window_blocks).unwrap_or(usize::MAX)
+    }
+
+    /// Blocks kept: the longer of the two windows, the blocks that may sit within the lag, as
+    /// many again for proposals of rounds a little behind, and one per failed round a proposal
+    /// names.
     fn capacity(&self) -> usize {
         let lag = usize::try_from(self.params.lag_rounds).unwrap_or(usize::MAX);
         self.window()
+            .max(self.failure_window())
             .saturating_add(lag.saturating_mul(2))
             .saturating_add(MAX_FAILED_LEADERS)
     }
@@ -233,17 +242,25 @@ impl LeaderElection {
 
     /// The candidates of the window ending before `end`. Every QC in it holds a quorum, so the
     /// validators that took part always do; should they not (a window of genesis QCs only), all
-    /// validators take part. Then the ones that failed are dropped while a quorum remains.
+    /// validators take part. Then the ones that failed in the failure window ending there (or
+    /// in as much of it as the record holds) are dropped while a quorum remains.
     fn compute(&self, validators: &ValidatorSet, end: usize) -> Candidates {
         let n = validators.len();
         let mut took_part = vec![0u64; n.div_ceil(64)];
-        // Per validator: failures named, and the window position of the newest one.
+        // Per validator: failures named, and the record position of the newest one.
         let mut failures = vec![(0usize, 0usize); n];
         let mut last_authored = vec![None; n];
         let start = end - self.window();
-        for (pos, p) in self.history.range(start..end).enumerate() {
-            for (word, bits) in took_part.iter_mut().zip(&p.took_part) {
-                *word |= bits;
+        let failures_from = end.saturating_sub(self.failure_window());
+        let first = start.min(failures_from);
+        for (pos, p) in (first..end).zip(self.history.range(first..end)) {
+            if pos >= start {
+                for (word, bits) in took_part.iter_mut().zip(&p.took_part) {
+                    *word |= bits;
+                }
+            }
+            if pos < failures_from {
+                continue;
             }
             for &i in &p.failed {
                 if let Some(f) = failures.get_mut(i) {
@@ -391,10 +408,12 @@ mod tests {
             .collect()
     }
 
+    /// An election whose failures count in the window only.
     fn election(window_blocks: u64, lag_rounds: u64) -> LeaderElection {
         LeaderElection::new(ReputationParams {
             window_blocks,
             lag_rounds,
+            failure_window_blocks: window_blocks,
         })
     }
 
@@ -617,6 +636,45 @@ mod tests {
             e.record(&s, &chain);
             assert_eq!(e.candidates(&s, 14), keys(&want), "{name}");
         }
+    }
+
+    #[test]
+    fn a_failure_counts_for_the_failure_window() {
+        // Four validators, a window of 8 blocks, a failure window of 24, a lag of 2: round r
+        // reads the blocks of rounds up to r - 2. Validator 3 fails at height 5 (the block of
+        // round 5 names it), then only validator 0 authors.
+        let all: &[usize] = &[0, 1, 2, 3];
+        let s = set(&[1, 1, 1, 1]);
+        let mut blocks = chain(1, &[(0, all); 30]);
+        blocks[4].failed_leaders = keys(&[3]);
+        let mut e = LeaderElection::new(ReputationParams {
+            window_blocks: 8,
+            lag_rounds: 2,
+            failure_window_blocks: 24,
+        });
+        e.record(&s, &blocks);
+        let dropped = keys(&[0, 1, 2]);
+        // The failure is in the window (rounds 3..=10), then only in the failure window.
+        assert_eq!(e.candidates(&s, 12), dropped);
+        assert_eq!(e.candidates(&s, 20), dropped);
+        // Rounds 5..=28: its last round. Rounds 6..=29: it has left.
+        assert_eq!(e.candidates(&s, 30), dropped);
+        assert_eq!(e.candidates(&s, 31), keys(all));
+        // A window-only memory forgets it as soon as it leaves the window.
+        let mut short = election(8, 2);
+        short.record(&s, &blocks[..16]);
+        assert_eq!(short.candidates(&s, 12), dropped);
+        assert_eq!(short.candidates(&s, 15), keys(all));
+        // Leading a block after the failure clears it, as in the window.
+        let mut led = blocks.clone();
+        led[10].author = key(3);
+        let mut e = LeaderElection::new(ReputationParams {
+            window_blocks: 8,
+            lag_rounds: 2,
+            failure_window_blocks: 24,
+        });
+        e.record(&s, &led);
+        assert_eq!(e.candidates(&s, 20), keys(all));
     }
 
     #[test]

@@ -40,15 +40,15 @@ fn restarted(net: &Net, root: &Block, root_qc: &QuorumCert, history: Vec<Block>)
 #[test]
 fn a_restarted_node_chooses_leaders_from_its_history() {
     let net = Net::new(4);
-    let (blocks, qcs) = chain_without_3(&net, 60);
-    let (root, root_qc) = (&blocks[59], &qcs[59]);
+    let (blocks, qcs) = chain_without_3(&net, 300);
+    let (root, root_qc) = (&blocks[299], &qcs[299]);
     let keep = net.config(0).history_blocks() as usize;
     assert!(keep < blocks.len());
     let with_all = restarted(&net, root, root_qc, blocks.clone());
     let with_kept = restarted(&net, root, root_qc, blocks[blocks.len() - keep..].to_vec());
     let without = restarted(&net, root, root_qc, Vec::new());
     let three = net.pk(3);
-    for r in 61..=140 {
+    for r in 301..=380 {
         assert_ne!(
             with_kept.leader(r),
             three,
