@@ -22,9 +22,9 @@
 //! failure window after each round it fails: it costs the rounds it is drawn for within a lag
 //! of its failure, then none for the failure window. The failure window is long because that
 //! cost repeats with every one. A validator that comes back is a candidate again once its
-//! failure has left the failure window and its votes appear in the QCs of committed blocks. With fewer than `window_blocks` blocks (a young
-//! chain), every validator is a candidate and the leader is the weighted round-robin of
-//! [`ValidatorSet::leader`].
+//! failure has left the failure window and its votes appear in the QCs of committed blocks.
+//! With fewer than `window_blocks` blocks (a young chain), every validator is a candidate and
+//! the leader is the weighted round-robin of [`ValidatorSet::leader`].
 //!
 //! The draw, rather than a round-robin among the candidates, gives no validator a fixed
 //! successor, so no single Byzantine validator always follows the same honest one.
