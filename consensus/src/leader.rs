@@ -127,8 +127,8 @@ impl LeaderElection {
     /// names.
     fn capacity(&self) -> usize {
         let lag = usize::try_from(self.params.lag_rounds).unwrap_or(usize::MAX);
-        self.window()
-            .max(self.failure_window())
+        usize::try_from(self.params.read_blocks())
+            .unwrap_or(usize::MAX)
             .saturating_add(lag.saturating_mul(2))
             .saturating_add(MAX_FAILED_LEADERS)
     }

@@ -177,15 +177,21 @@ pub enum Pruning {
 /// Longest `log_level` filter.
 pub const MAX_LOG_FILTER_BYTES: usize = 1024;
 
-/// A `tracing` filter from `directives` (the syntax of `RUST_LOG`). Span field values are
-/// matched as literal strings, not as regular expressions: compiling one (`{f=.......}`)
-/// can take gigabytes.
-pub fn log_filter(
-    directives: &str,
-) -> Result<tracing_subscriber::EnvFilter, tracing_subscriber::filter::ParseError> {
+/// A `tracing` filter from `directives` (the syntax of `RUST_LOG`), at most
+/// [`MAX_LOG_FILTER_BYTES`]. Span field values are matched as literal strings, not as regular
+/// expressions: compiling one (`{f=.......}`) can take gigabytes. The error says what is wrong
+/// with `directives` ("is 2000 bytes; ...").
+pub fn log_filter(directives: &str) -> Result<tracing_subscriber::EnvFilter, String> {
+    if directives.len() > MAX_LOG_FILTER_BYTES {
+        return Err(format!(
+            "is {} bytes; at most {MAX_LOG_FILTER_BYTES}",
+            directives.len()
+        ));
+    }
     tracing_subscriber::EnvFilter::builder()
         .with_regex(false)
         .parse(directives)
+        .map_err(|e| format!("{directives:?} is not a valid filter: {e}"))
 }
 
 /// Fewest blocks `storage.keep_blocks` may keep: enough for leader reputation's history after
@@ -357,17 +363,8 @@ impl NodeConfig {
         if self.moniker.is_empty() || self.moniker.len() > 64 {
             return Err(format!("moniker {:?} must be 1 to 64 bytes", self.moniker));
         }
-        if self.log_level.len() > MAX_LOG_FILTER_BYTES {
-            return Err(format!(
-                "log_level is {} bytes; at most {MAX_LOG_FILTER_BYTES}",
-                self.log_level.len()
-            ));
-        }
-        if let Err(e) = log_filter(&self.log_level) {
-            return Err(format!(
-                "log_level {:?} is not a valid filter: {e}",
-                self.log_level
-            ));
+        if let Err(why) = log_filter(&self.log_level) {
+            return Err(format!("log_level {why}"));
         }
         validate_listen(&self.p2p.listen)?;
         let p2p = &self.p2p;

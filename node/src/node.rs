@@ -66,7 +66,6 @@ impl Clock {
 fn init_logging(filter: &str, format: LogFormat) {
     let from_env = std::env::var(tracing_subscriber::EnvFilter::DEFAULT_ENV)
         .ok()
-        .filter(|v| v.len() <= crate::config::MAX_LOG_FILTER_BYTES)
         .and_then(|v| crate::config::log_filter(&v).ok());
     let filter = from_env
         .or_else(|| crate::config::log_filter(filter).ok())
