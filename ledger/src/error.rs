@@ -133,6 +133,36 @@ pub enum LedgerError {
         /// jmt's error, with its context chain.
         reason: String,
     },
+    /// A snapshot chunk depth above [`crate::root::MAX_CHUNK_DEPTH`].
+    #[error("a snapshot chunk depth of {depth} bits is above the limit")]
+    ChunkDepth {
+        /// The depth asked for.
+        depth: u8,
+    },
+    /// Accounts handed to a snapshot out of key order or repeated.
+    #[error("snapshot accounts out of key order at {key}")]
+    UnsortedAccounts {
+        /// The first key out of order.
+        key: Digest,
+    },
+    /// A snapshot chunk would hold more bytes than a chunk may.
+    #[error("snapshot chunk {index} would hold {bytes} bytes, at most {max}")]
+    ChunkTooLarge {
+        /// The chunk.
+        index: u32,
+        /// Its bytes of keys and values.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A snapshot chunk that does not verify.
+    #[error("snapshot chunk {index} is refused: {reason}")]
+    BadChunk {
+        /// The chunk.
+        index: u32,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The backing store failed.
     #[error("store error: {reason}")]
     Store {

@@ -125,6 +125,10 @@ pub use root::{
     MemoryTree, MemoryTreeStore, NodeOverlay, StateTree, TreeStore, TREE_WRITE_EVERY,
     TREE_WRITE_NODES,
 };
+pub use root::{
+    build_snapshot, chunk_depth, snapshot_tree, verify_chunk, SnapshotChunk, Subtree,
+    MAX_CHUNK_BYTES, MAX_CHUNK_DEPTH,
+};
 pub use state::{execute, Account, AccountReader, Execution, Overlay, TxError, TxOutcome};
 pub use tx::{verify_transactions, SignedTransaction, Transfer};
 

@@ -46,11 +46,16 @@ mod memory;
 mod overlay;
 mod proof;
 mod rebuild;
+mod snapshot;
 
 pub use memory::{MemoryTree, MemoryTreeStore, StateTree};
 pub use overlay::{NodeOverlay, TREE_WRITE_EVERY, TREE_WRITE_NODES};
 pub use proof::{prove_account, verify_account_proof, AccountProof};
 pub use rebuild::rebuild_version;
+pub use snapshot::{
+    build_snapshot, chunk_depth, chunk_of, snapshot_tree, subtree, verify_chunk, SnapshotChunk,
+    Subtree, MAX_CHUNK_BYTES, MAX_CHUNK_DEPTH, TARGET_CHUNK_ACCOUNTS,
+};
 
 use std::collections::BTreeMap;
 
