@@ -82,6 +82,15 @@ impl<K: Hash + Eq + Clone, V: Clone> ShardedCache<K, V> {
         }
     }
 
+    /// Forgets every entry (the values behind them were replaced wholesale).
+    pub fn clear(&self) {
+        for shard in &self.shards {
+            if let Ok(mut map) = shard.lock() {
+                map.clear();
+            }
+        }
+    }
+
     /// Number of entries held.
     #[cfg(test)]
     fn len(&self) -> usize {

@@ -23,6 +23,8 @@ pub struct NodeConfig {
     pub metrics: MetricsConfig,
     pub mempool: MempoolConfig,
     pub storage: StorageConfig,
+    pub snapshot: SnapshotConfig,
+    pub statesync: StateSyncConfig,
     pub consensus: ConsensusLimits,
     /// Test-only misbehaviour (feature `fault-injection`); a build without it refuses the section.
     #[cfg(feature = "fault-injection")]
@@ -163,6 +165,39 @@ pub struct StorageConfig {
     pub sign_log: bool,
 }
 
+/// State snapshots this node makes and serves to peers joining by state sync.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SnapshotConfig {
+    /// A snapshot of the state at every height that is a multiple of this (made once a
+    /// committed block certifies that height's root); 0: none are made or served.
+    pub interval: u64,
+    /// The newest snapshots kept; older ones are deleted.
+    pub keep: usize,
+}
+
+impl Default for SnapshotConfig {
+    fn default() -> Self {
+        SnapshotConfig {
+            interval: 10_000,
+            keep: 2,
+        }
+    }
+}
+
+/// Joining by state sync.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StateSyncConfig {
+    /// A node whose chain data is empty restores its peers' newest snapshot, then block-syncs
+    /// from its height, instead of replaying every block from genesis (`hotledger start
+    /// --state-sync` turns it on too).
+    pub enable: bool,
+}
+
+/// Shortest `snapshot.interval` (a snapshot per this many heights at most).
+pub const MIN_SNAPSHOT_INTERVAL: u64 = 16;
+
 /// What the node deletes of its committed history.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -222,6 +257,8 @@ impl Default for NodeConfig {
             metrics: MetricsConfig::default(),
             mempool: MempoolConfig::default(),
             storage: StorageConfig::default(),
+            snapshot: SnapshotConfig::default(),
+            statesync: StateSyncConfig::default(),
             consensus: ConsensusLimits::default(),
             #[cfg(feature = "fault-injection")]
             fault_injection: Default::default(),
@@ -417,6 +454,18 @@ impl NodeConfig {
             return Err(format!(
                 "storage.keep_blocks = {} must be at least {MIN_KEEP_BLOCKS}",
                 self.storage.keep_blocks
+            ));
+        }
+        if self.snapshot.interval != 0 && self.snapshot.interval < MIN_SNAPSHOT_INTERVAL {
+            return Err(format!(
+                "snapshot.interval = {} must be 0 (off) or at least {MIN_SNAPSHOT_INTERVAL}",
+                self.snapshot.interval
+            ));
+        }
+        if self.snapshot.keep == 0 || self.snapshot.keep > 16 {
+            return Err(format!(
+                "snapshot.keep = {} must be in 1..=16",
+                self.snapshot.keep
             ));
         }
         if self.mempool.log && self.mempool.log_path.as_os_str().is_empty() {

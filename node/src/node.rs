@@ -82,9 +82,14 @@ fn init_logging(filter: &str, format: LogFormat) {
 }
 
 /// Runs the validator in `home` until SIGINT or SIGTERM; `log_format`, if given, replaces the
-/// config's.
-pub async fn run(home: &Home, log_format: Option<LogFormat>) -> Result<(), NodeError> {
-    let config = home.load_config()?;
+/// config's, and `state_sync` turns `statesync.enable` on.
+pub async fn run(
+    home: &Home,
+    log_format: Option<LogFormat>,
+    state_sync: bool,
+) -> Result<(), NodeError> {
+    let mut config = home.load_config()?;
+    config.statesync.enable |= state_sync;
     init_logging(&config.log_level, log_format.unwrap_or(config.log_format));
     let genesis = home.load_genesis()?;
     let key = home.load_validator_key()?;
@@ -280,6 +285,13 @@ fn open_host(
     if opened.initialised {
         tracing::info!("initialised storage from genesis");
     }
+    match opened.restoring {
+        Some(0) => {
+            tracing::info!("state sync: restoring a peer's snapshot before following the chain")
+        }
+        Some(held) => tracing::info!(chunks_held = held, "state sync resumed"),
+        None => {}
+    }
     if opened.rebuilt > 0 {
         tracing::info!(
             heights = opened.rebuilt,
@@ -326,6 +338,8 @@ fn host_config(
             empty_block_delay_ms: config.consensus.empty_block_delay_ms,
             min_delay_ms: 0,
         },
+        snapshot_every: config.snapshot.interval,
+        state_sync: config.statesync.enable,
     })
 }
 
@@ -417,6 +431,7 @@ async fn start_services(
         net: net_tx,
         ingest: ingest_tx,
         serve: serve_tx,
+        snapshot_keep: config.snapshot.keep,
         clock: Clock::new(),
         last_commit: None,
         clock_warned: None,
@@ -515,7 +530,9 @@ struct Actor {
     /// Transaction frames from peers, still encoded: decoding and admission happen off the loop.
     ingest: mpsc::Sender<(PublicKey, Vec<u8>)>,
     /// Peers' sync requests (peer, from, count), answered off the loop.
-    serve: mpsc::Sender<(PublicKey, u64, u32)>,
+    serve: mpsc::Sender<(PublicKey, SyncMessage)>,
+    /// Snapshots kept (`snapshot.keep`).
+    snapshot_keep: usize,
     clock: Clock,
     last_commit: Option<Instant>,
     /// When the last warning about proposals ahead of this node's clock was logged.
@@ -579,18 +596,20 @@ impl Actor {
         }
         match WireMessage::decode(&bytes) {
             Ok(WireMessage::Consensus(message)) => self.handle(Event::Message { from, message }),
-            Ok(WireMessage::Sync(SyncMessage::Request {
-                from: height,
-                count,
-            })) => {
+            Ok(WireMessage::Sync(
+                request @ (SyncMessage::Request { .. } | SyncMessage::ChunkRequest { .. }),
+            )) => {
                 // Served off the loop; a full queue answers "none now", so the peer asks another
                 // at once rather than time out and strike this node.
-                if self.serve.try_send((from, height, count)).is_err() {
+                let none = none_now(&request);
+                if self.serve.try_send((from, request)).is_err() {
                     self.shared.metrics.sync_requests_dropped.inc();
-                    self.send(Outgoing::Sync {
-                        to: Some(from),
-                        message: SyncMessage::none(height),
-                    });
+                    if let Some(message) = none {
+                        self.send(Outgoing::Sync {
+                            to: Some(from),
+                            message,
+                        });
+                    }
                 }
                 Ok(())
             }
@@ -680,6 +699,47 @@ impl Actor {
             m.rejected_messages.inc();
             tracing::warn!(peer = %peer.short(), %error, "sync response refused");
             self.penalize(*peer, false);
+        }
+        for (peer, error) in &out.restore_refused {
+            m.rejected_messages.inc();
+            tracing::warn!(peer = %peer.short(), %error, "state sync response refused");
+            self.penalize(*peer, false);
+        }
+        if out.restore_abandoned {
+            tracing::warn!(
+                height = self.host.view().height,
+                "state sync: no peer offers a snapshot; following the chain from this node's tip"
+            );
+        }
+        if let Some(done) = out.restored {
+            tracing::info!(
+                height = done.height,
+                accounts = done.accounts,
+                chunks = done.chunks,
+                fetched = done.fetched,
+                refused = done.refused,
+                secs = done.elapsed_ms as f64 / 1_000.0,
+                "state sync: snapshot installed, every chunk checked against the certified root"
+            );
+        }
+        for due in out.snapshot_due.iter().copied() {
+            let store = self.shared.store.clone();
+            let keep = self.snapshot_keep;
+            tokio::task::spawn_blocking(move || {
+                let started = Instant::now();
+                match crate::storage::snapshot::create(&store, due.height, due.certified_by, keep) {
+                    Ok(m) => tracing::info!(
+                        height = m.height,
+                        accounts = m.accounts,
+                        chunks = m.chunks(),
+                        secs = started.elapsed().as_secs_f64(),
+                        "snapshot made"
+                    ),
+                    Err(e) => {
+                        tracing::error!(height = due.height, error = %e, "cannot make a snapshot")
+                    }
+                }
+            });
         }
         match out.sync_switched {
             Some(true) => tracing::info!(
@@ -888,24 +948,45 @@ const SERVE_QUEUE: usize = 32;
 /// Most sync requests served per peer per second; more are dropped (an honest peer keeps one
 /// window in flight to each peer).
 const SERVE_PER_PEER_PER_SEC: u32 = 8;
+/// Most snapshot chunks served per peer per second (twice what a restorer asks,
+/// `host::statesync::CHUNK_INTERVAL_MS`).
+const SERVE_CHUNKS_PER_PEER_PER_SEC: u32 = 16;
 
-/// Answers peers' sync requests from the store, off the consensus loop, on a blocking thread,
-/// one at a time, at most [`SERVE_PER_PEER_PER_SEC`] a second for each peer.
+/// The "none now" answer to a sync request (the peer asks another at once rather than time
+/// out): for blocks only. A chunk request is left to time out, a chunk's "none" meaning "not
+/// held".
+fn none_now(request: &SyncMessage) -> Option<SyncMessage> {
+    match request {
+        SyncMessage::Request { from, .. } => Some(SyncMessage::none(*from)),
+        _ => None,
+    }
+}
+
+/// Answers peers' sync requests (blocks and snapshot chunks) from the store, off the consensus
+/// loop, on a blocking thread, one at a time, at most [`SERVE_PER_PEER_PER_SEC`] a second for
+/// each peer.
 async fn serve_sync(
     shared: Arc<Shared>,
-    mut rx: mpsc::Receiver<(PublicKey, u64, u32)>,
+    mut rx: mpsc::Receiver<(PublicKey, SyncMessage)>,
     net: mpsc::Sender<NetCommand>,
     budget: usize,
 ) {
-    let mut served: std::collections::HashMap<PublicKey, (Instant, u32)> = Default::default();
-    while let Some((peer, from, count)) = rx.recv().await {
+    let mut served: std::collections::HashMap<(PublicKey, bool), (Instant, u32)> =
+        Default::default();
+    while let Some((peer, request)) = rx.recv().await {
         let now = Instant::now();
         served.retain(|_, (since, _)| now.duration_since(*since) < Duration::from_secs(1));
-        let (_, n) = served.entry(peer).or_insert((now, 0));
-        if *n >= SERVE_PER_PEER_PER_SEC {
+        let chunk = matches!(request, SyncMessage::ChunkRequest { .. });
+        let (_, n) = served.entry((peer, chunk)).or_insert((now, 0));
+        let limit = if chunk {
+            SERVE_CHUNKS_PER_PEER_PER_SEC
+        } else {
+            SERVE_PER_PEER_PER_SEC
+        };
+        if *n >= limit {
             // Over its rate: "none now", so it asks another peer at once (see `on_frame`).
             shared.metrics.sync_requests_dropped.inc();
-            if let Some(bytes) = frame(WireMessage::Sync(SyncMessage::none(from))) {
+            if let Some(bytes) = none_now(&request).and_then(|m| frame(WireMessage::Sync(m))) {
                 let _ = net.try_send(NetCommand::Send { to: peer, bytes });
             }
             continue;
@@ -913,11 +994,12 @@ async fn serve_sync(
         *n += 1;
         let store = shared.store.clone();
         let answer = tokio::task::spawn_blocking(move || {
-            crate::host::sync::serve(&store, from, count, budget)
+            crate::host::sync::answer(&store, &request, budget)
         })
         .await;
         match answer {
-            Ok(Ok(message)) => {
+            Ok(Ok(None)) => {}
+            Ok(Ok(Some(message))) => {
                 if let Some(bytes) = frame(WireMessage::Sync(message)) {
                     let _ = net.try_send(NetCommand::Send { to: peer, bytes });
                 }

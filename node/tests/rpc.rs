@@ -404,6 +404,7 @@ async fn committed_blocks_and_transactions() {
         .store
         .commit_block(BlockWrite {
             durable: true,
+            write_tree: false,
             block: &block,
             state_root,
             records: &[(
@@ -463,6 +464,7 @@ async fn committed_blocks_and_transactions() {
         .store
         .commit_block(BlockWrite {
             durable: true,
+            write_tree: false,
             block: &block2,
             state_root,
             records: &[],

@@ -36,6 +36,9 @@ pub struct Verdict {
     pub syncs: u64,
     /// Sync responses honest hosts refused (tampered or unproven).
     pub sync_refused: u64,
+    /// State syncs honest hosts completed, and the snapshot responses they refused.
+    pub restores: u64,
+    pub restore_refused: u64,
     /// Honest nodes that did not commit anew within the liveness bound after GST.
     pub stalled_nodes: usize,
     /// Time from GST until every honest node committed a block above the GST high-water mark.
@@ -200,6 +203,31 @@ impl Checker {
     pub fn sync(&mut self, entered: bool, refused: usize) {
         self.verdict.syncs += u64::from(entered);
         self.verdict.sync_refused += refused as u64;
+    }
+
+    /// An honest host's state-sync events: it installed a snapshot, and refused this many
+    /// responses.
+    pub fn restore(&mut self, installed: bool, refused: usize) {
+        self.verdict.restores += u64::from(installed);
+        self.verdict.restore_refused += refused as u64;
+    }
+
+    /// An honest node installed a snapshot: its tip is now the snapshot's block, which must be
+    /// the agreed block at that height, with the agreed root.
+    pub fn restored(&mut self, node: usize, height: Height, id: Digest, root: Digest) {
+        self.tips.insert(node, (height, id));
+        match self.canonical.get(&height) {
+            Some(agreed) if *agreed != id => {
+                if self.fork_heights.insert(height) {
+                    self.verdict.forks += 1;
+                }
+            }
+            Some(_) => {}
+            None => {
+                self.canonical.insert(height, id);
+            }
+        }
+        self.state_root(height, root, 0);
     }
 
     /// A crashed node lost its chain data too: its next commit is height 1 again.

@@ -48,6 +48,10 @@ pub struct SimConfig {
     /// `consensus.max_orphan_blocks` of every node (the daemon's default unless lowered, so
     /// that a node behind must catch up by forward sync rather than by fetching orphans).
     pub max_orphan_blocks: usize,
+    /// Snapshot heights are multiples of this (0: no snapshots).
+    pub snapshot_every: u64,
+    /// A node restarted with no chain data (wiped) joins by state sync.
+    pub state_sync: bool,
 }
 
 impl SimConfig {
@@ -70,6 +74,8 @@ impl SimConfig {
             tx_interval_ms: 100,
             wipes: false,
             max_orphan_blocks: 4_096,
+            snapshot_every: 0,
+            state_sync: false,
         }
     }
 

@@ -293,6 +293,9 @@ impl Sim {
                 // An omitter leader waits for the votes it means to rebuild its QC from.
                 min_delay_ms: if omitter { omission::WAIT_MS } else { 0 },
             },
+            snapshot_every: self.cfg.snapshot_every,
+            // A restart, not the network's first start (when nobody has snapshots).
+            state_sync: self.cfg.state_sync && self.now > 0,
         }
     }
 
@@ -482,20 +485,28 @@ impl Sim {
         if self.nodes[node].host.is_none() {
             return; // down: the message is lost
         }
-        if let SyncMessage::Request {
-            from: height,
-            count,
-        } = msg
-        {
-            let mut answer =
-                sync::serve(&self.nodes[node].disk, height, count, MAX_MESSAGE_BYTES / 2)
-                    .unwrap_or_else(|e| panic!("node {node}: serving sync failed in memory: {e}"));
+        let answer = sync::answer(&self.nodes[node].disk, &msg, MAX_MESSAGE_BYTES / 2)
+            .unwrap_or_else(|e| panic!("node {node}: serving sync failed in memory: {e}"));
+        if let Some(mut answer) = answer {
             if self.is_forger(node) {
-                // A Byzantine server: its first block's payload altered (its id kept).
-                if let SyncMessage::Response { blocks, .. } = &mut answer {
-                    if let Some(first) = blocks.first_mut() {
-                        first.payload.push(0);
+                // A Byzantine server: its first block's payload altered (its id kept), or
+                // its chunk's first account's balance raised.
+                match &mut answer {
+                    SyncMessage::Response { blocks, .. } => {
+                        if let Some(first) = blocks.first_mut() {
+                            first.payload.push(0);
+                        }
                     }
+                    SyncMessage::Chunk {
+                        chunk: Some(chunk), ..
+                    } => {
+                        if let Some((_, value)) = chunk.leaves.first_mut() {
+                            if let Some(byte) = value.first_mut() {
+                                *byte = byte.wrapping_add(1);
+                            }
+                        }
+                    }
+                    _ => {}
                 }
             }
             self.route(node, Some(from), Payload::Sync(answer));
@@ -562,6 +573,33 @@ impl Sim {
             self.check_persisted(node, &out);
             self.checker
                 .sync(out.sync_switched == Some(true), out.sync_refused.len());
+            self.checker
+                .restore(out.restored.is_some(), out.restore_refused.len());
+            if std::env::var_os("SIM_DEBUG").is_some() {
+                for (peer, e) in &out.restore_refused {
+                    eprintln!(
+                        "node {node} refused a snapshot response of {}: {e}",
+                        peer.short()
+                    );
+                }
+            }
+            if std::env::var_os("SIM_DEBUG").is_some() {
+                if let Some(r) = &out.restored {
+                    eprintln!("node {node} t={} restored {r:?}", self.now);
+                }
+                if out.restore_abandoned {
+                    eprintln!("node {node} t={} gave up state sync", self.now);
+                }
+                if let Some(s) = out.sync_switched {
+                    eprintln!("node {node} t={} sync switched {s}", self.now);
+                }
+            }
+            if out.restored.is_some() {
+                if let Ok(Some(tip)) = self.nodes[node].disk.tip() {
+                    self.checker
+                        .restored(node, tip.block.height, tip.block.id, tip.state_root);
+                }
+            }
             if !out.evidence.is_empty() {
                 self.checker.evidence();
             }
@@ -573,6 +611,16 @@ impl Sim {
         }
         if !out.committed.is_empty() {
             self.on_commit(node, &out);
+        }
+        // Made at once here; the daemon makes them off its loop.
+        for due in &out.snapshot_due {
+            hotledger_node::storage::snapshot::create(
+                &self.nodes[node].disk,
+                due.height,
+                due.certified_by,
+                4,
+            )
+            .unwrap_or_else(|e| panic!("node {node}: making a snapshot failed in memory: {e}"));
         }
         for m in out.messages {
             match m {

@@ -11,6 +11,11 @@ pub struct StartArgs {
     /// Log line format [default: config.toml's log_format, else text]
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// With no chain data yet, restore the state from a peer's snapshot (checked against the
+    /// validators' signatures) and block-sync from there, instead of replaying every block
+    /// [config.toml: statesync.enable]
+    #[arg(long)]
+    pub state_sync: bool,
 }
 
 /// Runs the node; `args` override config.toml.
@@ -24,7 +29,11 @@ pub fn run(home: &Home, args: StartArgs) -> Result<()> {
         .thread_name("hotledger")
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(hotledger_node::node::run(home, args.log_format))?;
+    runtime.block_on(hotledger_node::node::run(
+        home,
+        args.log_format,
+        args.state_sync,
+    ))?;
     Ok(())
 }
 

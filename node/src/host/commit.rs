@@ -37,7 +37,8 @@ pub(super) fn certified(commit: &Commit) -> impl Iterator<Item = (&Block, &Quoru
 }
 
 /// Executes `block` on the committed state and writes it in one batch, synced if `durable`
-/// (see [`BlockWrite::durable`]); returns the new tip and the report.
+/// (see [`BlockWrite::durable`]), its tree written in full if `write_tree` (a snapshot height);
+/// returns the new tip and the report.
 pub(super) fn apply<S: ChainStore>(
     store: &S,
     tip: &CommitTip,
@@ -45,6 +46,7 @@ pub(super) fn apply<S: ChainStore>(
     qc: &QuorumCert,
     decoded: &DecodedPayload,
     durable: bool,
+    write_tree: bool,
 ) -> Result<(CommitTip, CommitReport), NodeError> {
     let exec = execute(store, &decoded.payload.txs)?;
     let (state_root, tree) = compute_state_root(store, block.height, &exec.updates)?;
@@ -63,6 +65,7 @@ pub(super) fn apply<S: ChainStore>(
         tree,
         tip: &tip,
         durable,
+        write_tree,
     })?;
     let report = CommitReport {
         height: block.height,

@@ -36,6 +36,7 @@ mod commit;
 mod pacing;
 mod payload;
 mod serve;
+pub mod statesync;
 pub mod sync;
 
 use std::collections::VecDeque;
@@ -54,10 +55,12 @@ use crate::storage::{ChainStore, CommitTip, SafetyStore, StorageError};
 
 pub use commit::CommitReport;
 pub use pacing::Pacing;
+pub use statesync::{RestoreError, RestoreSummary, SnapshotOffer};
 pub use sync::{SyncError, SyncMessage, SyncSummary};
 
 use pacing::Pacer;
 use payload::Payloads;
+use statesync::Restorer;
 use sync::Syncer;
 
 /// The mempool, shared with the JSON-RPC server and the gossip task that admit into it.
@@ -78,6 +81,11 @@ pub struct HostConfig {
     /// Most bytes of one network message: block responses are cut to half of it.
     pub max_message_bytes: usize,
     pub pacing: Pacing,
+    /// Heights at which a snapshot is made (their trees written in full), a multiple of this;
+    /// 0: none.
+    pub snapshot_every: u64,
+    /// A store still at genesis restores a peer's snapshot before following the chain.
+    pub state_sync: bool,
 }
 
 /// A message to put on the wire.
@@ -126,6 +134,22 @@ pub struct Output {
     pub synced: Option<SyncSummary>,
     /// Peers' block requests left unanswered: over their rate.
     pub block_requests_dropped: u64,
+    /// State-sync responses refused (the peer is struck).
+    pub restore_refused: Vec<(PublicKey, RestoreError)>,
+    /// A state sync installed its snapshot.
+    pub restored: Option<RestoreSummary>,
+    /// A state sync gave up: no peer offered a snapshot ([`statesync::NO_OFFER_MS`]).
+    pub restore_abandoned: bool,
+    /// Snapshots to make now, off the loop ([`crate::storage::snapshot::create`]).
+    pub snapshot_due: Vec<SnapshotDue>,
+}
+
+/// A snapshot the host's commits call for: the state at `height`, whose root the committed
+/// block at `certified_by` claims.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotDue {
+    pub height: u64,
+    pub certified_by: u64,
 }
 
 /// What [`Host::open`] found and did, for the start-up log.
@@ -137,6 +161,8 @@ pub struct Opened {
     pub rebuilt: u64,
     pub height: u64,
     pub last_voted_round: Round,
+    /// A state sync runs (from nothing, or resumed: the chunks held at start).
+    pub restoring: Option<u32>,
 }
 
 /// The host's view of the chain, for `status` and metrics.
@@ -186,6 +212,11 @@ pub struct Host<S: ChainStore> {
     max_message_bytes: usize,
     /// Block requests answered per peer (rate limit).
     served: serve::Served,
+    /// The state sync in progress: nothing else runs until it installs its snapshot.
+    restorer: Option<Restorer>,
+    snapshot_every: u64,
+    /// The highest snapshot height called for (or held).
+    last_snapshot: u64,
 }
 
 impl<S: ChainStore> Host<S> {
@@ -206,11 +237,33 @@ impl<S: ChainStore> Host<S> {
         let tip = store.tip()?.ok_or(StorageError::MissingTip)?;
         let rebuilt = rebuild_tree(&store)?;
         let recorded = safety.get()?.unwrap_or_default();
+        let validators = config.consensus.validators.len();
+        let (restorer, restoring) = match store.restore_anchor()? {
+            Some(anchor) => {
+                let held = store.snapshot_chunks_held(anchor.manifest.height)?;
+                let count = u32::try_from(held.len()).unwrap_or(u32::MAX);
+                (
+                    Some(Restorer::new(validators, Some(anchor), &held)),
+                    Some(count),
+                )
+            }
+            None if config.state_sync && tip.block.height == 0 => {
+                (Some(Restorer::new(validators, None, &[])), Some(0))
+            }
+            None => (None, None),
+        };
+        let last_snapshot = store
+            .snapshots()?
+            .iter()
+            .map(|m| m.height)
+            .max()
+            .unwrap_or(0);
         let opened = Opened {
             initialised,
             rebuilt,
             height: tip.block.height,
             last_voted_round: recorded.last_voted_round,
+            restoring,
         };
         let mut consensus = config.consensus;
         consensus.check_payloads = true;
@@ -252,6 +305,9 @@ impl<S: ChainStore> Host<S> {
             last_now_ms: 0,
             max_message_bytes: config.max_message_bytes,
             served: serve::Served::default(),
+            restorer,
+            snapshot_every: config.snapshot_every,
+            last_snapshot,
         };
         Ok((host, opened))
     }
@@ -261,7 +317,7 @@ impl<S: ChainStore> Host<S> {
     /// While syncing ([`View::syncing`]) the core is not fed: the event is dropped.
     pub fn handle(&mut self, now_ms: u64, event: Event) -> Result<Output, NodeError> {
         let mut out = Output::default();
-        if self.syncer.active() {
+        if self.syncer.active() || self.restorer.is_some() {
             return Ok(out);
         }
         self.feed(now_ms, event, &mut out)?;
@@ -278,32 +334,116 @@ impl<S: ChainStore> Host<S> {
         message: SyncMessage,
     ) -> Result<Output, NodeError> {
         let mut out = Output::default();
+        let checks = sync::Checks {
+            verifier: hotledger_consensus::Verifier {
+                chain_id: &self.config.chain_id,
+                genesis: &self.config.genesis,
+                validators: &self.config.validators,
+            },
+            max_payload: self.config.params.max_payload_bytes,
+        };
         match message {
             SyncMessage::Status { low, high } => self.syncer.on_status(from, low, high),
-            SyncMessage::Request { .. } => return Ok(out),
+            SyncMessage::Request { .. } | SyncMessage::ChunkRequest { .. } => return Ok(out),
+            SyncMessage::Snapshots { offers } => {
+                if let Some(r) = self.restorer.as_mut() {
+                    if let Err(e) = r.on_offers(now_ms, from, offers) {
+                        out.restore_refused.push((from, e));
+                    }
+                }
+            }
             SyncMessage::Response {
                 from: height,
                 blocks,
                 proof,
             } => {
-                let checks = sync::Checks {
-                    verifier: hotledger_consensus::Verifier {
-                        chain_id: &self.config.chain_id,
-                        genesis: &self.config.genesis,
-                        validators: &self.config.validators,
-                    },
-                    max_payload: self.config.params.max_payload_bytes,
-                };
-                if let Err(e) = self
+                if let Some(r) = self.restorer.as_mut() {
+                    match r.on_anchor_response(
+                        now_ms,
+                        from,
+                        height,
+                        &blocks,
+                        proof.as_ref(),
+                        &checks,
+                    ) {
+                        Ok(Some(anchor)) => self.store.put_restore_anchor(&anchor)?,
+                        Ok(None) | Err(RestoreError::Short { .. }) => {}
+                        Err(e) => out.restore_refused.push((from, e)),
+                    }
+                } else if let Err(e) = self
                     .syncer
                     .on_response(now_ms, from, height, blocks, proof, &checks)
                 {
                     out.sync_refused.push((from, e));
                 }
             }
+            SyncMessage::Chunk {
+                height,
+                index,
+                chunk,
+            } => {
+                if let Some(r) = self.restorer.as_mut() {
+                    match r.on_chunk(now_ms, from, height, index, chunk) {
+                        Ok(Some(got)) => {
+                            if let Some(anchor) = r.anchor() {
+                                let manifest = crate::storage::SnapshotManifest {
+                                    complete: false,
+                                    ..anchor.manifest
+                                };
+                                self.store.put_snapshot(&manifest, &[got])?;
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(e) => out.restore_refused.push((from, e)),
+                    }
+                }
+            }
         }
-        self.sync_step(now_ms, &mut out)?;
+        if self.restorer.is_some() {
+            self.restore_step(now_ms, &mut out)?;
+        } else {
+            self.sync_step(now_ms, &mut out)?;
+        }
         Ok(out)
+    }
+
+    /// Asks for the snapshot's anchor and chunks, and installs it once every chunk is held
+    /// (see [`statesync`]); then the core starts on its height.
+    fn restore_step(&mut self, now_ms: u64, out: &mut Output) -> Result<(), NodeError> {
+        self.last_now_ms = now_ms;
+        let Some(r) = self.restorer.as_mut() else {
+            return Ok(());
+        };
+        if r.give_up(now_ms) {
+            self.restorer = None;
+            out.restore_abandoned = true;
+            return self.restart_core(now_ms, out);
+        }
+        if !r.done() {
+            let history = self.config.history_blocks();
+            let best = self.syncer.best_high(now_ms);
+            for (peer, message) in r.requests(now_ms, history, best) {
+                out.messages.push(Outgoing::Sync {
+                    to: Some(peer),
+                    message,
+                });
+            }
+            return Ok(());
+        }
+        let summary = r.summary(now_ms);
+        let Some(anchor) = r.anchor().cloned() else {
+            return Ok(());
+        };
+        let tree = crate::storage::snapshot::restored_tree(&self.store, &anchor)?;
+        self.store.install_snapshot(&anchor, &tree)?;
+        self.restorer = None;
+        self.tip = self.store.tip()?.ok_or(StorageError::MissingTip)?;
+        self.earliest = self.store.earliest()?;
+        self.last_snapshot = self.last_snapshot.max(anchor.manifest.height);
+        self.payloads
+            .note_root(anchor.manifest.height, anchor.manifest.root);
+        out.restored = Some(summary);
+        self.restart_core(now_ms, out)
     }
 
     /// Switches to sync when far behind, applies proven blocks, asks for more, and hands back
@@ -382,6 +522,25 @@ impl<S: ChainStore> Host<S> {
                 .syncer
                 .status(now_ms, self.earliest, self.tip.block.height);
             out.messages.push(Outgoing::Sync { to: None, message });
+            let mut offers: Vec<SnapshotOffer> = self
+                .store
+                .snapshots()?
+                .iter()
+                .filter(|m| m.complete)
+                .map(SnapshotOffer::from)
+                .collect();
+            if !offers.is_empty() {
+                offers.sort_unstable_by_key(|o| std::cmp::Reverse(o.height));
+                offers.truncate(statesync::MAX_OFFERS);
+                out.messages.push(Outgoing::Sync {
+                    to: None,
+                    message: SyncMessage::Snapshots { offers },
+                });
+            }
+        }
+        if self.restorer.is_some() {
+            self.restore_step(now_ms, &mut out)?;
+            return Ok(out);
         }
         self.sync_step(now_ms, &mut out)?;
         if self.syncer.active() {
@@ -405,7 +564,10 @@ impl<S: ChainStore> Host<S> {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let sync = self.syncer.wake_at();
+        let mut sync = self.syncer.wake_at();
+        if let Some(at) = self.restorer.as_ref().and_then(Restorer::wake_at) {
+            sync = sync.min(at);
+        }
         Some(core.map_or(sync, |at| at.min(sync)))
     }
 
@@ -446,6 +608,7 @@ impl<S: ChainStore> Host<S> {
             round: self.core.round(),
             high_qc_height,
             syncing: self.syncer.active()
+                || self.restorer.is_some()
                 || orphans > 0
                 || high_qc_height > self.tip.block.height.saturating_add(3),
             timeouts_sent: self.core.stats().timeouts_sent,
@@ -557,7 +720,31 @@ impl<S: ChainStore> Host<S> {
     ) -> Result<CommitReport, NodeError> {
         let started = std::time::Instant::now();
         let decoded = self.payloads.decoded(block);
-        let (tip, report) = commit::apply(&self.store, &self.tip, block, qc, &decoded, durable)?;
+        let every = self.snapshot_every;
+        let write_tree = every > 0 && block.height.is_multiple_of(every);
+        let (tip, report) = commit::apply(
+            &self.store,
+            &self.tip,
+            block,
+            qc,
+            &decoded,
+            durable,
+            write_tree,
+        )?;
+        // A block claiming the root at a snapshot height certifies that root: the snapshot
+        // can be made, and restorers can check it.
+        let claimed = decoded.payload.state_height;
+        if every > 0
+            && claimed > self.last_snapshot
+            && claimed.is_multiple_of(every)
+            && claimed < block.height
+        {
+            self.last_snapshot = claimed;
+            out.snapshot_due.push(SnapshotDue {
+                height: claimed,
+                certified_by: block.height,
+            });
+        }
         if durable {
             // The commit's batch is synced: the writes before it are durable.
             self.unsynced_blocks = false;

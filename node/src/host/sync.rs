@@ -36,7 +36,10 @@ use std::collections::BTreeMap;
 
 use hotledger_consensus::{Block, ConsensusError, QuorumCert, Verifier};
 use hotledger_crypto::PublicKey;
+use hotledger_ledger::SnapshotChunk;
 use serde::{Deserialize, Serialize};
+
+use super::statesync::SnapshotOffer;
 
 /// How often a node tells its peers which heights it holds.
 pub const STATUS_INTERVAL_MS: u64 = 1_000;
@@ -72,6 +75,17 @@ pub enum SyncMessage {
         blocks: Vec<Block>,
         proof: Option<QuorumCert>,
     },
+    /// The complete state snapshots the sender holds and serves (state sync, see
+    /// [`super::statesync`]).
+    Snapshots { offers: Vec<SnapshotOffer> },
+    /// Chunk `index` of the snapshot at `height`.
+    ChunkRequest { height: u64, index: u32 },
+    /// The chunk asked for (none: not held).
+    Chunk {
+        height: u64,
+        index: u32,
+        chunk: Option<SnapshotChunk>,
+    },
 }
 
 impl SyncMessage {
@@ -90,6 +104,9 @@ impl SyncMessage {
             SyncMessage::Status { .. } => "sync-status",
             SyncMessage::Request { .. } => "sync-request",
             SyncMessage::Response { .. } => "sync-response",
+            SyncMessage::Snapshots { .. } => "snapshots",
+            SyncMessage::ChunkRequest { .. } => "chunk-request",
+            SyncMessage::Chunk { .. } => "chunk",
         }
     }
 }
@@ -476,7 +493,7 @@ impl Syncer {
 }
 
 /// Checks a response's blocks and proof (see the module docs).
-fn check(
+pub(super) fn check(
     from: u64,
     blocks: &[Block],
     proof: Option<&QuorumCert>,
@@ -524,6 +541,36 @@ fn check(
     }
     verifier.verify_qc(proof)?;
     Ok(())
+}
+
+/// The answer to a peer's request from `store`, off the consensus loop: blocks ([`serve`]) or
+/// a snapshot chunk. Other messages are not requests: `None`.
+pub fn answer<S: crate::storage::ChainStore>(
+    store: &S,
+    request: &SyncMessage,
+    budget: usize,
+) -> Result<Option<SyncMessage>, crate::storage::StorageError> {
+    match *request {
+        SyncMessage::Request { from, count } => serve(store, from, count, budget).map(Some),
+        SyncMessage::ChunkRequest { height, index } => {
+            // Only a complete snapshot is served (one being restored is not yet checked whole).
+            let complete = store
+                .snapshots()?
+                .iter()
+                .any(|m| m.height == height && m.complete);
+            let chunk = if complete {
+                store.snapshot_chunk(height, index)?
+            } else {
+                None
+            };
+            Ok(Some(SyncMessage::Chunk {
+                height,
+                index,
+                chunk,
+            }))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Blocks a server may add past the asked count to reach a block it can prove committed.

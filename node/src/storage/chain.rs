@@ -16,7 +16,21 @@ use jmt::Version;
 use rocksdb::WriteBatch;
 use serde::{Deserialize, Serialize};
 
-use super::{decode, encode, ChainStore, StorageError, Store, SCHEMA_VERSION};
+use super::snapshot::chunk_key;
+use super::{
+    decode, encode, ChainStore, RestoreAnchor, SnapshotManifest, StorageError, Store,
+    SCHEMA_VERSION,
+};
+use hotledger_ledger::SnapshotChunk;
+
+/// The `meta` key prefix of snapshot manifests (then the height, big-endian).
+const SNAPSHOT_PREFIX: &[u8] = b"snap";
+
+fn manifest_key(height: u64) -> Vec<u8> {
+    let mut key = SNAPSHOT_PREFIX.to_vec();
+    key.extend_from_slice(&height.to_be_bytes());
+    key
+}
 
 /// The last committed block and what a restart needs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +76,9 @@ pub struct BlockWrite<'a> {
     /// (one write-ahead log, replayed in order, so the tip stays that of a whole block), and they
     /// are fetched again.
     pub durable: bool,
+    /// Write this version's state tree in full whatever the write policy says: a snapshot is
+    /// made of it (see [`super::snapshot`]).
+    pub write_tree: bool,
 }
 
 /// A height's entry in `blocks`; the body is in `bodies` under `height ‖ id`.
@@ -250,7 +267,8 @@ impl ChainStore for Store {
         for stale in done.iter().filter(|k| **k != key) {
             batch.delete_cf(bodies, stale);
         }
-        let wrote_tree = self.put_due_tree_write(&mut batch, height, &w.tree.node_batch)?;
+        let wrote_tree =
+            self.put_due_tree_write(&mut batch, height, &w.tree.node_batch, w.write_tree)?;
         if w.durable {
             self.sync_write(batch)?;
         } else {
@@ -394,6 +412,174 @@ impl ChainStore for Store {
         );
         self.sync_write(batch)?;
         Ok(end)
+    }
+
+    fn snapshots(&self) -> Result<Vec<SnapshotManifest>, StorageError> {
+        let mut out = Vec::new();
+        let mut it = self.db.raw_iterator_cf(self.cf("meta")?);
+        it.seek(SNAPSHOT_PREFIX);
+        while it.valid() {
+            let (Some(key), Some(value)) = (it.key(), it.value()) else {
+                break;
+            };
+            if !key.starts_with(SNAPSHOT_PREFIX) {
+                break;
+            }
+            out.push(decode("meta", "snapshot manifest", value)?);
+            it.next();
+        }
+        it.status().map_err(StorageError::io("meta"))?;
+        Ok(out)
+    }
+
+    fn put_snapshot(
+        &self,
+        manifest: &SnapshotManifest,
+        chunks: &[(u32, SnapshotChunk)],
+    ) -> Result<(), StorageError> {
+        let mut batch = WriteBatch::default();
+        let cf = self.cf("snapshots")?;
+        for (index, chunk) in chunks {
+            batch.put_cf(
+                cf,
+                chunk_key(manifest.height, *index),
+                encode(chunk, "snapshot chunk")?,
+            );
+        }
+        batch.put_cf(
+            self.cf("meta")?,
+            manifest_key(manifest.height),
+            encode(manifest, "snapshot manifest")?,
+        );
+        self.sync_write(batch)
+    }
+
+    fn snapshot_chunk(
+        &self,
+        height: u64,
+        index: u32,
+    ) -> Result<Option<SnapshotChunk>, StorageError> {
+        self.get("snapshots", &chunk_key(height, index), "snapshot chunk")
+    }
+
+    fn snapshot_chunks_held(&self, height: u64) -> Result<Vec<u32>, StorageError> {
+        let mut out = Vec::new();
+        let mut it = self.db.raw_iterator_cf(self.cf("snapshots")?);
+        it.seek(chunk_key(height, 0));
+        while it.valid() {
+            let Some(key) = it.key() else { break };
+            let Some((h, i)) = key.split_first_chunk::<8>() else {
+                break;
+            };
+            if u64::from_be_bytes(*h) != height {
+                break;
+            }
+            let index = <[u8; 4]>::try_from(i).map_err(|_| StorageError::UndecodableKey {
+                cf: "snapshots",
+                len: key.len(),
+            })?;
+            out.push(u32::from_be_bytes(index));
+            it.next();
+        }
+        it.status().map_err(StorageError::io("snapshots"))?;
+        Ok(out)
+    }
+
+    fn delete_snapshot(&self, height: u64) -> Result<(), StorageError> {
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(
+            self.cf("snapshots")?,
+            chunk_key(height, 0),
+            chunk_key(height.saturating_add(1), 0),
+        );
+        batch.delete_cf(self.cf("meta")?, manifest_key(height));
+        self.sync_write(batch)
+    }
+
+    fn restore_anchor(&self) -> Result<Option<RestoreAnchor>, StorageError> {
+        self.get("meta", b"restore", "state sync anchor")
+    }
+
+    fn put_restore_anchor(&self, anchor: &RestoreAnchor) -> Result<(), StorageError> {
+        let mut batch = WriteBatch::default();
+        let meta = self.cf("meta")?;
+        batch.put_cf(meta, b"restore", encode(anchor, "state sync anchor")?);
+        let manifest = SnapshotManifest {
+            complete: false,
+            ..anchor.manifest
+        };
+        batch.put_cf(
+            meta,
+            manifest_key(manifest.height),
+            encode(&manifest, "snapshot manifest")?,
+        );
+        self.sync_write(batch)
+    }
+
+    fn install_snapshot(
+        &self,
+        anchor: &RestoreAnchor,
+        tree: &TreeUpdateBatch,
+    ) -> Result<(), StorageError> {
+        let m = anchor.manifest;
+        let height = m.height;
+        let block = &anchor.block;
+        let mut batch = WriteBatch::default();
+        self.put_values(&mut batch, tree)?;
+        let nodes = self.cf("tree_nodes")?;
+        for (key, node) in tree.node_batch.nodes() {
+            batch.put_cf(nodes, encode_node_key(key)?, encode_node(node)?);
+        }
+        let done = self.uncommitted_up_to(height)?;
+        let bodies = self.cf("bodies")?;
+        for stale in &done {
+            batch.delete_cf(bodies, stale);
+        }
+        batch.put_cf(bodies, body_key(height, &block.id), encode(block, "block")?);
+        let entry = CommittedBlock {
+            id: block.id,
+            state_root: m.root,
+        };
+        batch.put_cf(
+            self.cf("blocks")?,
+            height.to_be_bytes(),
+            encode(&entry, "committed block")?,
+        );
+        batch.put_cf(
+            self.cf("block_ids")?,
+            block.id.as_bytes(),
+            height.to_be_bytes(),
+        );
+        let tip = CommitTip {
+            block: block.info(),
+            qc: anchor.qc.clone(),
+            state_root: m.root,
+            committed_txs: 0,
+        };
+        let meta = self.cf("meta")?;
+        batch.put_cf(meta, b"tip", encode(&tip, "commit tip")?);
+        batch.put_cf(meta, b"earliest", encode(&height, "earliest height")?);
+        batch.put_cf(meta, b"tree_version", encode(&height, "tree version")?);
+        let manifest = SnapshotManifest {
+            complete: true,
+            ..m
+        };
+        batch.put_cf(
+            meta,
+            manifest_key(height),
+            encode(&manifest, "snapshot manifest")?,
+        );
+        batch.delete_cf(meta, b"restore");
+        self.sync_write(batch)?;
+        self.committed_height.store(height, Ordering::Relaxed);
+        *self.overlay()? = hotledger_ledger::NodeOverlay::new(height);
+        // Every account read before (the genesis ones) may have changed.
+        self.accounts.clear();
+        let mut keys = self.uncommitted_keys()?;
+        for key in &done {
+            keys.remove(key);
+        }
+        Ok(())
     }
 
     /// Committed heights whose state-tree nodes are neither written nor held in memory (see

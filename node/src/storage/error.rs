@@ -88,6 +88,8 @@ pub enum StorageError {
     #[error("committed block {id} at height {height} has no body")]
     MissingBody { height: u64, id: Digest },
     /// A committed height without its block: damaged.
+    #[error("chunk {index} of the snapshot at height {height} is missing")]
+    MissingChunk { height: u64, index: u32 },
     #[error("committed block at height {height} is missing")]
     MissingBlock { height: u64 },
     /// A committed block whose payload does not decode (read back to rebuild the state tree).

@@ -20,7 +20,11 @@ use jmt::storage::{LeafNode, Node, NodeKey, TreeReader, TreeUpdateBatch};
 use jmt::{KeyHash, OwnedValue, Version};
 
 use super::tree::rebuild;
-use super::{BlockWrite, ChainStore, CommitTip, StorageError, StoredBlock, TxRecord};
+use super::{
+    BlockWrite, ChainStore, CommitTip, RestoreAnchor, SnapshotManifest, StorageError, StoredBlock,
+    TxRecord,
+};
+use hotledger_ledger::SnapshotChunk;
 
 /// An in-memory [`ChainStore`]. Clones share one state.
 #[derive(Clone, Debug, Default)]
@@ -49,6 +53,9 @@ struct State {
     unsynced: BTreeSet<BodyKey>,
     /// The lowest height not pruned (0: never pruned, i.e. 1).
     earliest: u64,
+    snapshots: BTreeMap<u64, SnapshotManifest>,
+    chunks: BTreeMap<(u64, u32), SnapshotChunk>,
+    restore: Option<RestoreAnchor>,
     /// The state as of the last synced write, kept while commits written unsynced
     /// ([`BlockWrite::durable`] false) follow it: a crash returns to it.
     durable: Option<Box<State>>,
@@ -159,6 +166,106 @@ impl ChainStore for MemoryStore {
         Ok(end)
     }
 
+    fn snapshots(&self) -> Result<Vec<SnapshotManifest>, StorageError> {
+        Ok(self.lock()?.snapshots.values().copied().collect())
+    }
+
+    fn put_snapshot(
+        &self,
+        manifest: &SnapshotManifest,
+        chunks: &[(u32, SnapshotChunk)],
+    ) -> Result<(), StorageError> {
+        let mut s = self.lock()?;
+        for (index, chunk) in chunks {
+            s.chunks.insert((manifest.height, *index), chunk.clone());
+        }
+        s.snapshots.insert(manifest.height, *manifest);
+        s.synced();
+        Ok(())
+    }
+
+    fn snapshot_chunk(
+        &self,
+        height: u64,
+        index: u32,
+    ) -> Result<Option<SnapshotChunk>, StorageError> {
+        Ok(self.lock()?.chunks.get(&(height, index)).cloned())
+    }
+
+    fn snapshot_chunks_held(&self, height: u64) -> Result<Vec<u32>, StorageError> {
+        let s = self.lock()?;
+        Ok(s.chunks
+            .range((height, 0)..=(height, u32::MAX))
+            .map(|((_, i), _)| *i)
+            .collect())
+    }
+
+    fn delete_snapshot(&self, height: u64) -> Result<(), StorageError> {
+        let mut s = self.lock()?;
+        s.snapshots.remove(&height);
+        let held: Vec<(u64, u32)> = s
+            .chunks
+            .range((height, 0)..=(height, u32::MAX))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in held {
+            s.chunks.remove(&key);
+        }
+        s.synced();
+        Ok(())
+    }
+
+    fn restore_anchor(&self) -> Result<Option<RestoreAnchor>, StorageError> {
+        Ok(self.lock()?.restore.clone())
+    }
+
+    fn put_restore_anchor(&self, anchor: &RestoreAnchor) -> Result<(), StorageError> {
+        let mut s = self.lock()?;
+        let manifest = SnapshotManifest {
+            complete: false,
+            ..anchor.manifest
+        };
+        s.snapshots.insert(manifest.height, manifest);
+        s.restore = Some(anchor.clone());
+        s.synced();
+        Ok(())
+    }
+
+    fn install_snapshot(
+        &self,
+        anchor: &RestoreAnchor,
+        tree: &TreeUpdateBatch,
+    ) -> Result<(), StorageError> {
+        let mut s = self.lock()?;
+        let m = anchor.manifest;
+        let block = &anchor.block;
+        s.tree.put_batch(&tree.node_batch)?;
+        for stale in s.uncommitted_up_to(m.height) {
+            s.bodies.remove(&stale);
+        }
+        s.bodies.insert((m.height, block.id), block.clone());
+        s.blocks.insert(m.height, (block.id, m.root));
+        s.block_ids.insert(block.id, m.height);
+        s.tip = Some(CommitTip {
+            block: block.info(),
+            qc: anchor.qc.clone(),
+            state_root: m.root,
+            committed_txs: 0,
+        });
+        s.earliest = m.height;
+        s.overlay = NodeOverlay::new(m.height);
+        s.snapshots.insert(
+            m.height,
+            SnapshotManifest {
+                complete: true,
+                ..m
+            },
+        );
+        s.restore = None;
+        s.synced();
+        Ok(())
+    }
+
     fn is_fresh(&self) -> Result<bool, StorageError> {
         Ok(self.lock()?.genesis.is_none())
     }
@@ -214,7 +321,7 @@ impl ChainStore for MemoryStore {
         let b = w.block;
         let key = (b.height, b.id);
         let nodes = w.tree.node_batch;
-        let write_tree = s.overlay.must_write(b.height, nodes.nodes().len());
+        let write_tree = w.write_tree || s.overlay.must_write(b.height, nodes.nodes().len());
         if write_tree {
             s.write_tree(b.height, Some(&nodes))?;
         }

@@ -44,6 +44,10 @@
 //! | `block_ids` | block id | height (u64 BE) |
 //! | `txs` | tx hash | `TxRecord` |
 //! | `tree_nodes`, `tree_values` | see `hotledger_ledger::root` | state tree |
+//! | `snapshots` | height (u64 BE) ‖ chunk index (u32 BE) | `SnapshotChunk` of a snapshot (see [`snapshot`]) |
+//!
+//! `meta` also holds each snapshot's `SnapshotManifest` under `snap` ‖ height (u64 BE), and the
+//! state sync in progress (`RestoreAnchor`) under `restore`.
 //!
 //! Schema 4. A database of another schema is refused with its version named (the earlier ones
 //! are described in `docs/decisions/0100-storage-schema-history.md`).
@@ -53,6 +57,7 @@ mod chain;
 mod error;
 mod memory;
 mod safety;
+pub mod snapshot;
 mod tree;
 
 #[cfg(test)]
@@ -65,6 +70,7 @@ pub use chain::{BlockWrite, CommitTip, StoredBlock, TxRecord};
 pub use error::StorageError;
 pub use memory::MemoryStore;
 pub use safety::{MemorySafety, SafetyFile, SafetyStore};
+pub use snapshot::{RestoreAnchor, SnapshotManifest};
 
 use std::collections::BTreeSet;
 use std::ops::RangeInclusive;
@@ -75,7 +81,7 @@ use std::sync::{Arc, Mutex};
 use hotledger_consensus::Block;
 use hotledger_crypto::cache::ShardedCache;
 use hotledger_crypto::{Digest, PublicKey};
-use hotledger_ledger::{Account, AccountReader, NodeOverlay};
+use hotledger_ledger::{Account, AccountReader, NodeOverlay, SnapshotChunk};
 use jmt::storage::{TreeReader, TreeUpdateBatch};
 use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 use serde::{de::DeserializeOwned, Serialize};
@@ -139,6 +145,38 @@ pub trait ChainStore:
     /// the tip, in one synced batch; returns the new earliest height. The state tree is kept
     /// whole.
     fn prune(&self, below: u64, max: u64) -> Result<u64, StorageError>;
+    /// The snapshots held (see [`snapshot`]): complete ones, which are served, and the one a
+    /// state sync is restoring.
+    fn snapshots(&self) -> Result<Vec<SnapshotManifest>, StorageError>;
+    /// Writes `manifest` and some `chunks` of its snapshot in one synced batch.
+    fn put_snapshot(
+        &self,
+        manifest: &SnapshotManifest,
+        chunks: &[(u32, SnapshotChunk)],
+    ) -> Result<(), StorageError>;
+    /// Chunk `index` of the snapshot at `height`, if held.
+    fn snapshot_chunk(
+        &self,
+        height: u64,
+        index: u32,
+    ) -> Result<Option<SnapshotChunk>, StorageError>;
+    /// The indexes of the chunks held of the snapshot at `height`, in order.
+    fn snapshot_chunks_held(&self, height: u64) -> Result<Vec<u32>, StorageError>;
+    /// Deletes the snapshot at `height` and its chunks (synced).
+    fn delete_snapshot(&self, height: u64) -> Result<(), StorageError>;
+    /// The state sync in progress, if any.
+    fn restore_anchor(&self) -> Result<Option<RestoreAnchor>, StorageError>;
+    /// Records the state sync in progress and its manifest, not complete (synced).
+    fn put_restore_anchor(&self, anchor: &RestoreAnchor) -> Result<(), StorageError>;
+    /// Makes a restored snapshot the store's state, in one synced batch: the tree of its height
+    /// (`tree`, from [`snapshot::restored_tree`]), its block as the commit tip and the earliest
+    /// height held, its manifest complete; the state sync is over. The blocks and transaction
+    /// records below its height are not held.
+    fn install_snapshot(
+        &self,
+        anchor: &RestoreAnchor,
+        tree: &TreeUpdateBatch,
+    ) -> Result<(), StorageError>;
 }
 
 /// The hashes of a committed block's transactions (none if its payload does not decode: it
@@ -150,7 +188,7 @@ pub(crate) fn tx_hashes(block: &Block) -> Vec<Digest> {
 }
 
 const SCHEMA_VERSION: u32 = 4;
-const CFS: [&str; 7] = [
+const CFS: [&str; 8] = [
     "meta",
     "bodies",
     "blocks",
@@ -158,6 +196,7 @@ const CFS: [&str; 7] = [
     "txs",
     "tree_nodes",
     "tree_values",
+    "snapshots",
 ];
 
 /// Most committed accounts kept in memory (about 20 MiB).

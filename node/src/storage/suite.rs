@@ -84,6 +84,7 @@ pub(super) fn commit<S: ChainStore>(
     store
         .commit_block(BlockWrite {
             durable: true,
+            write_tree: false,
             block,
             state_root,
             records,
@@ -217,6 +218,7 @@ fn unsynced_commits_are_lost_only_as_a_suffix<S: ChainStore>(
         store
             .commit_block(BlockWrite {
                 durable: false,
+                write_tree: false,
                 block,
                 state_root: parent.state_root,
                 records: &[],

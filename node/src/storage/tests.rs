@@ -310,6 +310,7 @@ fn a_poisoned_lock_is_an_error_never_skipped() {
     let err = store
         .commit_block(super::BlockWrite {
             durable: true,
+            write_tree: false,
             block: &block,
             state_root: tip.state_root,
             records: &[],

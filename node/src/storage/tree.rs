@@ -38,16 +38,17 @@ impl Store {
         Ok(())
     }
 
-    /// If the overlay's policy says the commit of `height` (whose nodes are `newest`) writes the
-    /// tree, puts that write into `batch` and returns true.
+    /// If `force` or the overlay's policy says the commit of `height` (whose nodes are
+    /// `newest`) writes the tree, puts that write into `batch` and returns true.
     pub(super) fn put_due_tree_write(
         &self,
         batch: &mut WriteBatch,
         height: Version,
         newest: &NodeBatch,
+        force: bool,
     ) -> Result<bool, StorageError> {
         let tree = self.overlay()?;
-        if !tree.must_write(height, newest.nodes().len()) {
+        if !force && !tree.must_write(height, newest.nodes().len()) {
             return Ok(false);
         }
         self.put_tree_write(batch, &tree, height, Some(newest))?;

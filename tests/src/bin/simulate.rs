@@ -86,6 +86,13 @@ struct Args {
     /// conflicting with what it signed before.
     #[arg(long)]
     wipes: bool,
+    /// Make a state snapshot at every multiple of this height (0: none).
+    #[arg(long, default_value_t = 0)]
+    snapshot_every: u64,
+    /// A wiped node joins by state sync from its peers' snapshots (with --wipes and
+    /// --snapshot-every).
+    #[arg(long)]
+    state_sync: bool,
     /// Longest a leader waits for transfers before proposing an empty block (virtual ms; the
     /// daemon's default is 200): a longer wait leaves more time for a higher QC to arrive
     /// while the payload is pending.
@@ -136,6 +143,8 @@ fn sim_config(args: &Args) -> SimConfig {
     cfg.forgers = args.forgers;
     cfg.tx_interval_ms = args.tx_interval_ms;
     cfg.wipes = args.wipes;
+    cfg.snapshot_every = args.snapshot_every;
+    cfg.state_sync = args.state_sync;
     cfg.max_orphan_blocks = args.max_orphan_blocks;
     cfg.payload_delay_ms = args.payload_delay_ms;
     cfg.gst_ms = args.gst_ms;
@@ -200,6 +209,8 @@ fn scenarios(args: &Args, cfg: &SimConfig) -> ExitCode {
     let syncs: u64 = reports.iter().map(|r| r.verdict.syncs).sum();
     let sync_refused: u64 = reports.iter().map(|r| r.verdict.sync_refused).sum();
     let refused: u64 = reports.iter().map(|r| r.verdict.payloads_refused).sum();
+    let restores: u64 = reports.iter().map(|r| r.verdict.restores).sum();
+    let restore_refused: u64 = reports.iter().map(|r| r.verdict.restore_refused).sum();
     let worst = reports
         .iter()
         .filter_map(|r| r.verdict.recovery_ms.map(|ms| (ms, r.seed)))
@@ -211,7 +222,7 @@ fn scenarios(args: &Args, cfg: &SimConfig) -> ExitCode {
     println!(
         "scenarios={} validators={} twins={} forks={} conflicting_votes={} invalid_commits={} \
          repeated_txs={} state_roots_agreed={} state_root_mismatches={} unpersisted_sends={} txs_applied={} \
-         tree_heights_rebuilt={} wipes={} syncs={} sync_responses_refused={} payloads_refused={} \
+         tree_heights_rebuilt={} wipes={} syncs={} sync_responses_refused={} state_syncs={} snapshot_responses_refused={} payloads_refused={} \
          stalled_runs={} commits={} evidence={} \
          worst_recovery_after_gst_ms={} first_failing_seed={} wall_s={:.1}",
         reports.len(),
@@ -229,6 +240,8 @@ fn scenarios(args: &Args, cfg: &SimConfig) -> ExitCode {
         wipes,
         syncs,
         sync_refused,
+        restores,
+        restore_refused,
         refused,
         stalled_runs,
         commits,
