@@ -167,6 +167,72 @@ pub(super) fn suite<S: ChainStore>(make: impl Fn() -> S, crash: impl Fn(S) -> S)
     tree_nodes_are_written_every_few_commits_and_by_flush(&make, &crash);
     a_crash_is_rebuilt_to_every_stored_root(&make, &crash);
     a_rebuild_missing_a_changed_account_is_a_root_mismatch(&make, &crash);
+    a_snapshot_is_made_and_restored_into_a_fresh_store(&make, &crash);
+}
+
+fn a_snapshot_is_made_and_restored_into_a_fresh_store<S: ChainStore>(
+    make: &impl Fn() -> S,
+    crash: &impl Fn(S) -> S,
+) {
+    use super::{snapshot, RestoreAnchor};
+    let (store, tip) = genesis_store(make);
+    let keys = tree_keys();
+    let (tip, roots) = commit_tree_blocks(&store, tip, &keys, 1..=16);
+    let made = snapshot::create(&store, 16, 18, 2).unwrap();
+    assert_eq!(made.root, roots[15]);
+    assert!(made.complete);
+    assert_eq!(
+        made.accounts,
+        keys.len() as u64 + 1,
+        "the genesis account too"
+    );
+    let store = crash(store);
+    assert_eq!(store.snapshots().unwrap(), vec![made]);
+    let held = store.snapshot_chunks_held(16).unwrap();
+    assert_eq!(held, (0..made.chunks()).collect::<Vec<u32>>());
+
+    // A fresh store restores it chunk by chunk, across a crash.
+    let (fresh, _) = genesis_store(make);
+    let restoring = super::SnapshotManifest {
+        complete: false,
+        ..made
+    };
+    let anchor = RestoreAnchor {
+        manifest: restoring,
+        block: store.block_by_height(16).unwrap().unwrap().block,
+        qc: tip.qc.clone(),
+    };
+    fresh.put_restore_anchor(&anchor).unwrap();
+    for index in &held {
+        let chunk = store.snapshot_chunk(16, *index).unwrap().unwrap();
+        hotledger_ledger::verify_chunk(&made.root, made.depth, *index, &chunk).unwrap();
+        fresh.put_snapshot(&restoring, &[(*index, chunk)]).unwrap();
+    }
+    let fresh = crash(fresh);
+    assert_eq!(fresh.restore_anchor().unwrap(), Some(anchor.clone()));
+    assert_eq!(fresh.snapshot_chunks_held(16).unwrap(), held);
+    let tree = snapshot::restored_tree(&fresh, &anchor).unwrap();
+    fresh.install_snapshot(&anchor, &tree).unwrap();
+    let fresh = crash(fresh);
+    let restored = fresh.tip().unwrap().unwrap();
+    assert_eq!(restored.block, anchor.block.info());
+    assert_eq!(restored.state_root, made.root);
+    assert_eq!(fresh.earliest().unwrap(), 16);
+    assert_eq!(fresh.restore_anchor().unwrap(), None);
+    assert_eq!(fresh.snapshots().unwrap(), vec![made]);
+    assert!(fresh.tree_behind().unwrap().is_empty());
+    for key in &keys {
+        assert_eq!(fresh.account(key).unwrap(), store.account(key).unwrap());
+    }
+    // The next block gives both stores the same root.
+    let updates = tree_updates(&keys, 17);
+    let (ours, _) = compute_state_root(&store, 17, &updates).unwrap();
+    let (theirs, _) = compute_state_root(&fresh, 17, &updates).unwrap();
+    assert_eq!(ours, theirs);
+
+    store.delete_snapshot(16).unwrap();
+    assert!(store.snapshots().unwrap().is_empty());
+    assert_eq!(store.snapshot_chunk(16, 0).unwrap(), None);
 }
 
 fn genesis_init_and_fresh_flag<S: ChainStore>(make: &impl Fn() -> S, crash: &impl Fn(S) -> S) {
