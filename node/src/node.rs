@@ -705,6 +705,26 @@ impl Actor {
             tracing::warn!(peer = %peer.short(), %error, "state sync response refused");
             self.penalize(*peer, false);
         }
+        if let Some(m) = out.restore_anchored {
+            tracing::info!(
+                height = m.height,
+                root = %m.root,
+                certified_by = m.certified_by,
+                accounts = m.accounts,
+                chunks = m.chunks(),
+                "state sync: snapshot chosen, its root proven by a certified block"
+            );
+        }
+        if let Some((held, total)) = out.restore_progress {
+            // About every tenth of the way.
+            if held == 1 || held.is_multiple_of((total / 10).max(1)) {
+                tracing::info!(
+                    chunks_held = held,
+                    chunks = total,
+                    "state sync: chunk checked and stored"
+                );
+            }
+        }
         if out.restore_abandoned {
             tracing::warn!(
                 height = self.host.view().height,

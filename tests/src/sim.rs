@@ -593,6 +593,16 @@ impl Sim {
                 if let Some(s) = out.sync_switched {
                     eprintln!("node {node} t={} sync switched {s}", self.now);
                 }
+                for m in &out.messages {
+                    if let Outgoing::Sync {
+                        to: Some(to),
+                        message:
+                            m @ (SyncMessage::Request { .. } | SyncMessage::ChunkRequest { .. }),
+                    } = m
+                    {
+                        eprintln!("node {node} t={} asks {}: {m:?}", self.now, to.short());
+                    }
+                }
             }
             if out.restored.is_some() {
                 if let Ok(Some(tip)) = self.nodes[node].disk.tip() {

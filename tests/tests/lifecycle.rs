@@ -1,6 +1,7 @@
 //! A validator's life on real processes: its chain data deleted while it is down, it restarts
 //! from its safety record (kept apart from the chain data), catches up by forward sync past an
-//! orphan bound far smaller than what it missed, and signs again only above what it had signed.
+//! orphan bound far smaller than what it missed, or joins by state sync, and signs again only
+//! above what it had signed.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -206,5 +207,157 @@ async fn pruning_keeps_the_window_and_refuses_pruned_heights_by_name() -> Result
             );
         }
     }
+    Ok(())
+}
+
+/// The value of `key=` in a log line.
+fn field(line: &str, key: &str) -> Result<u64> {
+    line.split(&format!("{key}="))
+        .nth(1)
+        .and_then(|rest| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
+        .with_context(|| format!("no {key} in {line}"))
+}
+
+/// State sync on real processes. A chain of 100,000 funded accounts makes snapshots every 256
+/// heights; a validator whose chain data is deleted restarts with `statesync.enable`, is killed
+/// after its first chunks and restarted, resumes with the chunks it had stored, installs the
+/// snapshot, block-syncs to the tip and follows the chain, agreeing with the others on every
+/// state root it holds and on the accounts. Its safety record stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_validator_joins_by_state_sync_resumes_after_a_kill_and_agrees() -> Result<()> {
+    const ACCOUNTS: usize = 100_000;
+    let dir = tempfile::tempdir()?;
+    let mut c = Cluster::generate(dir.path(), 4, ACCOUNTS)?;
+    for i in 0..4 {
+        let path = Home::new(c.home(i)).config_path();
+        let config = std::fs::read_to_string(&path)?;
+        for line in ["[snapshot]\ninterval = 10000", "empty_block_delay_ms = 200"] {
+            ensure!(config.contains(line), "no {line:?} in {config}");
+        }
+        std::fs::write(
+            &path,
+            config
+                .replace("[snapshot]\ninterval = 10000", "[snapshot]\ninterval = 256")
+                .replace("empty_block_delay_ms = 200", "empty_block_delay_ms = 2"),
+        )?;
+    }
+    c.start_all()?;
+    let all = [0, 1, 2, 3];
+    // Two snapshots, the older one a leader-reputation history below the tip.
+    c.wait_for_height(&all, 800, Duration::from_secs(300))
+        .await?;
+    let made = log_line(&c, 0, "snapshot made", Duration::from_secs(30)).await?;
+    ensure!(
+        field(&made, "accounts")? >= ACCOUNTS as u64,
+        "the snapshot misses accounts: {made}"
+    );
+
+    c.kill(WIPED)?;
+    let home = Home::new(c.home(WIPED));
+    let before = record(&home)?;
+    let config = home.load_config()?;
+    std::fs::remove_dir_all(home.data_path(&config))?;
+    let path = home.config_path();
+    let text = std::fs::read_to_string(&path)?;
+    ensure!(text.contains("[statesync]\nenable = false"), "{text}");
+    std::fs::write(
+        &path,
+        text.replace("[statesync]\nenable = false", "[statesync]\nenable = true"),
+    )?;
+
+    // Killed after its first chunks.
+    std::fs::remove_file(c.log_path(WIPED)).ok();
+    c.start(WIPED)?;
+    let chosen = log_line(&c, WIPED, "snapshot chosen", Duration::from_secs(60)).await?;
+    let chunks = field(&chosen, "chunks")?;
+    ensure!(chunks >= 32, "only {chunks} chunks: nothing to resume");
+    log_line(
+        &c,
+        WIPED,
+        "state sync: chunk checked and stored",
+        Duration::from_secs(60),
+    )
+    .await?;
+    c.kill(WIPED)?;
+    let log = std::fs::read_to_string(c.log_path(WIPED))?;
+    ensure!(
+        !log.contains("snapshot installed"),
+        "the state sync finished before the kill"
+    );
+
+    // Restarted: it resumes with what it stored, and fetches only the rest.
+    std::fs::remove_file(c.log_path(WIPED)).ok();
+    c.start(WIPED)?;
+    let resumed = log_line(&c, WIPED, "state sync resumed", Duration::from_secs(30)).await?;
+    let held = field(&resumed, "chunks_held")?;
+    ensure!(
+        held >= 1 && held < chunks,
+        "resumed with {held} of {chunks}"
+    );
+    let installed = log_line(&c, WIPED, "snapshot installed", Duration::from_secs(120)).await?;
+    let snapshot = field(&installed, "height")?;
+    ensure!(
+        field(&installed, "fetched")? == chunks - held,
+        "fetched other than the missing chunks: {installed}"
+    );
+
+    // It block-syncs to the others and follows the chain.
+    let target = c.client(0)?.status().await?.height;
+    c.wait_for_height(&[WIPED], target, Duration::from_secs(120))
+        .await?;
+    let later = c.client(0)?.status().await?.height;
+    c.wait_for_height(&all, later + 20, Duration::from_secs(120))
+        .await?;
+    let status = c.client(WIPED)?.status().await?;
+    ensure!(
+        status.earliest_height == snapshot,
+        "earliest {} after a snapshot at {snapshot}",
+        status.earliest_height
+    );
+    ensure!(
+        c.client(WIPED)?
+            .get_block(Some(snapshot - 1))
+            .await
+            .is_err(),
+        "a height below the snapshot answered"
+    );
+    // Every state root it holds is the others', from the snapshot's height on.
+    let top = status.height;
+    for h in (snapshot..=top).step_by(usize::try_from((top - snapshot) / 30).unwrap_or(1).max(1)) {
+        let mine = c
+            .client(WIPED)?
+            .get_block(Some(h))
+            .await?
+            .map(|b| b.state_root);
+        let theirs = c.client(0)?.get_block(Some(h)).await?.map(|b| b.state_root);
+        ensure!(
+            mine.is_some() && mine == theirs,
+            "state root at {h} differs"
+        );
+    }
+    for key in c.accounts.iter().step_by(9_973).map(|k| k.public()) {
+        let mine = c.client(WIPED)?.get_account(key).await?;
+        let theirs = c.client(0)?.get_account(key).await?;
+        let (Some(mine), Some(theirs)) = (mine, theirs) else {
+            bail!("account {key} missing");
+        };
+        ensure!(
+            mine.balance == theirs.balance && mine.nonce == theirs.nonce,
+            "account {key} differs"
+        );
+    }
+
+    // It signed again, above what it had signed before the wipe.
+    c.kill(WIPED)?;
+    let after = record(&home)?;
+    ensure!(
+        after.last_voted_round > before.last_voted_round,
+        "no vote after the state sync: record {} then {}",
+        before.last_voted_round,
+        after.last_voted_round
+    );
     Ok(())
 }

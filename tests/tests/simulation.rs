@@ -288,7 +288,8 @@ fn wiped_nodes_join_by_state_sync_and_agree_on_the_state_root() {
     let mut cfg = SimConfig::new(4, 0);
     cfg.wipes = true;
     cfg.max_orphan_blocks = 16;
-    cfg.snapshot_every = 128;
+    // Below leader reputation's history (220 blocks): a restored node fetches what it lacks.
+    cfg.snapshot_every = 64;
     cfg.state_sync = true;
     let reports = run_many(&cfg, 0..60);
     assert_all_safe_and_live(&reports);
@@ -306,12 +307,10 @@ fn tampered_snapshot_chunks_are_refused_and_state_sync_completes_from_others() {
     cfg.forgers = 1;
     cfg.wipes = true;
     cfg.max_orphan_blocks = 16;
-    cfg.snapshot_every = 128;
+    // A forger's rounds fail, so the chain grows slower: frequent snapshots.
+    cfg.snapshot_every = 32;
     cfg.state_sync = true;
-    // A forger's rounds fail, so the chain grows slower: a longer run before GST lets it reach
-    // snapshot heights.
-    cfg.gst_ms = 60_000;
-    let reports = run_many(&cfg, 0..60);
+    let reports = run_many(&cfg, 0..100);
     assert_all_safe_and_live(&reports);
     let restores: u64 = reports.iter().map(|r| r.verdict.restores).sum();
     let refused: u64 = reports.iter().map(|r| r.verdict.restore_refused).sum();

@@ -138,6 +138,10 @@ pub struct Output {
     pub restore_refused: Vec<(PublicKey, RestoreError)>,
     /// A state sync installed its snapshot.
     pub restored: Option<RestoreSummary>,
+    /// A state sync chose its snapshot and proved its root.
+    pub restore_anchored: Option<crate::storage::SnapshotManifest>,
+    /// A state sync stored a chunk: chunks held, and in all.
+    pub restore_progress: Option<(u32, u32)>,
     /// A state sync gave up: no peer offered a snapshot ([`statesync::NO_OFFER_MS`]).
     pub restore_abandoned: bool,
     /// Snapshots to make now, off the loop ([`crate::storage::snapshot::create`]).
@@ -366,8 +370,23 @@ impl<S: ChainStore> Host<S> {
                         proof.as_ref(),
                         &checks,
                     ) {
-                        Ok(Some(anchor)) => self.store.put_restore_anchor(&anchor)?,
-                        Ok(None) | Err(RestoreError::Short { .. }) => {}
+                        Ok(Some(anchor)) => {
+                            self.store.put_restore_anchor(&anchor)?;
+                            out.restore_anchored = Some(anchor.manifest);
+                        }
+                        Ok(None) => match r.on_history_response(
+                            now_ms,
+                            from,
+                            height,
+                            &blocks,
+                            proof.as_ref(),
+                            &checks,
+                        ) {
+                            Ok(Some(history)) => self.store.put_history(&history)?,
+                            Ok(None) => {}
+                            Err(e) => out.restore_refused.push((from, e)),
+                        },
+                        Err(RestoreError::Short { .. }) => {}
                         Err(e) => out.restore_refused.push((from, e)),
                     }
                 } else if let Err(e) = self
@@ -391,6 +410,7 @@ impl<S: ChainStore> Host<S> {
                                     ..anchor.manifest
                                 };
                                 self.store.put_snapshot(&manifest, &[got])?;
+                                out.restore_progress = Some(r.progress());
                             }
                         }
                         Ok(None) => {}
@@ -421,8 +441,7 @@ impl<S: ChainStore> Host<S> {
         }
         if !r.done() {
             let history = self.config.history_blocks();
-            let best = self.syncer.best_high(now_ms);
-            for (peer, message) in r.requests(now_ms, history, best) {
+            for (peer, message) in r.requests(now_ms, history) {
                 out.messages.push(Outgoing::Sync {
                     to: Some(peer),
                     message,
@@ -913,7 +932,11 @@ fn history<S: ChainStore>(
     let from = tip.block.height.saturating_sub(blocks).saturating_add(1);
     let mut history = Vec::new();
     for height in from..=tip.block.height {
-        history.extend(store.block_by_height(height)?.map(|stored| stored.block));
+        match store.block_by_height(height)? {
+            Some(stored) => history.push(stored.block),
+            // Below a restored snapshot: the history its state sync fetched.
+            None => history.extend(store.history_block(height)?),
+        }
     }
     Ok(history)
 }

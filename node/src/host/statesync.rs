@@ -5,22 +5,27 @@
 //!
 //! ```text
 //!   with every status, to every peer:       Snapshots { offers }        complete snapshots held
-//!   the restorer, to one offering peer:     Request { from: h, count }  blocks h..=certified_by
+//!   the restorer, to one offering peer:     Request { from: h, count }  blocks h.. (past certified_by)
 //!   the peer (forward sync's serving):      Response { from, blocks, proof }
 //!   the restorer, to offering peers:        ChunkRequest { height, index }
 //!   the peer, from its store (off its loop): Chunk { height, index, chunk }
+//!   the restorer, to one offering peer:     Request { from, count }     the history below h
 //! ```
 //!
 //! The restorer waits [`OFFER_WAIT_MS`] after the first offer (or for offers from f + 1 peers),
 //! then takes the highest height offered. Its root comes from the chain, never from the
-//! offer: the blocks from that height to `certified_by` arrive as a forward-sync response,
+//! offer: the blocks from that height past `certified_by` arrive as a forward-sync response,
 //! checked as one (ids, links, every QC, the commit proof of the last), and the last one's
 //! payload must claim a state root at exactly that height. That root, the block at the
 //! snapshot's height and the QC certifying it are the [`RestoreAnchor`], stored before any
 //! chunk is asked for. Chunks are then asked of the peers offering that height,
 //! [`CHUNKS_IN_FLIGHT`] at once and at most [`PER_PEER`] per peer; each is checked against the
 //! anchor's root on arrival ([`hotledger_ledger::verify_chunk`]) and stored (synced), so a
-//! restart resumes with the chunks still missing. A chunk that does not verify, an anchor that
+//! restart resumes with the chunks still missing. Meanwhile it fetches the committed blocks
+//! leader reputation reads below the snapshot (as forward sync fetches blocks, checked the same
+//! way, the last one the parent of the snapshot's block) and stores them as history only
+//! ([`crate::storage::ChainStore::put_history`]): without them the node would choose other
+//! leaders than its peers until it had committed that many blocks. A chunk that does not verify, an anchor that
 //! does not prove, or a request unanswered for [`CHUNK_TIMEOUT_MS`] strikes its peer, and the
 //! work goes to another; [`MAX_STRIKES`] strikes set a peer aside for [`STRIKE_PAUSE_MS`]. With
 //! every chunk held the host builds the tree, checks its root once more and installs it in one
@@ -42,6 +47,9 @@ pub const MAX_OFFERS: usize = 4;
 pub const OFFER_WAIT_MS: u64 = 2_000;
 /// After a proven but short anchor answer, the next anchor request waits this long.
 pub const ANCHOR_RETRY_MS: u64 = 500;
+/// A peer that answered a history request with no blocks is not asked for history again for
+/// this long.
+pub const NO_HISTORY_PAUSE_MS: u64 = 10_000;
 /// With no offer this long after it started, the restorer gives up and the node follows the
 /// chain from its own tip (a young chain has no snapshot yet).
 pub const NO_OFFER_MS: u64 = 10_000;
@@ -113,6 +121,9 @@ struct PeerState {
     paused_until: u64,
     /// Not asked for a chunk before this time.
     next_ask_ms: u64,
+    /// It answered a history request with no blocks (it may have restored a snapshot itself
+    /// and hold none that low): not asked for history before this time.
+    no_history_until: u64,
 }
 
 /// The state-sync state machine (pure: time is an argument; the host does the storage).
@@ -133,6 +144,13 @@ pub(super) struct Restorer {
     fetched: u32,
     refused: u32,
     last_now_ms: u64,
+    /// Leader reputation's history below the snapshot, fetched after the anchor: the heights
+    /// `history_next..history_end` are still to fetch (`history_end` is the snapshot's height,
+    /// 0 until the anchor is known).
+    history_next: u64,
+    history_end: u64,
+    history_asked: Option<(PublicKey, u64, u64)>,
+    history_retry_ms: u64,
     /// No anchor is asked for before this time (after a short answer).
     anchor_retry_ms: u64,
     /// The first tick's time.
@@ -163,6 +181,10 @@ impl Restorer {
             last_now_ms: 0,
             created_ms: None,
             anchor_retry_ms: 0,
+            history_next: 0,
+            history_end: 0,
+            history_asked: None,
+            history_retry_ms: 0,
         }
     }
 
@@ -171,9 +193,21 @@ impl Restorer {
         self.anchor.as_ref()
     }
 
+    /// Chunks held and in all (none before the anchor).
+    pub fn progress(&self) -> (u32, u32) {
+        let total = self.anchor.as_ref().map_or(0, |a| a.manifest.chunks());
+        let pending = self.missing.len().saturating_add(self.in_flight.len());
+        let pending = u32::try_from(pending).unwrap_or(u32::MAX);
+        (total.saturating_sub(pending), total)
+    }
+
     /// Every chunk is held: the snapshot can be installed.
     pub fn done(&self) -> bool {
-        self.anchor.is_some() && self.missing.is_empty() && self.in_flight.is_empty()
+        self.anchor.is_some()
+            && self.missing.is_empty()
+            && self.in_flight.is_empty()
+            && self.history_end > 0
+            && self.history_next >= self.history_end
     }
 
     pub fn summary(&self, now_ms: u64) -> RestoreSummary {
@@ -200,6 +234,11 @@ impl Restorer {
                 self.asked
                     .map(|(_, _, sent)| sent.saturating_add(CHUNK_TIMEOUT_MS)),
             )
+            .chain(
+                self.history_asked
+                    .map(|(_, _, sent)| sent.saturating_add(CHUNK_TIMEOUT_MS)),
+            )
+            .chain((self.history_next < self.history_end).then_some(self.history_retry_ms))
             .chain(
                 self.peers
                     .values()
@@ -281,14 +320,8 @@ impl Restorer {
     }
 
     /// Times out requests (striking their peers) and makes the next ones. `history`: the
-    /// committed blocks leader reputation reads, `best_high`: the highest height a peer
-    /// reports (see [`Restorer::ask_anchor`]).
-    pub fn requests(
-        &mut self,
-        now_ms: u64,
-        history: u64,
-        best_high: u64,
-    ) -> Vec<(PublicKey, SyncMessage)> {
+    /// committed blocks leader reputation reads, fetched below the snapshot.
+    pub fn requests(&mut self, now_ms: u64, history: u64) -> Vec<(PublicKey, SyncMessage)> {
         self.last_now_ms = now_ms;
         let mut out = Vec::new();
         if let Some((_, peer, sent)) = self.asked {
@@ -309,10 +342,16 @@ impl Restorer {
                 self.missing.insert(index);
             }
         }
+        if let Some((peer, _, sent)) = self.history_asked {
+            if now_ms >= sent.saturating_add(CHUNK_TIMEOUT_MS) {
+                self.history_asked = None;
+                self.strike(peer, now_ms);
+            }
+        }
         match &self.anchor {
             None => {
                 if self.asked.is_none() {
-                    if let Some(ask) = self.ask_anchor(now_ms, history, best_high) {
+                    if let Some(ask) = self.ask_anchor(now_ms) {
                         out.push(ask);
                     }
                 }
@@ -320,6 +359,37 @@ impl Restorer {
             Some(anchor) => {
                 let m = anchor.manifest;
                 let peers = self.offering(now_ms, m.height, m.depth);
+                if self.history_end == 0 {
+                    self.history_end = m.height;
+                    self.history_next = m.height.saturating_sub(history.saturating_sub(1)).max(1);
+                }
+                if self.history_next < self.history_end
+                    && self.history_asked.is_none()
+                    && now_ms >= self.history_retry_ms
+                {
+                    let pick = peers
+                        .iter()
+                        .filter(|p| {
+                            self.peers
+                                .get(*p)
+                                .is_none_or(|s| s.no_history_until <= now_ms)
+                        })
+                        .min_by_key(|p| self.peers.get(*p).map_or(0, |s| s.strikes))
+                        .copied();
+                    if let Some(peer) = pick {
+                        let left = self.history_end - self.history_next;
+                        let count = u32::try_from(left.min(u64::from(MAX_REQUEST_BLOCKS)))
+                            .unwrap_or(MAX_REQUEST_BLOCKS);
+                        self.history_asked = Some((peer, self.history_next, now_ms));
+                        out.push((
+                            peer,
+                            SyncMessage::Request {
+                                from: self.history_next,
+                                count,
+                            },
+                        ));
+                    }
+                }
                 let mut load: BTreeMap<PublicKey, usize> = BTreeMap::new();
                 for (peer, _) in self.in_flight.values() {
                     *load.entry(*peer).or_default() += 1;
@@ -360,18 +430,9 @@ impl Restorer {
         out
     }
 
-    /// Asks for the blocks proving a snapshot, once offers have had time to arrive: the
-    /// highest offered at least `history` blocks below `best_high`, else the highest. Leader
-    /// reputation reads the last `history` committed blocks, and a restored node holds none
-    /// below its snapshot: from an older snapshot, forward sync fetches them all before the
-    /// node votes, while with a newer one it would choose other leaders than its peers until
-    /// it has committed that many blocks (see ARCHITECTURE.md, "State sync").
-    fn ask_anchor(
-        &mut self,
-        now_ms: u64,
-        history: u64,
-        best_high: u64,
-    ) -> Option<(PublicKey, SyncMessage)> {
+    /// Asks for the blocks proving the highest snapshot offered, once offers have had time to
+    /// arrive.
+    fn ask_anchor(&mut self, now_ms: u64) -> Option<(PublicKey, SyncMessage)> {
         let first = self.first_offer_ms?;
         if now_ms < self.anchor_retry_ms {
             return None;
@@ -387,18 +448,20 @@ impl Restorer {
             .filter(|(_, o)| o.certified_by - o.height < u64::from(MAX_REQUEST_BLOCKS))
             .max_by_key(|(peer, o)| {
                 (
-                    o.height.saturating_add(history) <= best_high,
                     o.height,
                     std::cmp::Reverse(self.peers.get(peer).map_or(0, |s| s.strikes)),
                 )
             })?;
         self.asked = Some((offer, peer, now_ms));
-        let count = u32::try_from(offer.certified_by - offer.height + 1).unwrap_or(1);
+        // As many blocks as a request may ask for, not just to `certified_by`: a server proves
+        // a range's last block by the QC two blocks above it, or by its commit tip's proof, so a
+        // range reaching its tip is provable even when the chain has stopped (as it does when
+        // f + 1 validators are restoring at once), and `certified_by` is below its tip.
         Some((
             peer,
             SyncMessage::Request {
                 from: offer.height,
-                count,
+                count: MAX_REQUEST_BLOCKS,
             },
         ))
     }
@@ -428,8 +491,7 @@ impl Restorer {
             }
             return Ok(None);
         }
-        let count = u32::try_from(offer.certified_by - offer.height + 1).unwrap_or(1);
-        let result = anchor_of(offer, from, blocks, proof, count, checks);
+        let result = anchor_of(offer, from, blocks, proof, MAX_REQUEST_BLOCKS, checks);
         match result {
             Ok(anchor) => {
                 self.missing = (0..anchor.manifest.chunks()).collect();
@@ -450,6 +512,63 @@ impl Restorer {
                 Err(e)
             }
         }
+    }
+
+    /// Takes in a forward-sync response for the history below the snapshot: blocks proven
+    /// committed (checked as forward sync checks them) below the snapshot's height, the last
+    /// of them the parent of the one above when it reaches it. Returns the blocks to store, or
+    /// `None` if the response was not for the history.
+    pub fn on_history_response(
+        &mut self,
+        now_ms: u64,
+        peer: PublicKey,
+        from: u64,
+        blocks: &[Block],
+        proof: Option<&QuorumCert>,
+        checks: &Checks<'_>,
+    ) -> Result<Option<Vec<Block>>, RestoreError> {
+        let (Some((asked_of, asked_from, _)), Some(anchor)) = (self.history_asked, &self.anchor)
+        else {
+            return Ok(None);
+        };
+        if asked_of != peer || asked_from != from {
+            return Ok(None);
+        }
+        self.history_asked = None;
+        if blocks.is_empty() {
+            self.peers.entry(peer).or_default().no_history_until =
+                now_ms.saturating_add(NO_HISTORY_PAUSE_MS);
+            self.history_retry_ms = now_ms.saturating_add(ANCHOR_RETRY_MS);
+            return Ok(None);
+        }
+        let left = self.history_end.saturating_sub(from);
+        let count = u32::try_from(left.min(u64::from(MAX_REQUEST_BLOCKS))).unwrap_or(1);
+        let kept: Vec<Block> = blocks
+            .iter()
+            .filter(|b| b.height < self.history_end)
+            .cloned()
+            .collect();
+        let linked = match kept.last() {
+            Some(last) if last.height.saturating_add(1) == self.history_end => {
+                anchor.block.parent().id == last.id
+            }
+            _ => true,
+        };
+        let linked = if linked {
+            Ok(())
+        } else {
+            Err(SyncError::Unlinked {
+                height: self.history_end,
+            })
+        };
+        let checked = check(from, blocks, proof, count, checks).and(linked);
+        if let Err(e) = checked.map_err(RestoreError::from) {
+            self.refused = self.refused.saturating_add(1);
+            self.strike(peer, now_ms);
+            return Err(e);
+        }
+        self.history_next = from.saturating_add(kept.len() as u64);
+        Ok(Some(kept))
     }
 
     /// Takes in a chunk: checks it against the anchor's root. Returns the chunk to store, or

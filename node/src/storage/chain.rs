@@ -582,6 +582,23 @@ impl ChainStore for Store {
         Ok(())
     }
 
+    fn put_history(&self, blocks: &[Block]) -> Result<(), StorageError> {
+        let mut batch = WriteBatch::default();
+        let cf = self.cf("history")?;
+        for block in blocks {
+            batch.put_cf(
+                cf,
+                block.height.to_be_bytes(),
+                encode(block, "history block")?,
+            );
+        }
+        self.sync_write(batch)
+    }
+
+    fn history_block(&self, height: u64) -> Result<Option<Block>, StorageError> {
+        self.get("history", &height.to_be_bytes(), "history block")
+    }
+
     /// Committed heights whose state-tree nodes are neither written nor held in memory (see
     /// [`ChainStore::tree_behind`]).
     fn tree_behind(&self) -> Result<RangeInclusive<u64>, StorageError> {

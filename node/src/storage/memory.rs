@@ -56,6 +56,7 @@ struct State {
     snapshots: BTreeMap<u64, SnapshotManifest>,
     chunks: BTreeMap<(u64, u32), SnapshotChunk>,
     restore: Option<RestoreAnchor>,
+    history: BTreeMap<u64, Block>,
     /// The state as of the last synced write, kept while commits written unsynced
     /// ([`BlockWrite::durable`] false) follow it: a crash returns to it.
     durable: Option<Box<State>>,
@@ -264,6 +265,19 @@ impl ChainStore for MemoryStore {
         s.restore = None;
         s.synced();
         Ok(())
+    }
+
+    fn put_history(&self, blocks: &[Block]) -> Result<(), StorageError> {
+        let mut s = self.lock()?;
+        for block in blocks {
+            s.history.insert(block.height, block.clone());
+        }
+        s.synced();
+        Ok(())
+    }
+
+    fn history_block(&self, height: u64) -> Result<Option<Block>, StorageError> {
+        Ok(self.lock()?.history.get(&height).cloned())
     }
 
     fn is_fresh(&self) -> Result<bool, StorageError> {

@@ -45,6 +45,7 @@
 //! | `txs` | tx hash | `TxRecord` |
 //! | `tree_nodes`, `tree_values` | see `hotledger_ledger::root` | state tree |
 //! | `snapshots` | height (u64 BE) ‖ chunk index (u32 BE) | `SnapshotChunk` of a snapshot (see [`snapshot`]) |
+//! | `history` | height (u64 BE) | `Block`: committed blocks below a restored snapshot, for leader reputation |
 //!
 //! `meta` also holds each snapshot's `SnapshotManifest` under `snap` ‖ height (u64 BE), and the
 //! state sync in progress (`RestoreAnchor`) under `restore`.
@@ -177,6 +178,12 @@ pub trait ChainStore:
         anchor: &RestoreAnchor,
         tree: &TreeUpdateBatch,
     ) -> Result<(), StorageError>;
+    /// Stores committed blocks below a restored snapshot, for leader reputation's history only
+    /// (synced): they are not committed blocks of this store (no state root, no records, not
+    /// served) and only [`ChainStore::history_block`] reads them.
+    fn put_history(&self, blocks: &[Block]) -> Result<(), StorageError>;
+    /// A block [`ChainStore::put_history`] stored.
+    fn history_block(&self, height: u64) -> Result<Option<Block>, StorageError>;
 }
 
 /// The hashes of a committed block's transactions (none if its payload does not decode: it
@@ -188,7 +195,7 @@ pub(crate) fn tx_hashes(block: &Block) -> Vec<Digest> {
 }
 
 const SCHEMA_VERSION: u32 = 4;
-const CFS: [&str; 8] = [
+const CFS: [&str; 9] = [
     "meta",
     "bodies",
     "blocks",
@@ -197,6 +204,7 @@ const CFS: [&str; 8] = [
     "tree_nodes",
     "tree_values",
     "snapshots",
+    "history",
 ];
 
 /// Most committed accounts kept in memory (about 20 MiB).

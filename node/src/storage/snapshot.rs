@@ -120,7 +120,8 @@ pub fn restored_tree<S: ChainStore>(
     anchor: &RestoreAnchor,
 ) -> Result<TreeUpdateBatch, StorageError> {
     let m = &anchor.manifest;
-    let mut leaves = Vec::with_capacity(usize::try_from(m.accounts).unwrap_or(0).min(1 << 24));
+    // Not sized by `m.accounts`: that count came from a peer's offer.
+    let mut leaves = Vec::new();
     for index in 0..m.chunks() {
         let chunk = store
             .snapshot_chunk(m.height, index)?
