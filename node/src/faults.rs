@@ -14,6 +14,9 @@
 //!   [`STALE_PER_MESSAGE`] of its older proposals (rounds long gone).
 //! - `malformed-frames`: with every message it sends, each validator also gets a frame of
 //!   random bytes, and every [`OVERSIZED_EVERY`]th time one larger than the frame limit.
+//! - `tampered-sync`: it behaves in consensus, but every block-sync response and snapshot
+//!   chunk it serves is altered on the way out ([`tamper_sync`]), so a syncing node must refuse
+//!   them, strike it and finish from the others.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -23,6 +26,7 @@ use hotledger_crypto::{Digest, Domain, KeyPair, PublicKey};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+use crate::host::sync::SyncMessage;
 use crate::host::Outgoing;
 use crate::network::NetCommand;
 
@@ -43,6 +47,7 @@ pub enum FaultMode {
     Equivocate,
     StaleFlood,
     MalformedFrames,
+    TamperedSync,
 }
 
 /// `[fault_injection]` in config.toml.
@@ -57,6 +62,32 @@ impl FaultInjectionConfig {
     /// Nothing switched on (the section is then left out of a written config.toml).
     pub fn is_off(&self) -> bool {
         self.mode.is_none()
+    }
+}
+
+/// Alters a sync answer as `tampered-sync` serves it: the first block of a response gets a byte
+/// more of payload (its id no longer matches its contents), the first account of a snapshot
+/// chunk a different value (the chunk no longer proves against the snapshot's root). "None"
+/// answers are left as they are.
+pub fn tamper_sync(message: &mut SyncMessage) {
+    match message {
+        SyncMessage::Response { blocks, .. } => {
+            if let Some(first) = blocks.first_mut() {
+                first.payload.push(0);
+            }
+        }
+        SyncMessage::Chunk {
+            chunk: Some(chunk), ..
+        } => {
+            if let Some(byte) = chunk
+                .leaves
+                .first_mut()
+                .and_then(|(_, value)| value.first_mut())
+            {
+                *byte = byte.wrapping_add(1);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -166,6 +197,8 @@ impl Injector {
                         .push(Outgoing::Broadcast(Message::Proposal(p.clone())));
                 }
             }
+            // Its consensus messages are honest; what it serves is altered in `tamper_sync`.
+            FaultMode::TamperedSync => out.messages.push(outgoing),
             FaultMode::MalformedFrames => {
                 out.messages.push(outgoing);
                 for to in self.peers.clone() {

@@ -422,9 +422,12 @@ async fn start_services(
     let (serve_tx, serve_rx) = mpsc::channel(SERVE_QUEUE);
     // A few MiB per response, and never more than half a frame.
     let budget = (config.p2p.max_message_bytes / 2).min(4 << 20);
-    tasks.push(
-        tokio::spawn(serve_sync(shared.clone(), serve_rx, net_tx.clone(), budget)).abort_handle(),
-    );
+    #[cfg(feature = "fault-injection")]
+    let tamper = config.fault_injection.mode == Some(crate::faults::FaultMode::TamperedSync);
+    #[cfg(not(feature = "fault-injection"))]
+    let tamper = false;
+    let serve = serve_sync(shared.clone(), serve_rx, net_tx.clone(), budget, tamper);
+    tasks.push(tokio::spawn(serve).abort_handle());
     let actor = Actor {
         host,
         shared,
@@ -725,6 +728,13 @@ impl Actor {
                 );
             }
         }
+        if let Some(height) = out.restore_started_over {
+            tracing::warn!(
+                height,
+                "state sync: no peer serves the snapshot being restored any more; its chunks are \
+                 dropped and a newer one is restored"
+            );
+        }
         if out.restore_abandoned {
             tracing::warn!(
                 height = self.host.view().height,
@@ -984,12 +994,13 @@ fn none_now(request: &SyncMessage) -> Option<SyncMessage> {
 
 /// Answers peers' sync requests (blocks and snapshot chunks) from the store, off the consensus
 /// loop, on a blocking thread, one at a time, at most [`SERVE_PER_PEER_PER_SEC`] a second for
-/// each peer.
+/// each peer. `tamper` (fault injection's `tampered-sync` only) alters each answer.
 async fn serve_sync(
     shared: Arc<Shared>,
     mut rx: mpsc::Receiver<(PublicKey, SyncMessage)>,
     net: mpsc::Sender<NetCommand>,
     budget: usize,
+    tamper: bool,
 ) {
     let mut served: std::collections::HashMap<(PublicKey, bool), (Instant, u32)> =
         Default::default();
@@ -1019,7 +1030,14 @@ async fn serve_sync(
         .await;
         match answer {
             Ok(Ok(None)) => {}
-            Ok(Ok(Some(message))) => {
+            #[cfg_attr(not(feature = "fault-injection"), allow(unused_mut))]
+            Ok(Ok(Some(mut message))) => {
+                #[cfg(feature = "fault-injection")]
+                if tamper {
+                    crate::faults::tamper_sync(&mut message);
+                }
+                #[cfg(not(feature = "fault-injection"))]
+                let _ = tamper;
                 if let Some(bytes) = frame(WireMessage::Sync(message)) {
                     let _ = net.try_send(NetCommand::Send { to: peer, bytes });
                 }

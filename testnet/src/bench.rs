@@ -17,6 +17,8 @@ use crate::network::{self, Network};
 use crate::procs;
 use crate::run::{interrupted, start_network};
 use crate::stats::{self, Counters, Stats};
+use hotledger_node::config::NodeConfig;
+use hotledger_node::home::Home;
 
 /// Funded accounts per offered transfer per second: each account sends about 2.9 transfers a
 /// second (7,000 accounts at 20,000 tx/s), whatever the step's length, so steps of different
@@ -86,6 +88,15 @@ pub struct CatchUp {
     pub caught_up_secs: Option<f64>,
     /// Transfers it committed from the restart until caught up, per second of that time.
     pub replay_tps: Option<f64>,
+    /// Whether its chain data was deleted while it was down (`--wipe`).
+    pub wiped: bool,
+    /// Transfers the chain held (the others' committed count) at the restart.
+    pub chain_txs: u64,
+    /// With `--state-sync`: the height of the snapshot it installed and the seconds its log
+    /// gives for the state sync (choosing the snapshot, fetching and checking every chunk,
+    /// installing it), before block sync took it to the tip.
+    pub snapshot_height: Option<u64>,
+    pub state_sync_secs: Option<f64>,
 }
 
 /// One part of a step with `--crash`.
@@ -287,6 +298,9 @@ fn phase_plan(args: &BenchArgs) -> Vec<(u64, &'static str, Option<bool>)> {
 struct Phases {
     plan: Vec<(u64, &'static str, Option<bool>)>,
     crashed: Vec<usize>,
+    /// `--wipe` and `--state-sync`.
+    wipe: bool,
+    state_sync: bool,
     /// The others' lowest height and committed transfers when the crashed ones were killed.
     at_kill: Option<(u64, u64)>,
     /// When the crashed ones were restarted, the others' lowest height and transfers then.
@@ -306,6 +320,8 @@ impl Phases {
         Phases {
             plan: phase_plan(args),
             crashed,
+            wipe: args.wipe,
+            state_sync: args.state_sync,
             at_kill: None,
             at_restart: None,
             catch_up: Vec::new(),
@@ -361,7 +377,18 @@ impl Phases {
                 continue;
             }
             let secs = restarted.elapsed().as_secs_f64();
-            let replayed = s.committed_txs.saturating_sub(kill_txs);
+            // A wiped node counts its transfers from zero (from the snapshot after a state
+            // sync), one that kept its data from what it had.
+            let replayed = if self.wipe {
+                s.committed_txs
+            } else {
+                s.committed_txs.saturating_sub(kill_txs)
+            };
+            let (snapshot_height, state_sync_secs) = if self.state_sync {
+                state_sync_report(&net.log_path(i))
+            } else {
+                (None, None)
+            };
             self.catch_up.retain(|c| c.name != name);
             self.catch_up.push(CatchUp {
                 name,
@@ -369,6 +396,10 @@ impl Phases {
                 missed_txs: txs_then.saturating_sub(kill_txs),
                 caught_up_secs: Some(secs),
                 replay_tps: Some(replayed as f64 / secs.max(0.001)),
+                wiped: self.wipe,
+                chain_txs: txs_then,
+                snapshot_height,
+                state_sync_secs,
             });
         }
     }
@@ -388,6 +419,10 @@ impl Phases {
                         missed_txs: txs_then.saturating_sub(kill_txs),
                         caught_up_secs: None,
                         replay_tps: None,
+                        wiped: self.wipe,
+                        chain_txs: txs_then,
+                        snapshot_height: None,
+                        state_sync_secs: None,
                     });
                 }
             }
@@ -413,12 +448,24 @@ impl Phases {
             Some(true) => {
                 self.crashed.iter().for_each(|&i| net.kill(i));
                 self.at_kill = self.others(net).await.map(|(h, _, t)| (h, t));
-                Some("killed")
+                if self.wipe {
+                    for &i in &self.crashed {
+                        wipe_chain_data(&net.info.validators[i].home)?;
+                    }
+                    Some("killed and wiped the chain data of")
+                } else {
+                    Some("killed")
+                }
             }
             Some(false) => {
                 let (height, _, txs) = self.others(net).await.unwrap_or_default();
+                let start_args: &[&str] = if self.state_sync {
+                    &["--state-sync"]
+                } else {
+                    &[]
+                };
                 for &i in &self.crashed {
-                    net.restart(i)?;
+                    net.restart_with(i, start_args)?;
                 }
                 self.at_restart = Some((Instant::now(), height, txs));
                 Some("restarted")
@@ -445,6 +492,43 @@ impl Phases {
             self.closed.push(phase);
         }
     }
+}
+
+/// Deletes the database folder of the validator whose home is `home` (its safety record, in a
+/// folder of its own, stays).
+fn wipe_chain_data(home: &std::path::Path) -> Result<()> {
+    let home = Home::new(home);
+    let data = home.data_path(&NodeConfig::load(&home.config_path())?);
+    match std::fs::remove_dir_all(&data) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot delete {}", data.display())),
+    }
+}
+
+/// The snapshot height and the seconds of the state sync the node logged in `log` (the line
+/// ending it, "snapshot installed"), if it did.
+fn state_sync_report(log: &std::path::Path) -> (Option<u64>, Option<f64>) {
+    let Ok(text) = std::fs::read_to_string(log) else {
+        return (None, None);
+    };
+    let Some(line) = text
+        .lines()
+        .rev()
+        .find(|l| l.contains("snapshot installed"))
+    else {
+        return (None, None);
+    };
+    (
+        log_field(line, "height").and_then(|v| v.parse().ok()),
+        log_field(line, "secs").and_then(|v| v.parse().ok()),
+    )
+}
+
+/// The value of `key=value` in a text log line (up to the next space).
+fn log_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split(' ')
+        .find_map(|word| word.strip_prefix(key)?.strip_prefix('='))
 }
 
 /// Closes a phase that ran from `since` with counters `before`; also returns its latencies.
@@ -532,7 +616,9 @@ async fn step(args: &BenchArgs, bin: &std::path::Path, rate: u64) -> Result<Step
     // last moments see no new transfers and the offered rate reads short.
     let secs = args.warmup_secs + args.step_secs + 1;
     let (num, den) = ACCOUNTS_PER_TPS;
-    let accounts = rate.saturating_mul(num).div_ceil(den).max(MIN_ACCOUNTS);
+    let accounts = args
+        .accounts
+        .unwrap_or_else(|| rate.saturating_mul(num).div_ceil(den).max(MIN_ACCOUNTS));
     let (mut net, clients, txs) =
         start_step(args, bin, accounts, rate.saturating_mul(secs)).await?;
 
@@ -573,6 +659,17 @@ async fn start_step(
     count: u64,
 ) -> Result<(Network, Vec<HttpClient>, Vec<load::Prepared>)> {
     let info = network::prepare(&args.dir, bin, args.validators, accounts, true, None)?;
+    if let Some(interval) = args.snapshot_interval {
+        for v in &info.validators {
+            let path = Home::new(&v.home).config_path();
+            let mut config = NodeConfig::load(&path)?;
+            config.snapshot.interval = interval;
+            config
+                .validate()
+                .map_err(|reason| anyhow::anyhow!("--snapshot-interval {interval}: {reason}"))?;
+            config.save(&path)?;
+        }
+    }
     let dir = args.dir.canonicalize()?;
     let net = start_network(&dir, bin, info, None).await?;
     let clients = net.clients()?;
@@ -624,13 +721,21 @@ async fn measure(
     let catch_up = phases.catch_ups(net);
     for c in &catch_up {
         bar.println(format!(
-            "{rate} tx/s: {} missed {} blocks ({} transfers); caught up after {} s, replaying {} tx/s",
+            "{rate} tx/s: {} missed {} blocks ({} transfers; the chain held {}){}; caught up after {} s, replaying {} tx/s",
             c.name,
             thousands(c.missed_blocks),
             thousands(c.missed_txs),
+            thousands(c.chain_txs),
+            if c.wiped { ", its chain data deleted" } else { "" },
             c.caught_up_secs.map_or("(never)".into(), |s| format!("{s:.1}")),
             c.replay_tps.map_or("-".into(), |t| thousands(t.round() as u64)),
         ));
+        if let (Some(h), Some(s)) = (c.snapshot_height, c.state_sync_secs) {
+            bar.println(format!(
+                "        state sync: the snapshot at height {} installed in {s:.1} s, then block sync to the tip",
+                thousands(h)
+            ));
+        }
     }
     let wall = t0.elapsed().as_secs_f64();
     let delta = stats.counters().since(&before);
@@ -712,5 +817,29 @@ fn step_result(rate: u64, accounts: u64, w: Window) -> StepResult {
         committed_per_sec: per_second.committed,
         p99_ms_per_sec: per_second.p99_ms,
         catch_up,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_state_sync_report_is_read_from_the_last_installed_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("validator-3.log");
+        assert_eq!(state_sync_report(&log), (None, None));
+        std::fs::write(
+            &log,
+            "2026-12-03T18:00:00Z  INFO hotledger_node::node: state sync: snapshot chosen height=2000 chunks=64\n\
+             2026-12-03T18:00:02Z  INFO hotledger_node::node: state sync: snapshot installed, every chunk checked against the certified root height=2000 accounts=100000 chunks=64 fetched=64 refused=0 secs=1.875\n",
+        )
+        .unwrap();
+        assert_eq!(state_sync_report(&log), (Some(2000), Some(1.875)));
+        assert_eq!(log_field("a heights=5 height=7", "height"), Some("7"));
+        assert_eq!(log_field("a height=", "height"), Some(""));
+        assert_eq!(log_field("no fields", "height"), None);
     }
 }

@@ -108,6 +108,21 @@ pub struct BenchArgs {
     /// restarted validator took to catch up with the others and how fast it replayed
     #[arg(long, value_name = "SECS", requires = "restart", value_parser = clap::value_parser!(u64).range(1..=3_000))]
     pub down_secs: Option<u64>,
+    /// With --restart: delete the crashed validators' chain data (`data/`; their safety
+    /// records stay) while they are down, so they come back with an empty database
+    #[arg(long, requires = "restart")]
+    pub wipe: bool,
+    /// With --wipe: restart them with `start --state-sync`, so they join from the others'
+    /// snapshots; the report adds the snapshot's height and the state sync's seconds
+    #[arg(long, requires = "wipe")]
+    pub state_sync: bool,
+    /// Funded accounts in each network (default: 7 per 20 tx/s of the rate, at least 1,000)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub accounts: Option<u64>,
+    /// Every validator snapshots the state every N heights (`snapshot.interval` in each
+    /// config.toml; the node's default otherwise)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub snapshot_interval: Option<u64>,
     /// The benchmark networks' folder (wiped for every rate)
     #[arg(long, value_name = "DIR", default_value = "./.testnet-bench")]
     pub dir: PathBuf,

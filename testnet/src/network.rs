@@ -183,14 +183,14 @@ impl Network {
             hosts,
         };
         for i in 0..n {
-            net.spawn(i)?;
+            net.spawn(i, &[])?;
         }
         net.write_pids()?;
         Ok(net)
     }
 
-    /// Starts validator `i`'s process, appending to its log.
-    fn spawn(&mut self, i: usize) -> Result<()> {
+    /// Starts validator `i`'s process (`start` with `start_args`), appending to its log.
+    fn spawn(&mut self, i: usize, start_args: &[&str]) -> Result<()> {
         use std::os::unix::process::CommandExt;
         let v = &self.info.validators[i];
         let log_path = files::log_path(&self.dir, i);
@@ -212,6 +212,7 @@ impl Network {
             .arg("--home")
             .arg(&v.home)
             .arg("start")
+            .args(start_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -260,10 +261,15 @@ impl Network {
 
     /// Starts validator `i` again after it exited or was killed.
     pub fn restart(&mut self, i: usize) -> Result<()> {
+        self.restart_with(i, &[])
+    }
+
+    /// [`Network::restart`] with more arguments for `hotledger start` (e.g. `--state-sync`).
+    pub fn restart_with(&mut self, i: usize, start_args: &[&str]) -> Result<()> {
         if self.children.get(i).is_some_and(Option::is_some) {
             bail!("{} is still running", self.info.validators[i].name);
         }
-        self.spawn(i)?;
+        self.spawn(i, start_args)?;
         self.write_pids()
     }
 

@@ -67,8 +67,41 @@ fn parses_arguments_and_prints_help() {
         (vec![100, 200], 3, 5)
     );
 
+    let cli = Cli::try_parse_from([
+        "hotledger-testnet",
+        "bench",
+        "--crash",
+        "1",
+        "--restart",
+        "--wipe",
+        "--state-sync",
+        "--accounts",
+        "100000",
+        "--snapshot-interval",
+        "2000",
+    ])
+    .unwrap();
+    let Sub::Bench(bench) = cli.command else {
+        panic!("not bench")
+    };
+    assert!(bench.wipe && bench.state_sync);
+    assert_eq!(
+        (bench.accounts, bench.snapshot_interval),
+        (Some(100_000), Some(2_000))
+    );
+
     for bad in [
         &["hotledger-testnet", "run", "--validators", "0"][..],
+        // A wipe needs a restart, a state sync a wipe.
+        &["hotledger-testnet", "bench", "--crash", "1", "--wipe"],
+        &[
+            "hotledger-testnet",
+            "bench",
+            "--crash",
+            "1",
+            "--restart",
+            "--state-sync",
+        ],
         &["hotledger-testnet", "run", "--rate", "0"],
         &["hotledger-testnet", "run", "--accounts", "1"],
         &["hotledger-testnet", "bench", "--rates", "10,x"],

@@ -489,25 +489,8 @@ impl Sim {
             .unwrap_or_else(|e| panic!("node {node}: serving sync failed in memory: {e}"));
         if let Some(mut answer) = answer {
             if self.is_forger(node) {
-                // A Byzantine server: its first block's payload altered (its id kept), or
-                // its chunk's first account's balance raised.
-                match &mut answer {
-                    SyncMessage::Response { blocks, .. } => {
-                        if let Some(first) = blocks.first_mut() {
-                            first.payload.push(0);
-                        }
-                    }
-                    SyncMessage::Chunk {
-                        chunk: Some(chunk), ..
-                    } => {
-                        if let Some((_, value)) = chunk.leaves.first_mut() {
-                            if let Some(byte) = value.first_mut() {
-                                *byte = byte.wrapping_add(1);
-                            }
-                        }
-                    }
-                    _ => {}
-                }
+                // A Byzantine server, as the daemon's `tampered-sync` fault mode.
+                hotledger_node::faults::tamper_sync(&mut answer);
             }
             self.route(node, Some(from), Payload::Sync(answer));
             return;

@@ -225,25 +225,35 @@ fn field(line: &str, key: &str) -> Result<u64> {
 /// heights; a validator whose chain data is deleted restarts with `statesync.enable`, is killed
 /// after its first chunks and restarted, resumes with the chunks it had stored, installs the
 /// snapshot, block-syncs to the tip and follows the chain, agreeing with the others on every
-/// state root it holds and on the accounts. Its safety record stays.
+/// state root it holds and on the accounts. Its safety record stays. Validator 0 serves
+/// tampered chunks and blocks (fault mode `tampered-sync`, honest in consensus): the syncing
+/// node refuses them, strikes it and completes from the other two.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wiped_validator_joins_by_state_sync_resumes_after_a_kill_and_agrees() -> Result<()> {
     const ACCOUNTS: usize = 100_000;
+    const TAMPERER: usize = 0;
     let dir = tempfile::tempdir()?;
     let mut c = Cluster::generate(dir.path(), 4, ACCOUNTS)?;
     for i in 0..4 {
         let path = Home::new(c.home(i)).config_path();
         let config = std::fs::read_to_string(&path)?;
-        for line in ["[snapshot]\ninterval = 10000", "empty_block_delay_ms = 200"] {
+        let snapshot = "[snapshot]\ninterval = 10000\nkeep = 2";
+        for line in [snapshot, "empty_block_delay_ms = 200"] {
             ensure!(config.contains(line), "no {line:?} in {config}");
         }
-        std::fs::write(
-            &path,
-            config
-                .replace("[snapshot]\ninterval = 10000", "[snapshot]\ninterval = 256")
-                .replace("empty_block_delay_ms = 200", "empty_block_delay_ms = 2"),
-        )?;
+        // Snapshots kept long enough (16 × 256 heights) that none being restored is deleted.
+        let mut config = config
+            .replace(snapshot, "[snapshot]\ninterval = 256\nkeep = 16")
+            .replace("empty_block_delay_ms = 200", "empty_block_delay_ms = 2");
+        if i == TAMPERER {
+            config.push_str("\n[fault_injection]\nmode = \"tampered-sync\"\n");
+        }
+        std::fs::write(&path, config)?;
     }
+    let tamperer = Home::new(c.home(TAMPERER))
+        .load_validator_key()?
+        .public()
+        .short();
     c.start_all()?;
     let all = [0, 1, 2, 3];
     // Two snapshots, the older one a leader-reputation history below the tip.
@@ -288,8 +298,7 @@ async fn a_wiped_validator_joins_by_state_sync_resumes_after_a_kill_and_agrees()
         "the state sync finished before the kill"
     );
 
-    // Restarted: it resumes with what it stored, and fetches only the rest.
-    std::fs::remove_file(c.log_path(WIPED)).ok();
+    // Restarted (its log kept): it resumes with what it stored, and fetches only the rest.
     c.start(WIPED)?;
     let resumed = log_line(&c, WIPED, "state sync resumed", Duration::from_secs(30)).await?;
     let held = field(&resumed, "chunks_held")?;
@@ -298,6 +307,13 @@ async fn a_wiped_validator_joins_by_state_sync_resumes_after_a_kill_and_agrees()
         "resumed with {held} of {chunks}"
     );
     let installed = log_line(&c, WIPED, "snapshot installed", Duration::from_secs(120)).await?;
+    // The tamperer was asked, refused and struck (before the kill or after).
+    let log = std::fs::read_to_string(c.log_path(WIPED))?;
+    ensure!(
+        log.lines()
+            .any(|l| l.contains("response refused") && l.contains(&format!("peer={tamperer}"))),
+        "the tampering validator {tamperer} was never refused"
+    );
     let snapshot = field(&installed, "height")?;
     ensure!(
         field(&installed, "fetched")? == chunks - held,

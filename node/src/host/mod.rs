@@ -144,6 +144,9 @@ pub struct Output {
     pub restore_progress: Option<(u32, u32)>,
     /// A state sync gave up: no peer offered a snapshot ([`statesync::NO_OFFER_MS`]).
     pub restore_abandoned: bool,
+    /// The snapshot (its height) a state sync dropped, no peer offering it any more, to
+    /// restore a newer one.
+    pub restore_started_over: Option<u64>,
     /// Snapshots to make now, off the loop ([`crate::storage::snapshot::create`]).
     pub snapshot_due: Vec<SnapshotDue>,
 }
@@ -438,6 +441,12 @@ impl<S: ChainStore> Host<S> {
             self.restorer = None;
             out.restore_abandoned = true;
             return self.restart_core(now_ms, out);
+        }
+        if r.orphaned(now_ms) {
+            if let Some(height) = r.start_over() {
+                self.store.abandon_restore()?;
+                out.restore_started_over = Some(height);
+            }
         }
         if !r.done() {
             let history = self.config.history_blocks();

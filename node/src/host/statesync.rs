@@ -29,7 +29,10 @@
 //! does not prove, or a request unanswered for [`CHUNK_TIMEOUT_MS`] strikes its peer, and the
 //! work goes to another; [`MAX_STRIKES`] strikes set a peer aside for [`STRIKE_PAUSE_MS`]. With
 //! every chunk held the host builds the tree, checks its root once more and installs it in one
-//! synced batch; the forward syncer takes it from there.
+//! synced batch; the forward syncer takes it from there. Peers keep only their newest
+//! snapshots: if every peer that held the one being restored answers "not held" (it made newer
+//! ones and deleted it) while another is offered, the restorer drops it with its chunks and
+//! starts over on the newest ([`Restorer::orphaned`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -308,6 +311,42 @@ impl Restorer {
             })
             .map(|(peer, _)| *peer)
             .collect()
+    }
+
+    /// Whether the snapshot being restored can no longer be finished: chunks are missing,
+    /// none is in flight, no peer not set aside offers it any more (each that held it answered
+    /// a chunk request with "not held", having deleted it for newer ones), and one offers
+    /// another. The host then abandons it ([`Restorer::start_over`]).
+    pub fn orphaned(&self, now_ms: u64) -> bool {
+        let Some(anchor) = &self.anchor else {
+            return false;
+        };
+        let height = anchor.manifest.height;
+        let usable: Vec<&Vec<SnapshotOffer>> = self
+            .offers
+            .iter()
+            .filter(|(peer, _)| self.usable(peer, now_ms))
+            .map(|(_, offers)| offers)
+            .collect();
+        !self.missing.is_empty()
+            && self.in_flight.is_empty()
+            && !usable.iter().any(|o| o.iter().any(|o| o.height == height))
+            && usable.iter().any(|o| o.iter().any(|o| o.height != height))
+    }
+
+    /// Drops the snapshot being restored, its chunks and its history's progress: the next
+    /// requests choose a snapshot again from the offers. Returns the height dropped.
+    pub fn start_over(&mut self) -> Option<u64> {
+        let anchor = self.anchor.take()?;
+        self.missing.clear();
+        self.in_flight.clear();
+        self.asked = None;
+        self.anchor_retry_ms = 0;
+        self.history_next = 0;
+        self.history_end = 0;
+        self.history_asked = None;
+        self.history_retry_ms = 0;
+        Some(anchor.manifest.height)
     }
 
     /// Whether to give up: no snapshot chosen and none offered for [`NO_OFFER_MS`].
@@ -655,4 +694,100 @@ fn anchor_of(
         block,
         qc,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use hotledger_consensus::BlockInfo;
+    use hotledger_crypto::{Digest, KeyPair, Signature};
+
+    use super::*;
+
+    fn peer(seed: u8) -> PublicKey {
+        KeyPair::from_seed([seed; 32]).public()
+    }
+
+    fn offer(height: u64) -> SnapshotOffer {
+        SnapshotOffer {
+            height,
+            certified_by: height + 2,
+            depth: 2,
+            accounts: 100,
+        }
+    }
+
+    /// A restorer anchored at `height` (4 chunks), none held yet.
+    fn anchored(height: u64) -> Restorer {
+        let info = BlockInfo {
+            id: Digest::of(b"snapshot block"),
+            round: height,
+            height,
+            timestamp_ms: 0,
+        };
+        let anchor = RestoreAnchor {
+            manifest: SnapshotManifest {
+                height,
+                root: Digest::of(b"root"),
+                depth: 2,
+                accounts: 100,
+                certified_by: height + 2,
+                complete: false,
+            },
+            block: Block {
+                id: info.id,
+                round: height,
+                height,
+                timestamp_ms: 0,
+                author: peer(9),
+                qc: QuorumCert::genesis(info),
+                failed_leaders: Vec::new(),
+                payload: Vec::new(),
+                signature: Signature([0; 64]),
+            },
+            qc: QuorumCert::genesis(info),
+        };
+        Restorer::new(4, Some(anchor), &[])
+    }
+
+    #[test]
+    fn a_snapshot_no_peer_serves_any_more_is_dropped_for_a_newer_one() {
+        let mut r = anchored(1024);
+        let (a, b) = (peer(1), peer(2));
+        r.on_offers(0, a, vec![offer(1024)]).unwrap();
+        r.on_offers(0, b, vec![offer(1024)]).unwrap();
+        let asked = r.requests(1, 1);
+        let chunks: Vec<(PublicKey, u32)> = asked
+            .iter()
+            .filter_map(|(p, m)| match m {
+                SyncMessage::ChunkRequest { index, .. } => Some((*p, *index)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(chunks.len(), 2, "one per peer at a time: {asked:?}");
+        assert!(!r.orphaned(1), "both peers still offer it");
+
+        // Both answer "not held" for everything asked: they deleted it.
+        for (p, index) in chunks {
+            assert_eq!(r.on_chunk(2, p, 1024, index, None).unwrap(), None);
+        }
+        assert!(
+            !r.orphaned(2),
+            "nothing newer is offered by a peer that holds it yet"
+        );
+        r.on_offers(3, b, vec![offer(1280), offer(1536)]).unwrap();
+        assert!(r.orphaned(3));
+        assert_eq!(r.start_over(), Some(1024));
+        assert!(r.anchor().is_none());
+        assert_eq!(r.progress(), (0, 0));
+        assert!(!r.orphaned(3) && !r.done());
+        // The next anchor asked for is the newest offered.
+        let next = r.requests(OFFER_WAIT_MS + 10, 1);
+        assert!(
+            next.iter()
+                .any(|(p, m)| *p == b && matches!(m, SyncMessage::Request { from: 1536, .. })),
+            "{next:?}"
+        );
+    }
 }

@@ -516,6 +516,23 @@ impl ChainStore for Store {
         self.sync_write(batch)
     }
 
+    fn abandon_restore(&self) -> Result<(), StorageError> {
+        let Some(anchor) = self.restore_anchor()? else {
+            return Ok(());
+        };
+        let height = anchor.manifest.height;
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(
+            self.cf("snapshots")?,
+            chunk_key(height, 0),
+            chunk_key(height.saturating_add(1), 0),
+        );
+        let meta = self.cf("meta")?;
+        batch.delete_cf(meta, manifest_key(height));
+        batch.delete_cf(meta, b"restore");
+        self.sync_write(batch)
+    }
+
     fn install_snapshot(
         &self,
         anchor: &RestoreAnchor,

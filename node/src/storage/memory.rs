@@ -232,6 +232,25 @@ impl ChainStore for MemoryStore {
         Ok(())
     }
 
+    fn abandon_restore(&self) -> Result<(), StorageError> {
+        let mut s = self.lock()?;
+        let Some(anchor) = s.restore.take() else {
+            return Ok(());
+        };
+        let height = anchor.manifest.height;
+        s.snapshots.remove(&height);
+        let held: Vec<(u64, u32)> = s
+            .chunks
+            .range((height, 0)..=(height, u32::MAX))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in held {
+            s.chunks.remove(&key);
+        }
+        s.synced();
+        Ok(())
+    }
+
     fn install_snapshot(
         &self,
         anchor: &RestoreAnchor,

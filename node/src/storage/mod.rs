@@ -169,6 +169,9 @@ pub trait ChainStore:
     fn restore_anchor(&self) -> Result<Option<RestoreAnchor>, StorageError>;
     /// Records the state sync in progress and its manifest, not complete (synced).
     fn put_restore_anchor(&self, anchor: &RestoreAnchor) -> Result<(), StorageError>;
+    /// Ends the state sync in progress without installing it, in one synced batch: its anchor,
+    /// its manifest and the chunks held are deleted (another snapshot is restored instead).
+    fn abandon_restore(&self) -> Result<(), StorageError>;
     /// Makes a restored snapshot the store's state, in one synced batch: the tree of its height
     /// (`tree`, from [`snapshot::restored_tree`]), its block as the commit tip and the earliest
     /// height held, its manifest complete; the state sync is over. The blocks and transaction

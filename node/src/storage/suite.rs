@@ -211,6 +211,19 @@ fn a_snapshot_is_made_and_restored_into_a_fresh_store<S: ChainStore>(
     let fresh = crash(fresh);
     assert_eq!(fresh.restore_anchor().unwrap(), Some(anchor.clone()));
     assert_eq!(fresh.snapshot_chunks_held(16).unwrap(), held);
+
+    // Abandoned (its snapshot gone from every peer): nothing of it is left, across a crash;
+    // abandoning again does nothing.
+    let (other, _) = genesis_store(make);
+    other.put_restore_anchor(&anchor).unwrap();
+    let chunk = store.snapshot_chunk(16, 0).unwrap().unwrap();
+    other.put_snapshot(&restoring, &[(0, chunk)]).unwrap();
+    other.abandon_restore().unwrap();
+    let other = crash(other);
+    assert_eq!(other.restore_anchor().unwrap(), None);
+    assert!(other.snapshots().unwrap().is_empty());
+    assert!(other.snapshot_chunks_held(16).unwrap().is_empty());
+    other.abandon_restore().unwrap();
     let tree = snapshot::restored_tree(&fresh, &anchor).unwrap();
     fresh.install_snapshot(&anchor, &tree).unwrap();
     let fresh = crash(fresh);

@@ -36,8 +36,8 @@ struct Args {
     /// clock, slow, wal-truncate, sst-corrupt, disk-full); drawn from each seed if omitted.
     #[arg(long)]
     nemesis: Option<Kind>,
-    /// The last validator misbehaves (double-sign, equivocate, stale-flood, malformed-frames)
-    /// and is not held to the signing rules.
+    /// The last validator misbehaves (double-sign, equivocate, stale-flood, malformed-frames,
+    /// tampered-sync) and is not held to the signing rules.
     #[arg(long)]
     byzantine: Option<String>,
     /// Validator 0 double-signs but is counted honest: every run must fail the checker.
