@@ -122,7 +122,7 @@ pub use root::{
     account_key_hash, compute_state_root, decode_account, decode_node, decode_node_key,
     encode_account, encode_node, encode_node_key, encode_value_key, genesis_accounts,
     genesis_state_root, prove_account, rebuild_version, verify_account_proof, AccountProof,
-    MemoryTree, MemoryTreeStore, NodeOverlay, StateTree, TreeStore, TREE_WRITE_EVERY,
+    MemoryTree, MemoryTreeStore, NodeOverlay, StaleSet, StateTree, TreeStore, TREE_WRITE_EVERY,
     TREE_WRITE_NODES,
 };
 pub use root::{

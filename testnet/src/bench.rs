@@ -97,6 +97,9 @@ pub struct CatchUp {
     /// installing it), before block sync took it to the tip.
     pub snapshot_height: Option<u64>,
     pub state_sync_secs: Option<f64>,
+    /// Whether, once caught up, its state root at its height equalled another validator's at
+    /// that height (`null`: not compared).
+    pub root_agrees: Option<bool>,
 }
 
 /// One part of a step with `--crash`.
@@ -301,6 +304,8 @@ struct Phases {
     /// `--wipe` and `--state-sync`.
     wipe: bool,
     state_sync: bool,
+    /// `--stop-load-at-restart`.
+    stop_load: bool,
     /// The others' lowest height and committed transfers when the crashed ones were killed.
     at_kill: Option<(u64, u64)>,
     /// When the crashed ones were restarted, the others' lowest height and transfers then.
@@ -322,6 +327,7 @@ impl Phases {
             crashed,
             wipe: args.wipe,
             state_sync: args.state_sync,
+            stop_load: args.stop_load_at_restart,
             at_kill: None,
             at_restart: None,
             catch_up: Vec::new(),
@@ -389,6 +395,11 @@ impl Phases {
             } else {
                 (None, None)
             };
+            let other = (0..clients.len()).find(|j| !self.crashed.contains(j));
+            let root_agrees = match other {
+                Some(j) => same_root(&clients[i], &clients[j], s.height).await,
+                None => None,
+            };
             self.catch_up.retain(|c| c.name != name);
             self.catch_up.push(CatchUp {
                 name,
@@ -400,6 +411,7 @@ impl Phases {
                 chain_txs: txs_then,
                 snapshot_height,
                 state_sync_secs,
+                root_agrees,
             });
         }
     }
@@ -423,6 +435,7 @@ impl Phases {
                         chain_txs: txs_then,
                         snapshot_height: None,
                         state_sync_secs: None,
+                        root_agrees: None,
                     });
                 }
             }
@@ -439,6 +452,7 @@ impl Phases {
         stats: &Stats,
         bar: &ProgressBar,
         rate: u64,
+        load_stop: &watch::Sender<bool>,
     ) -> Result<()> {
         let Some(&(_, name, action)) = self.plan.iter().find(|(at, _, _)| *at == s) else {
             return Ok(());
@@ -467,8 +481,15 @@ impl Phases {
                 for &i in &self.crashed {
                     net.restart_with(i, start_args)?;
                 }
+                if self.stop_load {
+                    let _ = load_stop.send(true);
+                }
                 self.at_restart = Some((Instant::now(), height, txs));
-                Some("restarted")
+                Some(if self.stop_load {
+                    "stopped the load and restarted"
+                } else {
+                    "restarted"
+                })
             }
             None => None,
         };
@@ -554,6 +575,21 @@ fn close_phase(
     (phase, lat)
 }
 
+/// Whether `a` and `b` hold the same state root at `height` (`None`: either could not say).
+async fn same_root(a: &HttpClient, b: &HttpClient, height: u64) -> Option<bool> {
+    Some(root_at(a, height).await? == root_at(b, height).await?)
+}
+
+/// The state root `client` holds at `height`, within [`STATUS_TIMEOUT`], or `None`.
+async fn root_at(client: &HttpClient, height: u64) -> Option<hotledger_crypto::Digest> {
+    use hotledger_node::rpc::HotledgerApiClient;
+    tokio::time::timeout(STATUS_TIMEOUT, client.get_block(Some(height)))
+        .await
+        .ok()?
+        .ok()?
+        .map(|b| b.state_root)
+}
+
 /// A validator's status within [`STATUS_TIMEOUT`], or `None`.
 async fn status(client: &HttpClient) -> Option<hotledger_node::shared::Status> {
     use hotledger_node::rpc::HotledgerApiClient;
@@ -624,6 +660,8 @@ async fn step(args: &BenchArgs, bin: &std::path::Path, rate: u64) -> Result<Step
 
     let stats = Arc::new(Stats::default());
     let (stop_tx, stop_rx) = watch::channel(false);
+    // The load's own stop: at the end, or at the restart with `--stop-load-at-restart`.
+    let (load_stop_tx, load_stop_rx) = watch::channel(false);
     let run_for = Duration::from_secs(secs);
     let watcher = load::spawn_watcher(
         clients.clone(),
@@ -638,12 +676,13 @@ async fn step(args: &BenchArgs, bin: &std::path::Path, rate: u64) -> Result<Step
         Arc::clone(&stats),
         Arc::new(Progress::default()),
         Some(run_for),
-        stop_rx,
+        load_stop_rx,
     );
     let bar = network::spinner(format!("{rate} tx/s: warming up"));
     tokio::time::sleep(Duration::from_secs(args.warmup_secs)).await;
-    let window = measure(args, rate, &mut net, &stats, &bar).await?;
+    let window = measure(args, rate, &mut net, &stats, &bar, &load_stop_tx).await?;
     bar.finish_and_clear();
+    let _ = load_stop_tx.send(true);
     let _ = stop_tx.send(true);
     let _ = generator.await;
     let _ = watcher.await;
@@ -692,6 +731,7 @@ async fn measure(
     net: &mut Network,
     stats: &Stats,
     bar: &ProgressBar,
+    load_stop: &watch::Sender<bool>,
 ) -> Result<Window> {
     stats.reset_window();
     let before = stats.counters();
@@ -704,7 +744,9 @@ async fn measure(
     let mut phases = Phases::new(args, net.len());
     let mut per_second = PerSecond::start(stats);
     for s in 0..args.step_secs {
-        phases.at_second(s, net, stats, bar, rate).await?;
+        phases
+            .at_second(s, net, stats, bar, rate, load_stop)
+            .await?;
         phases.watch_catch_up(net).await;
         bar.set_message(format!("{rate} tx/s: measuring {s}/{} s", args.step_secs));
         tokio::time::sleep_until(start + Duration::from_secs(s.saturating_add(1))).await;
@@ -730,6 +772,12 @@ async fn measure(
             c.caught_up_secs.map_or("(never)".into(), |s| format!("{s:.1}")),
             c.replay_tps.map_or("-".into(), |t| thousands(t.round() as u64)),
         ));
+        if let Some(agrees) = c.root_agrees {
+            bar.println(format!(
+                "        its state root at its height {} the others'",
+                if agrees { "equals" } else { "DIFFERS FROM" }
+            ));
+        }
         if let (Some(h), Some(s)) = (c.snapshot_height, c.state_sync_secs) {
             bar.println(format!(
                 "        state sync: the snapshot at height {} installed in {s:.1} s, then block sync to the tip",

@@ -116,6 +116,11 @@ pub struct BenchArgs {
     /// snapshots; the report adds the snapshot's height and the state sync's seconds
     #[arg(long, requires = "wipe")]
     pub state_sync: bool,
+    /// With --restart: stop the load when the crashed validators restart, so they catch up
+    /// with a chain that no longer grows by transfers (the recovered part then commits none
+    /// of ours)
+    #[arg(long, requires = "restart")]
+    pub stop_load_at_restart: bool,
     /// Funded accounts in each network (default: 7 per 20 tx/s of the rate, at least 1,000)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub accounts: Option<u64>,

@@ -148,8 +148,10 @@ async fn a_wiped_validator_keeps_its_safety_record_and_signs_only_above_it() -> 
 }
 
 /// Pruning on real processes: with a window of 1,000 blocks every validator deletes what is
-/// below it, reports the lowest height it holds, answers a query below it with the typed
-/// `-32004` error naming that height, and still answers every height above.
+/// below it (blocks, records, and the state its early transfers made stale), reports the lowest
+/// height it holds, answers a query below it with the typed `-32004` error naming that height,
+/// and still answers every height above; a validator restarted after pruning rebuilds its tree
+/// and agrees with the others on the accounts and the state root.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pruning_keeps_the_window_and_refuses_pruned_heights_by_name() -> Result<()> {
     const KEEP: u64 = 1_000;
@@ -171,6 +173,29 @@ async fn pruning_keeps_the_window_and_refuses_pruned_heights_by_name() -> Result
     }
     c.start_all()?;
     let all = [0, 1, 2, 3];
+    c.wait_for_height(&all, 2, Duration::from_secs(60)).await?;
+    // Transfers early in the chain: their versions' stale state falls below the window.
+    const ROUNDS: u64 = 20;
+    for round in 0..ROUNDS {
+        let txs: Vec<_> = c
+            .accounts
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                hotledger_ledger::Transfer {
+                    from: k.public(),
+                    to: c.accounts[(i + 1) % c.accounts.len()].public(),
+                    amount: 1,
+                    nonce: round,
+                }
+                .sign(k, &c.chain_id)
+            })
+            .collect();
+        for outcome in c.client(0)?.submit_transactions(txs).await? {
+            ensure!(outcome.hash.is_some(), "refused: {:?}", outcome.error);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     c.wait_for_height(&all, KEEP + 400, Duration::from_secs(240))
         .await?;
     // The pruner runs each second: give it two.
@@ -206,6 +231,34 @@ async fn pruning_keeps_the_window_and_refuses_pruned_heights_by_name() -> Result
                 "validator {i}: height {h} within the window is missing"
             );
         }
+    }
+
+    // Restarted after pruning (killed: its tree is rebuilt from what pruning left), it follows
+    // the chain and holds the others' accounts and state root.
+    c.kill(1)?;
+    c.start(1)?;
+    let tip = c.client(0)?.status().await?.height;
+    c.wait_for_height(&all, tip + 20, Duration::from_secs(120))
+        .await?;
+    let status = c.client(1)?.status().await?;
+    let h = status.height - 10;
+    let ours = c.client(1)?.get_block(Some(h)).await?.map(|b| b.state_root);
+    for i in [0, 2, 3] {
+        let theirs = c.client(i)?.get_block(Some(h)).await?.map(|b| b.state_root);
+        ensure!(
+            ours.is_some() && ours == theirs,
+            "state root at {h}: {ours:?} against validator {i}'s {theirs:?}"
+        );
+    }
+    for key in c.accounts.iter().map(|k| k.public()) {
+        let account = c.client(1)?.get_account(key).await?.context("account")?;
+        ensure!(
+            account.nonce == ROUNDS,
+            "account {key}: nonce {}",
+            account.nonce
+        );
+        let theirs = c.client(0)?.get_account(key).await?.context("account")?;
+        ensure!(account.balance == theirs.balance, "account {key} differs");
     }
     Ok(())
 }

@@ -52,6 +52,33 @@ impl MemoryTree {
         self.nodes.len()
     }
 
+    /// Number of stored values (all versions).
+    pub fn value_count(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Deletes the node stored under `key`, if any (pruning: see [`super::StaleSet`]).
+    pub fn remove_node(&mut self, key: &NodeKey) {
+        self.nodes.remove(key);
+    }
+
+    /// Deletes the newest value of `key_hash` below `version`, if any: the one a value written
+    /// at `version` replaced (pruning: see [`super::StaleSet`]; older ones went with the
+    /// versions that replaced them).
+    pub fn remove_value_below(&mut self, key_hash: KeyHash, version: Version) {
+        let Some(end) = version.checked_sub(1) else {
+            return;
+        };
+        let old = self
+            .values
+            .range((key_hash, 0)..=(key_hash, end))
+            .next_back()
+            .map(|(k, _)| *k);
+        if let Some(old) = old {
+            self.values.remove(&old);
+        }
+    }
+
     /// Stores `batch`'s values (not its nodes).
     pub fn put_values(&mut self, batch: &NodeBatch) {
         for ((version, key_hash), value) in batch.values() {

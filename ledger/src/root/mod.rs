@@ -47,6 +47,7 @@ mod overlay;
 mod proof;
 mod rebuild;
 mod snapshot;
+mod stale;
 
 pub use memory::{MemoryTree, MemoryTreeStore, StateTree};
 pub use overlay::{NodeOverlay, TREE_WRITE_EVERY, TREE_WRITE_NODES};
@@ -56,6 +57,7 @@ pub use snapshot::{
     build_snapshot, chunk_depth, chunk_of, snapshot_tree, subtree, verify_chunk, SnapshotChunk,
     Subtree, MAX_CHUNK_BYTES, MAX_CHUNK_DEPTH, TARGET_CHUNK_ACCOUNTS,
 };
+pub use stale::StaleSet;
 
 use std::collections::BTreeMap;
 

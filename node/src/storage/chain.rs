@@ -9,7 +9,7 @@ use std::sync::MutexGuard;
 use hotledger_consensus::{Block, BlockInfo, QuorumCert, SafetyData};
 use hotledger_crypto::{Digest, PublicKey};
 use hotledger_ledger::{
-    account_key_hash, decode_account, encode_node, encode_node_key, Account, TxOutcome,
+    account_key_hash, decode_account, encode_node, encode_node_key, Account, StaleSet, TxOutcome,
 };
 use jmt::storage::TreeUpdateBatch;
 use jmt::Version;
@@ -267,6 +267,15 @@ impl ChainStore for Store {
         for stale in done.iter().filter(|k| **k != key) {
             batch.delete_cf(bodies, stale);
         }
+        // What this version made stale, for pruning to delete once the window passes it.
+        let stale = StaleSet::of(&w.tree, self.overlay()?.written());
+        if !stale.is_empty() {
+            batch.put_cf(
+                self.cf("tree_stale")?,
+                height.to_be_bytes(),
+                stale.encode()?,
+            );
+        }
         let wrote_tree =
             self.put_due_tree_write(&mut batch, height, &w.tree.node_batch, w.write_tree)?;
         if w.durable {
@@ -390,7 +399,13 @@ impl ChainStore for Store {
             return Ok(earliest);
         }
         let mut batch = WriteBatch::default();
+        let written = self.overlay()?.written();
         for height in earliest..end {
+            // Below the window no tree is read: what its versions made stale goes (never
+            // above the written tree, which the next start rebuilds from).
+            if height <= written {
+                self.put_stale_deletes(&mut batch, height)?;
+            }
             let Some(stored) = self.block_by_height(height)? else {
                 continue;
             };
@@ -483,6 +498,21 @@ impl ChainStore for Store {
         }
         it.status().map_err(StorageError::io("snapshots"))?;
         Ok(out)
+    }
+
+    fn tree_entries(&self) -> Result<(u64, u64), StorageError> {
+        let count = |cf: &'static str| -> Result<u64, StorageError> {
+            let mut it = self.db.raw_iterator_cf(self.cf(cf)?);
+            it.seek_to_first();
+            let mut n = 0u64;
+            while it.valid() {
+                n = n.saturating_add(1);
+                it.next();
+            }
+            it.status().map_err(StorageError::io(cf))?;
+            Ok(n)
+        };
+        Ok((count("tree_nodes")?, count("tree_values")?))
     }
 
     fn delete_snapshot(&self, height: u64) -> Result<(), StorageError> {

@@ -15,6 +15,7 @@ use hotledger_consensus::Block;
 use hotledger_crypto::{Digest, PublicKey};
 use hotledger_ledger::{
     account_key_hash, decode_account, Account, AccountReader, LedgerError, MemoryTree, NodeOverlay,
+    StaleSet,
 };
 use jmt::storage::{LeafNode, Node, NodeKey, TreeReader, TreeUpdateBatch};
 use jmt::{KeyHash, OwnedValue, Version};
@@ -57,6 +58,8 @@ struct State {
     chunks: BTreeMap<(u64, u32), SnapshotChunk>,
     restore: Option<RestoreAnchor>,
     history: BTreeMap<u64, Block>,
+    /// What each committed version made stale in `tree` (see [`StaleSet`]).
+    stale: BTreeMap<u64, StaleSet>,
     /// The state as of the last synced write, kept while commits written unsynced
     /// ([`BlockWrite::durable`] false) follow it: a crash returns to it.
     durable: Option<Box<State>>,
@@ -149,7 +152,18 @@ impl ChainStore for MemoryStore {
         if end <= earliest {
             return Ok(earliest);
         }
+        let written = s.overlay.written();
         for height in earliest..end {
+            if height <= written {
+                if let Some(stale) = s.stale.remove(&height) {
+                    for node in &stale.nodes {
+                        s.tree.remove_node(node);
+                    }
+                    for key in &stale.keys {
+                        s.tree.remove_value_below(*key, height);
+                    }
+                }
+            }
             let Some((id, _)) = s.blocks.remove(&height) else {
                 continue;
             };
@@ -199,6 +213,11 @@ impl ChainStore for MemoryStore {
             .range((height, 0)..=(height, u32::MAX))
             .map(|((_, i), _)| *i)
             .collect())
+    }
+
+    fn tree_entries(&self) -> Result<(u64, u64), StorageError> {
+        let s = self.lock()?;
+        Ok((s.tree.node_count() as u64, s.tree.value_count() as u64))
     }
 
     fn delete_snapshot(&self, height: u64) -> Result<(), StorageError> {
@@ -353,6 +372,10 @@ impl ChainStore for MemoryStore {
         }
         let b = w.block;
         let key = (b.height, b.id);
+        let stale = StaleSet::of(&w.tree, s.overlay.written());
+        if !stale.is_empty() {
+            s.stale.insert(b.height, stale);
+        }
         let nodes = w.tree.node_batch;
         let write_tree = w.write_tree || s.overlay.must_write(b.height, nodes.nodes().len());
         if write_tree {

@@ -163,6 +163,9 @@ pub trait ChainStore:
     ) -> Result<Option<SnapshotChunk>, StorageError>;
     /// The indexes of the chunks held of the snapshot at `height`, in order.
     fn snapshot_chunks_held(&self, height: u64) -> Result<Vec<u32>, StorageError>;
+    /// Stored state-tree nodes and values, of all versions: a full scan, for tests and
+    /// diagnostics.
+    fn tree_entries(&self) -> Result<(u64, u64), StorageError>;
     /// Deletes the snapshot at `height` and its chunks (synced).
     fn delete_snapshot(&self, height: u64) -> Result<(), StorageError>;
     /// The state sync in progress, if any.
@@ -198,7 +201,7 @@ pub(crate) fn tx_hashes(block: &Block) -> Vec<Digest> {
 }
 
 const SCHEMA_VERSION: u32 = 4;
-const CFS: [&str; 9] = [
+const CFS: [&str; 10] = [
     "meta",
     "bodies",
     "blocks",
@@ -208,6 +211,7 @@ const CFS: [&str; 9] = [
     "tree_values",
     "snapshots",
     "history",
+    "tree_stale",
 ];
 
 /// Most committed accounts kept in memory (about 20 MiB).

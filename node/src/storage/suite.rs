@@ -168,6 +168,47 @@ pub(super) fn suite<S: ChainStore>(make: impl Fn() -> S, crash: impl Fn(S) -> S)
     a_crash_is_rebuilt_to_every_stored_root(&make, &crash);
     a_rebuild_missing_a_changed_account_is_a_root_mismatch(&make, &crash);
     a_snapshot_is_made_and_restored_into_a_fresh_store(&make, &crash);
+    pruning_deletes_the_state_made_stale_below_the_window(&make, &crash);
+}
+
+fn pruning_deletes_the_state_made_stale_below_the_window<S: ChainStore>(
+    make: &impl Fn() -> S,
+    crash: &impl Fn(S) -> S,
+) {
+    let keys = tree_keys();
+    let (store, tip) = genesis_store(make);
+    let (twin, twin_tip) = genesis_store(make);
+    commit_tree_blocks(&store, tip, &keys, 1..=40);
+    commit_tree_blocks(&twin, twin_tip, &keys, 1..=40);
+    let (nodes, values) = store.tree_entries().unwrap();
+    assert_eq!(store.prune(33, 1_000).unwrap(), 33);
+    let store = crash(store);
+    let (pruned_nodes, pruned_values) = store.tree_entries().unwrap();
+    assert!(
+        pruned_nodes < nodes / 2,
+        "{pruned_nodes} of {nodes} nodes left"
+    );
+    // Each account keeps its newest value below the window and every value from it on; the
+    // genesis accounts, never rewritten, keep theirs.
+    let writes = |i: usize, heights: std::ops::RangeInclusive<u64>| {
+        heights
+            .filter(|h| !(i as u64 + h).is_multiple_of(3))
+            .count() as u64
+    };
+    let all: u64 = (0..keys.len()).map(|i| writes(i, 1..=40)).sum();
+    let genesis = values - all;
+    let kept: u64 = (0..keys.len())
+        .map(|i| writes(i, 33..=40) + u64::from(writes(i, 1..=32) > 0))
+        .sum();
+    assert_eq!(pruned_values, genesis + kept);
+    for key in &keys {
+        assert_eq!(store.account(key).unwrap(), twin.account(key).unwrap());
+    }
+    // The tip's tree is whole: the next block gives the unpruned twin's root.
+    let updates = tree_updates(&keys, 41);
+    let (ours, _) = compute_state_root(&store, 41, &updates).unwrap();
+    let (theirs, _) = compute_state_root(&twin, 41, &updates).unwrap();
+    assert_eq!(ours, theirs);
 }
 
 fn a_snapshot_is_made_and_restored_into_a_fresh_store<S: ChainStore>(

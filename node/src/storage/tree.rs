@@ -8,7 +8,7 @@ use hotledger_consensus::Block;
 use hotledger_crypto::PublicKey;
 use hotledger_ledger::{
     decode_node, encode_node, encode_node_key, encode_value_key, rebuild_version, Account,
-    AccountReader, LedgerError, NodeOverlay,
+    AccountReader, LedgerError, NodeOverlay, StaleSet,
 };
 use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, TreeReader, TreeUpdateBatch};
 use jmt::{KeyHash, OwnedValue, Version};
@@ -112,6 +112,37 @@ impl Store {
             tree.mark_written(newest)
         };
         drop(released);
+        Ok(())
+    }
+
+    /// Puts into `batch` the deletion of what version `height` made stale (its [`StaleSet`]):
+    /// the nodes it replaced, the value each account it wrote had below it, and the set itself.
+    pub(super) fn put_stale_deletes(
+        &self,
+        batch: &mut WriteBatch,
+        height: Version,
+    ) -> Result<(), StorageError> {
+        let cf = self.cf("tree_stale")?;
+        let Some(bytes) = self.get_raw("tree_stale", &height.to_be_bytes())? else {
+            return Ok(());
+        };
+        let stale = StaleSet::decode(&bytes)?;
+        let nodes = self.cf("tree_nodes")?;
+        for key in &stale.nodes {
+            batch.delete_cf(nodes, encode_node_key(key)?);
+        }
+        if let Some(below) = height.checked_sub(1) {
+            let values = self.cf("tree_values")?;
+            let mut it = self.db.raw_iterator_cf(values);
+            for key_hash in &stale.keys {
+                it.seek_for_prev(encode_value_key(key_hash, below));
+                if let Some(k) = it.key().filter(|k| k.len() == 40 && k[..32] == key_hash.0) {
+                    batch.delete_cf(values, k);
+                }
+            }
+            it.status().map_err(StorageError::io("tree_values"))?;
+        }
+        batch.delete_cf(cf, height.to_be_bytes());
         Ok(())
     }
 
