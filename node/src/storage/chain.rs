@@ -400,7 +400,13 @@ impl ChainStore for Store {
         }
         let mut batch = WriteBatch::default();
         let written = self.overlay()?.written();
+        let mut end = end;
         for height in earliest..end {
+            // Heavy blocks make heavy batches: stop after the height that passes the budget.
+            if batch.len() >= super::PRUNE_MAX_DELETES {
+                end = height;
+                break;
+            }
             // Below the window no tree is read: what its versions made stale goes (never
             // above the written tree, which the next start rebuilds from).
             if height <= written {

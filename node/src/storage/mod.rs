@@ -141,10 +141,12 @@ pub trait ChainStore:
     /// The lowest committed height whose block and transaction records are still held: 1 on a
     /// chain never pruned (height 0, genesis, has no block).
     fn earliest(&self) -> Result<u64, StorageError>;
-    /// Deletes the committed blocks (bodies, height and id entries) and their transactions'
-    /// records of at most `max` heights, from [`ChainStore::earliest`] up to below `below`, never
-    /// the tip, in one synced batch; returns the new earliest height. The state tree is kept
-    /// whole.
+    /// Deletes the committed blocks (bodies, height and id entries), their transactions'
+    /// records and what their versions made stale in the state tree (see
+    /// [`hotledger_ledger::StaleSet`]; never above the written tree), of at most `max` heights
+    /// from [`ChainStore::earliest`] up to below `below`, never the tip, in one synced batch
+    /// (the RocksDB store also stops once a batch holds [`PRUNE_MAX_DELETES`] deletions);
+    /// returns the new earliest height. The tree from that height on is kept whole.
     fn prune(&self, below: u64, max: u64) -> Result<u64, StorageError>;
     /// The snapshots held (see [`snapshot`]): complete ones, which are served, and the one a
     /// state sync is restoring.
@@ -201,6 +203,10 @@ pub(crate) fn tx_hashes(block: &Block) -> Vec<Digest> {
 }
 
 const SCHEMA_VERSION: u32 = 4;
+
+/// Deletions after which one pruning batch takes no further height (a few tens of MiB of
+/// batch at most; a height's own deletions are never split).
+pub const PRUNE_MAX_DELETES: usize = 262_144;
 const CFS: [&str; 10] = [
     "meta",
     "bodies",
