@@ -146,6 +146,21 @@ impl Store {
         Ok(())
     }
 
+    /// Puts into `batch` the deletion of the snapshot at `height`: its chunks and manifest.
+    fn put_snapshot_deletes(
+        &self,
+        batch: &mut WriteBatch,
+        height: u64,
+    ) -> Result<(), StorageError> {
+        batch.delete_range_cf(
+            self.cf("snapshots")?,
+            chunk_key(height, 0),
+            chunk_key(height.saturating_add(1), 0),
+        );
+        batch.delete_cf(self.cf("meta")?, manifest_key(height));
+        Ok(())
+    }
+
     /// The `bodies` above the commit tip, in key order.
     fn uncommitted_bodies(
         &self,
@@ -523,12 +538,7 @@ impl ChainStore for Store {
 
     fn delete_snapshot(&self, height: u64) -> Result<(), StorageError> {
         let mut batch = WriteBatch::default();
-        batch.delete_range_cf(
-            self.cf("snapshots")?,
-            chunk_key(height, 0),
-            chunk_key(height.saturating_add(1), 0),
-        );
-        batch.delete_cf(self.cf("meta")?, manifest_key(height));
+        self.put_snapshot_deletes(&mut batch, height)?;
         self.sync_write(batch)
     }
 
@@ -556,16 +566,9 @@ impl ChainStore for Store {
         let Some(anchor) = self.restore_anchor()? else {
             return Ok(());
         };
-        let height = anchor.manifest.height;
         let mut batch = WriteBatch::default();
-        batch.delete_range_cf(
-            self.cf("snapshots")?,
-            chunk_key(height, 0),
-            chunk_key(height.saturating_add(1), 0),
-        );
-        let meta = self.cf("meta")?;
-        batch.delete_cf(meta, manifest_key(height));
-        batch.delete_cf(meta, b"restore");
+        self.put_snapshot_deletes(&mut batch, anchor.manifest.height)?;
+        batch.delete_cf(self.cf("meta")?, b"restore");
         self.sync_write(batch)
     }
 

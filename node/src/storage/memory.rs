@@ -66,6 +66,19 @@ struct State {
 }
 
 impl State {
+    /// Deletes the snapshot at `height`: its manifest and its chunks.
+    fn remove_snapshot(&mut self, height: u64) {
+        self.snapshots.remove(&height);
+        let held: Vec<(u64, u32)> = self
+            .chunks
+            .range((height, 0)..=(height, u32::MAX))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in held {
+            self.chunks.remove(&key);
+        }
+    }
+
     fn committed_height(&self) -> u64 {
         self.tip.as_ref().map_or(0, |t| t.block.height)
     }
@@ -222,15 +235,7 @@ impl ChainStore for MemoryStore {
 
     fn delete_snapshot(&self, height: u64) -> Result<(), StorageError> {
         let mut s = self.lock()?;
-        s.snapshots.remove(&height);
-        let held: Vec<(u64, u32)> = s
-            .chunks
-            .range((height, 0)..=(height, u32::MAX))
-            .map(|(k, _)| *k)
-            .collect();
-        for key in held {
-            s.chunks.remove(&key);
-        }
+        s.remove_snapshot(height);
         s.synced();
         Ok(())
     }
@@ -256,16 +261,7 @@ impl ChainStore for MemoryStore {
         let Some(anchor) = s.restore.take() else {
             return Ok(());
         };
-        let height = anchor.manifest.height;
-        s.snapshots.remove(&height);
-        let held: Vec<(u64, u32)> = s
-            .chunks
-            .range((height, 0)..=(height, u32::MAX))
-            .map(|(k, _)| *k)
-            .collect();
-        for key in held {
-            s.chunks.remove(&key);
-        }
+        s.remove_snapshot(anchor.manifest.height);
         s.synced();
         Ok(())
     }
