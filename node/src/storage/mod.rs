@@ -370,6 +370,11 @@ fn open_db(path: &Path) -> Result<DB, StorageError> {
     opts.create_missing_column_families(true);
     opts.set_max_open_files(512);
     opts.set_compression_type(rocksdb::DBCompressionType::None);
+    // A write-ahead log file is deleted only once every family with data in it has flushed. Small
+    // families (`meta`: the tip, a few hundred bytes a commit) would fill their memtables only
+    // after days, pinning every log file meanwhile (1.6 GB of logs after 10 minutes at 5,000
+    // tx/s); past this total RocksDB flushes the families that hold the oldest file.
+    opts.set_max_total_wal_size(256 * 1024 * 1024);
     // Every family the folder has, known or not, so a database of another schema opens far
     // enough to be refused by its version rather than by RocksDB's "column families not opened".
     // A folder that is not a database yet has none to list.
