@@ -13,6 +13,10 @@ use crate::error::NodeError;
 pub struct NodeConfig {
     /// A name for logs.
     pub moniker: String,
+    /// `validator` (the home's validator key is in genesis; it votes and proposes) or `full`
+    /// (a full node: it follows the chain by block sync, relays transactions to validators and
+    /// serves RPC, and holds no validator key; `hotledger init --full-node` writes one).
+    pub role: Role,
     /// `tracing` filter, e.g. `info` or `hotledger_node=debug,info`.
     pub log_level: String,
     /// Log line format: `text` (readable) or `json` (one object per line); `hotledger start
@@ -31,6 +35,19 @@ pub struct NodeConfig {
     #[serde(skip_serializing_if = "crate::faults::FaultInjectionConfig::is_off")]
     pub fault_injection: crate::faults::FaultInjectionConfig,
 }
+
+/// What a node does in the network.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    #[default]
+    Validator,
+    /// Follows and serves the chain; votes on nothing.
+    Full,
+}
+
+/// Most entries of `p2p.peers`.
+pub const MAX_CONFIGURED_PEERS: usize = 64;
 
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -79,6 +96,14 @@ pub struct P2pConfig {
     pub dial_timeout_ms: u64,
     /// Most messages in flight on one connection, both directions together (streams).
     pub max_concurrent_streams: usize,
+    /// Peers to dial and keep connected besides genesis validators, each a multiaddr ending
+    /// in `/p2p/<peer id>` (e.g. `/ip4/10.0.0.5/tcp/26656/p2p/12D3KooW...`): the validators or
+    /// full nodes a full node follows, or a validator's own full nodes. At most 64.
+    pub peers: Vec<String>,
+    /// Most peers that are neither validators nor in `peers` (full nodes joining) connected
+    /// at once; further ones are refused. They may sync and send transactions, never
+    /// consensus messages. 0 accepts none.
+    pub max_non_validator_peers: usize,
     /// Peers' messages waiting for the consensus loop (messages); when it is full, further
     /// ones are dropped and counted in `hotledger_p2p_dropped_inbound_total`.
     pub inbound_queue: usize,
@@ -250,6 +275,7 @@ impl Default for NodeConfig {
     fn default() -> Self {
         NodeConfig {
             moniker: "hotledger".into(),
+            role: Role::default(),
             log_level: "info".into(),
             log_format: LogFormat::default(),
             p2p: P2pConfig::default(),
@@ -282,6 +308,8 @@ impl Default for P2pConfig {
             ping_timeout_ms: 3_000,
             dial_timeout_ms: 3_000,
             max_concurrent_streams: 1_024,
+            peers: Vec::new(),
+            max_non_validator_peers: 16,
             inbound_queue: 8_192,
             inbound_tx_queue: 256,
             outbound_queue: 8_192,
@@ -406,7 +434,7 @@ impl NodeConfig {
         validate_listen(&self.p2p.listen)?;
         let p2p = &self.p2p;
         #[rustfmt::skip]
-        let ranges: [(&str, u64, u64, u64); 25] = [
+        let ranges: [(&str, u64, u64, u64); 26] = [
             ("p2p.max_message_bytes", p2p.max_message_bytes as u64, 1024, 256 << 20),
             ("p2p.reconnect_initial_ms", p2p.reconnect_initial_ms, 10, 60_000),
             ("p2p.reconnect_max_ms", p2p.reconnect_max_ms, p2p.reconnect_initial_ms, 3_600_000),
@@ -418,6 +446,7 @@ impl NodeConfig {
             ("p2p.ping_timeout_ms", p2p.ping_timeout_ms, 100, 600_000),
             ("p2p.dial_timeout_ms", p2p.dial_timeout_ms, 100, 600_000),
             ("p2p.max_concurrent_streams", p2p.max_concurrent_streams as u64, 1, 65_536),
+            ("p2p.max_non_validator_peers", p2p.max_non_validator_peers as u64, 0, 1_024),
             ("p2p.inbound_queue", p2p.inbound_queue as u64, 1, 1 << 20),
             ("p2p.inbound_tx_queue", p2p.inbound_tx_queue as u64, 1, 65_536),
             ("p2p.outbound_queue", p2p.outbound_queue as u64, 1, 1 << 20),
@@ -482,11 +511,43 @@ impl NodeConfig {
                 self.storage.path.display()
             ));
         }
+        if self.p2p.peers.len() > MAX_CONFIGURED_PEERS {
+            return Err(format!(
+                "p2p.peers has {} entries; at most {MAX_CONFIGURED_PEERS}",
+                self.p2p.peers.len()
+            ));
+        }
+        for peer in &self.p2p.peers {
+            parse_peer(peer).map_err(|why| format!("p2p.peers: {why}"))?;
+        }
         self.consensus
             .to_limits()
             .validate()
             .map_err(|e| format!("consensus: {e}"))
     }
+}
+
+/// A `p2p.peers` entry: the address to dial and the peer id it ends with (an ed25519 key's).
+pub fn parse_peer(peer: &str) -> Result<(libp2p::PeerId, libp2p::Multiaddr), String> {
+    use libp2p::multiaddr::Protocol;
+    let mut addr = peer
+        .parse::<libp2p::Multiaddr>()
+        .map_err(|e| format!("{peer:?} is not a multiaddr: {e}"))?;
+    let Some(Protocol::P2p(peer_id)) = addr.pop() else {
+        return Err(format!(
+            "{peer:?} does not end with /p2p/<peer id> (the peer's id, as `hotledger keys \
+             show` or its genesis entry gives it)"
+        ));
+    };
+    if crate::network::peer_key(&peer_id).is_none() {
+        return Err(format!(
+            "{peer:?}: peer id {peer_id} is not of an ed25519 key"
+        ));
+    }
+    if addr.iter().next().is_none() {
+        return Err(format!("{peer:?} names no address before /p2p/"));
+    }
+    Ok((peer_id, addr))
 }
 
 /// `p2p.listen` must be an address a TCP listener binds: an IP address and a port.
@@ -519,6 +580,49 @@ mod tests {
         assert_eq!(c.validate(), Ok(()));
         let text = toml::to_string_pretty(&c).unwrap();
         assert_eq!(toml::from_str::<NodeConfig>(&text).unwrap(), c);
+    }
+
+    #[test]
+    fn configured_peers_must_name_an_address_and_an_ed25519_peer_id() {
+        let id = libp2p::identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id();
+        let mut c = NodeConfig {
+            role: Role::Full,
+            ..NodeConfig::default()
+        };
+        c.p2p.peers = vec![format!("/dns4/validator-0/tcp/26656/p2p/{id}")];
+        assert_eq!(c.validate(), Ok(()));
+        let (peer, addr) = parse_peer(&c.p2p.peers[0]).unwrap();
+        assert_eq!(
+            (peer, addr.to_string()),
+            (id, "/dns4/validator-0/tcp/26656".into())
+        );
+        let text = toml::to_string_pretty(&c).unwrap();
+        assert!(text.contains("role = \"full\""), "{text}");
+        assert_eq!(toml::from_str::<NodeConfig>(&text).unwrap(), c);
+
+        for (peer, says) in [
+            (
+                "/ip4/127.0.0.1/tcp/26656".to_string(),
+                "does not end with /p2p/",
+            ),
+            (format!("/p2p/{id}"), "names no address"),
+            (
+                format!("/p2p/{}", libp2p::PeerId::random()),
+                "not of an ed25519 key",
+            ),
+            ("not an address".to_string(), "is not a multiaddr"),
+        ] {
+            c.p2p.peers = vec![peer];
+            let err = c.validate().unwrap_err();
+            assert!(
+                err.starts_with("p2p.peers: ") && err.contains(says),
+                "{err}"
+            );
+        }
+        c.p2p.peers = vec![format!("/ip4/127.0.0.1/tcp/1/p2p/{id}"); MAX_CONFIGURED_PEERS + 1];
+        assert!(c.validate().unwrap_err().contains("at most 64"));
     }
 
     #[test]

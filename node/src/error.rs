@@ -45,6 +45,10 @@ pub enum NodeError {
     /// A peer's frame with bytes after the message.
     #[error("frame has {count} bytes after the message")]
     TrailingBytes { count: usize },
+    /// A consensus message from a peer that is not a validator (full nodes may only sync and
+    /// send transactions).
+    #[error("a consensus message from a peer that is not a validator")]
+    ConsensusFromNonValidator,
     /// A frame of another kind than the queue it came in on carries.
     #[error("{got} in a {expected} frame")]
     MisroutedFrame {

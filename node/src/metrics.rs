@@ -26,6 +26,7 @@ pub struct Metrics {
     pub mempool_txs: Gauge,
     pub mempool_bytes: Gauge,
     pub peers: Gauge,
+    pub non_validator_peers: Gauge,
     pub syncing: Gauge,
     pub block_interval_seconds: Histogram,
     pub commit_seconds: Histogram,
@@ -73,6 +74,11 @@ impl Metrics {
             mempool_bytes: gauge(r, "mempool_bytes", "Bytes in the mempool"),
             // Peers and sync.
             peers: gauge(r, "peers", "Connected validators"),
+            non_validator_peers: gauge(
+                r,
+                "non_validator_peers",
+                "Connected peers that are not validators (full nodes)",
+            ),
             syncing: gauge(r, "syncing", "1 while fetching missed blocks"),
             // Commit timing.
             block_interval_seconds: histogram(

@@ -3,8 +3,14 @@
 //! * Peers' addresses may name their host by IP address or by DNS name (`/dns/..`, `/dns4/..`,
 //!   `/dns6/..`), resolved when dialled with the system's resolver configuration
 //!   (`/etc/resolv.conf` on Unix).
-//! * Only validators listed in genesis may stay connected: a connection from any other peer id is
-//!   closed at once. A validator's libp2p identity is the `peer_id` of its genesis entry.
+//! * Validators listed in genesis are dialled and kept connected; a validator's libp2p identity
+//!   is the `peer_id` of its genesis entry. Peers named in `p2p.peers` (full nodes, or a node's
+//!   own sentries) are dialled and kept connected too. Any other peer (a full node joining) is
+//!   accepted only while fewer than `max_non_validator_peers` such peers are connected, and only
+//!   with an ed25519 identity, whose public key then names it; it is forgotten when its last
+//!   connection closes ([`NetEvent::PeerGone`]). Each message says whether its sender is a
+//!   validator, and consensus broadcasts reach validators only ([`Audience`]): what a
+//!   non-validator may send is the node's to decide.
 //! * The protocol name embeds the genesis hash (`/hotledger/<hash prefix>/1`), so nodes of
 //!   another chain cannot even negotiate a stream with us.
 //! * Every message is one request on a request-response stream, framed with a `u32` length and
@@ -13,7 +19,8 @@
 //!   acknowledgement.
 //! * Every connection is pinged; one whose ping goes unanswered is closed as dead (a
 //!   partition drops packets without closing anything), which makes its validator lost.
-//! * Lost validators are redialled with exponential backoff, each dial bounded in time.
+//! * Lost validators and configured peers are redialled with exponential backoff, each dial
+//!   bounded in time.
 //! * A peer the node reports for invalid data gets strikes, one forgiven per `strike_decay`;
 //!   at `max_peer_strikes` (or at once for undecodable bytes) it is disconnected and banned
 //!   for `ban`.
@@ -49,12 +56,30 @@ pub struct PeerInfo {
     pub addresses: Vec<Multiaddr>,
 }
 
+/// The key that names a peer that is not a validator: the ed25519 public key its peer id
+/// embeds (libp2p inlines ed25519 keys in the peer id, and Noise proved the peer holds its
+/// secret). `None` for a peer id of another kind of key.
+pub fn peer_key(peer: &PeerId) -> Option<PublicKey> {
+    let multihash: &libp2p::multihash::Multihash<64> = peer.as_ref();
+    // Code 0 is the identity hash: the digest is the protobuf-encoded public key itself.
+    if multihash.code() != 0 {
+        return None;
+    }
+    let key = identity::PublicKey::try_decode_protobuf(multihash.digest()).ok()?;
+    let bytes = key.try_into_ed25519().ok()?.to_bytes();
+    PublicKey::from_bytes(&bytes).ok()
+}
+
 #[derive(Clone, Debug)]
 pub struct NetworkConfig {
     pub keypair: identity::Keypair,
     pub listen: Multiaddr,
     /// All validators, including this node (skipped when dialling).
     pub validators: Vec<PeerInfo>,
+    /// Other peers to dial and keep connected (`p2p.peers`): peer id and addresses.
+    pub peers: Vec<(PeerId, Vec<Multiaddr>)>,
+    /// Most connected peers that are neither validators nor in `peers`.
+    pub max_non_validator_peers: usize,
     pub genesis_hash: Digest,
     pub max_message_bytes: usize,
     pub reconnect_initial: Duration,
@@ -87,6 +112,7 @@ pub enum NetCommand {
     },
     Broadcast {
         bytes: Arc<Vec<u8>>,
+        to: Audience,
     },
     /// The peer sent invalid data; `severe` disconnects at once.
     Penalize {
@@ -95,10 +121,27 @@ pub enum NetCommand {
     },
 }
 
+/// Whom a broadcast reaches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Audience {
+    /// The connected validators (consensus messages, validators' transaction gossip).
+    Validators,
+    /// Every connected peer (sync status, snapshot offers, a full node's transactions).
+    Everyone,
+}
+
 /// What the network tells the node.
 #[derive(Debug)]
 pub enum NetEvent {
-    Message { from: PublicKey, bytes: Vec<u8> },
+    /// A peer's message; `validator` says whether the sender is a validator of genesis.
+    Message {
+        from: PublicKey,
+        validator: bool,
+        bytes: Vec<u8>,
+    },
+    /// A peer that is not a validator closed its last connection and is forgotten: what the
+    /// node keeps about it can go.
+    PeerGone { key: PublicKey },
 }
 
 /// Counters shared with the consensus loop and the metrics endpoint
@@ -107,6 +150,8 @@ pub enum NetEvent {
 pub struct NetStats {
     /// Validators with at least one connection.
     pub connected_validators: AtomicUsize,
+    /// Peers that are not validators with at least one connection.
+    pub connected_non_validators: AtomicUsize,
     /// Peers' messages dropped because the queue to the node was full.
     pub dropped_inbound: Counter,
     /// Peers' transaction frames dropped because the queue to admission was full.
@@ -123,7 +168,8 @@ pub struct NetStats {
     pub disconnects: Counter,
     /// Connections closed because a ping went unanswered (`p2p.ping_timeout_ms`).
     pub dead_connections: Counter,
-    /// Connections closed at once: the peer is not a validator, or is banned.
+    /// Connections closed at once: the peer is banned, or one more non-validator than
+    /// `p2p.max_non_validator_peers` allows.
     pub refused_connections: Counter,
     /// Penalties the node reported against a validator.
     pub strikes: Counter,
@@ -354,6 +400,11 @@ impl PeerPolicy {
 #[derive(Debug)]
 struct PeerState {
     info: PeerInfo,
+    /// A validator of genesis (else a full node or another non-validator).
+    validator: bool,
+    /// Dialled and kept connected: a validator or a peer of `p2p.peers`. Any other entry is a
+    /// peer that connected to this node, dropped when its last connection closes.
+    dialled: bool,
     connections: usize,
     next_dial: Instant,
     backoff: Duration,
@@ -371,6 +422,20 @@ impl PeerState {
     }
 }
 
+/// What a closed connection meant.
+#[derive(Debug, PartialEq, Eq)]
+enum Closed {
+    /// Other connections with the peer remain, or it was not known.
+    Nothing,
+    /// The last connection of a dialled peer: it is redialled one backoff later.
+    Lost { validator: bool },
+    /// The last connection of a peer that connected to this node: it is forgotten.
+    Gone(PublicKey),
+}
+
+/// Most bans of forgotten peers remembered at once (a ban outlives its peer's entry).
+const MAX_REMEMBERED_BANS: usize = 4_096;
+
 /// What a strike did.
 #[derive(Debug, PartialEq, Eq)]
 enum Strike {
@@ -382,59 +447,103 @@ enum Strike {
     Banned { peer: PeerId, strikes: u32 },
 }
 
-/// What this node knows of every other validator: connections, redial backoff, strikes and
-/// bans. Synchronous and without a clock: the caller passes `now`, and carries out what the
-/// answers ask for (dial, disconnect) on the swarm.
+/// What this node knows of its peers: every other validator and every peer of `p2p.peers`
+/// (dialled), and the non-validators connected to it (at most `max_inbound`): connections,
+/// redial backoff, strikes and bans. Synchronous and without a clock: the caller passes `now`,
+/// and carries out what the answers ask for (dial, disconnect) on the swarm.
 #[derive(Debug)]
 struct PeerTable {
     peers: HashMap<PeerId, PeerState>,
     by_key: HashMap<PublicKey, PeerId>,
     policy: PeerPolicy,
+    /// Most entries that are neither validators nor dialled.
+    max_inbound: usize,
+    /// Bans of peers no longer in `peers` (non-validators that connected and were banned).
+    bans: HashMap<PeerId, Instant>,
+    /// This node: never a peer.
+    me: PeerId,
 }
 
 impl PeerTable {
-    /// Every validator but `me`, each due for a dial at `now`.
-    fn new(validators: &[PeerInfo], me: PeerId, policy: PeerPolicy, now: Instant) -> PeerTable {
-        let mut peers = HashMap::new();
-        let mut by_key = HashMap::new();
-        for info in validators.iter().filter(|v| v.peer_id != me) {
-            by_key.insert(info.key, info.peer_id);
-            let state = PeerState {
-                info: info.clone(),
-                connections: 0,
-                next_dial: now,
-                backoff: policy.reconnect_initial,
-                strikes: 0,
-                strikes_at: now,
-                banned_until: None,
-                was_connected: false,
-            };
-            peers.insert(info.peer_id, state);
-        }
-        PeerTable {
-            peers,
-            by_key,
+    /// Every validator but `me` and every peer of `peers` (named by [`peer_key`]; one of
+    /// another kind of key is skipped), each due for a dial at `now`.
+    fn new(
+        validators: &[PeerInfo],
+        peers: &[(PeerId, Vec<Multiaddr>)],
+        me: PeerId,
+        policy: PeerPolicy,
+        max_inbound: usize,
+        now: Instant,
+    ) -> PeerTable {
+        let mut table = PeerTable {
+            peers: HashMap::new(),
+            by_key: HashMap::new(),
             policy,
+            max_inbound,
+            bans: HashMap::new(),
+            me,
+        };
+        for info in validators.iter().filter(|v| v.peer_id != me) {
+            table.insert(info.clone(), true, true, now);
         }
+        for (peer_id, addresses) in peers {
+            if *peer_id == me || table.peers.contains_key(peer_id) {
+                continue;
+            }
+            let Some(key) = peer_key(peer_id).filter(|k| !table.by_key.contains_key(k)) else {
+                continue;
+            };
+            let info = PeerInfo {
+                key,
+                peer_id: *peer_id,
+                addresses: addresses.clone(),
+            };
+            table.insert(info, false, true, now);
+        }
+        table
     }
 
+    fn insert(&mut self, info: PeerInfo, validator: bool, dialled: bool, now: Instant) {
+        self.by_key.insert(info.key, info.peer_id);
+        let state = PeerState {
+            validator,
+            dialled,
+            connections: 0,
+            next_dial: now,
+            backoff: self.policy.reconnect_initial,
+            strikes: 0,
+            strikes_at: now,
+            banned_until: None,
+            was_connected: false,
+            info: info.clone(),
+        };
+        self.peers.insert(info.peer_id, state);
+    }
+
+    /// The peers to dial: validators and `p2p.peers`.
     fn infos(&self) -> impl Iterator<Item = &PeerInfo> {
-        self.peers.values().map(|st| &st.info)
+        self.peers
+            .values()
+            .filter(|st| st.dialled)
+            .map(|st| &st.info)
     }
 
     fn peer_id(&self, key: &PublicKey) -> Option<PeerId> {
         self.by_key.get(key).copied()
     }
 
-    fn key(&self, peer: &PeerId) -> Option<PublicKey> {
-        self.peers.get(peer).map(|st| st.info.key)
+    /// The peer's key and whether it is a validator.
+    fn key(&self, peer: &PeerId) -> Option<(PublicKey, bool)> {
+        self.peers.get(peer).map(|st| (st.info.key, st.validator))
     }
 
-    /// The validators with at least one connection.
-    fn connected(&self) -> impl Iterator<Item = PeerId> + '_ {
+    /// The peers of `audience` with at least one connection.
+    fn connected(&self, audience: Audience) -> impl Iterator<Item = PeerId> + '_ {
         self.peers
             .iter()
-            .filter(|(_, st)| st.connections > 0)
+            .filter(move |(_, st)| {
+                st.connections > 0 && (st.validator || audience == Audience::Everyone)
+            })
             .map(|(pid, _)| *pid)
     }
 
@@ -474,14 +583,14 @@ impl PeerTable {
         Strike::Banned { peer: pid, strikes }
     }
 
-    /// The validators to dial at `now`: without a connection, not banned, and whose backoff
-    /// has passed. Each one's next dial is scheduled one backoff later, and its backoff doubles
-    /// up to `reconnect_max`.
+    /// The dialled peers to dial at `now`: without a connection, not banned, and whose
+    /// backoff has passed. Each one's next dial is scheduled one backoff later, and its backoff
+    /// doubles up to `reconnect_max`.
     fn take_due(&mut self, now: Instant) -> Vec<(PeerId, Vec<Multiaddr>)> {
         let max = self.policy.reconnect_max;
         let mut due = Vec::new();
         for (pid, st) in self.peers.iter_mut() {
-            if st.connections == 0 && !st.banned(now) && now >= st.next_dial {
+            if st.dialled && st.connections == 0 && !st.banned(now) && now >= st.next_dial {
                 due.push((*pid, st.info.addresses.clone()));
                 st.next_dial = now.checked_add(st.backoff).unwrap_or(now);
                 st.backoff = st.backoff.saturating_mul(2).min(max);
@@ -490,9 +599,26 @@ impl PeerTable {
         due
     }
 
-    /// A connection with `peer` came up. Returns `None` if it must be closed (not another
-    /// validator, or banned), else whether it is the peer's first connection.
+    /// A connection with `peer` came up. Returns `None` if it must be closed (banned; or not
+    /// known and not admissible: no ed25519 identity, a validator's key, or
+    /// `max_inbound` such peers already), else whether it is the peer's first connection.
     fn on_connected(&mut self, peer: PeerId, now: Instant) -> Option<bool> {
+        if !self.peers.contains_key(&peer) {
+            if peer == self.me {
+                return None;
+            }
+            self.bans.retain(|_, until| *until > now);
+            if self.bans.contains_key(&peer) || self.inbound_count() >= self.max_inbound {
+                return None;
+            }
+            let key = peer_key(&peer).filter(|k| !self.by_key.contains_key(k))?;
+            let info = PeerInfo {
+                key,
+                peer_id: peer,
+                addresses: Vec::new(),
+            };
+            self.insert(info, false, false, now);
+        }
         let st = self.peers.get_mut(&peer).filter(|st| !st.banned(now))?;
         st.connections += 1;
         st.was_connected = true;
@@ -500,23 +626,56 @@ impl PeerTable {
         Some(st.connections == 1)
     }
 
-    /// A connection with `peer` closed, `remaining` are left. Returns whether that was the
-    /// validator's last one; it is then redialled one backoff after `now`.
-    fn on_closed(&mut self, peer: PeerId, remaining: u32, now: Instant) -> bool {
+    /// A connection with `peer` closed, `remaining` are left. The last one of a dialled peer
+    /// schedules its redial one backoff after `now`; that of a peer that connected to this
+    /// node forgets it (remembering its ban, if any).
+    fn on_closed(&mut self, peer: PeerId, remaining: u32, now: Instant) -> Closed {
         let Some(st) = self.peers.get_mut(&peer) else {
-            return false;
+            return Closed::Nothing;
         };
         let was_connected = st.connections > 0;
         st.connections = usize::try_from(remaining).unwrap_or(usize::MAX);
-        let lost = remaining == 0 && was_connected;
-        if lost {
-            st.next_dial = now.checked_add(st.backoff).unwrap_or(now);
+        if remaining > 0 || !was_connected {
+            return Closed::Nothing;
         }
-        lost
+        if st.dialled {
+            st.next_dial = now.checked_add(st.backoff).unwrap_or(now);
+            return Closed::Lost {
+                validator: st.validator,
+            };
+        }
+        let key = st.info.key;
+        let banned = st.banned_until.filter(|until| *until > now);
+        self.peers.remove(&peer);
+        self.by_key.remove(&key);
+        if let Some(until) = banned {
+            self.bans.retain(|_, u| *u > now);
+            if self.bans.len() < MAX_REMEMBERED_BANS {
+                self.bans.insert(peer, until);
+            }
+        }
+        Closed::Gone(key)
     }
 
+    /// Connected validators.
     fn connected_count(&self) -> usize {
-        self.peers.values().filter(|s| s.connections > 0).count()
+        self.peers
+            .values()
+            .filter(|s| s.validator && s.connections > 0)
+            .count()
+    }
+
+    /// Connected peers that are not validators (dialled or not).
+    fn non_validator_count(&self) -> usize {
+        self.peers
+            .values()
+            .filter(|s| !s.validator && s.connections > 0)
+            .count()
+    }
+
+    /// Entries of peers that connected to this node (neither validators nor dialled).
+    fn inbound_count(&self) -> usize {
+        self.peers.values().filter(|s| !s.dialled).count()
     }
 
     /// The validators connected once since start and not now, ordered by key.
@@ -524,7 +683,7 @@ impl PeerTable {
         let mut lost: Vec<PublicKey> = self
             .peers
             .values()
-            .filter(|s| s.was_connected && s.connections == 0)
+            .filter(|s| s.validator && s.was_connected && s.connections == 0)
             .map(|s| s.info.key)
             .collect();
         lost.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
@@ -545,7 +704,8 @@ struct Net {
 }
 
 impl Net {
-    /// Knows every validator of `cfg` but this node, each due for a dial now.
+    /// Knows every validator of `cfg` but this node and every peer of `cfg.peers`, each due
+    /// for a dial now.
     fn new(
         mut swarm: Swarm<Behaviour>,
         cfg: &NetworkConfig,
@@ -553,7 +713,14 @@ impl Net {
         stats: Arc<NetStats>,
     ) -> Net {
         let me = *swarm.local_peer_id();
-        let table = PeerTable::new(&cfg.validators, me, PeerPolicy::of(cfg), Instant::now());
+        let table = PeerTable::new(
+            &cfg.validators,
+            &cfg.peers,
+            me,
+            PeerPolicy::of(cfg),
+            cfg.max_non_validator_peers,
+            Instant::now(),
+        );
         for info in table.infos() {
             for addr in &info.addresses {
                 swarm.add_peer_address(info.peer_id, addr.clone());
@@ -576,8 +743,8 @@ impl Net {
                     self.swarm.behaviour_mut().rr.send_request(&peer, bytes);
                 }
             }
-            NetCommand::Broadcast { bytes } => {
-                for peer in self.table.connected() {
+            NetCommand::Broadcast { bytes, to } => {
+                for peer in self.table.connected(to) {
                     self.swarm
                         .behaviour_mut()
                         .rr
@@ -604,10 +771,10 @@ impl Net {
         }
     }
 
-    /// Dials every validator the peer table says is due.
+    /// Dials every peer the peer table says is due.
     fn dial_due(&mut self) {
         for (pid, addresses) in self.table.take_due(Instant::now()) {
-            tracing::debug!(peer = %pid, "dialling validator");
+            tracing::debug!(peer = %pid, "dialling peer");
             let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(pid)
                 .addresses(addresses)
                 .build();
@@ -616,7 +783,7 @@ impl Net {
                 Ok(()) | Err(DialError::DialPeerConditionFalse(_)) => {}
                 Err(error) => {
                     self.stats.dial_failures.inc();
-                    tracing::debug!(peer = %pid, %error, "cannot dial validator");
+                    tracing::debug!(peer = %pid, %error, "cannot dial peer");
                 }
             }
         }
@@ -660,16 +827,23 @@ impl Net {
         }
     }
 
-    /// Keeps a connection from an allowed, unbanned validator; closes any other.
+    /// Keeps a connection the peer table admits; closes any other.
     fn on_connected(&mut self, peer_id: PeerId) {
         match self.table.on_connected(peer_id, Instant::now()) {
-            Some(first) => {
-                if let Some(key) = self.table.key(&peer_id).filter(|_| first) {
-                    tracing::info!(peer = %peer_id, key = %key.short(), "validator connected");
+            Some(first) => match self.table.key(&peer_id).filter(|_| first) {
+                Some((key, true)) => {
+                    tracing::info!(peer = %peer_id, key = %key.short(), "validator connected")
                 }
-            }
+                Some((key, false)) => {
+                    tracing::info!(peer = %peer_id, key = %key.short(), "non-validator peer connected")
+                }
+                None => {}
+            },
             None => {
-                tracing::debug!(peer = %peer_id, "refusing peer that is not an allowed validator");
+                tracing::debug!(
+                    peer = %peer_id,
+                    "refusing peer: banned, no ed25519 identity, or over p2p.max_non_validator_peers"
+                );
                 self.stats.refused_connections.inc();
                 let _ = self.swarm.disconnect_peer_id(peer_id);
             }
@@ -706,19 +880,31 @@ impl Net {
         for (id, peer) in dead {
             // Counted once: the entry goes now, not when the close completes.
             self.answered.remove(&id);
-            tracing::info!(%peer, "validator connection answered no ping: closing it");
+            tracing::info!(%peer, "peer connection answered no ping: closing it");
             self.stats.dead_connections.inc();
             let _ = self.swarm.close_connection(id);
         }
     }
 
     fn on_closed(&mut self, peer_id: PeerId, num_established: u32) {
-        if self
+        match self
             .table
             .on_closed(peer_id, num_established, Instant::now())
         {
-            tracing::info!(peer = %peer_id, "validator disconnected");
-            self.stats.disconnects.inc();
+            Closed::Nothing => {}
+            Closed::Lost { validator: true } => {
+                tracing::info!(peer = %peer_id, "validator disconnected");
+                self.stats.disconnects.inc();
+            }
+            Closed::Lost { validator: false } => {
+                tracing::info!(peer = %peer_id, "configured peer disconnected");
+            }
+            Closed::Gone(key) => {
+                tracing::info!(peer = %peer_id, "non-validator peer disconnected");
+                // Dropped when the node's queue is full: it then forgets the peer's state when
+                // its bounded tables evict it.
+                let _ = self.events.try_send(NetEvent::PeerGone { key });
+            }
         }
         self.count_connected();
     }
@@ -727,6 +913,9 @@ impl Net {
         self.stats
             .connected_validators
             .store(self.table.connected_count(), Ordering::Relaxed);
+        self.stats
+            .connected_non_validators
+            .store(self.table.non_validator_count(), Ordering::Relaxed);
         self.stats.set_lost(self.table.lost());
     }
 
@@ -758,15 +947,19 @@ impl Net {
         }
     }
 
-    /// Hands a validator's request to the node; counts it as dropped if the queue is full.
+    /// Hands a peer's request to the node; counts it as dropped if the queue is full.
     fn deliver(&mut self, peer: PeerId, request: Arc<Vec<u8>>) {
-        let Some(from) = self.table.key(&peer) else {
+        let Some((from, validator)) = self.table.key(&peer) else {
             return;
         };
         let bytes = Arc::try_unwrap(request).unwrap_or_else(|a| (*a).clone());
         if self
             .events
-            .try_send(NetEvent::Message { from, bytes })
+            .try_send(NetEvent::Message {
+                from,
+                validator,
+                bytes,
+            })
             .is_err()
         {
             self.stats.dropped_inbound.inc();
@@ -819,7 +1012,7 @@ mod peer_table_tests {
         };
         let t0 = Instant::now();
         let validators = [me.clone(), a.clone(), b.clone()];
-        let table = PeerTable::new(&validators, me.peer_id, policy, t0);
+        let table = PeerTable::new(&validators, &[], me.peer_id, policy, 1, t0);
         Fixture {
             t0,
             table,
@@ -878,14 +1071,20 @@ mod peer_table_tests {
         due(&mut f.table, t);
         assert_eq!(f.table.on_connected(f.a.peer_id, t), Some(true));
         assert_eq!(f.table.on_connected(f.a.peer_id, t), Some(false));
-        assert_eq!(sorted(f.table.connected().collect()), vec![f.a.peer_id]);
+        assert_eq!(
+            sorted(f.table.connected(Audience::Validators).collect()),
+            vec![f.a.peer_id]
+        );
         assert_eq!(due(&mut f.table, t + MAX), vec![f.b.peer_id]);
 
         // One of two connections closes: still connected.
-        assert!(!f.table.on_closed(f.a.peer_id, 1, t));
+        assert_eq!(f.table.on_closed(f.a.peer_id, 1, t), Closed::Nothing);
         assert_eq!(f.table.connected_count(), 1);
         let closed = t + ms(10);
-        assert!(f.table.on_closed(f.a.peer_id, 0, closed));
+        assert_eq!(
+            f.table.on_closed(f.a.peer_id, 0, closed),
+            Closed::Lost { validator: true }
+        );
         assert_eq!(f.table.connected_count(), 0);
         // Redialled one initial backoff later, not before.
         assert!(!due(&mut f.table, closed + INITIAL - ms(1)).contains(&f.a.peer_id));
@@ -976,7 +1175,10 @@ mod peer_table_tests {
         let mut f = fixture();
         f.table.on_connected(f.a.peer_id, f.t0);
         f.table.strike(&f.a.key, true, f.t0);
-        assert!(f.table.on_closed(f.a.peer_id, 0, f.t0));
+        assert_eq!(
+            f.table.on_closed(f.a.peer_id, 0, f.t0),
+            Closed::Lost { validator: true }
+        );
         let during = f.t0 + BAN - ms(1);
         assert!(!due(&mut f.table, during).contains(&f.a.peer_id));
         assert_eq!(f.table.on_connected(f.a.peer_id, during), None);
@@ -988,14 +1190,97 @@ mod peer_table_tests {
     }
 
     #[test]
-    fn connections_of_peers_not_in_the_table_are_refused() {
+    fn a_peer_id_names_its_ed25519_key() {
+        let key = KeyPair::from_seed([7; 32]);
+        let mut secret = *key.secret_bytes();
+        let id = identity::Keypair::ed25519_from_bytes(&mut secret).unwrap();
+        assert_eq!(peer_key(&id.public().to_peer_id()), Some(key.public()));
+        assert_eq!(peer_key(&PeerId::random()), None, "not an ed25519 key");
+    }
+
+    #[test]
+    fn non_validators_are_admitted_up_to_the_limit_and_forgotten_when_gone() {
         let mut f = fixture();
+        // This node itself is never a peer; neither is an id without an ed25519 key.
         assert_eq!(f.table.on_connected(f.me.peer_id, f.t0), None);
+        assert_eq!(f.table.on_connected(PeerId::random(), f.t0), None);
+        let full = identity::Keypair::generate_ed25519().public().to_peer_id();
+        let other = identity::Keypair::generate_ed25519().public().to_peer_id();
+        let full_key = peer_key(&full).unwrap();
+        assert_eq!(f.table.on_connected(full, f.t0), Some(true));
+        assert_eq!(f.table.key(&full), Some((full_key, false)));
+        assert_eq!(f.table.key(&f.a.peer_id), Some((f.a.key, true)));
+        // The limit is one: a second non-validator is refused, and left unknown.
+        assert_eq!(f.table.on_connected(other, f.t0), None);
+        assert_eq!(f.table.key(&other), None);
+        assert_eq!(f.table.non_validator_count(), 1);
+        assert_eq!(f.table.connected_count(), 0, "no validator is connected");
+        // Broadcasts to validators skip it; those to everyone reach it. It is never dialled.
+        f.table.on_connected(f.a.peer_id, f.t0);
+        assert_eq!(
+            sorted(f.table.connected(Audience::Validators).collect()),
+            vec![f.a.peer_id]
+        );
+        assert_eq!(
+            sorted(f.table.connected(Audience::Everyone).collect()),
+            sorted(vec![f.a.peer_id, full])
+        );
+        assert!(!due(&mut f.table, f.t0 + MAX).contains(&full));
+        assert!(f.table.lost().is_empty());
+        // Gone, it is forgotten, and its place is free again.
+        assert_eq!(f.table.on_closed(full, 0, f.t0), Closed::Gone(full_key));
+        assert_eq!(f.table.key(&full), None);
+        assert_eq!(f.table.strike(&full_key, false, f.t0), Strike::Unknown);
+        assert!(f.table.lost().is_empty(), "only validators are lost");
+        assert_eq!(f.table.on_connected(other, f.t0), Some(true));
+    }
+
+    #[test]
+    fn a_banned_non_validator_stays_refused_after_it_is_forgotten() {
+        let mut f = fixture();
+        let full = identity::Keypair::generate_ed25519().public().to_peer_id();
+        let key = peer_key(&full).unwrap();
+        f.table.on_connected(full, f.t0);
+        assert!(matches!(
+            f.table.strike(&key, true, f.t0),
+            Strike::Banned { .. }
+        ));
+        assert_eq!(f.table.on_closed(full, 0, f.t0), Closed::Gone(key));
+        assert_eq!(f.table.on_connected(full, f.t0 + BAN - ms(1)), None);
+        assert_eq!(f.table.on_connected(full, f.t0 + BAN), Some(true));
+    }
+
+    #[test]
+    fn configured_peers_are_dialled_and_not_counted_against_the_limit() {
+        let mut f = fixture();
+        let peer = identity::Keypair::generate_ed25519().public().to_peer_id();
+        let addr: Multiaddr = "/ip4/127.0.0.1/tcp/9100".parse().unwrap();
+        let validators = [f.me.clone(), f.a.clone(), f.b.clone()];
+        f.table = PeerTable::new(
+            &validators,
+            &[(peer, vec![addr.clone()]), (f.a.peer_id, vec![addr])],
+            f.me.peer_id,
+            f.table.policy,
+            0,
+            f.t0,
+        );
+        assert_eq!(
+            due(&mut f.table, f.t0),
+            sorted(vec![f.a.peer_id, f.b.peer_id, peer])
+        );
+        assert_eq!(
+            f.table.key(&f.a.peer_id),
+            Some((f.a.key, true)),
+            "still a validator"
+        );
+        assert_eq!(f.table.on_connected(peer, f.t0), Some(true));
+        assert_eq!(
+            f.table.on_closed(peer, 0, f.t0),
+            Closed::Lost { validator: false }
+        );
+        assert!(f.table.key(&peer).is_some(), "kept, to be redialled");
         let stranger = identity::Keypair::generate_ed25519().public().to_peer_id();
-        assert_eq!(f.table.on_connected(stranger, f.t0), None);
-        assert!(!f.table.on_closed(stranger, 0, f.t0));
-        assert_eq!(f.table.key(&stranger), None);
-        assert_eq!(f.table.key(&f.a.peer_id), Some(f.a.key));
+        assert_eq!(f.table.on_connected(stranger, f.t0), None, "limit 0");
     }
 }
 
@@ -1024,6 +1309,8 @@ mod tests {
             keypair: id.clone(),
             listen: format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap(),
             validators,
+            peers: Vec::new(),
+            max_non_validator_peers: 0,
             genesis_hash: Digest::of(b"network test"),
             max_message_bytes: 1024,
             reconnect_initial: Duration::from_millis(50),
@@ -1125,8 +1412,13 @@ mod tests {
             .await
             .unwrap();
         match tokio::time::timeout(Duration::from_secs(20), a.events.recv()).await {
-            Ok(Some(NetEvent::Message { from, bytes })) => {
+            Ok(Some(NetEvent::Message {
+                from,
+                validator,
+                bytes,
+            })) => {
                 assert_eq!((from, bytes.as_slice()), (b.key, &b"hello"[..]));
+                assert!(validator);
             }
             other => panic!("no message: {other:?}"),
         }

@@ -12,17 +12,17 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hotledger_consensus::{Config, Event};
-use hotledger_crypto::{Digest, KeyPair, PublicKey};
+use hotledger_crypto::{KeyPair, PublicKey};
 use hotledger_genesis::Genesis;
 use hotledger_ledger::{Mempool, MempoolLimits, Origin, SignedTransaction};
 use tokio::sync::mpsc;
 
-use crate::config::{LogFormat, NodeConfig, Pruning};
+use crate::config::{LogFormat, NodeConfig, Pruning, Role};
 use crate::error::NodeError;
 use crate::home::Home;
 use crate::host::{Host, HostConfig, Outgoing, Output, Pacing, SharedMempool, SyncMessage};
 use crate::metrics::Metrics;
-use crate::network::{self, NetCommand, NetEvent, NetStats, NetworkConfig, PeerInfo};
+use crate::network::{self, Audience, NetCommand, NetEvent, NetStats, NetworkConfig, PeerInfo};
 use crate::shared::{Shared, Status};
 use crate::sign_log::SignLog;
 use crate::storage::{AdmissionLog, ChainStore, Replay, SafetyFile, SafetyStore, Store};
@@ -33,6 +33,10 @@ use crate::wire::WireMessage;
 const GOSSIP_QUEUE: usize = 1_024;
 /// Most transactions per gossip frame.
 const GOSSIP_BATCH: usize = 4_096;
+/// How often a full node gossips again what its mempool still holds (at most [`GOSSIP_BATCH`]
+/// transactions): a transfer its clients submitted reaches the validators even if a frame was
+/// lost or a validator's mempool was full.
+const REGOSSIP_EVERY: Duration = Duration::from_secs(5);
 /// How long the loop sleeps when the host needs no tick.
 const IDLE_WAKE: Duration = Duration::from_secs(3_600);
 
@@ -81,8 +85,9 @@ fn init_logging(filter: &str, format: LogFormat) {
     };
 }
 
-/// Runs the validator in `home` until SIGINT or SIGTERM; `log_format`, if given, replaces the
-/// config's, and `state_sync` turns `statesync.enable` on.
+/// Runs the node in `home` (a validator, or a full node by `role = "full"`) until SIGINT or
+/// SIGTERM; `log_format`, if given, replaces the config's, and `state_sync` turns
+/// `statesync.enable` on.
 pub async fn run(
     home: &Home,
     log_format: Option<LogFormat>,
@@ -92,15 +97,25 @@ pub async fn run(
     config.statesync.enable |= state_sync;
     init_logging(&config.log_level, log_format.unwrap_or(config.log_format));
     let genesis = home.load_genesis()?;
-    let key = home.load_validator_key()?;
     let node_key = home.load_node_key()?;
-    if genesis.validator_by_key(&key.public()).is_none() {
-        return Err(NodeError::Home {
-            path: home.validator_key_path(),
-            reason: format!("key {} is not a validator in genesis", key.public()),
-        });
-    }
-    let history = host_config(&config, &genesis, &key)?
+    let key = match config.role {
+        Role::Validator => {
+            let key = home.load_validator_key()?;
+            if genesis.validator_by_key(&key.public()).is_none() {
+                return Err(NodeError::Home {
+                    path: home.validator_key_path(),
+                    reason: format!(
+                        "key {} is not a validator in genesis (a node that only follows the \
+                         chain is a full node: role = \"full\" in config.toml)",
+                        key.public()
+                    ),
+                });
+            }
+            Some(key)
+        }
+        Role::Full => None,
+    };
+    let history = host_config(&config, &genesis, key.as_ref())?
         .consensus
         .history_blocks();
     if config.storage.pruning == Pruning::Window && config.storage.keep_blocks < history {
@@ -118,12 +133,22 @@ pub async fn run(
         path: data.clone(),
         source,
     })?;
-    let safety = open_safety(home, &config, &genesis, &key, &store)?;
+    // A full node signs nothing; its (empty) record is named by its node key.
+    let safety_key = key.as_ref().unwrap_or(&node_key);
+    let safety = open_safety(home, &config, &genesis, safety_key, &store)?;
     let mempool: SharedMempool = Arc::new(Mutex::new(Mempool::new(
         genesis.chain_id.clone(),
         mempool_limits(&config),
     )));
-    let host = open_host(store.clone(), safety, mempool, &config, &genesis, &key).map_err(
+    let host = open_host(
+        store.clone(),
+        safety,
+        mempool,
+        &config,
+        &genesis,
+        key.as_ref(),
+    )
+    .map_err(
         // A storage failure while opening (a root that does not rebuild, a missing tip) names
         // the database, as a refusal by `Store::open` does.
         |e| match e {
@@ -135,7 +160,7 @@ pub async fn run(
         },
     )?;
     let admission_log = open_admission_log(home, &config, &genesis)?;
-    let sign_log = if config.storage.sign_log {
+    let sign_log = if let (true, Some(key)) = (config.storage.sign_log, &key) {
         let log = SignLog::open(&home.safety_path(&config), key.public())?;
         tracing::info!(
             "logging every signed message to the safety folder's {}",
@@ -145,11 +170,18 @@ pub async fn run(
     } else {
         None
     };
-    let (services, mut actor, channels) =
-        start_services(&config, &genesis, &node_key, &key, host, admission_log).await?;
+    let (services, mut actor, channels) = start_services(
+        &config,
+        &genesis,
+        &node_key,
+        key.as_ref(),
+        host,
+        admission_log,
+    )
+    .await?;
     actor.sign_log = sign_log;
     #[cfg(feature = "fault-injection")]
-    if let Some(mode) = config.fault_injection.mode {
+    if let (Some(mode), Some(key)) = (config.fault_injection.mode, &key) {
         tracing::warn!(
             ?mode,
             "FAULT INJECTION: this validator misbehaves on purpose (test builds only)"
@@ -279,7 +311,7 @@ fn open_host(
     mempool: SharedMempool,
     config: &NodeConfig,
     genesis: &Genesis,
-    key: &KeyPair,
+    key: Option<&KeyPair>,
 ) -> Result<Host<Store>, NodeError> {
     let (host, opened) = Host::open(store, safety, mempool, host_config(config, genesis, key)?)?;
     if opened.initialised {
@@ -298,14 +330,22 @@ fn open_host(
             "state tree rebuilt after a crash; every root matches its commit"
         );
     }
-    tracing::info!(
-        moniker = %config.moniker,
-        chain = %genesis.chain_id,
-        height = opened.height,
-        last_voted_round = opened.last_voted_round,
-        "starting validator {}",
-        key.public()
-    );
+    match key {
+        Some(key) => tracing::info!(
+            moniker = %config.moniker,
+            chain = %genesis.chain_id,
+            height = opened.height,
+            last_voted_round = opened.last_voted_round,
+            "starting validator {}",
+            key.public()
+        ),
+        None => tracing::info!(
+            moniker = %config.moniker,
+            chain = %genesis.chain_id,
+            height = opened.height,
+            "starting full node (following the chain by block sync; no validator key)"
+        ),
+    }
     Ok(host)
 }
 
@@ -313,13 +353,13 @@ fn open_host(
 fn host_config(
     config: &NodeConfig,
     genesis: &Genesis,
-    key: &KeyPair,
+    key: Option<&KeyPair>,
 ) -> Result<HostConfig, NodeError> {
     let mut consensus = Config::new(
         genesis.chain_id.clone(),
         genesis.genesis_block(),
         genesis.validator_set()?,
-        Some(key.clone()),
+        key.cloned(),
     );
     consensus.params = genesis.consensus_params();
     consensus.limits = config.consensus.to_limits();
@@ -370,7 +410,7 @@ async fn start_services(
     config: &NodeConfig,
     genesis: &Genesis,
     node_key: &KeyPair,
-    key: &KeyPair,
+    key: Option<&KeyPair>,
     host: Host<Store>,
     admission_log: Option<(AdmissionLog, Replay)>,
 ) -> Result<(Services, Actor, Channels), NodeError> {
@@ -391,7 +431,11 @@ async fn start_services(
             moniker: config.moniker.clone(),
             chain_id: genesis.chain_id.clone(),
             genesis_hash: genesis.hash(),
-            validator: key.public().to_hex(),
+            role: match key {
+                Some(_) => "validator".into(),
+                None => "full".into(),
+            },
+            validator: key.map(|k| k.public().to_hex()).unwrap_or_default(),
             validators: genesis.validators.len(),
             ..Status::default()
         }),
@@ -405,7 +449,7 @@ async fn start_services(
     if let Some(replay) = replay {
         replay_admissions(&shared, replay)?;
     }
-    let network_config = network_config(config, genesis, node_key, genesis.hash())?;
+    let network_config = network_config(config, genesis, node_key)?;
     let mut tasks = vec![
         tokio::spawn(network::run(network_config, net_rx, event_tx, net_stats)).abort_handle(),
     ];
@@ -434,6 +478,11 @@ async fn start_services(
         net: net_tx,
         ingest: ingest_tx,
         serve: serve_tx,
+        gossip_to: if key.is_some() {
+            Audience::Validators
+        } else {
+            Audience::Everyone
+        },
         snapshot_keep: config.snapshot.keep,
         clock: Clock::new(),
         last_commit: None,
@@ -466,8 +515,8 @@ fn network_config(
     config: &NodeConfig,
     genesis: &Genesis,
     node_key: &KeyPair,
-    genesis_hash: Digest,
 ) -> Result<NetworkConfig, NodeError> {
+    let genesis_hash = genesis.hash();
     let bad = |reason: String| NodeError::Network(reason);
     let mut secret = *node_key.secret_bytes();
     let keypair = libp2p::identity::Keypair::ed25519_from_bytes(&mut secret)
@@ -493,11 +542,31 @@ fn network_config(
         });
     }
     let me = keypair.public().to_peer_id();
-    if !validators.iter().any(|v| v.peer_id == me) {
-        return Err(bad(format!(
-            "this node's peer id {me} is not listed in genesis"
-        )));
+    let listed = validators.iter().any(|v| v.peer_id == me);
+    match config.role {
+        Role::Validator if !listed => {
+            return Err(bad(format!(
+                "this node's peer id {me} is not listed in genesis"
+            )))
+        }
+        Role::Full if listed => {
+            return Err(bad(format!(
+                "this full node's peer id {me} is a validator's in genesis: a full node needs \
+                 its own node key (hotledger init --full-node makes one)"
+            )))
+        }
+        _ => {}
     }
+    let peers = config
+        .p2p
+        .peers
+        .iter()
+        .map(|p| {
+            crate::config::parse_peer(p)
+                .map(|(id, addr)| (id, vec![addr]))
+                .map_err(|why| bad(format!("p2p.peers: {why}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(NetworkConfig {
         keypair,
         listen: config
@@ -506,6 +575,8 @@ fn network_config(
             .parse()
             .map_err(|e| bad(format!("p2p.listen: {e}")))?,
         validators,
+        peers,
+        max_non_validator_peers: config.p2p.max_non_validator_peers,
         genesis_hash,
         max_message_bytes: config.p2p.max_message_bytes,
         reconnect_initial: Duration::from_millis(config.p2p.reconnect_initial_ms),
@@ -530,10 +601,14 @@ struct Actor {
     host: Host<Store>,
     shared: Arc<Shared>,
     net: mpsc::Sender<NetCommand>,
-    /// Transaction frames from peers, still encoded: decoding and admission happen off the loop.
-    ingest: mpsc::Sender<(PublicKey, Vec<u8>)>,
+    /// Transaction frames from peers (and whether the peer is a validator), still encoded:
+    /// decoding and admission happen off the loop.
+    ingest: mpsc::Sender<(PublicKey, bool, Vec<u8>)>,
     /// Peers' sync requests (peer, from, count), answered off the loop.
     serve: mpsc::Sender<(PublicKey, SyncMessage)>,
+    /// Whom this node's transactions are gossiped to: a validator's go to validators, a full
+    /// node's to every peer (validators, or the full nodes it follows).
+    gossip_to: Audience,
     /// Snapshots kept (`snapshot.keep`).
     snapshot_keep: usize,
     clock: Clock,
@@ -552,6 +627,9 @@ impl Actor {
         self.handle(Event::Start)?;
         let shutdown = shutdown_signal();
         tokio::pin!(shutdown);
+        let full_node = self.gossip_to == Audience::Everyone;
+        let mut regossip = tokio::time::interval(REGOSSIP_EVERY);
+        regossip.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let now = self.clock.now_ms();
             let wake = self.host.wake_at(now).map_or(IDLE_WAKE, |at| {
@@ -563,12 +641,13 @@ impl Actor {
                     tracing::info!("shutdown requested");
                     return Ok(());
                 }
-                ev = ch.events.recv() => {
-                    let Some(NetEvent::Message { from, bytes }) = ev else {
-                        return Err(NodeError::Network("network task stopped".into()));
-                    };
-                    self.on_frame(from, bytes)?;
-                }
+                ev = ch.events.recv() => match ev {
+                    Some(NetEvent::Message { from, validator, bytes }) => {
+                        self.on_frame(from, validator, bytes)?;
+                    }
+                    Some(NetEvent::PeerGone { key }) => self.host.forget_peer(&key),
+                    None => return Err(NodeError::Network("network task stopped".into())),
+                },
                 txs = ch.gossip.recv() => {
                     if let Some(txs) = txs {
                         self.gossip(txs, &mut ch.gossip);
@@ -582,22 +661,34 @@ impl Actor {
                     self.handle(Event::Unreachable { validators })?;
                 }
                 _ = tokio::time::sleep(wake) => self.tick()?,
+                _ = regossip.tick(), if full_node => self.regossip(),
                 _ = self.shared.admitted.notified(), if awaiting_txs => self.tick()?,
             }
             self.refresh_status();
         }
     }
 
-    /// A frame from a peer: transactions go to the ingest task, consensus messages to the host.
-    fn on_frame(&mut self, from: PublicKey, bytes: Vec<u8>) -> Result<(), NodeError> {
+    /// A frame from a peer: transactions go to the ingest task, consensus messages to the host
+    /// (from validators only: a non-validator sending one is struck).
+    fn on_frame(
+        &mut self,
+        from: PublicKey,
+        validator: bool,
+        bytes: Vec<u8>,
+    ) -> Result<(), NodeError> {
         if WireMessage::is_transactions(&bytes) {
-            // A full queue drops the batch: it is only a copy of what the peer will propose.
-            if self.ingest.try_send((from, bytes)).is_err() {
+            // A full queue drops the batch: a validator's is only a copy of what it will
+            // propose; a full node's client is told its transfer was admitted there, not here.
+            if self.ingest.try_send((from, validator, bytes)).is_err() {
                 self.shared.net.dropped_tx_frames.inc();
             }
             return Ok(());
         }
         match WireMessage::decode(&bytes) {
+            Ok(WireMessage::Consensus(_)) if !validator => {
+                self.refuse_frame(from, NodeError::ConsensusFromNonValidator);
+                Ok(())
+            }
             Ok(WireMessage::Consensus(message)) => self.handle(Event::Message { from, message }),
             Ok(WireMessage::Sync(
                 request @ (SyncMessage::Request { .. } | SyncMessage::ChunkRequest { .. }),
@@ -641,7 +732,7 @@ impl Actor {
 
     /// A peer's frame that does not decode: counted, logged, and the peer struck.
     fn refuse_frame(&self, from: PublicKey, reason: NodeError) {
-        tracing::warn!(peer = %from.short(), %reason, "undecodable message");
+        tracing::warn!(peer = %from.short(), %reason, "refused message");
         self.shared.metrics.rejected_messages.inc();
         self.penalize(from, true);
     }
@@ -659,7 +750,28 @@ impl Actor {
             }
         }
         if let Some(bytes) = frame(WireMessage::Transactions(txs)) {
-            let _ = self.net.try_send(NetCommand::Broadcast { bytes });
+            let _ = self.net.try_send(NetCommand::Broadcast {
+                bytes,
+                to: self.gossip_to,
+            });
+        }
+    }
+
+    /// A full node's pending transactions, gossiped again (see [`REGOSSIP_EVERY`]).
+    fn regossip(&mut self) {
+        let Ok(mut pending) = self.shared.pending() else {
+            return;
+        };
+        if pending.is_empty() {
+            return;
+        }
+        pending.truncate(GOSSIP_BATCH);
+        tracing::debug!(txs = pending.len(), "gossiping pending transactions again");
+        if let Some(bytes) = frame(WireMessage::Transactions(pending)) {
+            let _ = self.net.try_send(NetCommand::Broadcast {
+                bytes,
+                to: self.gossip_to,
+            });
         }
     }
 
@@ -857,13 +969,19 @@ impl Actor {
             }
             Outgoing::Broadcast(message) => {
                 tracing::trace!(kind = message.kind(), "broadcast");
-                frame(WireMessage::Consensus(message)).map(|bytes| NetCommand::Broadcast { bytes })
+                frame(WireMessage::Consensus(message)).map(|bytes| NetCommand::Broadcast {
+                    bytes,
+                    to: Audience::Validators,
+                })
             }
             Outgoing::Sync { to, message } => {
                 tracing::trace!(to = ?to.map(|k| k.short()), kind = message.kind(), "sync send");
                 frame(WireMessage::Sync(message)).map(|bytes| match to {
                     Some(to) => NetCommand::Send { to, bytes },
-                    None => NetCommand::Broadcast { bytes },
+                    None => NetCommand::Broadcast {
+                        bytes,
+                        to: Audience::Everyone,
+                    },
                 })
             }
         };
@@ -886,10 +1004,12 @@ impl Actor {
             Ok(mp) => (mp.len(), mp.bytes()),
             Err(_) => (0, 0),
         };
-        let peers = self
-            .shared
-            .net
+        let net = &self.shared.net;
+        let peers = net
             .connected_validators
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let non_validator_peers = net
+            .connected_non_validators
             .load(std::sync::atomic::Ordering::Relaxed);
         let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         let m = &self.shared.metrics;
@@ -898,6 +1018,7 @@ impl Actor {
         m.mempool_txs.set(gauge(mp_txs as u64));
         m.mempool_bytes.set(gauge(mp_bytes as u64));
         m.peers.set(gauge(peers as u64));
+        m.non_validator_peers.set(gauge(non_validator_peers as u64));
         m.syncing.set(i64::from(view.syncing));
         let counted = m.timeouts.get();
         if view.timeouts_sent > counted {
@@ -928,6 +1049,7 @@ impl Actor {
             s.high_qc_height = view.high_qc_height;
             s.syncing = view.syncing;
             s.peers = peers;
+            s.non_validator_peers = non_validator_peers;
             s.mempool_txs = mp_txs;
             s.mempool_bytes = mp_bytes;
             s.committed_txs = view.committed_txs;
@@ -1057,10 +1179,13 @@ const INGEST_COALESCE: usize = 8;
 
 /// Decodes and admits transaction frames gossiped by peers, off the consensus loop (their
 /// signatures are batch-verified here, on a blocking thread). A frame that does not decode gets
-/// its sender disconnected, as on the loop.
+/// its sender disconnected, as on the loop. Transactions from a validator are a copy of what it
+/// will propose and go no further; those a non-validator relays (a full node's clients') are
+/// admitted as a client's would be (without the slots kept for validators' gossip) and gossiped
+/// on, as this node's own.
 async fn ingest(
     shared: Arc<Shared>,
-    mut rx: mpsc::Receiver<(PublicKey, Vec<u8>)>,
+    mut rx: mpsc::Receiver<(PublicKey, bool, Vec<u8>)>,
     net: mpsc::Sender<NetCommand>,
 ) {
     while let Some(first) = rx.recv().await {
@@ -1074,10 +1199,12 @@ async fn ingest(
         let shared = shared.clone();
         let refused = tokio::task::spawn_blocking(move || {
             let mut txs = Vec::new();
+            let mut relayed = Vec::new();
             let mut refused: Vec<(PublicKey, NodeError)> = Vec::new();
-            for (from, bytes) in frames {
+            for (from, validator, bytes) in frames {
                 match WireMessage::decode(&bytes) {
-                    Ok(WireMessage::Transactions(batch)) => txs.extend(batch),
+                    Ok(WireMessage::Transactions(batch)) if validator => txs.extend(batch),
+                    Ok(WireMessage::Transactions(batch)) => relayed.extend(batch),
                     Ok(m @ (WireMessage::Consensus(_) | WireMessage::Sync(_))) => refused.push((
                         from,
                         NodeError::MisroutedFrame {
@@ -1093,6 +1220,19 @@ async fn ingest(
             }
             if !txs.is_empty() {
                 let _ = shared.admit(txs, Origin::Peer);
+            }
+            if !relayed.is_empty() {
+                if let Ok(results) = shared.admit(relayed.clone(), Origin::Client) {
+                    let admitted: Vec<SignedTransaction> = relayed
+                        .into_iter()
+                        .zip(results)
+                        .filter(|(_, r)| r.is_ok())
+                        .map(|(tx, _)| tx)
+                        .collect();
+                    if !admitted.is_empty() {
+                        let _ = shared.gossip.try_send(admitted);
+                    }
+                }
             }
             refused
         })

@@ -22,7 +22,9 @@ pub struct Status {
     pub moniker: String,
     pub chain_id: String,
     pub genesis_hash: Digest,
-    /// This node's validator key (hex).
+    /// `validator` or `full` (config.toml's `role`).
+    pub role: String,
+    /// This node's validator key (hex); empty on a full node.
     pub validator: String,
     /// Lowest committed height whose block is still held (older ones are pruned).
     pub earliest_height: u64,
@@ -35,7 +37,10 @@ pub struct Status {
     pub high_qc_height: u64,
     /// True while this node is fetching blocks it missed.
     pub syncing: bool,
+    /// Connected validators.
     pub peers: usize,
+    /// Connected peers that are not validators (full nodes).
+    pub non_validator_peers: usize,
     pub validators: usize,
     pub mempool_txs: usize,
     pub mempool_bytes: usize,

@@ -514,3 +514,98 @@ fn unreachable_node_is_named() {
     let err = fails(&["query", "account", "not-a-key", "--node", &url]);
     assert!(err.contains("not-a-key"), "{err}");
 }
+
+#[test]
+fn init_full_node_joins_an_existing_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = dir.path().join("validator");
+    ok(&["init", "--home", s(&chain)]);
+    let genesis_path = chain.join("genesis.json");
+    let genesis = Genesis::load(&genesis_path).unwrap();
+    let peer = format!(
+        "/ip4/127.0.0.1/tcp/26656/p2p/{}",
+        genesis.validators[0].peer_id
+    );
+
+    let root = dir.path().join("full");
+    let out = ok(&[
+        "init",
+        "--home",
+        s(&root),
+        "--full-node",
+        "--genesis",
+        s(&genesis_path),
+        "--peer",
+        &peer,
+    ]);
+    assert!(out.contains("initialised full node"), "{out}");
+    let home = Home::new(&root);
+    assert_eq!(home.load_genesis().unwrap().hash(), genesis.hash());
+    let config = home.load_config().unwrap();
+    assert_eq!(config.role, hotledger_node::config::Role::Full);
+    assert_eq!(config.p2p.peers, vec![peer.clone()]);
+    assert_eq!(config.moniker, "full-node");
+    assert!(
+        !home.validator_key_path().exists(),
+        "a full node holds no validator key"
+    );
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(&["keys", "show", "--home", s(&root), "--json"])).unwrap();
+    assert!(shown["validator_public_key"].is_null(), "{shown}");
+    let peer_id = shown["peer_id"].as_str().unwrap();
+    assert!(
+        genesis.validators.iter().all(|v| v.peer_id != peer_id),
+        "its own node key"
+    );
+    assert!(out.contains(peer_id), "{out}");
+
+    // What it needs, and what it cannot take, is named.
+    let other = dir.path().join("other");
+    let err = fails(&["init", "--home", s(&other), "--full-node"]);
+    assert!(err.contains("--genesis"), "{err}");
+    let err = fails(&[
+        "init",
+        "--home",
+        s(&other),
+        "--full-node",
+        "--genesis",
+        s(&genesis_path),
+        "--peer",
+        "/ip4/127.0.0.1/tcp/1",
+    ]);
+    assert!(err.contains("/p2p/<peer id>"), "{err}");
+    let err = fails(&[
+        "init",
+        "--home",
+        s(&other),
+        "--full-node",
+        "--genesis",
+        s(&genesis_path),
+        "--chain-id",
+        "x",
+    ]);
+    assert!(err.contains("--chain-id"), "{err}");
+    let err = fails(&[
+        "init",
+        "--home",
+        s(&other),
+        "--full-node",
+        "--genesis",
+        s(&dir.path().join("none")),
+    ]);
+    assert!(err.contains("--genesis"), "{err}");
+    assert!(
+        !other.join("config.toml").exists(),
+        "nothing written on an error"
+    );
+    // Without --force an existing home is kept.
+    let err = fails(&[
+        "init",
+        "--home",
+        s(&root),
+        "--full-node",
+        "--genesis",
+        s(&genesis_path),
+    ]);
+    assert!(err.contains("--force"), "{err}");
+}

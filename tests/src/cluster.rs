@@ -115,6 +115,57 @@ impl Cluster {
         })
     }
 
+    /// Makes a full node's home with `hotledger init --full-node` (the chain's genesis, free
+    /// loopback ports, `extra` arguments such as `--peer`) and adds it to the cluster after the
+    /// validators and full nodes already there; returns its index (start it with
+    /// [`Cluster::start`]) and the address other nodes dial it by (`.../p2p/<peer id>`).
+    pub fn add_full_node(&mut self, extra: &[String]) -> Result<(usize, String)> {
+        let i = self.homes.len();
+        let home = self.dir.join(format!("full-node-{i}"));
+        let genesis = self.homes[0].join("genesis.json");
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect::<Result<_>>()?;
+        let out = Command::new(&self.bin)
+            .arg("--home")
+            .arg(&home)
+            .args([
+                "init",
+                "--full-node",
+                "--moniker",
+                &format!("full-node-{i}"),
+            ])
+            .arg("--genesis")
+            .arg(&genesis)
+            .args(["--p2p-port", &ports[0].to_string()])
+            .args(["--rpc-port", &ports[1].to_string()])
+            .args(["--metrics-port", &ports[2].to_string()])
+            .args(extra)
+            .output()
+            .context("running hotledger init --full-node")?;
+        if !out.status.success() {
+            bail!(
+                "hotledger init --full-node failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let keys = Command::new(&self.bin)
+            .arg("--home")
+            .arg(&home)
+            .args(["keys", "show", "--json"])
+            .output()
+            .context("running hotledger keys show")?;
+        let shown: serde_json::Value =
+            serde_json::from_slice(&keys.stdout).context("hotledger keys show --json")?;
+        let peer_id = shown["peer_id"]
+            .as_str()
+            .context("no peer_id in hotledger keys show --json")?;
+        let address = format!("/ip4/127.0.0.1/tcp/{}/p2p/{peer_id}", ports[0]);
+        self.homes.push(home);
+        self.rpc_urls.push(format!("http://127.0.0.1:{}", ports[1]));
+        self.procs.push(None);
+        self.launchers.push(Vec::new());
+        Ok((i, address))
+    }
+
     pub fn len(&self) -> usize {
         self.homes.len()
     }
@@ -278,6 +329,13 @@ impl Cluster {
         }
         Ok(common)
     }
+}
+
+/// A loopback TCP port free now (the OS's pick; it may be taken again before it is used, which
+/// the caller's start then reports).
+pub fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("picking a free port")?;
+    Ok(listener.local_addr()?.port())
 }
 
 impl Drop for Cluster {

@@ -52,6 +52,10 @@ pub struct SimConfig {
     pub snapshot_every: u64,
     /// A node restarted with no chain data (wiped) joins by state sync.
     pub state_sync: bool,
+    /// Full nodes (no validator key) besides the validators: they follow the chain by block
+    /// sync alone, are never crashed or partitioned, and are held to the same agreement and
+    /// liveness checks as honest validators.
+    pub full_nodes: usize,
 }
 
 impl SimConfig {
@@ -76,10 +80,12 @@ impl SimConfig {
             max_orphan_blocks: 4_096,
             snapshot_every: 0,
             state_sync: false,
+            full_nodes: 0,
         }
     }
 
-    /// Sim nodes: one per validator, plus one extra instance per twin.
+    /// Sim nodes that faults are drawn for: one per validator, plus one extra instance per
+    /// twin (the full nodes come after them).
     pub fn nodes(&self) -> usize {
         self.validators + self.twins
     }
@@ -179,6 +185,6 @@ impl Scenario {
             .iter()
             .take_while(|(from, _)| *from <= now_ms)
             .last()
-            .map_or(0, |(_, g)| g[node])
+            .map_or(0, |(_, g)| g.get(node).copied().unwrap_or(0))
     }
 }

@@ -48,6 +48,8 @@ pub struct RunReport {
 struct SimNode {
     key: KeyPair,
     honest: bool,
+    /// A full node: its host runs without a validator key (`key` only names it).
+    full: bool,
     /// `None` while crashed.
     host: Option<Host<MemoryStore>>,
     /// What survives a crash (the host writes it).
@@ -174,7 +176,7 @@ impl Sim {
         .unwrap_or_else(|e| panic!("simulator validator set: {e}"));
         let genesis_hash = Digest::of(b"hotledger simulated genesis");
         let genesis = Config::genesis_block(genesis_hash, 0);
-        let nodes = (0..cfg.nodes())
+        let mut nodes: Vec<SimNode> = (0..cfg.nodes())
             .map(|i| {
                 let key_index = if i < cfg.validators {
                     i
@@ -183,6 +185,7 @@ impl Sim {
                 };
                 SimNode {
                     key: keys[key_index].clone(),
+                    full: false,
                     honest: key_index >= cfg.twins + cfg.forgers
                         && !cfg
                             .omission
@@ -196,6 +199,20 @@ impl Sim {
                 }
             })
             .collect();
+        for i in 0..cfg.full_nodes {
+            let mut seed = [0xf0u8; 32];
+            seed[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            nodes.push(SimNode {
+                key: KeyPair::from_seed(seed),
+                honest: true,
+                full: true,
+                host: None,
+                disk: MemoryStore::new(),
+                safety: MemorySafety::new(),
+                incarnation: 0,
+                tick_at: None,
+            });
+        }
         let omission = cfg.omission.clone().map(|spec| {
             let target = keys[spec.target].public();
             let own = spec.omitters.iter().map(|&i| keys[i].clone()).collect();
@@ -265,7 +282,7 @@ impl Sim {
             CHAIN_ID,
             self.genesis,
             self.validators.clone(),
-            Some(n.key.clone()),
+            (!n.full).then(|| n.key.clone()),
         );
         cfg.params = Params {
             base_timeout_ms: self.cfg.base_timeout_ms,

@@ -430,3 +430,166 @@ async fn a_wiped_validator_joins_by_state_sync_resumes_after_a_kill_and_agrees()
     );
     Ok(())
 }
+
+/// Full nodes on real processes. Validators admit one non-validator peer each
+/// (`p2p.max_non_validator_peers = 1`). Full node A follows the chain from the validators; full
+/// node B, refused by every validator (their one place is A's), follows through A alone, the
+/// peer its `p2p.peers` names. Transfers submitted to B's RPC reach the validators through A
+/// (each relays what a non-validator sent it) and commit; both full nodes hold the validators'
+/// blocks, state roots and accounts, report their role and peers, and catch up after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_nodes_follow_the_chain_relay_transfers_and_serve_rpc() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut c = Cluster::generate(dir.path(), 4, 8)?;
+    for i in 0..4 {
+        let path = Home::new(c.home(i)).config_path();
+        let config = std::fs::read_to_string(&path)?;
+        let line = "max_non_validator_peers = 16";
+        ensure!(config.contains(line), "no {line:?} in {config}");
+        std::fs::write(&path, config.replace(line, "max_non_validator_peers = 1"))?;
+    }
+    c.start_all()?;
+    let validators = [0, 1, 2, 3];
+    c.wait_for_height(&validators, 5, Duration::from_secs(60))
+        .await?;
+
+    let (a, a_address) = c.add_full_node(&[])?;
+    c.start(a)?;
+    log_line(&c, a, "starting full node", Duration::from_secs(30)).await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = c.client(a)?.status().await;
+        if s.as_ref().is_ok_and(|s| s.peers == 4) {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "full node A never reached 4 validators: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (b, _) = c.add_full_node(&["--peer".to_string(), a_address])?;
+    c.start(b)?;
+    let tip = c.client(0)?.status().await?.height;
+    c.wait_for_height(&[a, b], tip, Duration::from_secs(60))
+        .await?;
+
+    let status_a = c.client(a)?.status().await?;
+    let status_b = c.client(b)?.status().await?;
+    ensure!(
+        status_a.role == "full" && status_a.validator.is_empty(),
+        "{status_a:?}"
+    );
+    ensure!(
+        status_a.peers == 4 && status_a.non_validator_peers == 1,
+        "A: {} validators, {} others",
+        status_a.peers,
+        status_a.non_validator_peers
+    );
+    ensure!(
+        status_b.peers == 0 && status_b.non_validator_peers == 1,
+        "B: {} validators (all should refuse it), {} others",
+        status_b.peers,
+        status_b.non_validator_peers
+    );
+    for i in validators {
+        let s = c.client(i)?.status().await?;
+        ensure!(
+            s.role == "validator" && s.peers == 3 && s.non_validator_peers == 1,
+            "validator {i}: {} validators, {} others",
+            s.peers,
+            s.non_validator_peers
+        );
+    }
+
+    // Transfers through B's RPC: B relays to A, A to the validators.
+    let mut hashes = Vec::new();
+    const ROUNDS: u64 = 5;
+    for round in 0..ROUNDS {
+        let txs: Vec<_> = c
+            .accounts
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                hotledger_ledger::Transfer {
+                    from: k.public(),
+                    to: c.accounts[(i + 1) % c.accounts.len()].public(),
+                    amount: 10 + i as u64,
+                    nonce: round,
+                }
+                .sign(k, &c.chain_id)
+            })
+            .collect();
+        for outcome in c.client(b)?.submit_transactions(txs).await? {
+            hashes.push(
+                outcome
+                    .hash
+                    .with_context(|| format!("refused: {:?}", outcome.error))?,
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for hash in &hashes {
+        loop {
+            c.check_alive()?;
+            let tx = c.client(0)?.get_transaction(*hash).await?;
+            if tx.height.is_some() {
+                break;
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "transfer {hash} never committed: {tx:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    // The full nodes hold the validators' chain, and answer for the transfers and accounts.
+    let tip = c.client(0)?.status().await?.height;
+    c.wait_for_height(&[a, b], tip, Duration::from_secs(30))
+        .await?;
+    for h in (1..=tip).step_by(usize::try_from(tip / 10).unwrap_or(1).max(1)) {
+        let theirs = c.client(0)?.get_block(Some(h)).await?.context("block")?;
+        for f in [a, b] {
+            let ours = c.client(f)?.get_block(Some(h)).await?.context("block")?;
+            ensure!(
+                ours.id == theirs.id && ours.state_root == theirs.state_root,
+                "full node {f} differs at height {h}"
+            );
+        }
+    }
+    for hash in &hashes {
+        let theirs = c.client(0)?.get_transaction(*hash).await?;
+        let ours = c.client(b)?.get_transaction(*hash).await?;
+        ensure!(
+            ours == theirs,
+            "transfer {hash}: {ours:?} against {theirs:?}"
+        );
+    }
+    for key in c.accounts.iter().map(|k| k.public()) {
+        let theirs = c.client(0)?.get_account(key).await?.context("account")?;
+        for f in [a, b] {
+            let ours = c.client(f)?.get_account(key).await?.context("account")?;
+            ensure!(
+                ours.nonce == ROUNDS && ours.balance == theirs.balance,
+                "full node {f}, account {key}: {ours:?} against {theirs:?}"
+            );
+        }
+    }
+
+    // B killed and restarted catches up through A again.
+    c.kill(b)?;
+    let tip = c.client(0)?.status().await?.height;
+    c.wait_for_height(&validators, tip + 20, Duration::from_secs(60))
+        .await?;
+    c.start(b)?;
+    let tip = c.client(0)?.status().await?.height;
+    c.wait_for_height(&[b], tip, Duration::from_secs(60))
+        .await?;
+    let status_b = c.client(b)?.status().await?;
+    ensure!(
+        !status_b.syncing,
+        "B caught up but says it is syncing: {status_b:?}"
+    );
+    Ok(())
+}

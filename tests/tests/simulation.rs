@@ -317,3 +317,20 @@ fn tampered_snapshot_chunks_are_refused_and_state_sync_completes_from_others() {
     assert!(restores > 0, "no node completed a state sync");
     assert!(refused > 0, "no tampered chunk was served and refused");
 }
+
+/// Two full nodes (hosts without a validator key) beside four validators and a twin, under the
+/// drawn partitions, drops and crashes, with wiped validators: they follow the chain by block
+/// sync alone, commit the validators' blocks and state roots at every height (the agreement
+/// and state-root checks hold them as honest nodes) and keep committing after GST. Validators
+/// hear the full nodes' sync statuses and ignore them.
+#[test]
+fn full_nodes_follow_the_chain_by_sync_and_agree_under_faults() {
+    let mut cfg = SimConfig::new(4, 1);
+    cfg.full_nodes = 2;
+    cfg.wipes = true;
+    cfg.max_orphan_blocks = 16;
+    let reports = run_many(&cfg, 0..60);
+    assert_all_safe_and_live(&reports);
+    let roots: u64 = reports.iter().map(|r| r.verdict.roots_agreed).sum();
+    assert!(roots > 0, "no state root was compared");
+}

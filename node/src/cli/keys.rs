@@ -53,17 +53,25 @@ pub fn show(home: &Home, args: ShowArgs) -> Result<()> {
             Ok(())
         };
     }
-    let validator = home.load_validator_key()?;
+    // A full node's home holds no validator key.
+    let validator = if home.validator_key_path().exists() {
+        Some(home.load_validator_key()?.public())
+    } else {
+        None
+    };
     let node = home.load_node_key()?;
     let peer_id = peer_id_from_node_key(*node.secret_bytes())
         .map_err(|e| anyhow::anyhow!("{}: {e}", home.node_key_path().display()))?;
     if args.json {
         super::print_json(&serde_json::json!({
-            "validator_public_key": validator.public(),
+            "validator_public_key": validator,
             "peer_id": peer_id,
         }))
     } else {
-        println!("validator public key  {}", validator.public());
+        match validator {
+            Some(key) => println!("validator public key  {key}"),
+            None => println!("validator public key  none (a full node)"),
+        }
         println!("peer id               {peer_id}");
         Ok(())
     }

@@ -59,7 +59,10 @@ fn status(node: &Node, json: bool) -> Result<()> {
     println!("moniker         {}", s.moniker);
     println!("chain id        {}", s.chain_id);
     println!("genesis         {}", s.genesis_hash);
-    println!("validator       {}", s.validator);
+    println!("role            {}", s.role);
+    if !s.validator.is_empty() {
+        println!("validator       {}", s.validator);
+    }
     println!("height          {}", s.height);
     println!("block           {}", s.block_id);
     println!("state root      {}", s.state_root);
@@ -67,8 +70,8 @@ fn status(node: &Node, json: bool) -> Result<()> {
     println!("high qc height  {}", s.high_qc_height);
     println!("syncing         {}", s.syncing);
     println!(
-        "peers           {} (of {} validators)",
-        s.peers, s.validators
+        "peers           {} (of {} validators), {} others",
+        s.peers, s.validators, s.non_validator_peers
     );
     println!(
         "mempool         {} txs, {} bytes",

@@ -224,6 +224,9 @@ pub struct Host<S: ChainStore> {
     snapshot_every: u64,
     /// The highest snapshot height called for (or held).
     last_snapshot: u64,
+    /// A full node (no validator key): it never runs consensus and follows the chain by block
+    /// sync alone, from any peer; a validator takes sync reports from validators only.
+    follower: bool,
 }
 
 impl<S: ChainStore> Host<S> {
@@ -274,6 +277,7 @@ impl<S: ChainStore> Host<S> {
         };
         let mut consensus = config.consensus;
         consensus.check_payloads = true;
+        let follower = consensus.key.is_none();
         let recovery = Recovery {
             history: history(&store, &tip, consensus.history_blocks())?,
             safety: recorded,
@@ -315,16 +319,18 @@ impl<S: ChainStore> Host<S> {
             restorer,
             snapshot_every: config.snapshot_every,
             last_snapshot,
+            follower,
         };
         Ok((host, opened))
     }
 
     /// Feeds `event` to the core and carries out what follows, then proposes if a proposal
     /// is due.
-    /// While syncing ([`View::syncing`]) the core is not fed: the event is dropped.
+    /// While syncing ([`View::syncing`]) the core is not fed: the event is dropped; a full
+    /// node's core is never fed.
     pub fn handle(&mut self, now_ms: u64, event: Event) -> Result<Output, NodeError> {
         let mut out = Output::default();
-        if self.syncer.active() || self.restorer.is_some() {
+        if self.follower || self.syncer.active() || self.restorer.is_some() {
             return Ok(out);
         }
         self.feed(now_ms, event, &mut out)?;
@@ -334,6 +340,9 @@ impl<S: ChainStore> Host<S> {
 
     /// Takes in a peer's sync message ([`sync`]): a status or a response. A request is not
     /// answered here: the caller serves it from the store with [`sync::serve`], off the loop.
+    /// A validator ignores what peers that are not validators report and offer (enough
+    /// full nodes reporting heights far ahead would otherwise switch it out of consensus); a
+    /// full node syncs from any peer, since every response proves itself.
     pub fn handle_sync(
         &mut self,
         now_ms: u64,
@@ -341,6 +350,9 @@ impl<S: ChainStore> Host<S> {
         message: SyncMessage,
     ) -> Result<Output, NodeError> {
         let mut out = Output::default();
+        if !self.follower && !self.config.validators.contains(&from) {
+            return Ok(out);
+        }
         let checks = sync::Checks {
             verifier: hotledger_consensus::Verifier {
                 chain_id: &self.config.chain_id,
@@ -479,7 +491,9 @@ impl<S: ChainStore> Host<S> {
     fn sync_step(&mut self, now_ms: u64, out: &mut Output) -> Result<(), NodeError> {
         self.last_now_ms = now_ms;
         let tip = self.tip.block.height;
-        if self
+        if self.follower && !self.syncer.active() {
+            self.syncer.enter(now_ms);
+        } else if self
             .syncer
             .should_enter(now_ms, tip, self.core.high_qc().block().height)
         {
@@ -508,7 +522,7 @@ impl<S: ChainStore> Host<S> {
                 out.committed.push(report);
             }
         }
-        if self.syncer.should_exit(now_ms, self.tip.block.height) {
+        if !self.follower && self.syncer.should_exit(now_ms, self.tip.block.height) {
             out.synced = Some(self.syncer.exit(now_ms));
             self.restart_core(now_ms, out)?;
             out.sync_switched = Some(false);
@@ -536,7 +550,18 @@ impl<S: ChainStore> Host<S> {
         let core = &self.core;
         self.payloads.retain(|id| core.block(id).is_some());
         self.pacer = Pacer::new(self.pacing);
+        if self.follower {
+            return Ok(());
+        }
         self.feed(now_ms, Event::Start, out)
+    }
+
+    /// Forgets what the syncers know of `peer` (a non-validator that disconnected).
+    pub fn forget_peer(&mut self, peer: &PublicKey) {
+        self.syncer.forget(peer);
+        if let Some(r) = self.restorer.as_mut() {
+            r.forget(peer);
+        }
     }
 
     /// Fires the round timer if it is due and proposes if a proposal is due (call when
@@ -635,10 +660,17 @@ impl<S: ChainStore> Host<S> {
             committed_txs: self.tip.committed_txs,
             round: self.core.round(),
             high_qc_height,
-            syncing: self.syncer.active()
-                || self.restorer.is_some()
-                || orphans > 0
-                || high_qc_height > self.tip.block.height.saturating_add(3),
+            // A full node always syncs, a second or so behind the validators: it is syncing
+            // while peers report more blocks than a validator would sync for.
+            syncing: if self.follower {
+                self.restorer.is_some()
+                    || high_qc_height > self.tip.block.height.saturating_add(sync::ENTER_GAP)
+            } else {
+                self.syncer.active()
+                    || self.restorer.is_some()
+                    || orphans > 0
+                    || high_qc_height > self.tip.block.height.saturating_add(3)
+            },
             timeouts_sent: self.core.stats().timeouts_sent,
             proposals_ahead_of_clock: self.core.stats().proposals_ahead_of_clock,
         }

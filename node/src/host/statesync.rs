@@ -256,6 +256,13 @@ impl Restorer {
         waits.filter(|t| *t > self.last_now_ms).min()
     }
 
+    /// Forgets `peer` (it disconnected): its offers and strikes. A chunk in flight to it times
+    /// out and is asked of another.
+    pub fn forget(&mut self, peer: &PublicKey) {
+        self.offers.remove(peer);
+        self.peers.remove(peer);
+    }
+
     pub fn on_offers(
         &mut self,
         now_ms: u64,

@@ -61,6 +61,10 @@ pub const STRIKE_PAUSE_MS: u64 = 30_000;
 /// over its serving rate, or it may be lying about what it holds).
 pub const EMPTY_PAUSE_MS: u64 = 2_000;
 
+/// Most peers the syncer keeps what it knows of (a full node may hear statuses from many);
+/// beyond it, the one reporting the lowest height without a window in flight makes room.
+pub const MAX_PEERS: usize = 2_048;
+
 /// Sync messages between nodes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SyncMessage {
@@ -278,9 +282,30 @@ impl Syncer {
     }
 
     pub fn on_status(&mut self, from: PublicKey, low: u64, high: u64) {
+        if !self.peers.contains_key(&from) && self.peers.len() >= MAX_PEERS {
+            let lowest = self
+                .peers
+                .iter()
+                .filter(|(_, p)| !p.busy)
+                .min_by_key(|(_, p)| p.high)
+                .map(|(k, _)| *k);
+            match lowest {
+                Some(k) => {
+                    self.peers.remove(&k);
+                }
+                None => return,
+            }
+        }
         let peer = self.peers.entry(from).or_default();
         peer.low = low;
         peer.high = high;
+    }
+
+    /// Forgets `peer` (it disconnected): its report, and the window in flight to it, which is
+    /// asked of another peer.
+    pub fn forget(&mut self, peer: &PublicKey) {
+        self.peers.remove(peer);
+        self.windows.retain(|_, w| w.peer != *peer);
     }
 
     /// Whether to switch to sync: see the module docs. `certified` is the height of the
