@@ -499,7 +499,10 @@ impl Phases {
                 .iter()
                 .map(|&i| net.info.validators[i].name.as_str())
                 .collect();
-            bar.println(format!("{rate} tx/s at {s} s: {what} {}", names.join(", ")));
+            network::say(
+                bar,
+                format!("{rate} tx/s at {s} s: {what} {}", names.join(", ")),
+            );
         }
         self.current = Some((name, Instant::now(), stats.counters()));
         Ok(())
@@ -752,17 +755,20 @@ async fn measure(
         tokio::time::sleep_until(start + Duration::from_secs(s.saturating_add(1))).await;
         per_second.record(stats);
         for (i, why) in net.poll_exits() {
-            bar.println(format!(
-                "{} exited ({why})\n{}",
-                net.info.validators[i].name,
-                net.log_tail(i)
-            ));
+            network::say(
+                bar,
+                format!(
+                    "{} exited ({why})\n{}",
+                    net.info.validators[i].name,
+                    net.log_tail(i)
+                ),
+            );
         }
     }
     phases.close(stats);
     let catch_up = phases.catch_ups(net);
     for c in &catch_up {
-        bar.println(format!(
+        network::say(bar, format!(
             "{rate} tx/s: {} missed {} blocks ({} transfers; the chain held {}){}; caught up after {} s, replaying {} tx/s",
             c.name,
             thousands(c.missed_blocks),
@@ -773,13 +779,16 @@ async fn measure(
             c.replay_tps.map_or("-".into(), |t| thousands(t.round() as u64)),
         ));
         if let Some(agrees) = c.root_agrees {
-            bar.println(format!(
-                "        its state root at its height {} the others'",
-                if agrees { "equals" } else { "DIFFERS FROM" }
-            ));
+            network::say(
+                bar,
+                format!(
+                    "        its state root at its height {} the others'",
+                    if agrees { "equals" } else { "DIFFERS FROM" }
+                ),
+            );
         }
         if let (Some(h), Some(s)) = (c.snapshot_height, c.state_sync_secs) {
-            bar.println(format!(
+            network::say(bar, format!(
                 "        state sync: the snapshot at height {} installed in {s:.1} s, then block sync to the tip",
                 thousands(h)
             ));

@@ -29,6 +29,16 @@ pub fn spinner(message: impl Into<String>) -> ProgressBar {
     bar
 }
 
+/// Prints `line` above `bar`, or plainly when the bar is hidden (stderr not a terminal), where
+/// `ProgressBar::println` would print nothing.
+pub fn say(bar: &ProgressBar, line: impl AsRef<str>) {
+    if bar.is_hidden() {
+        println!("{}", line.as_ref());
+    } else {
+        bar.println(line);
+    }
+}
+
 /// Whether a network's validators are reached where they will run: at `hosts`' addresses, or
 /// without hosts on loopback.
 fn placed_on(info: &NetworkFile, hosts: Option<&Hosts>) -> bool {

@@ -22,6 +22,9 @@ pub struct Verdict {
     /// Votes, timeouts or proposals an honest host handed out that its durable safety record
     /// did not cover.
     pub unpersisted_sends: usize,
+    /// Committed blocks whose payload claims a state root other than the agreed one at its
+    /// height, or a claim about a height not below the block's own.
+    pub false_root_claims: usize,
     /// Heights whose state roots every honest node that committed them agreed on.
     pub roots_agreed: u64,
     /// Transfers applied in honest commits (counted once per height).
@@ -59,6 +62,7 @@ impl Verdict {
             && self.repeated_txs == 0
             && self.root_mismatches == 0
             && self.unpersisted_sends == 0
+            && self.false_root_claims == 0
     }
 
     pub fn live(&self) -> bool {
@@ -68,14 +72,15 @@ impl Verdict {
     pub fn describe(&self) -> String {
         format!(
             "forks={} conflicting_votes={} invalid_commits={} repeated_txs={} \
-             root_mismatches={} unpersisted_sends={} stalled_nodes={} recovery_ms={:?} \
-             target_excluded={}",
+             root_mismatches={} unpersisted_sends={} false_root_claims={} stalled_nodes={} \
+             recovery_ms={:?} target_excluded={}",
             self.forks,
             self.conflicting_votes,
             self.invalid_commits,
             self.repeated_txs,
             self.root_mismatches,
             self.unpersisted_sends,
+            self.false_root_claims,
             self.stalled_nodes,
             self.recovery_ms,
             self.target_excluded
@@ -191,6 +196,16 @@ impl Checker {
                 self.roots.insert(height, root);
                 self.verdict.txs_applied += applied;
             }
+        }
+    }
+
+    /// A committed block's claim about committed state (its payload's `state_height` and
+    /// `state_root`): it must be about a height below the block's and match the agreed root
+    /// there (when the checker knows it).
+    pub fn root_claim(&mut self, block_height: Height, height: Height, root: Digest) {
+        let wrong = height >= block_height || self.roots.get(&height).is_some_and(|r| *r != root);
+        if wrong {
+            self.verdict.false_root_claims += 1;
         }
     }
 

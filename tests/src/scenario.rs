@@ -40,6 +40,9 @@ pub struct SimConfig {
     /// Validators (after the twins) that forge a transfer's signature in every block they
     /// propose (Byzantine; see `Sim`).
     pub forgers: usize,
+    /// The forgers lie about the committed state instead: every block they propose claims a
+    /// wrong state root at their tip.
+    pub root_liars: bool,
     /// Virtual milliseconds between two transfers the client signs and submits (0: none).
     pub tx_interval_ms: u64,
     /// Half of the crashes also wipe the node's chain data (its safety record stays), so it
@@ -75,6 +78,7 @@ impl SimConfig {
             omission: None,
             detect_crash_ms: Some(10),
             forgers: 0,
+            root_liars: false,
             tx_interval_ms: 100,
             wipes: false,
             max_orphan_blocks: 4_096,

@@ -616,6 +616,9 @@ impl Sim {
             for r in &out.rejected {
                 if matches!(r.error, ConsensusError::InvalidPayload { .. }) {
                     self.checker.payload_refused();
+                    if std::env::var_os("SIM_DEBUG").is_some() {
+                        eprintln!("t={} node {node} refused: {}", self.now, r.error);
+                    }
                 }
             }
         }
@@ -724,6 +727,10 @@ impl Sim {
             self.checker.committed(node, block, &txs, txs_known, now);
             self.checker
                 .state_root(block.height, stored.state_root, report.applied);
+            if let Ok(p) = BlockPayload::decode(&block.payload, usize::MAX, usize::MAX) {
+                self.checker
+                    .root_claim(block.height, p.state_height, p.state_root);
+            }
             self.latency_sum_ms += now.saturating_sub(block.timestamp_ms);
             self.latency_count += 1;
         }
@@ -838,6 +845,16 @@ impl Sim {
         let Ok(mut payload) = BlockPayload::decode(&p.block.payload, usize::MAX, usize::MAX) else {
             return p;
         };
+        if self.cfg.root_liars {
+            // A wrong root at the honest claim's height. (A claim about a height the voters
+            // have not committed is not checked yet; this liar does not make one.)
+            let mut root = *payload.state_root.as_bytes();
+            root[0] ^= 1;
+            let payload = BlockPayload::new(payload.state_height, Digest(root), payload.txs);
+            p.block.payload = payload.encode();
+            reseal(&mut p.block, &key, CHAIN_ID);
+            return p;
+        }
         let copy = self
             .client
             .last_admitted()

@@ -518,6 +518,9 @@ impl<S: ChainStore> Host<S> {
                 // One sync per proven range, with its last block.
                 let durable = i + 1 == proven.blocks.len();
                 let report = self.commit(now_ms, block, proven.certifying(i), durable, out)?;
+                // Decoded for the commit only: the core, not fed while syncing, never holds it
+                // (a full node syncs for good, so nothing else would let it go).
+                self.payloads.forget(&block.id);
                 self.syncer.applied(report.applied);
                 out.committed.push(report);
             }

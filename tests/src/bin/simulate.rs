@@ -73,6 +73,10 @@ struct Args {
     /// and no committed block may carry one.
     #[arg(long, default_value_t = 0)]
     forgers: usize,
+    /// The forgers claim a wrong state root at their tip instead of forging a transfer; the
+    /// checker counts committed blocks that carry a false claim (`false_root_claims`)
+    #[arg(long)]
+    root_liars: bool,
     /// Virtual milliseconds between two transfers the simulated client signs and submits to
     /// every live node (0: no transfers).
     #[arg(long, default_value_t = 100)]
@@ -141,6 +145,7 @@ fn main() -> ExitCode {
 fn sim_config(args: &Args) -> SimConfig {
     let mut cfg = SimConfig::new(args.validators, args.twins);
     cfg.forgers = args.forgers;
+    cfg.root_liars = args.root_liars;
     cfg.tx_interval_ms = args.tx_interval_ms;
     cfg.wipes = args.wipes;
     cfg.snapshot_every = args.snapshot_every;
@@ -203,6 +208,7 @@ fn scenarios(args: &Args, cfg: &SimConfig) -> ExitCode {
     let roots_agreed: u64 = reports.iter().map(|r| r.verdict.roots_agreed).sum();
     let root_mismatches: usize = reports.iter().map(|r| r.verdict.root_mismatches).sum();
     let unpersisted: usize = reports.iter().map(|r| r.verdict.unpersisted_sends).sum();
+    let false_claims: usize = reports.iter().map(|r| r.verdict.false_root_claims).sum();
     let txs: u64 = reports.iter().map(|r| r.verdict.txs_applied).sum();
     let rebuilt: u64 = reports.iter().map(|r| r.verdict.rebuilt_heights).sum();
     let wipes: u64 = reports.iter().map(|r| r.verdict.wipes).sum();
@@ -221,7 +227,8 @@ fn scenarios(args: &Args, cfg: &SimConfig) -> ExitCode {
         .map(|r| r.seed);
     println!(
         "scenarios={} validators={} twins={} forks={} conflicting_votes={} invalid_commits={} \
-         repeated_txs={} state_roots_agreed={} state_root_mismatches={} unpersisted_sends={} txs_applied={} \
+         repeated_txs={} state_roots_agreed={} state_root_mismatches={} unpersisted_sends={} \
+         false_root_claims={} txs_applied={} \
          tree_heights_rebuilt={} wipes={} syncs={} sync_responses_refused={} state_syncs={} snapshot_responses_refused={} payloads_refused={} \
          stalled_runs={} commits={} evidence={} \
          worst_recovery_after_gst_ms={} first_failing_seed={} wall_s={:.1}",
@@ -235,6 +242,7 @@ fn scenarios(args: &Args, cfg: &SimConfig) -> ExitCode {
         roots_agreed,
         root_mismatches,
         unpersisted,
+        false_claims,
         txs,
         rebuilt,
         wipes,
