@@ -561,39 +561,28 @@ fn init_full_node_joins_an_existing_chain() {
 
     // What it needs, and what it cannot take, is named.
     let other = dir.path().join("other");
-    let err = fails(&["init", "--home", s(&other), "--full-node"]);
-    assert!(err.contains("--genesis"), "{err}");
-    let err = fails(&[
-        "init",
-        "--home",
-        s(&other),
-        "--full-node",
-        "--genesis",
-        s(&genesis_path),
-        "--peer",
-        "/ip4/127.0.0.1/tcp/1",
-    ]);
-    assert!(err.contains("/p2p/<peer id>"), "{err}");
-    let err = fails(&[
-        "init",
-        "--home",
-        s(&other),
-        "--full-node",
-        "--genesis",
-        s(&genesis_path),
-        "--chain-id",
-        "x",
-    ]);
-    assert!(err.contains("--chain-id"), "{err}");
-    let err = fails(&[
-        "init",
-        "--home",
-        s(&other),
-        "--full-node",
-        "--genesis",
-        s(&dir.path().join("none")),
-    ]);
-    assert!(err.contains("--genesis"), "{err}");
+    let missing = dir.path().join("none");
+    let init_other = |extra: &[&str]| {
+        let mut args = vec!["init", "--home", s(&other), "--full-node"];
+        args.extend_from_slice(extra);
+        fails(&args)
+    };
+    let genesis_arg = s(&genesis_path);
+    for (extra, says) in [
+        (&[][..], "--genesis"),
+        (
+            &["--genesis", genesis_arg, "--peer", "/ip4/127.0.0.1/tcp/1"][..],
+            "/p2p/<peer id>",
+        ),
+        (
+            &["--genesis", genesis_arg, "--chain-id", "x"][..],
+            "--chain-id",
+        ),
+        (&["--genesis", s(&missing)][..], "--genesis"),
+    ] {
+        let err = init_other(extra);
+        assert!(err.contains(says), "{extra:?}: {err}");
+    }
     assert!(
         !other.join("config.toml").exists(),
         "nothing written on an error"

@@ -170,6 +170,29 @@ impl Cluster {
         self.homes.len()
     }
 
+    /// One signed transfer from each funded account to the next (the last to the first), all
+    /// with `nonce`, account `i` sending `amount(i)`.
+    pub fn ring_transfers(
+        &self,
+        nonce: u64,
+        amount: impl Fn(usize) -> u64,
+    ) -> Vec<hotledger_ledger::SignedTransaction> {
+        let n = self.accounts.len();
+        self.accounts
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                hotledger_ledger::Transfer {
+                    from: k.public(),
+                    to: self.accounts[(i + 1) % n].public(),
+                    amount: amount(i),
+                    nonce,
+                }
+                .sign(k, &self.chain_id)
+            })
+            .collect()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.homes.is_empty()
     }

@@ -177,20 +177,7 @@ async fn pruning_keeps_the_window_and_refuses_pruned_heights_by_name() -> Result
     // Transfers early in the chain: their versions' stale state falls below the window.
     const ROUNDS: u64 = 20;
     for round in 0..ROUNDS {
-        let txs: Vec<_> = c
-            .accounts
-            .iter()
-            .enumerate()
-            .map(|(i, k)| {
-                hotledger_ledger::Transfer {
-                    from: k.public(),
-                    to: c.accounts[(i + 1) % c.accounts.len()].public(),
-                    amount: 1,
-                    nonce: round,
-                }
-                .sign(k, &c.chain_id)
-            })
-            .collect();
+        let txs = c.ring_transfers(round, |_| 1);
         for outcome in c.client(0)?.submit_transactions(txs).await? {
             ensure!(outcome.hash.is_some(), "refused: {:?}", outcome.error);
         }
@@ -515,20 +502,7 @@ async fn full_nodes_follow_the_chain_relay_transfers_and_serve_rpc() -> Result<(
     let mut hashes = Vec::new();
     const ROUNDS: u64 = 5;
     for round in 0..ROUNDS {
-        let txs: Vec<_> = c
-            .accounts
-            .iter()
-            .enumerate()
-            .map(|(i, k)| {
-                hotledger_ledger::Transfer {
-                    from: k.public(),
-                    to: c.accounts[(i + 1) % c.accounts.len()].public(),
-                    amount: 10 + i as u64,
-                    nonce: round,
-                }
-                .sign(k, &c.chain_id)
-            })
-            .collect();
+        let txs = c.ring_transfers(round, |i| 10 + i as u64);
         for outcome in c.client(b)?.submit_transactions(txs).await? {
             hashes.push(
                 outcome
