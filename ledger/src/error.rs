@@ -49,6 +49,15 @@ pub enum LedgerError {
         /// The local bound.
         max: usize,
     },
+    /// The payload decodes, but is not its canonical encoding (postcard also reads over-long
+    /// varints): one payload has one encoding, so one block has one id.
+    #[error("payload is not canonically encoded ({got} bytes, canonical {canonical})")]
+    NonCanonical {
+        /// The length received.
+        got: usize,
+        /// The length of the canonical encoding.
+        canonical: usize,
+    },
     /// Bytes left over after a complete payload.
     #[error("{count} trailing bytes after the payload")]
     TrailingBytes {

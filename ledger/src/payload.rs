@@ -9,8 +9,8 @@ use crate::{LedgerError, SignedTransaction};
 /// The ledger content of one block.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockPayload {
-    /// The height whose state root this payload commits to: the proposer's last committed
-    /// height (a lagging commitment; checked by voters who have that height).
+    /// The committed height whose state root this payload claims: the one the chain gives
+    /// (`hotledger_consensus::claim`), checked by every voter.
     pub state_height: u64,
     /// The state root after `state_height`.
     pub state_root: Digest,
@@ -63,7 +63,9 @@ impl BlockPayload {
     ///
     /// Rejects, in this order: input longer than `max_bytes` (before decoding anything), a
     /// transaction count above `max_txs` (before decoding any transaction), malformed bytes,
-    /// trailing bytes, a duplicate transaction hash, and a `txs_root` that does not match.
+    /// trailing bytes, a duplicate transaction hash, a `txs_root` that does not match, and
+    /// bytes that are not the payload's canonical encoding (so a block's id, computed over its
+    /// payload bytes, is one per payload).
     /// Signatures are not checked here. Total: never panics, whatever the input.
     pub fn decode(
         bytes: &[u8],
@@ -126,6 +128,15 @@ impl BlockPayload {
             txs_root: header.txs_root,
             txs,
         };
+        // Postcard's only redundancy is over-long varints, which make the input longer than the
+        // canonical encoding: equal lengths mean equal bytes.
+        let canonical = postcard::experimental::serialized_size(&payload).unwrap_or(0);
+        if canonical != bytes.len() {
+            return Err(LedgerError::NonCanonical {
+                got: bytes.len(),
+                canonical,
+            });
+        }
         Ok((payload, hashes))
     }
 }

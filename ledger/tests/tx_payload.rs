@@ -224,3 +224,45 @@ fn decode_hashed_returns_the_hashes_in_order() {
     let expected: Vec<Digest> = txs.iter().map(|t| t.hash()).collect();
     assert_eq!(hashes, expected);
 }
+
+/// `value` as a postcard varint padded to one byte more than it needs (an over-long form that
+/// postcard itself decodes to the same value).
+fn overlong_varint(mut value: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte | 0x80);
+            out.push(0);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+proptest! {
+    /// One payload, one encoding: the same payload with its claim height written over-long
+    /// decodes under postcard, but is refused here; the canonical bytes decode and re-encode
+    /// byte for byte.
+    #[test]
+    fn only_the_canonical_encoding_is_accepted(height in 0u64..u64::MAX / 2, n in 0u32..4) {
+        let txs: Vec<SignedTransaction> = (0..n).map(|i| signed(0, 1, 5, u64::from(i))).collect();
+        let payload = BlockPayload::new(height, Digest::of(b"root"), txs);
+        let bytes = payload.encode();
+        let decoded = BlockPayload::decode(&bytes, 10, 1 << 20).unwrap();
+        prop_assert_eq!(decoded.encode(), bytes.clone());
+
+        let canonical_len = postcard::to_allocvec(&height).unwrap().len();
+        let mut overlong = overlong_varint(height);
+        overlong.extend_from_slice(&bytes[canonical_len..]);
+        prop_assert_eq!(
+            postcard::from_bytes::<u64>(&overlong_varint(height)).unwrap(),
+            height
+        );
+        prop_assert_eq!(
+            BlockPayload::decode(&overlong, 10, 1 << 20),
+            Err(LedgerError::NonCanonical { got: bytes.len() + 1, canonical: bytes.len() })
+        );
+    }
+}
