@@ -200,6 +200,9 @@ pub enum DisabledRule {
     RoundIncrease,
     /// Vote for a block without the 2-chain extension check.
     VoteExtension,
+    /// The host takes a payload's state claim without checking it, and follows a certified
+    /// claim that differs from its own state (a rule of the node host, not of the core).
+    StateClaim,
 }
 
 /// Everything a consensus instance needs to start. Cloned by a host that restarts its core

@@ -299,6 +299,26 @@ pub enum PayloadError {
         /// The state root this node committed at `height`.
         ours: Digest,
     },
+    /// The payload claims the state at another height than the chain says it must
+    /// ([`crate::claim`]).
+    #[error("payload claims the state at height {claimed}, the chain says height {expected}")]
+    WrongStateHeight {
+        /// The height the payload claims.
+        claimed: Height,
+        /// The claim height the rule gives.
+        expected: Height,
+    },
+    /// This node cannot check the claim: it has not executed the claimed height (it is behind),
+    /// or no longer holds its root. Not the proposer's fault; the node does not vote.
+    #[error(
+        "cannot check the state claim at height {height}: this node has executed up to {executed}"
+    )]
+    ClaimUnchecked {
+        /// The claimed height.
+        height: Height,
+        /// The highest height this node has executed.
+        executed: Height,
+    },
     /// The payload holds more than the application allows.
     #[error("payload of {bytes} bytes exceeds the application's maximum of {max}")]
     Oversized {

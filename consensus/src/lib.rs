@@ -70,6 +70,7 @@
 #![warn(missing_docs)]
 
 mod block_tree;
+pub mod claim;
 mod collect;
 mod config;
 mod core;

@@ -28,6 +28,14 @@ fn checking_node(net: &Net, i: usize) -> Consensus {
     net.start(config).0
 }
 
+/// How many payload checks `actions` ask for.
+fn checks(actions: &[Action]) -> usize {
+    actions
+        .iter()
+        .filter(|a| matches!(a, Action::CheckPayload { .. }))
+        .count()
+}
+
 fn answer(node: &mut Consensus, id: Digest, result: Result<(), PayloadError>) -> Vec<Action> {
     node.handle(NOW, Event::PayloadChecked { id, result })
         .unwrap()
@@ -47,9 +55,10 @@ fn a_proposal_waits_for_its_check_and_then_gets_the_vote() {
         actions,
         vec![Action::CheckPayload {
             from: leader,
-            block: p.block.clone()
+            block: p.block.clone(),
+            state_height: 0,
         }],
-        "the proposal asks for its check and does nothing else"
+        "the proposal asks for its check (of a claim at genesis) and does nothing else"
     );
     assert_eq!(node.block(&id), None, "not in the tree before its check");
     assert_eq!(node.safety_data().unwrap().last_vote, None);
@@ -192,14 +201,14 @@ fn waiting_proposals_are_bounded_lowest_round_first() {
     for p in &proposals[..max] {
         let from = net.pk(net.leader(p.block.round));
         let actions = feed(&mut node, from, prop(p.clone())).unwrap();
-        assert!(matches!(actions.as_slice(), [Action::CheckPayload { .. }]));
+        assert_eq!(checks(&actions), 1);
     }
     assert_eq!(node.parked_proposals(), max);
     // Higher rounds push the lowest out.
     for p in &proposals[max..] {
         let from = net.pk(net.leader(p.block.round));
         let actions = feed(&mut node, from, prop(p.clone())).unwrap();
-        assert!(matches!(actions.as_slice(), [Action::CheckPayload { .. }]));
+        assert_eq!(checks(&actions), 1);
         assert_eq!(node.parked_proposals(), max);
     }
     let lowest_kept = proposals[4].block.round;
@@ -241,7 +250,7 @@ fn a_payload_is_checked_once_per_round_and_author_and_never_for_a_past_round() {
     let mut node = checking_node(&net, voter(&net));
     let first = on_genesis(&net, 1, b"first");
     let actions = feed(&mut node, l1, prop(first.clone())).unwrap();
-    assert!(matches!(actions.as_slice(), [Action::CheckPayload { .. }]));
+    assert_eq!(checks(&actions), 1);
     let second = on_genesis(&net, 1, b"second");
     let actions = feed(&mut node, l1, prop(second.clone())).unwrap();
     assert!(
@@ -300,11 +309,16 @@ fn a_commit_drops_the_proposals_it_leaves_behind() {
     feed(&mut node, net.pk(net.leader(round)), prop(fork.clone())).unwrap();
     assert_eq!(node.parked_proposals(), 1);
     let fork = fork.block;
-    // Blocks 1 to 3 of the other chain: block 3's QC commits block 1.
-    for b in &blocks {
-        feed_checked(&mut node, net.pk(net.leader(b.round)), prop_of(b.clone())).unwrap();
-    }
-    assert_eq!(node.committed().id, blocks[0].id);
+    // The fork's TC moved the node to its round. A timeout carrying block 3's QC, and blocks 1
+    // to 3 of the other chain fetched: that QC commits block 2.
+    let (blocks, qcs) = (blocks, net.chain(3).1);
+    let peer = (0..4).find(|&i| i != v).unwrap();
+    let t = net.timeout(peer, round, &qcs[2]);
+    feed(&mut node, net.pk(peer), Message::Timeout(t)).unwrap();
+    let fetched: Vec<Block> = blocks.iter().rev().cloned().collect();
+    let response = Message::BlockResponse(BlockResponse { blocks: fetched });
+    feed(&mut node, net.pk(peer), response).unwrap();
+    assert_eq!(node.committed().id, blocks[1].id);
     assert_eq!(node.parked_proposals(), 0);
     assert_eq!(answer(&mut node, fork.id, Ok(())), vec![]);
     assert_eq!(node.block(&fork.id), None);
@@ -371,7 +385,7 @@ fn a_proposal_whose_author_no_longer_leads_when_checked_is_not_taken_in() {
         tc: None,
     };
     let actions = feed(&mut node, net.pk(author), prop(p.clone())).unwrap();
-    assert!(matches!(actions.as_slice(), [Action::CheckPayload { .. }]));
+    assert_eq!(checks(&actions), 1);
 
     // A timeout carrying the QC of block `height + 1` makes the node fetch blocks 31 up to it,
     // commit up to `height` and enter `round`: the proposal's parent is now in the tree.
@@ -488,4 +502,126 @@ fn a_network_that_checks_payloads_commits() {
         assert!(disk.safety.is_some(), "node {i} persisted nothing");
         assert!(disk.uncommitted.len() >= 10, "node {i}");
     }
+}
+
+/// Certificates first: a proposal whose QC commits a block yields that commit before its check,
+/// and the check asks for the claim at the committed height (the 2-chain rule's commit).
+#[test]
+fn a_proposals_commits_come_before_its_check() {
+    let net = Net::new(4);
+    let (blocks, qcs) = net.chain(3);
+    // Round 4 on the QC of block 3, whose parent is of round 2: it commits block 2.
+    let v = (0..4)
+        .find(|&i| (1..=3).all(|r| net.leader(r) != i))
+        .unwrap();
+    let mut node = checking_node(&net, v);
+    for b in &blocks[..2] {
+        feed_checked(&mut node, net.pk(net.leader(b.round)), prop_of(b.clone())).unwrap();
+    }
+    // Block 3 arrives with the QC on block 2 (consecutive: commits block 1).
+    let third = feed(&mut node, net.pk(net.leader(3)), prop_of(blocks[2].clone())).unwrap();
+    let commit = third
+        .iter()
+        .position(
+            |a| matches!(a, Action::Commit(c) if c.blocks.last().map(|b| b.height) == Some(1)),
+        )
+        .expect("block 1 committed by block 3's QC, before its check");
+    let check = third
+        .iter()
+        .position(|a| {
+            matches!(
+                a,
+                Action::CheckPayload {
+                    state_height: 1,
+                    ..
+                }
+            )
+        })
+        .expect("block 3 claims height 1");
+    assert!(commit < check, "{third:#?}");
+    assert_eq!(
+        node.committed().height,
+        1,
+        "committed before the check is answered"
+    );
+    assert!(
+        node.block(&blocks[2].id).is_none(),
+        "not in the tree before its check"
+    );
+    answer(&mut node, blocks[2].id, Ok(()));
+    let p = net.proposal(4, &qcs[2], None);
+    assert_eq!(node.state_claim(&p.block), Some(2));
+}
+
+/// After a timed-out round a QC commits nothing, and the claim is the parent's: on blocks 1-3
+/// (rounds 1-3), block 4 of round 5 (after a TC of round 4) claims height 2 (its QC, on block 3,
+/// commits block 2), and a block of round 6 on block 4's QC (not consecutive) claims the same.
+/// A node that does not hold block 4 cannot tell that claim: the proposal is not parked, and
+/// block 4 is asked for.
+#[test]
+fn a_claim_after_a_timeout_is_the_parents_and_an_unknown_one_is_not_checked() {
+    let net = Net::new(4);
+    let (blocks, qcs) = net.chain(3);
+    let v = (0..4)
+        .find(|&i| ![net.leader(5), net.leader(6)].contains(&i))
+        .unwrap();
+    let mut node = checking_node(&net, v);
+    for b in &blocks {
+        feed_checked(&mut node, net.pk(net.leader(b.round)), prop_of(b.clone())).unwrap();
+    }
+    let after_timeout = Proposal {
+        block: net.block(5, &qcs[2], b"after a timeout"),
+        tc: Some(net.tc(4, &qcs[2], &[0, 1, 2])),
+    };
+    let fourth = after_timeout.block.clone();
+    assert_eq!(node.state_claim(&fourth), Some(2));
+    let actions = feed(&mut node, net.pk(net.leader(5)), prop(after_timeout)).unwrap();
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        Action::CheckPayload {
+            state_height: 2,
+            ..
+        }
+    )));
+    answer(&mut node, fourth.id, Ok(()));
+    assert!(node.block(&fourth.id).is_some());
+    let p = net.proposal(6, &net.qc(&fourth, &[0, 1, 2]), None);
+    assert_eq!(
+        node.state_claim(&p.block),
+        Some(2),
+        "inherited from block 4"
+    );
+
+    let mut fresh = checking_node(&net, v);
+    assert_eq!(fresh.state_claim(&p.block), None);
+    let actions = feed(&mut fresh, net.pk(net.leader(6)), prop(p)).unwrap();
+    assert_eq!(checks(&actions), 0, "{actions:#?}");
+    assert_eq!(fresh.parked_proposals(), 0);
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        Action::Send { message: Message::BlockRequest(r), .. } if r.id == fourth.id
+    )));
+    assert_eq!(fresh.safety_data().unwrap().last_vote, None);
+}
+
+/// A voter that could not check a claim (it has not executed the height yet) keeps the block
+/// without voting, so the next proposal on it connects; any other refusal drops the block.
+#[test]
+fn an_unchecked_claim_keeps_the_block_without_a_vote() {
+    let net = Net::new(4);
+    let v = voter(&net);
+    let mut node = checking_node(&net, v);
+    let p = net.proposal(1, &net.genesis_qc(), None);
+    feed(&mut node, net.pk(net.leader(1)), prop(p.clone())).unwrap();
+    let unchecked = PayloadError::ClaimUnchecked {
+        height: 0,
+        executed: 0,
+    };
+    let actions = answer(&mut node, p.block.id, Err(unchecked));
+    assert!(actions.contains(&Action::StoreUncommitted(p.block.clone())));
+    assert!(sent_votes(&actions).is_empty(), "{actions:#?}");
+    assert_eq!(node.safety_data().unwrap().last_vote, None);
+    assert_eq!(node.block(&p.block.id), Some(&p.block));
+    assert_eq!(node.stats().proposals_unchecked, 1);
+    assert_eq!(node.stats().rejected_messages, 0);
 }

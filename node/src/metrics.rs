@@ -28,6 +28,7 @@ pub struct Metrics {
     pub peers: Gauge,
     pub non_validator_peers: Gauge,
     pub syncing: Gauge,
+    pub state_diverged: Gauge,
     pub block_interval_seconds: Histogram,
     pub commit_seconds: Histogram,
     pub rejected_messages: Counter,
@@ -80,6 +81,11 @@ impl Metrics {
                 "Connected peers that are not validators (full nodes)",
             ),
             syncing: gauge(r, "syncing", "1 while fetching missed blocks"),
+            state_diverged: gauge(
+                r,
+                "state_diverged",
+                "1 once this node's state differs from a certified one (it stopped)",
+            ),
             // Commit timing.
             block_interval_seconds: histogram(
                 r,

@@ -847,6 +847,18 @@ impl Actor {
                  dropped and a newer one is restored"
             );
         }
+        if let Some(d) = out.diverged {
+            m.state_diverged.set(1);
+            tracing::error!(
+                height = d.height,
+                ours = %d.ours,
+                certified = %d.certified,
+                certified_by = d.certified_by,
+                "this node's state differs from the state the validators certified: it has \
+                 stopped voting, proposing and committing (check the disk; restore the data \
+                 folder by state sync)"
+            );
+        }
         if out.restore_abandoned {
             tracing::warn!(
                 height = self.host.view().height,
@@ -1048,6 +1060,7 @@ impl Actor {
             s.round = view.round;
             s.high_qc_height = view.high_qc_height;
             s.syncing = view.syncing;
+            s.diverged = view.diverged;
             s.peers = peers;
             s.non_validator_peers = non_validator_peers;
             s.mempool_txs = mp_txs;

@@ -37,6 +37,10 @@ pub struct Status {
     pub high_qc_height: u64,
     /// True while this node is fetching blocks it missed.
     pub syncing: bool,
+    /// Set when this node's state differs from one the validators certified: it has stopped
+    /// taking part in consensus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diverged: Option<crate::host::Divergence>,
     /// Connected validators.
     pub peers: usize,
     /// Connected peers that are not validators (full nodes).

@@ -846,11 +846,16 @@ impl Sim {
             return p;
         };
         if self.cfg.root_liars {
-            // A wrong root at the honest claim's height. (A claim about a height the voters
-            // have not committed is not checked yet; this liar does not make one.)
-            let mut root = *payload.state_root.as_bytes();
-            root[0] ^= 1;
-            let payload = BlockPayload::new(payload.state_height, Digest(root), payload.txs);
+            // Even rounds: a wrong root at the honest claim's height. Odd rounds: the honest
+            // root claimed one height above, which no voter has executed yet.
+            let (height, root) = if p.block.round.is_multiple_of(2) {
+                let mut root = *payload.state_root.as_bytes();
+                root[0] ^= 1;
+                (payload.state_height, Digest(root))
+            } else {
+                (payload.state_height.saturating_add(1), payload.state_root)
+            };
+            let payload = BlockPayload::new(height, root, payload.txs);
             p.block.payload = payload.encode();
             reseal(&mut p.block, &key, CHAIN_ID);
             return p;

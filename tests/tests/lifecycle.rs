@@ -406,7 +406,15 @@ async fn a_wiped_validator_joins_by_state_sync_resumes_after_a_kill_and_agrees()
         );
     }
 
-    // It signed again, above what it had signed before the wipe.
+    // It signs again, above what it had signed before the wipe, once it has executed the
+    // heights proposals claim (read from its safety record while it runs: each write is a whole
+    // slot, and a torn one is skipped).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while record(&home)?.last_voted_round <= before.last_voted_round
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     c.kill(WIPED)?;
     let after = record(&home)?;
     ensure!(

@@ -91,6 +91,38 @@ fn forged_transfers_are_refused_and_never_committed() {
     );
 }
 
+/// A validator lying about the state (a wrong root at the claim height in even rounds, the root
+/// of another height in odd ones) gets none of its claims certified, and the chain goes on.
+#[test]
+fn false_state_root_claims_are_refused_and_never_certified() {
+    let mut cfg = SimConfig::new(4, 0);
+    cfg.forgers = 1;
+    cfg.root_liars = true;
+    let reports = run_many(&cfg, 0..30);
+    assert_all_safe_and_live(&reports);
+    let refused: u64 = reports.iter().map(|r| r.verdict.payloads_refused).sum();
+    assert!(
+        refused > 0,
+        "no lying payload was ever proposed and refused"
+    );
+}
+
+/// Negative control: honest hosts that take state claims unchecked certify the liar's.
+#[test]
+fn unchecked_state_claims_are_caught() {
+    let mut cfg = SimConfig::new(4, 0);
+    cfg.forgers = 1;
+    cfg.root_liars = true;
+    cfg.disabled_rule = Some(DisabledRule::StateClaim);
+    let caught = (0..30u64)
+        .map(|seed| run_seed(&cfg, seed))
+        .find(|r| r.verdict.false_root_claims > 0);
+    assert!(
+        caught.is_some(),
+        "no false claim certified in 30 seeds without the check"
+    );
+}
+
 #[test]
 fn seven_validators_two_twins_are_safe_and_live() {
     let reports = run_many(&SimConfig::new(7, 2), 1000..1060);

@@ -101,6 +101,7 @@ impl Consensus {
             return;
         };
         let root = *self.tree.root();
+        self.root_claim = crate::claim::chain_claim(blocks.iter().map(|b| &b.qc), self.root_claim);
         self.root_cert = self.certified.remove(&root.id);
         self.certified
             .retain(|_, q| q.data.block.height > root.height);

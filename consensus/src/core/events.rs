@@ -4,7 +4,7 @@ use hotledger_crypto::{Digest, PublicKey};
 
 use crate::error::PayloadError;
 use crate::safety::SafetyData;
-use crate::types::{Block, BlockInfo, Commit, Evidence, Message, Round};
+use crate::types::{Block, BlockInfo, Commit, Evidence, Height, Message, Round};
 
 /// An input to the core. Time is passed with every event (`Consensus::handle`'s `now_ms`).
 #[derive(Debug, Clone)]
@@ -90,7 +90,8 @@ pub enum Action {
         /// How long from now, in milliseconds (0: at once).
         after_ms: u64,
     },
-    /// This node leads `round`: build a payload on the state after `parent`. **Resume with**
+    /// This node leads `round`: build a payload on the state after `parent`, claiming the
+    /// state root at [`crate::Consensus::proposal_claim`]. **Resume with**
     /// [`Event::PayloadReady`] for `round` and `parent` (an answer after the round is left, or
     /// for another parent, is dropped). A higher QC arriving in the round before the answer
     /// asks again, for the same round with the new parent: the payload must then leave out the
@@ -114,16 +115,22 @@ pub enum Action {
     /// Check the payload of `block`, a peer's proposal that passed every check of the protocol
     /// (its leader, failed leaders, signature, id, timestamp, justification and certificates),
     /// before this node takes it in: for example, that its transactions decode within the
-    /// limits, their signatures verify, and its claims about committed state hold. The check
-    /// must give the same answer at every honest node with the same committed state.
+    /// limits, their signatures verify, and that it claims this node's state root at exactly
+    /// `state_height` ([`crate::claim`]). The check must give the same answer at every honest
+    /// node with the same committed state.
+    ///
+    /// The proposal's certificates have been processed already: a commit they make comes
+    /// earlier in the same batch (or an earlier one), so a host that carries out actions in
+    /// order has executed `state_height` when it checks, unless the blocks up to it are not
+    /// local yet (it then refuses, and does not vote).
     ///
     /// **Resume with** exactly one [`Event::PayloadChecked`] for `block.id`, when the check is
     /// done; other events may be handled meanwhile. `Ok(())` takes the proposal in where it
-    /// stopped: the block enters the tree (`StoreUncommitted`), its certificates are processed,
-    /// and this node votes for it if it is still in the block's round. (Its author must still
+    /// stopped: the block enters the tree (`StoreUncommitted`) and this node votes for it if it
+    /// is still in the block's round. (Its author must still
     /// lead its round: a node that lags may have committed, and changed its leader schedule,
-    /// meanwhile.) `Err` drops it. Until
-    /// then the block is neither stored nor voted for. The core holds a bounded number of
+    /// meanwhile.) `Err(PayloadError::ClaimUnchecked)` takes the block in without a vote;
+    /// any other `Err` drops it. Until then the block is neither stored nor voted for. The core holds a bounded number of
     /// proposals waiting (the lowest round goes first, and those at or below a new commit); an
     /// answer for one it no longer holds is ignored.
     ///
@@ -135,6 +142,8 @@ pub enum Action {
         from: PublicKey,
         /// The proposed block.
         block: Block,
+        /// The committed height whose state root the payload must claim.
+        state_height: Height,
     },
     /// Store this block as uncommitted, durably but without a sync of its own: the next synced
     /// write (the `PersistSafety` of this node's vote for it, or any later one) covers it. It is

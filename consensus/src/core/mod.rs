@@ -80,6 +80,9 @@ pub struct Stats {
     /// Proposals not voted for because they were timestamped further ahead of this node's
     /// clock than `max_clock_skew_ms` (a clock here or there is off).
     pub proposals_ahead_of_clock: u64,
+    /// Proposals kept without a vote because this node could not check their state claim yet
+    /// ([`PayloadError::ClaimUnchecked`](crate::PayloadError::ClaimUnchecked)).
+    pub proposals_unchecked: u64,
 }
 
 /// One validator's (or observer's) consensus state. See the crate docs for the protocol.
@@ -108,6 +111,9 @@ pub struct Consensus {
     root_cert: Option<QuorumCert>,
     /// The highest consecutive QC seen: its parent is committed once the chain to it is local.
     commit_candidate: Option<QuorumCert>,
+    /// The root's claim height (see [`crate::claim`]); `None` when the recovery history was too
+    /// short to tell (known again from the next consecutive QC).
+    root_claim: Option<Height>,
     votes: VoteCollector,
     timeouts: TimeoutCollector,
     /// Signed proposal headers seen per round, for equivocation evidence.
@@ -134,6 +140,7 @@ impl Consensus {
     pub fn new(config: Config, recovery: Recovery) -> Result<Self> {
         config.validate()?;
         check_recovery(&recovery)?;
+        let root_claim = recovered_claim(&recovery);
         let mut leaders = LeaderElection::new(config.reputation);
         leaders.record(&config.validators, &recovery.history);
         let me = config.key.as_ref().map(|k| k.public());
@@ -173,6 +180,7 @@ impl Consensus {
             certified,
             root_cert,
             commit_candidate: None,
+            root_claim,
             votes: VoteCollector::default(),
             timeouts: TimeoutCollector::default(),
             proposals_seen: BTreeMap::new(),
@@ -237,6 +245,35 @@ impl Consensus {
     /// An uncommitted block held in memory.
     pub fn block(&self, id: &Digest) -> Option<&Block> {
         self.tree.get(id)
+    }
+
+    /// The height whose state root `block`'s payload must claim ([`crate::claim`]): `None` when
+    /// the chain below it is not known here (its parent is missing and its QC commits nothing).
+    pub fn state_claim(&self, block: &Block) -> Option<Height> {
+        self.claim_of_child(&block.qc)
+    }
+
+    /// The height whose state root this node's next proposal (on its highest QC) must claim.
+    pub fn proposal_claim(&self) -> Option<Height> {
+        self.claim_of_child(&self.high_qc)
+    }
+
+    /// The claim height of a block carrying `qc`: walks down from the certified block through
+    /// the tree (at most its size) to a consecutive QC or the root.
+    fn claim_of_child(&self, qc: &QuorumCert) -> Option<Height> {
+        crate::claim::claim_height(qc, || {
+            let mut id = qc.data.block.id;
+            loop {
+                if id == self.tree.root().id {
+                    return self.root_claim;
+                }
+                let block = self.tree.get(&id)?;
+                if block.qc.data.is_consecutive() {
+                    return Some(block.qc.data.parent.height);
+                }
+                id = block.parent().id;
+            }
+        })
     }
 
     /// Number of peers' proposals waiting for their payload check ([`Action::CheckPayload`]).
@@ -367,6 +404,23 @@ fn restore_tree(limits: &Limits, root: BlockInfo, mut blocks: Vec<Block>) -> Blo
         let _ = tree.insert(block);
     }
     tree
+}
+
+/// The root's claim height from the recovery history (which ends at the root): the genesis
+/// block claims 0; otherwise the newest commit the history's QCs make, `None` if they make
+/// none and the history does not reach back to genesis.
+fn recovered_claim(recovery: &Recovery) -> Option<Height> {
+    if recovery.root.height == 0 {
+        return Some(0);
+    }
+    let history = &recovery.history;
+    let reaches_genesis = history.first().is_some_and(|b| b.height == 1);
+    let below = reaches_genesis.then_some(0);
+    if history.last().is_some_and(|b| b.id == recovery.root.id) {
+        crate::claim::chain_claim(history.iter().map(|b| &b.qc), below)
+    } else {
+        None
+    }
 }
 
 /// The recovery root QC must certify the root or its child, and the history must be

@@ -14,7 +14,7 @@ use hotledger_crypto::{Digest, PublicKey, Signature};
 
 use super::{Action, Consensus};
 use crate::error::{ConsensusError, PayloadError, Result};
-use crate::types::{Block, Message, Proposal, Round, TimeoutCert};
+use crate::types::{Block, Height, Message, Proposal, Round, TimeoutCert};
 
 /// How many parked proposals the core holds per validator.
 const PARKED_PER_VALIDATOR: usize = 4;
@@ -31,7 +31,13 @@ impl Consensus {
     /// Parks a verified proposal and asks the host to check its payload. A copy of a proposal
     /// already parked asks nothing new. When the map is full, the proposal of the lowest round
     /// goes, which may be this one.
-    pub(super) fn park(&mut self, from: PublicKey, proposal: Proposal, out: &mut Vec<Action>) {
+    pub(super) fn park(
+        &mut self,
+        from: PublicKey,
+        proposal: Proposal,
+        state_height: Height,
+        out: &mut Vec<Action>,
+    ) {
         let id = proposal.block.id;
         if self.parked.contains_key(&id) {
             return;
@@ -52,7 +58,11 @@ impl Consensus {
         }
         let block = proposal.block.clone();
         self.parked.insert(id, Parked { from, proposal });
-        out.push(Action::CheckPayload { from, block });
+        out.push(Action::CheckPayload {
+            from,
+            block,
+            state_height,
+        });
     }
 
     /// The application's verdict on a parked proposal's payload: `Ok` resumes it where
@@ -68,19 +78,29 @@ impl Consensus {
         let Some(Parked { from, proposal }) = self.parked.remove(&id) else {
             return Ok(());
         };
-        if let Err(error) = result {
-            self.payload_refused
-                .insert((proposal.block.round, proposal.block.id));
-            return Err(ConsensusError::InvalidPayload {
-                round: proposal.block.round,
-                author: proposal.block.author,
-                error,
-            });
+        // A claim this node could not check (it has not executed that height yet) is no fault
+        // of the proposer: the block is kept without a vote, so that a node behind by a block or
+        // two connects the next proposals to its chain instead of fetching each one late.
+        let vote = !matches!(result, Err(PayloadError::ClaimUnchecked { .. }));
+        match result {
+            Err(error) if vote => {
+                self.payload_refused
+                    .insert((proposal.block.round, proposal.block.id));
+                return Err(ConsensusError::InvalidPayload {
+                    round: proposal.block.round,
+                    author: proposal.block.author,
+                    error,
+                });
+            }
+            _ => {}
+        }
+        if !vote {
+            self.stats.proposals_unchecked += 1;
         }
         // Commits made while the check ran may have changed the leader schedule of a node that
         // lags; the proposal is taken in only if its author still leads its round.
         if self.check_schedule(from, &proposal, out)? {
-            self.accept_proposal(from, proposal, out)?;
+            self.accept_proposal(from, proposal, vote, out)?;
         }
         Ok(())
     }

@@ -21,16 +21,30 @@ impl Consensus {
         }
         let unseen = self.tree.get(&p.block.id).is_none() && Some(p.block.author) != self.me;
         if self.check_payloads && unseen {
+            // Certificates first: the commits they make, and the host's execution of them, come
+            // before the payload check, so the check finds the claimed height executed
+            // (`crate::claim`). If the block gets certified without this node's vote, it is
+            // fetched with its QC, which needs no payload check.
+            self.take_certificates(from, &p, out)?;
             if self.worth_a_payload_check(&p, out) {
-                self.park(from, p, out);
-            } else {
-                // Its certificates still count; if the block gets certified, it is fetched with
-                // its QC, which needs no payload check.
-                self.take_certificates(from, &p, out)?;
+                match self.state_claim(&p.block) {
+                    Some(claim) => self.park(from, p, claim, out),
+                    // The chain below it is not here: its claim cannot be checked, so it is not
+                    // voted for; its missing parent is fetched.
+                    None => self.request_parent(from, &p.block, out),
+                }
             }
             return Ok(());
         }
-        self.accept_proposal(from, p, out)
+        self.accept_proposal(from, p, true, out)
+    }
+
+    /// Asks `from` for `block`'s parent unless it is in the tree or committed.
+    fn request_parent(&mut self, from: PublicKey, block: &Block, out: &mut Vec<Action>) {
+        let parent = block.parent();
+        if parent.height > self.tree.root().height && !self.tree.contains(&parent.id) {
+            self.request_block(from, parent.id, out);
+        }
     }
 
     /// Whether a verified proposal, not in the tree, earns a check of its payload (decoding and
@@ -130,11 +144,15 @@ impl Consensus {
     }
 
     /// Takes a verified proposal in: the block enters the tree (or waits for its parent), its
-    /// certificates are processed, and this node votes if it is still in the block's round.
+    /// certificates are processed, and, with `vote`, this node votes if it is still in the
+    /// block's round. Without `vote` (its payload's claim could not be checked here) the block is
+    /// only kept, so that the chain above it connects: nothing extends or commits it without a
+    /// QC, which a quorum that checked it makes.
     pub(super) fn accept_proposal(
         &mut self,
         from: PublicKey,
         p: Proposal,
+        vote: bool,
         out: &mut Vec<Action>,
     ) -> Result<()> {
         let (id, round) = (p.block.id, p.block.round);
@@ -157,13 +175,13 @@ impl Consensus {
             }
             Inserted::Known | Inserted::BelowRoot => {}
             Inserted::Orphan { missing } => {
-                if round == self.round {
+                if vote && round == self.round {
                     self.awaiting_parent.insert(round, (id, p.tc.clone()));
                 }
                 self.request_block(from, missing, out);
             }
         }
-        if round == self.round && self.tree.get(&id).is_some() {
+        if vote && round == self.round && self.tree.get(&id).is_some() {
             self.try_vote(&id, p.tc.as_ref(), out);
         }
         Ok(())

@@ -4,7 +4,7 @@
 use hotledger_consensus::{
     Action, Block, Consensus, ConsensusError, Event, Message, PayloadError, Proposal, Round,
 };
-use hotledger_crypto::PublicKey;
+use hotledger_crypto::{Digest, PublicKey};
 
 use super::{feed, Net, NOW};
 
@@ -92,27 +92,22 @@ pub fn feed_checked(
     Ok(actions)
 }
 
-/// The rejected step: `msg` itself, or, for a refused payload, the answer to its check.
-fn rejected_step(
-    node: &mut Consensus,
-    peer: PublicKey,
-    msg: Message,
-    refuse: Option<PayloadError>,
-    name: &str,
-) -> Result<Vec<Action>, ConsensusError> {
-    let Some(error) = refuse else {
-        return feed(node, peer, msg);
-    };
+/// For a refused payload: feeds `msg`, which must be parked (its certificates processed) with
+/// exactly one `CheckPayload` from `peer`; returns the parked block's id.
+fn park_step(node: &mut Consensus, peer: PublicKey, msg: Message, name: &str) -> Digest {
     let actions = feed(node, peer, msg).unwrap_or_else(|e| panic!("{name}: not parked: {e}"));
-    let [Action::CheckPayload { from, block }] = actions.as_slice() else {
+    let checks: Vec<_> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::CheckPayload { from, block, .. } => Some((*from, block.id)),
+            _ => None,
+        })
+        .collect();
+    let [(from, id)] = checks.as_slice() else {
         panic!("{name}: want one CheckPayload, got {actions:#?}");
     };
     assert_eq!(*from, peer, "{name}");
-    let event = Event::PayloadChecked {
-        id: block.id,
-        result: Err(error),
-    };
-    node.handle(NOW, event)
+    *id
 }
 
 pub fn prop(p: Proposal) -> Message {
@@ -132,13 +127,27 @@ pub fn run(net: &Net, case: Case) {
     for m in case.setup {
         feed_checked(&mut node, peer, m).unwrap_or_else(|e| panic!("{name}: setup rejected: {e}"));
     }
+    // A refused payload's proposal is parked first: its certificates count whatever the
+    // verdict, and the refusal must change nothing after them.
+    let refusal = case
+        .refuse
+        .map(|error| (park_step(&mut node, peer, case.msg.clone(), name), error));
     let rejected = node.stats().rejected_messages;
     let before = (
         node.round(),
         node.pending_blocks(),
         node.safety_data().cloned(),
     );
-    let result = rejected_step(&mut node, peer, case.msg, case.refuse, name);
+    let result = match refusal {
+        Some((id, error)) => node.handle(
+            NOW,
+            Event::PayloadChecked {
+                id,
+                result: Err(error),
+            },
+        ),
+        None => feed(&mut node, peer, case.msg),
+    };
     assert_eq!(result, Err(case.want), "{name}");
     assert_eq!(
         node.stats().rejected_messages,

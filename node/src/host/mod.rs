@@ -149,6 +149,24 @@ pub struct Output {
     pub restore_started_over: Option<u64>,
     /// Snapshots to make now, off the loop ([`crate::storage::snapshot::create`]).
     pub snapshot_due: Vec<SnapshotDue>,
+    /// This node's state differs from one the quorum certified: it stopped voting, proposing
+    /// and following the chain (reported once, when found).
+    pub diverged: Option<Divergence>,
+}
+
+/// A committed block claims a state root at a height where this node executed another: the
+/// quorum certified a state this node does not hold (its store is damaged, or its execution
+/// differs). The host stops taking part, for good.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Divergence {
+    /// The height whose state the two roots are of.
+    pub height: u64,
+    /// The root this node executed there.
+    pub ours: Digest,
+    /// The root the committed block claims.
+    pub certified: Digest,
+    /// The committed block that claims it.
+    pub certified_by: u64,
 }
 
 /// A snapshot the host's commits call for: the state at `height`, whose root the committed
@@ -191,6 +209,8 @@ pub struct View {
     /// Proposals not voted for because they were timestamped too far ahead of this node's
     /// clock.
     pub proposals_ahead_of_clock: u64,
+    /// Stopped: this node's state differs from a certified one.
+    pub diverged: Option<Divergence>,
 }
 
 /// The validator's logic between the network and the store. See the module docs.
@@ -227,6 +247,9 @@ pub struct Host<S: ChainStore> {
     /// A full node (no validator key): it never runs consensus and follows the chain by block
     /// sync alone, from any peer; a validator takes sync reports from validators only.
     follower: bool,
+    /// Set when this node's state differs from a certified one: nothing is fed, sent or
+    /// committed any more.
+    diverged: Option<Divergence>,
 }
 
 impl<S: ChainStore> Host<S> {
@@ -290,6 +313,11 @@ impl<S: ChainStore> Host<S> {
             config.max_block_txs,
             config.max_block_bytes,
         );
+        #[cfg(feature = "fault-injection")]
+        {
+            payloads.check_claims =
+                consensus.disabled_rule != Some(hotledger_consensus::DisabledRule::StateClaim);
+        }
         if let Some(root) = store.genesis_root()? {
             payloads.note_root(0, root);
         }
@@ -320,6 +348,7 @@ impl<S: ChainStore> Host<S> {
             snapshot_every: config.snapshot_every,
             last_snapshot,
             follower,
+            diverged: None,
         };
         Ok((host, opened))
     }
@@ -330,7 +359,11 @@ impl<S: ChainStore> Host<S> {
     /// node's core is never fed.
     pub fn handle(&mut self, now_ms: u64, event: Event) -> Result<Output, NodeError> {
         let mut out = Output::default();
-        if self.follower || self.syncer.active() || self.restorer.is_some() {
+        if self.follower
+            || self.syncer.active()
+            || self.restorer.is_some()
+            || self.diverged.is_some()
+        {
             return Ok(out);
         }
         self.feed(now_ms, event, &mut out)?;
@@ -350,7 +383,7 @@ impl<S: ChainStore> Host<S> {
         message: SyncMessage,
     ) -> Result<Output, NodeError> {
         let mut out = Output::default();
-        if !self.follower && !self.config.validators.contains(&from) {
+        if self.diverged.is_some() || (!self.follower && !self.config.validators.contains(&from)) {
             return Ok(out);
         }
         let checks = sync::Checks {
@@ -517,7 +550,11 @@ impl<S: ChainStore> Host<S> {
                 }
                 // One sync per proven range, with its last block.
                 let durable = i + 1 == proven.blocks.len();
-                let report = self.commit(now_ms, block, proven.certifying(i), durable, out)?;
+                let Some(report) =
+                    self.commit(now_ms, block, proven.certifying(i), durable, out)?
+                else {
+                    return Ok(());
+                };
                 // Decoded for the commit only: the core, not fed while syncing, never holds it
                 // (a full node syncs for good, so nothing else would let it go).
                 self.payloads.forget(&block.id);
@@ -571,6 +608,9 @@ impl<S: ChainStore> Host<S> {
     /// [`Host::wake_at`] has passed, or when the mempool admitted transactions).
     pub fn tick(&mut self, now_ms: u64) -> Result<Output, NodeError> {
         let mut out = Output::default();
+        if self.diverged.is_some() {
+            return Ok(out);
+        }
         if self.syncer.status_is_due(now_ms) {
             // Read when sent: the pruner moves it, off the loop.
             self.earliest = self.store.earliest()?;
@@ -676,6 +716,7 @@ impl<S: ChainStore> Host<S> {
             },
             timeouts_sent: self.core.stats().timeouts_sent,
             proposals_ahead_of_clock: self.core.stats().proposals_ahead_of_clock,
+            diverged: self.diverged,
         }
     }
 
@@ -684,6 +725,9 @@ impl<S: ChainStore> Host<S> {
     fn feed(&mut self, now_ms: u64, event: Event, out: &mut Output) -> Result<(), NodeError> {
         let mut events = VecDeque::from([event]);
         while let Some(event) = events.pop_front() {
+            if self.diverged.is_some() {
+                return Ok(());
+            }
             let (from, checked) = match &event {
                 Event::Message { from, .. } => (Some(*from), None),
                 Event::PayloadChecked { id, .. } => (None, Some(*id)),
@@ -729,6 +773,10 @@ impl<S: ChainStore> Host<S> {
         out: &mut Output,
         events: &mut VecDeque<Event>,
     ) -> Result<(), NodeError> {
+        if self.diverged.is_some() {
+            // Nothing after the divergence is carried out: no vote or proposal may rest on it.
+            return Ok(());
+        }
         match action {
             Action::Send { to, message } => out.messages.push(Outgoing::Send { to, message }),
             Action::Broadcast(message) => out.messages.push(Outgoing::Broadcast(message)),
@@ -748,8 +796,18 @@ impl<S: ChainStore> Host<S> {
                     out.messages.push(Outgoing::Send { to, message });
                 }
             }
-            Action::CheckPayload { block, .. } => {
-                let (result, verified) = self.payloads.check(&block, &self.mempool)?;
+            Action::CheckPayload {
+                block,
+                state_height,
+                ..
+            } => {
+                let claim = payload::Claim {
+                    height: state_height,
+                    executed: self.tip.block.height,
+                };
+                let (result, verified) =
+                    self.payloads
+                        .check(&block, claim, &self.store, &self.mempool)?;
                 out.verified_txs = out.verified_txs.saturating_add(verified);
                 events.push_back(Event::PayloadChecked {
                     id: block.id,
@@ -759,8 +817,10 @@ impl<S: ChainStore> Host<S> {
             Action::Commit(commit) => {
                 self.pacer.state_changed();
                 for (block, qc) in commit::certified(&commit) {
-                    let report = self.commit(now_ms, block, qc, true, out)?;
-                    out.committed.push(report);
+                    match self.commit(now_ms, block, qc, true, out)? {
+                        Some(report) => out.committed.push(report),
+                        None => return Ok(()),
+                    }
                 }
                 let core = &self.core;
                 self.payloads.retain(|id| core.block(id).is_some());
@@ -773,6 +833,8 @@ impl<S: ChainStore> Host<S> {
     }
 
     /// Executes and writes one committed block, then updates the mempool and the caches.
+    /// `None` when the block's certified state claim differs from this node's root there: the
+    /// host stops ([`Divergence`]) without writing it.
     fn commit(
         &mut self,
         now_ms: u64,
@@ -780,9 +842,14 @@ impl<S: ChainStore> Host<S> {
         qc: &QuorumCert,
         durable: bool,
         out: &mut Output,
-    ) -> Result<CommitReport, NodeError> {
+    ) -> Result<Option<CommitReport>, NodeError> {
         let started = std::time::Instant::now();
         let decoded = self.payloads.decoded(block);
+        if let Some(divergence) = self.diverges(block, &decoded.payload)? {
+            self.diverged = Some(divergence);
+            out.diverged = Some(divergence);
+            return Ok(None);
+        }
         let every = self.snapshot_every;
         let write_tree = every > 0 && block.height.is_multiple_of(every);
         let (tip, report) = commit::apply(
@@ -822,10 +889,33 @@ impl<S: ChainStore> Host<S> {
         out.expired
             .extend(mempool.expire_gapped(&self.store, now_ms)?);
         // Measured for the commit-time metric only; nothing the host decides depends on it.
-        Ok(CommitReport {
+        Ok(Some(CommitReport {
             elapsed: started.elapsed(),
             ..report
-        })
+        }))
+    }
+
+    /// Whether committed `block`'s state claim, which a quorum certified, differs from the
+    /// root this node executed at that height (a claim at a height whose root it no longer
+    /// holds, or has not executed, cannot be compared).
+    fn diverges(
+        &self,
+        block: &Block,
+        payload: &BlockPayload,
+    ) -> Result<Option<Divergence>, NodeError> {
+        let height = payload.state_height;
+        if height > self.tip.block.height || !self.payloads.check_claims {
+            return Ok(None);
+        }
+        let Some(ours) = self.payloads.root_at(height, &self.store)? else {
+            return Ok(None);
+        };
+        Ok((ours != payload.state_root).then_some(Divergence {
+            height,
+            ours,
+            certified: payload.state_root,
+            certified_by: block.height,
+        }))
     }
 
     /// Builds and hands in the payload of a pending proposal once the pacer says it is due.
@@ -841,7 +931,15 @@ impl<S: ChainStore> Host<S> {
         else {
             return Ok(());
         };
-        let (payload, txs) = self.build_payload(&parent)?;
+        // The claim this proposal must make; unknown (the chain below the high QC is not
+        // local), no valid proposal can be built, and the round times out.
+        let Some(claim) = self.core.proposal_claim() else {
+            return Ok(());
+        };
+        let Some(root) = self.payloads.root_at(claim, &self.store)? else {
+            return Ok(());
+        };
+        let (payload, txs) = self.build_payload(&parent, claim, root)?;
         if !self.pacer.accept(now_ms, txs, admitted) {
             return Ok(());
         }
@@ -854,11 +952,17 @@ impl<S: ChainStore> Host<S> {
     }
 
     /// A payload extending `parent`: mempool transactions not already in an uncommitted
-    /// ancestor, with the lagging state claim (our tip's height and root). If the chain from
+    /// ancestor, with the state claim (`claim` and the root this node executed there). If the
+    /// chain from
     /// `parent` down to our last commit is not all local (we are catching up), the ancestors'
     /// transactions are unknown, so the payload carries none rather than risk proposing one
     /// twice. Returns the encoded payload and its transaction count.
-    fn build_payload(&mut self, parent: &Digest) -> Result<(Vec<u8>, usize), NodeError> {
+    fn build_payload(
+        &mut self,
+        parent: &Digest,
+        claim: u64,
+        root: Digest,
+    ) -> Result<(Vec<u8>, usize), NodeError> {
         let mut exclude = foldhash::HashSet::default();
         let mut cursor = *parent;
         let mut complete = *parent == self.tip.block.id;
@@ -877,7 +981,7 @@ impl<S: ChainStore> Host<S> {
             Vec::new()
         };
         let count = txs.len();
-        let payload = BlockPayload::new(self.tip.block.height, self.tip.state_root, txs);
+        let payload = BlockPayload::new(claim, root, txs);
         Ok((payload.encode(), count))
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! A proposal's payload is accepted when it decodes within the genesis limits, its
 //! transactions' signatures verify (each checked once per node: one pending in the mempool with
-//! the same signature bytes, or noted by an earlier check, is not checked again), and its state
-//! claim matches this node's root at that height when the node still knows it.
+//! the same signature bytes, or noted by an earlier check, is not checked again), and it claims
+//! the state root at exactly the height the chain gives (`hotledger_consensus::claim`), equal to
+//! the root this node executed there. A node that has not executed that height cannot check the
+//! claim and refuses it ([`PayloadError::ClaimUnchecked`]), so it never votes unchecked.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -17,13 +19,22 @@ use hotledger_ledger::{
 
 use super::lock;
 use crate::error::NodeError;
+use crate::storage::ChainStore;
 
-/// State roots kept for checking proposals' state claims (a claim at a height no longer kept is
-/// not checked).
+/// State roots kept in memory for checking proposals' state claims; an older one is read from
+/// the store.
 const ROOTS_KEPT: usize = 1_024;
 
 /// Bytes kept free in a block for the payload's own fields.
 const PAYLOAD_HEADER_BYTES: usize = 256;
+
+/// The state claim a payload must make: its height, by the chain's rule, and the highest
+/// height this node has executed.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Claim {
+    pub(super) height: u64,
+    pub(super) executed: u64,
+}
 
 /// A block's payload with its transactions' hashes, each computed once per node.
 #[derive(Debug)]
@@ -41,6 +52,8 @@ pub(super) struct Payloads {
     decoded: HashMap<Digest, Arc<DecodedPayload>>,
     /// Committed state roots by height, the last [`ROOTS_KEPT`].
     roots: BTreeMap<u64, Digest>,
+    /// Off only in the simulator's negative control (`DisabledRule::StateClaim`).
+    pub(super) check_claims: bool,
 }
 
 impl Payloads {
@@ -51,6 +64,7 @@ impl Payloads {
             max_bytes,
             decoded: HashMap::default(),
             roots: BTreeMap::new(),
+            check_claims: true,
         }
     }
 
@@ -75,9 +89,11 @@ impl Payloads {
     /// checked and to note those it checks, never during the verification itself. An accepted
     /// payload is kept decoded for building on it and committing it (until
     /// [`Payloads::forget`] or a commit's [`Payloads::retain`]).
-    pub(super) fn check(
+    pub(super) fn check<S: ChainStore>(
         &mut self,
         block: &Block,
+        claim: Claim,
+        store: &S,
         mempool: &Mutex<Mempool>,
     ) -> Result<(Result<(), PayloadError>, u64), NodeError> {
         let (payload, hashes) =
@@ -85,15 +101,8 @@ impl Payloads {
                 Ok(decoded) => decoded,
                 Err(e) => return Ok((Err(malformed(e)), 0)),
             };
-        if let Some(ours) = self.roots.get(&payload.state_height) {
-            if *ours != payload.state_root {
-                let error = PayloadError::WrongStateRoot {
-                    height: payload.state_height,
-                    claimed: payload.state_root,
-                    ours: *ours,
-                };
-                return Ok((Err(error), 0));
-            }
+        if let Err(error) = self.check_claim(&payload, claim, store)? {
+            return Ok((Err(error), 0));
         }
         let unverified: Vec<usize> = {
             let mp = lock(mempool)?;
@@ -124,6 +133,60 @@ impl Payloads {
         self.decoded
             .insert(block.id, Arc::new(DecodedPayload { payload, hashes }));
         Ok((Ok(()), verified))
+    }
+
+    /// The payload must claim exactly `claim.height`, which this node must have executed, and
+    /// the root it executed there.
+    fn check_claim<S: ChainStore>(
+        &self,
+        payload: &BlockPayload,
+        claim: Claim,
+        store: &S,
+    ) -> Result<Result<(), PayloadError>, NodeError> {
+        if !self.check_claims {
+            return Ok(Ok(()));
+        }
+        let height = claim.height;
+        if payload.state_height != height {
+            return Ok(Err(PayloadError::WrongStateHeight {
+                claimed: payload.state_height,
+                expected: height,
+            }));
+        }
+        let unchecked = PayloadError::ClaimUnchecked {
+            height,
+            executed: claim.executed,
+        };
+        if height > claim.executed {
+            return Ok(Err(unchecked));
+        }
+        let Some(ours) = self.root_at(height, store)? else {
+            return Ok(Err(unchecked));
+        };
+        if ours != payload.state_root {
+            return Ok(Err(PayloadError::WrongStateRoot {
+                height,
+                claimed: payload.state_root,
+                ours,
+            }));
+        }
+        Ok(Ok(()))
+    }
+
+    /// The state root this node committed at `height`, from memory or the store; `None` when
+    /// it holds none there (pruned, or below a restored snapshot).
+    pub(super) fn root_at<S: ChainStore>(
+        &self,
+        height: u64,
+        store: &S,
+    ) -> Result<Option<Digest>, NodeError> {
+        if let Some(root) = self.roots.get(&height) {
+            return Ok(Some(*root));
+        }
+        if height == 0 {
+            return Ok(store.genesis_root()?);
+        }
+        Ok(store.block_by_height(height)?.map(|b| b.state_root))
     }
 
     /// Forgets the decoded payload of a block that did not enter the tree.

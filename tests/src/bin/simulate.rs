@@ -73,8 +73,9 @@ struct Args {
     /// and no committed block may carry one.
     #[arg(long, default_value_t = 0)]
     forgers: usize,
-    /// The forgers claim a wrong state root at their tip instead of forging a transfer; the
-    /// checker counts committed blocks that carry a false claim (`false_root_claims`)
+    /// The forgers lie about the state instead of forging a transfer: a wrong root at the
+    /// claim height in even rounds, the root of another height in odd ones; the checker counts
+    /// committed blocks that carry a false claim (`false_root_claims`)
     #[arg(long)]
     root_liars: bool,
     /// Virtual milliseconds between two transfers the simulated client signs and submits to
@@ -108,6 +109,8 @@ struct Args {
 enum Rule {
     RoundIncrease,
     VoteExtension,
+    /// The hosts' check of state claims (with `--root-liars`, false roots get certified).
+    StateClaim,
 }
 
 fn main() -> ExitCode {
@@ -161,6 +164,7 @@ fn sim_config(args: &Args) -> SimConfig {
     cfg.disabled_rule = args.disable_rule.map(|r| match r {
         Rule::RoundIncrease => DisabledRule::RoundIncrease,
         Rule::VoteExtension => DisabledRule::VoteExtension,
+        Rule::StateClaim => DisabledRule::StateClaim,
     });
     cfg
 }
