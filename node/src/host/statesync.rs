@@ -13,7 +13,8 @@
 //! ```
 //!
 //! The restorer waits [`OFFER_WAIT_MS`] after the first offer (or for offers from f + 1 peers),
-//! then takes the highest height offered. Its root comes from the chain, never from the
+//! then takes the highest height that more than one peer offers (the highest offered, if no
+//! offer is confirmed). Its root comes from the chain, never from the
 //! offer: the blocks from that height past `certified_by` arrive as a forward-sync response,
 //! checked as one (ids, links, every QC, the commit proof of the last), and the last one's
 //! payload must claim a state root at exactly that height. That root, the block at the
@@ -26,7 +27,8 @@
 //! way, the last one the parent of the snapshot's block) and stores them as history only
 //! ([`crate::storage::ChainStore::put_history`]): without them the node would choose other
 //! leaders than its peers until it had committed that many blocks. A chunk that does not verify, an anchor that
-//! does not prove, or a request unanswered for [`CHUNK_TIMEOUT_MS`] strikes its peer, and the
+//! does not prove, a short answer to the anchor request, or a request unanswered for
+//! [`CHUNK_TIMEOUT_MS`] strikes its peer, and the
 //! work goes to another; [`MAX_STRIKES`] strikes set a peer aside for [`STRIKE_PAUSE_MS`]. With
 //! every chunk held the host builds the tree, checks its root once more and installs it in one
 //! synced batch; the forward syncer takes it from there. Peers keep only their newest
@@ -477,7 +479,8 @@ impl Restorer {
     }
 
     /// Asks for the blocks proving the highest snapshot offered, once offers have had time to
-    /// arrive.
+    /// arrive: of those offered by more than one peer if any is (one peer alone cannot then
+    /// steer the node to a snapshot nobody else holds), and of a peer with fewer strikes first.
     fn ask_anchor(&mut self, now_ms: u64) -> Option<(PublicKey, SyncMessage)> {
         let first = self.first_offer_ms?;
         if now_ms < self.anchor_retry_ms {
@@ -494,6 +497,7 @@ impl Restorer {
             .filter(|(_, o)| o.certified_by - o.height < u64::from(MAX_REQUEST_BLOCKS))
             .max_by_key(|(peer, o)| {
                 (
+                    self.offering(now_ms, o.height, o.depth).len() > 1,
                     o.height,
                     std::cmp::Reverse(self.peers.get(peer).map_or(0, |s| s.strikes)),
                 )
@@ -545,7 +549,11 @@ impl Restorer {
                 Ok(Some(anchor))
             }
             Err(e @ RestoreError::Short { .. }) => {
+                // Honest while the server's chain has not gone two blocks past `certified_by`;
+                // struck all the same, so a peer that always answers short is set aside after
+                // MAX_STRIKES and the next asked.
                 self.anchor_retry_ms = now_ms.saturating_add(ANCHOR_RETRY_MS);
+                self.strike(peer, now_ms);
                 Err(e)
             }
             Err(e) => {
@@ -756,6 +764,42 @@ mod tests {
             qc: QuorumCert::genesis(info),
         };
         Restorer::new(4, Some(anchor), &[])
+    }
+
+    /// The anchor asked for is of a snapshot more than one peer offers, over a higher one that
+    /// a single peer offers; with no offer confirmed, the highest.
+    #[test]
+    fn an_anchor_two_peers_offer_is_preferred_over_a_higher_lone_one() {
+        let mut r = Restorer::new(4, None, &[]);
+        let (a, b, c) = (peer(1), peer(2), peer(3));
+        r.on_offers(0, a, vec![offer(1024)]).unwrap();
+        r.on_offers(0, b, vec![offer(1024)]).unwrap();
+        r.on_offers(0, c, vec![offer(4096)]).unwrap();
+        let asked = r.requests(OFFER_WAIT_MS + 1, 1);
+        assert!(
+            asked
+                .iter()
+                .any(|(p, m)| [a, b].contains(p)
+                    && matches!(m, SyncMessage::Request { from: 1024, .. })),
+            "{asked:?}"
+        );
+        assert!(
+            !asked
+                .iter()
+                .any(|(_, m)| matches!(m, SyncMessage::Request { from: 4096, .. })),
+            "{asked:?}"
+        );
+
+        let mut lone = Restorer::new(4, None, &[]);
+        lone.on_offers(0, a, vec![offer(1024)]).unwrap();
+        lone.on_offers(0, c, vec![offer(4096)]).unwrap();
+        let asked = lone.requests(OFFER_WAIT_MS + 1, 1);
+        assert!(
+            asked
+                .iter()
+                .any(|(p, m)| *p == c && matches!(m, SyncMessage::Request { from: 4096, .. })),
+            "{asked:?}"
+        );
     }
 
     #[test]
