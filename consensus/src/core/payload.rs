@@ -81,9 +81,13 @@ impl Consensus {
         // A claim this node could not check (it has not executed that height yet) is no fault
         // of the proposer: the block is kept without a vote, so that a node behind by a block or
         // two connects the next proposals to its chain instead of fetching each one late.
-        let vote = !matches!(result, Err(PayloadError::ClaimUnchecked { .. }));
-        match result {
-            Err(error) if vote => {
+        let vote = match result {
+            Ok(()) => true,
+            Err(PayloadError::ClaimUnchecked { .. }) => {
+                self.stats.proposals_unchecked += 1;
+                false
+            }
+            Err(error) => {
                 self.payload_refused
                     .insert((proposal.block.round, proposal.block.id));
                 return Err(ConsensusError::InvalidPayload {
@@ -92,11 +96,7 @@ impl Consensus {
                     error,
                 });
             }
-            _ => {}
-        }
-        if !vote {
-            self.stats.proposals_unchecked += 1;
-        }
+        };
         // Commits made while the check ran may have changed the leader schedule of a node that
         // lags; the proposal is taken in only if its author still leads its round.
         if self.check_schedule(from, &proposal, out)? {

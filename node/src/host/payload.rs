@@ -5,7 +5,8 @@
 //! the same signature bytes, or noted by an earlier check, is not checked again), and it claims
 //! the state root at exactly the height the chain gives (`hotledger_consensus::claim`), equal to
 //! the root this node executed there. A node that has not executed that height cannot check the
-//! claim and refuses it ([`PayloadError::ClaimUnchecked`]), so it never votes unchecked.
+//! claim and answers [`PayloadError::ClaimUnchecked`]: the core keeps the block without a vote,
+//! so the node never votes on a claim it did not check.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
